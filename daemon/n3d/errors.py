@@ -1,0 +1,284 @@
+"""The one exception tree of n3d.
+
+Every error n3d raises on purpose derives from :class:`N3dError`. Foreign errors
+(httpx, OSError, psutil, json) are translated where they enter n3d, so callers
+only ever catch these::
+
+    N3dError
+    ├── ConfigError               bad config file, key or value (names file, key, line)
+    ├── PathError                 runtime/config/state dir unsafe or unusable
+    ├── AlreadyRunning            another n3d holds the lock
+    ├── ServiceError              `n3d service` could not render or install a unit
+    └── OllamaError               anything about Ollama; carries model, base_url,
+        │                         suggestion, cause and maps to a JSON-RPC code
+        ├── OllamaUnreachable     1001 ollama_unreachable
+        ├── ModelNotFound         1002 model_not_found
+        ├── InvalidModelName      1003 invalid_model_name
+        ├── PullFailed            1004 pull_failed
+        ├── OllamaTimeout         1005 timeout
+        ├── NotManaged            1006 not_managed
+        ├── ContextOverflow       1007 context_overflow
+        ├── OllamaNotInstalled    1008 ollama_not_installed
+        ├── ServerNotRunning      1009 server_not_running
+        └── UnexpectedResponse    1010 ollama_error (an answer n3d cannot use)
+
+`str(OllamaError)` is the seed's layout: the message, then `Model:` and `Server:`
+lines when known, a blank line and `Suggestion:` when there is one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AlreadyRunning",
+    "ConfigError",
+    "ContextOverflow",
+    "InvalidModelName",
+    "ModelNotFound",
+    "N3dError",
+    "NotManaged",
+    "OllamaError",
+    "OllamaNotInstalled",
+    "OllamaTimeout",
+    "OllamaUnreachable",
+    "PathError",
+    "PullFailed",
+    "ServerNotRunning",
+    "ServiceError",
+    "UnexpectedResponse",
+]
+
+
+class N3dError(Exception):
+    """Root of every error n3d raises on purpose."""
+
+
+class ConfigError(N3dError):
+    """A config file, key or value is wrong.
+
+    The message always names what is wrong and what was expected; ``file``,
+    ``key`` and ``line`` are set whenever they are known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | None = None,
+        key: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.file = file
+        self.key = key
+        self.line = line
+        where = []
+        if file:
+            where.append(f"{file}:{line}" if line else file)
+        if key:
+            where.append(f"key '{key}'")
+        prefix = f"{', '.join(where)}: " if where else ""
+        super().__init__(f"{prefix}{message}")
+        self.message = message
+
+
+class PathError(N3dError):
+    """A runtime, config or state directory is missing, unsafe or unusable."""
+
+
+class AlreadyRunning(N3dError):
+    """Another n3d already holds the runtime lock."""
+
+
+class ServiceError(N3dError):
+    """A systemd or launchd service file could not be rendered or installed."""
+
+
+class OllamaError(N3dError):
+    """Something about Ollama failed; carries the context a user needs to fix it."""
+
+    code: ClassVar[int] = 1010
+    kind: ClassVar[str] = "ollama_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        suggestion: str | None = None,
+        cause: BaseException | None = None,
+    ) -> None:
+        self.message = message
+        self.model = model
+        self.base_url = base_url
+        self.suggestion = suggestion
+        self.cause = cause
+        super().__init__(self._render())
+        if cause is not None:
+            self.__cause__ = cause
+
+    def _render(self) -> str:
+        text = self.message
+        if self.model:
+            text += f"\nModel: {self.model}"
+        if self.base_url:
+            text += f"\nServer: {self.base_url}"
+        if self.suggestion:
+            text += f"\n\nSuggestion: {self.suggestion}"
+        return text
+
+    def rpc_data(self) -> dict[str, Any]:
+        """The ``data`` member of the JSON-RPC error this maps to."""
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.model:
+            data["model"] = self.model
+        if self.base_url:
+            data["base_url"] = self.base_url
+        if self.suggestion:
+            data["suggestion"] = self.suggestion
+        return data
+
+    # The seed's scenarios, as constructors, so every part of n3d words them alike.
+
+    @classmethod
+    def model_missing(cls, model: str, base_url: str) -> ModelNotFound:
+        return ModelNotFound(
+            f"Ollama model '{model}' is not available locally.",
+            model=model,
+            base_url=base_url,
+            suggestion=f"Run: ollama pull {model}\n"
+            "Or enable auto_pull_model in your configuration.",
+        )
+
+    @classmethod
+    def unknown_in_registry(cls, model: str, base_url: str, detail: str) -> ModelNotFound:
+        return ModelNotFound(
+            f"Ollama could not find model '{model}' in its registry: {detail}",
+            model=model,
+            base_url=base_url,
+            suggestion="Check the name for a typo, and its tag: "
+            "see https://ollama.com/library for the models that exist.",
+        )
+
+    @classmethod
+    def unreachable(
+        cls, base_url: str, *, model: str | None = None, cause: BaseException | None = None
+    ) -> OllamaUnreachable:
+        return OllamaUnreachable(
+            f"Could not reach Ollama server at {base_url}",
+            model=model,
+            base_url=base_url,
+            suggestion="Ensure Ollama is running.\nInstall: https://ollama.ai\nStart: ollama serve",
+            cause=cause,
+        )
+
+    @classmethod
+    def context_overflow(
+        cls, model: str, base_url: str, num_ctx: int, *, cause: BaseException | None = None
+    ) -> ContextOverflow:
+        current = f"{num_ctx} tokens" if num_ctx > 0 else "Ollama's default (num_ctx = 0)"
+        return ContextOverflow(
+            f"Input is too large for model '{model}' context window.",
+            model=model,
+            base_url=base_url,
+            suggestion="Reduce prompt length or use a model with a larger context window.\n"
+            f"Current context setting: {current}",
+            cause=cause,
+        )
+
+    @classmethod
+    def not_installed(cls, command: str, base_url: str) -> OllamaNotInstalled:
+        return OllamaNotInstalled(
+            f"Ollama executable not found: {command}",
+            base_url=base_url,
+            suggestion="Install Ollama from: https://ollama.ai\n"
+            "Ensure 'ollama' is in your PATH, or try n3d with: n3d run --simulate",
+        )
+
+    @classmethod
+    def pull_timeout(cls, model: str, base_url: str, timeout_s: float) -> OllamaTimeout:
+        return OllamaTimeout(
+            f"Timeout while pulling model '{model}' (no progress for {timeout_s:g}s).",
+            model=model,
+            base_url=base_url,
+            suggestion="Model pull timed out. Large models can take several minutes.\n"
+            "Try increasing pull_timeout or pull manually: "
+            f"ollama pull {model} (it resumes where it stopped).",
+        )
+
+    @classmethod
+    def invalid_name(cls, name: str, reason: str) -> InvalidModelName:
+        return InvalidModelName(
+            f"Invalid model name '{name}': {reason}",
+            model=name,
+            suggestion="Model names look like 'llama3', 'llama3:8b' or "
+            "'namespace/model:tag' (letters, digits, '_', '-', '.').",
+        )
+
+    @classmethod
+    def unexpected(
+        cls,
+        base_url: str,
+        detail: str,
+        *,
+        model: str | None = None,
+        cause: BaseException | None = None,
+    ) -> UnexpectedResponse:
+        return UnexpectedResponse(
+            f"Ollama gave an unexpected answer: {detail}",
+            model=model,
+            base_url=base_url,
+            suggestion="Check Ollama logs for details.",
+            cause=cause,
+        )
+
+
+class OllamaUnreachable(OllamaError):
+    code = 1001
+    kind = "ollama_unreachable"
+
+
+class ModelNotFound(OllamaError):
+    code = 1002
+    kind = "model_not_found"
+
+
+class InvalidModelName(OllamaError):
+    code = 1003
+    kind = "invalid_model_name"
+
+
+class PullFailed(OllamaError):
+    code = 1004
+    kind = "pull_failed"
+
+
+class OllamaTimeout(OllamaError):
+    code = 1005
+    kind = "timeout"
+
+
+class NotManaged(OllamaError):
+    code = 1006
+    kind = "not_managed"
+
+
+class ContextOverflow(OllamaError):
+    code = 1007
+    kind = "context_overflow"
+
+
+class OllamaNotInstalled(OllamaError):
+    code = 1008
+    kind = "ollama_not_installed"
+
+
+class ServerNotRunning(OllamaError):
+    code = 1009
+    kind = "server_not_running"
+
+
+class UnexpectedResponse(OllamaError):
+    code = 1010
+    kind = "ollama_error"

@@ -1,0 +1,229 @@
+"""The only place structlog is configured, and the metrics registry.
+
+Every module does ``log = structlog.get_logger(__name__)``; the name becomes the
+``logger`` field. Output is one JSON object per line on stdout (``timestamp`` ISO
+8601 UTC with ``Z``, ``level`` lowercase, ``logger``, ``event``, then fields), or
+structlog's console rendering on a TTY. Each line is written with a single
+``write`` and flushed, so lines are never split or interleaved, and exceptions are
+structured fields (``exception``), never extra lines.
+
+:func:`metric` logs ``{"event": "metric", "metric": NAME, "value": V, "unit": U,
+"tags": {...}}`` and feeds :data:`REGISTRY`, which the ``metrics`` RPC method reads.
+Metrics never raise into the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sys
+import threading
+from collections import deque
+from collections.abc import MutableMapping
+from typing import Any, Literal, TextIO
+
+import structlog
+
+__all__ = [
+    "REGISTRY",
+    "LogFormat",
+    "MetricKind",
+    "MetricsRegistry",
+    "configure_logging",
+    "metric",
+]
+
+LogFormat = Literal["auto", "json", "console"]
+MetricKind = Literal["counter", "gauge", "histogram"]
+
+_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+# What each metric of DESIGN.md aggregates as; unknown names are histograms.
+METRIC_KINDS: dict[str, MetricKind] = {
+    "ollama.tokens.total": "counter",
+    "ollama.tokens.prompt": "counter",
+    "ollama.tokens.completion": "counter",
+    "ollama.model.deleted": "counter",
+    "ollama.model.evicted": "counter",
+    "ollama.server.started": "counter",
+    "ollama.server.stopped": "counter",
+    "ollama.server.restarts": "counter",
+    "ollama.models.count": "gauge",
+    "ollama.process.rss_bytes": "gauge",
+}
+
+_RESERVOIR = 2048  # samples kept per histogram for p50/p99
+
+
+class _Histogram:
+    __slots__ = ("count", "max", "min", "samples", "sum")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.sum = 0.0
+        self.min = float("inf")
+        self.max = float("-inf")
+        self.samples: deque[float] = deque(maxlen=_RESERVOIR)
+
+    def add(self, value: float) -> None:
+        self.count += 1
+        self.sum += value
+        self.min = min(self.min, value)
+        self.max = max(self.max, value)
+        self.samples.append(value)
+
+    def summary(self) -> dict[str, float | int]:
+        ordered = sorted(self.samples)
+
+        def pct(p: float) -> float:
+            # nearest-rank percentile over the reservoir
+            if not ordered:
+                return 0.0
+            return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+        return {
+            "count": self.count,
+            "sum": self.sum,
+            "min": self.min if self.count else 0.0,
+            "max": self.max if self.count else 0.0,
+            "p50": pct(0.50),
+            "p99": pct(0.99),
+        }
+
+
+class MetricsRegistry:
+    """In-process aggregation of metrics by name (tags go to the log events)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, float] = {}
+        self._gauges: dict[str, float] = {}
+        self._histograms: dict[str, _Histogram] = {}
+        self._units: dict[str, str] = {}
+
+    def record(self, name: str, value: float, unit: str, kind: MetricKind | None = None) -> None:
+        kind = kind or METRIC_KINDS.get(name, "histogram")
+        with self._lock:
+            self._units.setdefault(name, unit)
+            if kind == "counter":
+                self._counters[name] = self._counters.get(name, 0.0) + value
+            elif kind == "gauge":
+                self._gauges[name] = value
+            else:
+                self._histograms.setdefault(name, _Histogram()).add(value)
+
+    def snapshot(self) -> dict[str, Any]:
+        """`{counters, gauges, histograms, units}`; histograms carry count, sum, p50, p99."""
+        with self._lock:
+            return {
+                "counters": dict(self._counters),
+                "gauges": dict(self._gauges),
+                "histograms": {k: h.summary() for k, h in self._histograms.items()},
+                "units": dict(self._units),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counters.clear()
+            self._gauges.clear()
+            self._histograms.clear()
+            self._units.clear()
+
+
+REGISTRY = MetricsRegistry()
+_metric_log = structlog.get_logger("n3d.metrics")
+
+
+def metric(
+    name: str, value: float, unit: str, *, kind: MetricKind | None = None, **tags: Any
+) -> None:
+    """Log one metric event and aggregate it; never raises."""
+    try:
+        REGISTRY.record(name, float(value), unit, kind)
+        _metric_log.info("metric", metric=name, value=value, unit=unit, tags=tags)
+    except Exception:  # noqa: BLE001 - a metric must never break the caller
+        pass
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that remembers the name it was created for (the `logger` field)."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedLoggerFactory:
+    def __init__(self, file: TextIO | None) -> None:
+        self._file = file
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        name = str(args[0]) if args else "n3d"
+        return _NamedWriteLogger(self._file or sys.stdout, name)
+
+
+def _add_logger_name(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    event_dict.setdefault("logger", getattr(logger, "name", "n3d"))
+    return event_dict
+
+
+_exception_as_fields = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
+
+_FIRST = ("timestamp", "level", "logger", "event")
+
+
+def _order_keys(
+    logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    ordered = {k: event_dict[k] for k in _FIRST if k in event_dict}
+    ordered.update((k, v) for k, v in event_dict.items() if k not in ordered)
+    return ordered
+
+
+def _json_dumps(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(obj, default=str, ensure_ascii=False, separators=(",", ":"))
+
+
+def configure_logging(
+    fmt: LogFormat = "auto", level: str = "info", *, file: TextIO | None = None
+) -> None:
+    """Configure structlog once for the whole process.
+
+    ``auto`` renders for humans when the output is a TTY and as JSON lines
+    otherwise (systemd, launchd, pipes). Colour also needs NO_COLOR unset.
+    """
+    out = file or sys.stdout
+    is_tty = hasattr(out, "isatty") and out.isatty()
+    use_json = fmt == "json" or (fmt == "auto" and not is_tty)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        _add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: Any
+    if use_json:
+        shared += [_exception_as_fields, _order_keys]
+        renderer = structlog.processors.JSONRenderer(serializer=_json_dumps)
+    else:
+        colors = is_tty and not os.environ.get("NO_COLOR")
+        renderer = structlog.dev.ConsoleRenderer(colors=colors)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
+        logger_factory=_NamedLoggerFactory(out),
+        # Not cached: tests reconfigure (capture_logs) and module loggers must follow.
+        cache_logger_on_first_use=False,
+    )

@@ -1,0 +1,137 @@
+"""Where n3d keeps its runtime, config and state files, per platform.
+
+- runtime: Linux `$XDG_RUNTIME_DIR/n3/`, else `/tmp/n3-$UID/`; macOS `$TMPDIR/n3/`
+- config:  Linux `$XDG_CONFIG_HOME/n3/` (`~/.config/n3/`);
+           macOS `~/Library/Application Support/n3/`
+- state:   Linux `$XDG_STATE_HOME/n3/` (`~/.local/state/n3/`);
+           macOS `~/Library/Application Support/n3/`
+
+XDG variables that are empty or relative are ignored, as the XDG spec requires.
+Directories are created 0700 and then verified before use: a real directory (not
+a symlink), owned by the effective uid, with no group or other permission bits.
+The `/tmp/n3-$UID` fallback matters most: anyone can create that name first.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from n3d.errors import PathError
+
+__all__ = [
+    "APP",
+    "config_dir",
+    "config_file",
+    "ensure_private_dir",
+    "runtime_dir",
+    "socket_path",
+    "state_dir",
+]
+
+APP = "n3"
+
+
+def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
+    return os.environ if env is None else env
+
+
+def _xdg(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name, "")
+    if value and os.path.isabs(value):
+        return Path(value)
+    return None
+
+
+def _is_macos() -> bool:
+    return sys.platform == "darwin"
+
+
+def _home(env: Mapping[str, str]) -> Path:
+    home = env.get("HOME")
+    return Path(home) if home else Path.home()
+
+
+def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The runtime directory path (not created; see :func:`ensure_private_dir`)."""
+    e = _env(env)
+    if _is_macos():
+        tmp = e.get("TMPDIR") or "/tmp"
+        return Path(tmp) / APP
+    xdg = _xdg(e, "XDG_RUNTIME_DIR")
+    if xdg is not None:
+        return xdg / APP
+    return Path(f"/tmp/{APP}-{os.geteuid()}")
+
+
+def config_dir(env: Mapping[str, str] | None = None) -> Path:
+    e = _env(env)
+    if _is_macos():
+        return _home(e) / "Library" / "Application Support" / APP
+    return (_xdg(e, "XDG_CONFIG_HOME") or _home(e) / ".config") / APP
+
+
+def config_file(env: Mapping[str, str] | None = None) -> Path:
+    """`N3D_CONFIG` if set, else `n3d.toml` in the config directory."""
+    e = _env(env)
+    explicit = e.get("N3D_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    return config_dir(e) / "n3d.toml"
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    e = _env(env)
+    if _is_macos():
+        return _home(e) / "Library" / "Application Support" / APP
+    return (_xdg(e, "XDG_STATE_HOME") or _home(e) / ".local" / "state") / APP
+
+
+def socket_path(configured: str = "", env: Mapping[str, str] | None = None) -> Path:
+    """`N3D_SOCKET`, else the configured `[socket].path`, else `<runtime dir>/n3d.sock`."""
+    e = _env(env)
+    explicit = e.get("N3D_SOCKET")
+    if explicit:
+        return Path(explicit).expanduser()
+    if configured:
+        return Path(configured).expanduser()
+    return runtime_dir(e) / "n3d.sock"
+
+
+def ensure_private_dir(path: Path) -> Path:
+    """Create `path` (and parents) 0700 if missing, then verify it is safe to use.
+
+    Safe means: a directory that is not a symlink, owned by the effective uid, with
+    no permission bits for group or others. Raises :class:`PathError` saying what is
+    wrong and what to do, and never changes an existing directory's owner or mode
+    (a directory with loose modes may be someone else's trap).
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise PathError(f"cannot create directory {path}: {exc.strerror or exc}") from exc
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        raise PathError(f"cannot inspect directory {path}: {exc.strerror or exc}") from exc
+    if stat.S_ISLNK(st.st_mode):
+        raise PathError(f"{path} is a symlink; refusing to use it. Remove it and try again.")
+    if not stat.S_ISDIR(st.st_mode):
+        raise PathError(f"{path} exists and is not a directory. Remove it and try again.")
+    if st.st_uid != os.geteuid():
+        raise PathError(
+            f"{path} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()}); "
+            "refusing to use it. Remove it, or set XDG_RUNTIME_DIR / N3D_SOCKET elsewhere."
+        )
+    if st.st_mode & 0o077:
+        raise PathError(
+            f"{path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be private (0700). "
+            f"Fix it with: chmod 700 {path}"
+        )
+    return path
