@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import structlog
+
 from n3d import __version__
 from n3d.errors import N3dError
 
@@ -73,7 +75,11 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     configure_logging(args.log_format or settings.log.format, settings.log.level)
-    return daemon.run(settings, simulate=args.simulate)
+    log = structlog.get_logger("n3d.cli")
+    for warning in settings.warnings:
+        log.warning("config.warning", message=warning)
+    exit_code: int = daemon.run(settings, simulate=args.simulate)
+    return exit_code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
