@@ -114,6 +114,8 @@ class OllamaError(N3dError):
         self.base_url = base_url
         self.suggestion = suggestion
         self.cause = cause
+        # The HTTP status of Ollama's answer, when the error came from one.
+        self.status_code: int | None = None
         super().__init__(self._render())
         if cause is not None:
             self.__cause__ = cause

@@ -1,0 +1,155 @@
+"""One pooled HTTP session with an Ollama server, and the request plumbing under the client.
+
+Quick calls are bounded by ``timeout_s`` as a whole. Streams (pulls, generations) and
+loads have no read timeout, because a model load or a 40 GB download legitimately
+takes minutes; their caller bounds progress (``anyio.fail_after`` around each step).
+Connecting, writing and waiting for a pooled connection are always bounded by
+``timeout_s``. Every failure leaves here as an :class:`~n3d.errors.OllamaError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from n3d import __version__
+from n3d.errors import OllamaError
+from n3d.ollama.names import parse_model_name
+from n3d.ollama.wire import Translator, aiter_objects, error_text, parse_final_object
+
+__all__ = ["OllamaSession"]
+
+_T = TypeVar("_T")
+Failure = Callable[[int | None, str], OllamaError]
+
+# A supervisor talks to one local server: a few keep-alive connections cover health
+# checks and listings; the ceiling only guards against runaway concurrent streams.
+_LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=8, keepalive_expiry=30.0)
+
+
+class OllamaSession:
+    """Owns the one ``httpx.AsyncClient`` for ``base_url`` and translates its failures.
+
+    ``transport`` replaces the network (tests pass ``httpx.MockTransport``);
+    ``timeout_s`` bounds quick calls and every connect; ``num_ctx`` is the context
+    size n3d configures (0 = Ollama's default), quoted in context-overflow errors.
+    Proxy variables are ignored: a local supervisor never goes through a proxy.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 5.0,
+        num_ctx: int = 0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout_s = timeout_s
+        self.num_ctx = num_ctx
+        self._quick = httpx.Timeout(timeout_s)
+        self._long = httpx.Timeout(None, connect=timeout_s, write=timeout_s, pool=timeout_s)
+        self._errors = Translator(self.base_url, num_ctx)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            transport=transport,
+            timeout=self._quick,
+            limits=_LIMITS,
+            trust_env=False,
+            headers={"User-Agent": f"n3d/{__version__}"},
+        )
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; the client cannot be used afterwards."""
+        await self._http.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._http.is_closed
+
+    @staticmethod
+    def _name(model: str) -> str:
+        """The display form of a valid model name; raises InvalidModelName otherwise."""
+        return parse_model_name(model).display
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        model: str | None = None,
+        body: dict[str, Any] | None = None,
+        long: bool = False,
+        timeout_s: float | None = None,
+        num_ctx: int | None = None,
+    ) -> httpx.Response:
+        """Send one request; any answer but 2xx raises the matching OllamaError.
+
+        ``long`` lifts the read timeout; ``timeout_s`` overrides the quick limit.
+        """
+        limit = self.timeout_s if timeout_s is None else timeout_s
+        timeout = self._long if long else httpx.Timeout(limit)
+        with self._errors.entering(f"{method} {path}", model=model, timeout_s=limit):
+            response = await self._http.request(method, path, json=body, timeout=timeout)
+        if not response.is_success:
+            text = error_text(response.content)
+            raise self._errors.status_error(
+                response.status_code, text, model=model, num_ctx=num_ctx
+            )
+        return response
+
+    async def _json(
+        self,
+        method: str,
+        path: str,
+        parse: Callable[[dict[str, Any]], _T],
+        *,
+        model: str | None = None,
+        body: dict[str, Any] | None = None,
+        long: bool = False,
+        num_ctx: int | None = None,
+    ) -> _T:
+        """Send one request and parse its JSON object answer with ``parse``."""
+        response = await self._call(
+            method, path, model=model, body=body, long=long, num_ctx=num_ctx
+        )
+        with self._errors.entering(f"{method} {path}", model=model):
+            return parse(parse_final_object(response.content, what=f"the answer to {path}"))
+
+    async def _stream(
+        self, path: str, body: dict[str, Any], *, model: str, failure: Failure
+    ) -> AsyncGenerator[dict[str, Any], None]:
+        """POST and yield the JSON objects of the NDJSON answer.
+
+        An error status, or an `{"error": ...}` line once the status 200 is long sent,
+        raises what ``failure(status or None, text)`` builds. Wrap it in ``aclosing``:
+        the response closes when the generator does.
+        """
+        with self._errors.entering(f"POST {path}", model=model, timeout_s=self.timeout_s):
+            async with self._http.stream("POST", path, json=body, timeout=self._long) as r:
+                if not r.is_success:
+                    await r.aread()
+                    raise failure(r.status_code, error_text(r.content))
+                async for data in aiter_objects(r, what=f"a line of {path}"):
+                    if "error" in data:
+                        raise failure(None, str(data["error"]))
+                    yield data
+
+    def _parse(self, parse: Callable[[dict[str, Any]], _T], data: dict[str, Any], model: str) -> _T:
+        """``parse(data)``, with a missing or mistyped field as UnexpectedResponse."""
+        with self._errors.entering("parsing an answer", model=model):
+            return parse(data)

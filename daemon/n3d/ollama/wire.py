@@ -1,0 +1,218 @@
+"""Where Ollama's HTTP answers and failures enter n3d and become n3d values.
+
+Nothing from httpx or json gets past this module: transport failures, error statuses,
+error lines inside a stream and unreadable bodies all become :class:`OllamaError`
+subclasses, worded like the seed (research/ollama.md §1, §7). The HTTP status, when
+there is one, is kept on the error as ``status_code``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import httpx
+
+from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
+
+__all__ = [
+    "Translator",
+    "aiter_objects",
+    "error_text",
+    "is_context_overflow",
+    "parse_final_object",
+    "parse_object",
+]
+
+# Ollama's wordings for over-long input with `truncate:false` (v0.12+ and llama-server HEAD).
+_CONTEXT_MARKERS = (
+    "exceeds the context length",
+    "longer than the context length",
+)
+_UNKNOWN_IN_REGISTRY = "pull model manifest: file does not exist"
+_BUSY_SUGGESTION = (
+    "Ollama may be loading a model, busy, or stuck. Check `ollama ps` and the server "
+    "logs; n3d restarts a managed server that keeps failing health checks."
+)
+
+
+def error_text(body: bytes | str) -> str:
+    """Ollama's `{"error": ...}` text, else the raw body, like the official client."""
+    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and isinstance(data.get("error"), str):
+        return str(data["error"])
+    text = raw.strip()
+    if text:
+        return text
+    return "an empty body"
+
+
+def _names_missing_model(text: str) -> bool:
+    # `model 'x' not found`, `model "x" not found, try pulling it first`; not gin's
+    # `404 page not found` from a server too old to have the route.
+    lowered = text.lower()
+    return lowered.startswith("model ") and "not found" in lowered
+
+
+def is_context_overflow(text: str) -> bool:
+    lowered = text.lower()
+    return any(marker in lowered for marker in _CONTEXT_MARKERS)
+
+
+_E = TypeVar("_E", bound=OllamaError)
+
+
+def _with_status(err: _E, status: int | None) -> _E:
+    err.status_code = status
+    return err
+
+
+def parse_object(body: bytes | str, *, what: str) -> dict[str, Any]:
+    """Decode a JSON object; raises ValueError naming `what` when it is not one."""
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        shown = body[:200] if isinstance(body, str) else body[:200].decode("utf-8", "replace")
+        raise ValueError(f"{what} is not JSON: {shown!r}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} is not a JSON object: {data!r}")
+    return data
+
+
+def parse_final_object(body: bytes, *, what: str) -> dict[str, Any]:
+    """One JSON object, or the last line of an NDJSON body (a server that streamed anyway)."""
+    try:
+        return parse_object(body, what=what)
+    except ValueError:
+        lines = [line for line in body.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise
+        return parse_object(lines[-1], what=what)
+
+
+async def aiter_objects(response: httpx.Response, *, what: str) -> AsyncIterator[dict[str, Any]]:
+    """The JSON objects of an NDJSON body, one per non-blank line (ValueError if not)."""
+    async for line in response.aiter_lines():
+        if line.strip():
+            yield parse_object(line, what=what)
+
+
+class Translator:
+    """Turns foreign failures into :class:`OllamaError` for one server.
+
+    ``num_ctx`` is the context size n3d asked for (0 = Ollama's default); it only
+    makes the context-overflow suggestion precise.
+    """
+
+    def __init__(self, base_url: str, num_ctx: int = 0) -> None:
+        self.base_url = base_url
+        self.num_ctx = num_ctx
+
+    def status_error(
+        self, status: int | None, text: str, *, model: str | None, num_ctx: int | None = None
+    ) -> OllamaError:
+        """The error for an error status (or, with status None, a mid-stream error line)."""
+        ctx = self.num_ctx if num_ctx is None else num_ctx
+        err: OllamaError
+        if is_context_overflow(text):
+            err = OllamaError.context_overflow(model or "?", self.base_url, ctx)
+        elif status == 404 and model and _names_missing_model(text):
+            err = OllamaError.model_missing(model, self.base_url)
+        elif status == 400 and "invalid model name" in text.lower():
+            err = OllamaError.invalid_name(model or "", f"Ollama rejected it ({text})")
+        else:
+            where = f" (HTTP {status})" if status else ""
+            err = OllamaError.unexpected(self.base_url, f"{text}{where}", model=model)
+        return _with_status(err, status)
+
+    def pull_error(self, status: int | None, text: str, *, model: str) -> OllamaError:
+        """The error for a failed pull: a typo'd name, a bad name, or a resumable failure."""
+        if _UNKNOWN_IN_REGISTRY in text:
+            return _with_status(OllamaError.unknown_in_registry(model, self.base_url, text), status)
+        if status == 400:
+            return self.status_error(status, text, model=model)
+        return _with_status(
+            PullFailed(
+                f"Pulling model '{model}' failed: {text}",
+                model=model,
+                base_url=self.base_url,
+                suggestion=f"Run the pull again, it resumes where it stopped: ollama pull {model}",
+            ),
+            status,
+        )
+
+    def pull_incomplete(self, model: str, last_status: str | None) -> PullFailed:
+        """A pull stream that ended without Ollama's `success` line."""
+        seen = f"last status: '{last_status}'" if last_status else "no progress at all"
+        return _with_status(
+            PullFailed(
+                f"Pulling model '{model}' ended before Ollama reported success ({seen}).",
+                model=model,
+                base_url=self.base_url,
+                suggestion=f"Run the pull again, it resumes where it stopped: ollama pull {model}",
+            ),
+            None,
+        )
+
+    def malformed(self, exc: ValueError, *, model: str | None) -> OllamaError:
+        return _with_status(OllamaError.unexpected(self.base_url, str(exc), model=model), None)
+
+    def transport_error(
+        self, exc: Exception, *, model: str | None, request: str, timeout_s: float | None
+    ) -> OllamaError:
+        """An httpx failure (or bad base URL) as unreachable, timeout or unexpected."""
+        err: OllamaError
+        if isinstance(
+            exc,
+            httpx.ConnectError
+            | httpx.ConnectTimeout
+            | httpx.UnsupportedProtocol
+            | httpx.InvalidURL,
+        ):
+            # Nothing accepted the connection (refused, DNS, silent host, unusable URL).
+            err = OllamaError.unreachable(self.base_url, model=model, cause=exc)
+        elif isinstance(exc, httpx.TimeoutException):
+            limit = f" within {timeout_s:g}s" if timeout_s is not None else ""
+            phase = "all connections busy" if isinstance(exc, httpx.PoolTimeout) else "no answer"
+            err = OllamaTimeout(
+                f"Ollama did not answer {request}{limit} ({phase}).",
+                model=model,
+                base_url=self.base_url,
+                suggestion=_BUSY_SUGGESTION,
+                cause=exc,
+            )
+        elif isinstance(exc, httpx.NetworkError | httpx.RemoteProtocolError):
+            # The server went away mid-exchange (Ollama's SIGTERM closes every connection).
+            err = OllamaUnreachable(
+                f"Lost the connection to Ollama server at {self.base_url} during {request}: "
+                f"{exc or type(exc).__name__}",
+                model=model,
+                base_url=self.base_url,
+                suggestion="Ensure Ollama is running.\nStart: ollama serve",
+                cause=exc,
+            )
+        else:  # undecodable body, redirect loop, ...: an answer n3d cannot use
+            detail = f"{request}: {exc or type(exc).__name__}"
+            err = OllamaError.unexpected(self.base_url, detail, model=model, cause=exc)
+        return _with_status(err, None)
+
+    @contextmanager
+    def entering(
+        self, request: str, *, model: str | None, timeout_s: float | None = None
+    ) -> Iterator[None]:
+        """Translate httpx and JSON failures raised inside the block."""
+        try:
+            yield
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise self.transport_error(
+                exc, model=model, request=request, timeout_s=timeout_s
+            ) from exc
+        except ValueError as exc:
+            # json and the `from_json` parsers: an answer n3d cannot use.
+            raise self.malformed(exc, model=model) from exc
