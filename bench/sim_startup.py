@@ -1,0 +1,67 @@
+"""Time from spawning `ollama-sim serve` to its first successful `HEAD /`.
+
+Usage: python bench/sim_startup.py [RUNS]   (default 20)
+
+Each run starts `python -m n3d.sim serve` on a free port with an empty temporary
+OLLAMA_MODELS and no ready delay, polls `HEAD /` every 2 ms with a raw socket,
+records the elapsed time, then SIGKILLs the process group. Prints median and p90.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from n3d.sim.testing import free_port
+
+
+def _head_ok(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
+            sock.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            return sock.recv(64).startswith(b"HTTP/1.1 200")
+    except OSError:
+        return False
+
+
+def one_run(models_dir: str) -> float:
+    """Seconds from spawn to the first 200 answer to `HEAD /`."""
+    port = free_port()
+    env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": models_dir}
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "n3d.sim", "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        while not _head_ok(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"simulator exited with {proc.returncode}")
+            if time.perf_counter() - started > 10:
+                raise TimeoutError("no answer within 10 s")
+            time.sleep(0.002)
+        return time.perf_counter() - started
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def main() -> int:
+    runs = int(sys.argv[1]) if len(sys.argv) > 1 else 20
+    with tempfile.TemporaryDirectory() as tmp:
+        one_run(tmp)  # warm the OS file cache once; not counted
+        times = sorted(one_run(tmp) for _ in range(runs))
+    p90 = times[min(len(times) - 1, int(round(0.9 * len(times))) - 1)]
+    print(f"ollama-sim startup to first HEAD / over {runs} runs: "
+          f"median {statistics.median(times) * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms, "
+          f"min {times[0] * 1000:.1f} ms, max {times[-1] * 1000:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

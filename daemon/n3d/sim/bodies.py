@@ -1,0 +1,81 @@
+"""Request bodies decoded with the errors Go's `encoding/json` and gin would give.
+
+An empty body is `missing request body` (gin's `io.EOF`); broken JSON and wrong
+field types are 400s worded like Go's decoder; `keep_alive` goes through Ollama's
+`Duration.UnmarshalJSON` rules (`n3d.ollama.duration.parse_keep_alive`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from n3d.ollama.duration import KeepAliveError, parse_keep_alive
+from n3d.sim.app import HttpError
+
+__all__ = ["get_bool", "get_dict", "get_str", "keep_alive", "parse_body"]
+
+_GO_KIND = {str: "string", bool: "bool", int: "number", float: "number", list: "array",
+            dict: "object", type(None): "null"}
+
+
+def _kind(value: Any) -> str:
+    return _GO_KIND.get(type(value), "value")
+
+
+def parse_body(body: bytes, struct: str) -> dict[str, Any]:
+    """The JSON object in a request body, or HttpError(400) with Go's wording."""
+    text = body.decode("utf-8", errors="replace")
+    if not text.strip():
+        raise HttpError(400, "missing request body")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip()):
+            raise HttpError(400, "unexpected EOF") from None
+        char = text[exc.pos]
+        raise HttpError(400, f"invalid character '{char}' looking for beginning of value") from None
+    if not isinstance(value, dict):
+        raise HttpError(400, f"json: cannot unmarshal {_kind(value)} into Go value of type "
+                             f"api.{struct}")
+    return value
+
+
+def _type_error(struct: str, key: str, value: Any, go_type: str) -> HttpError:
+    return HttpError(400, f"json: cannot unmarshal {_kind(value)} into Go struct field "
+                          f"{struct}.{key} of type {go_type}")
+
+
+def get_str(body: dict[str, Any], key: str, struct: str) -> str:
+    value = body.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise _type_error(struct, key, value, "string")
+    return value
+
+
+def get_bool(body: dict[str, Any], key: str, struct: str) -> bool | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, bool):
+        raise _type_error(struct, key, value, "bool")
+    return value
+
+
+def get_dict(body: dict[str, Any], key: str, struct: str) -> dict[str, Any]:
+    value = body.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise _type_error(struct, key, value, "map[string]interface {}")
+    return value
+
+
+def keep_alive(body: dict[str, Any]) -> float | None:
+    """Seconds from `keep_alive` (inf = forever, None = not given), or HttpError(400)."""
+    try:
+        return parse_keep_alive(body.get("keep_alive"))
+    except KeepAliveError as exc:
+        raise HttpError(400, str(exc)) from None

@@ -1,0 +1,137 @@
+"""The simulator's settings, read once from the environment at start.
+
+Ollama's own variables (`OLLAMA_HOST`, `OLLAMA_MODELS`, `OLLAMA_KEEP_ALIVE`,
+`OLLAMA_MAX_LOADED_MODELS`, `OLLAMA_CONTEXT_LENGTH`) mean what they mean to Ollama;
+the `OLLAMA_SIM_*` variables are the simulator's own knobs and fault switches
+(docs/simulator.md). Durations are seconds as floats.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from n3d.ollama.duration import KeepAliveError, parse_go_duration
+from n3d.ollama.host import OllamaHost, parse_ollama_host
+
+__all__ = ["DEFAULT_VERSION", "SimConfig", "SimConfigError", "load_config"]
+
+DEFAULT_VERSION = "0.13.5"
+
+
+class SimConfigError(ValueError):
+    """An `OLLAMA_SIM_*` or `OLLAMA_*` variable the simulator cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class SimConfig:
+    """Everything the simulator reads from its environment."""
+
+    host: OllamaHost
+    models_dir: Path
+    keep_alive_s: float  # default for new loads; math.inf = forever
+    max_loaded: int
+    default_num_ctx: int
+    version: str
+    ready_delay_s: float
+    pull_seconds: float
+    load_seconds: float
+    token_seconds: float
+    response_delay_s: float
+    crash_after_s: float | None
+    crash_code: int
+    hang_after_s: float | None
+    fail_pulls: str  # "" = off, "midway", or the error text every pull ends with
+    fail_loads: bool
+    control_path: Path | None
+    request_log_path: Path | None
+    preload: tuple[str, ...]
+    gin_release: bool
+    env: Mapping[str, str]
+
+
+def _trimmed(env: Mapping[str, str], key: str) -> str:
+    # Ollama trims spaces and quotes from every variable (envconfig.Var).
+    return env.get(key, "").strip().strip("\"'").strip()
+
+
+def _seconds(env: Mapping[str, str], key: str, default: float | None) -> float | None:
+    text = _trimmed(env, key)
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise SimConfigError(f"{key}={text!r} is not a number of seconds") from None
+    if value < 0 or math.isnan(value):
+        raise SimConfigError(f"{key}={text!r} must be zero or more seconds")
+    return value
+
+
+def _keep_alive(env: Mapping[str, str]) -> float:
+    """`OLLAMA_KEEP_ALIVE`: a Go duration or bare integer seconds; negative = forever."""
+    text = _trimmed(env, "OLLAMA_KEEP_ALIVE")
+    if not text:
+        return 300.0
+    try:
+        seconds = float(int(text))
+    except ValueError:
+        try:
+            seconds = parse_go_duration(text)
+        except KeepAliveError:
+            return 300.0  # Ollama warns and keeps its default
+    return math.inf if seconds < 0 else seconds
+
+
+def _fail_pulls(text: str) -> str:
+    lowered = text.lower()
+    if lowered in ("", "0", "false", "no", "off"):
+        return ""
+    if lowered in ("1", "true", "yes", "on", "always"):
+        return "offline"
+    if lowered in ("midway", "half", "eof"):
+        return "midway"
+    return text
+
+
+def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
+    """Read the simulator's settings; raises :class:`SimConfigError` on a bad value."""
+    env = dict(os.environ if env is None else env)
+    models = _trimmed(env, "OLLAMA_MODELS")
+    models_dir = Path(models).expanduser() if models else Path.home() / ".ollama-sim" / "models"
+    max_loaded_text = _trimmed(env, "OLLAMA_MAX_LOADED_MODELS")
+    max_loaded = int(max_loaded_text) if max_loaded_text.isdigit() else 0
+    ctx_text = _trimmed(env, "OLLAMA_CONTEXT_LENGTH")
+    control = _trimmed(env, "OLLAMA_SIM_CONTROL")
+    request_log = _trimmed(env, "OLLAMA_SIM_REQUEST_LOG")
+    crash_code_text = _trimmed(env, "OLLAMA_SIM_CRASH_CODE") or "2"
+    if not crash_code_text.isdigit() or not 1 <= int(crash_code_text) <= 255:
+        raise SimConfigError(f"OLLAMA_SIM_CRASH_CODE={crash_code_text!r} must be 1..255")
+    preload_text = _trimmed(env, "OLLAMA_SIM_MODELS_PRELOAD")
+    preload = tuple(p.strip() for p in preload_text.split(",") if p.strip())
+    return SimConfig(
+        host=parse_ollama_host(env.get("OLLAMA_HOST")),
+        models_dir=models_dir,
+        keep_alive_s=_keep_alive(env),
+        max_loaded=max_loaded or 3,  # 0 = auto = 3 per GPU, and 3 on CPU
+        default_num_ctx=int(ctx_text) if ctx_text.isdigit() and int(ctx_text) > 0 else 4096,
+        version=_trimmed(env, "OLLAMA_SIM_VERSION") or DEFAULT_VERSION,
+        ready_delay_s=_seconds(env, "OLLAMA_SIM_READY_DELAY", 0.0) or 0.0,
+        pull_seconds=_seconds(env, "OLLAMA_SIM_PULL_SECONDS", 1.5) or 0.0,
+        load_seconds=_seconds(env, "OLLAMA_SIM_LOAD_SECONDS", 0.5) or 0.0,
+        token_seconds=_seconds(env, "OLLAMA_SIM_TOKEN_SECONDS", 0.01) or 0.0,
+        response_delay_s=_seconds(env, "OLLAMA_SIM_RESPONSE_DELAY", 0.0) or 0.0,
+        crash_after_s=_seconds(env, "OLLAMA_SIM_CRASH_AFTER", None),
+        crash_code=int(crash_code_text),
+        hang_after_s=_seconds(env, "OLLAMA_SIM_HANG_AFTER", None),
+        fail_pulls=_fail_pulls(_trimmed(env, "OLLAMA_SIM_FAIL_PULLS")),
+        fail_loads=_trimmed(env, "OLLAMA_SIM_FAIL_LOADS").lower() in ("1", "true", "yes", "on"),
+        control_path=Path(control) if control else None,
+        request_log_path=Path(request_log) if request_log else None,
+        preload=preload,
+        gin_release=_trimmed(env, "GIN_MODE") == "release",
+        env=env,
+    )
