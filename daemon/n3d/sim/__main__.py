@@ -40,14 +40,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args or args[0] not in ("serve", "start"):
         shown = f'unknown command "{args[0]}"' if args else "a command is required"
-        sys.stderr.write(f"Error: {shown} for \"ollama-sim\"\n\n{USAGE}")
+        sys.stderr.write(f'Error: {shown} for "ollama-sim"\n\n{USAGE}')
         return 2
     if any(a in ("-h", "--help") for a in args[1:]):
         sys.stdout.write(USAGE)
         return 0
     if len(args) > 1:
-        sys.stderr.write(f'Error: unknown flag or argument "{args[1]}" for "ollama-sim serve"\n\n'
-                         f"{USAGE}")
+        sys.stderr.write(
+            f'Error: unknown flag or argument "{args[1]}" for "ollama-sim serve"\n\n{USAGE}'
+        )
         return 2
     # Imported here so `--help` and usage errors stay instant.
     from n3d.sim.config import SimConfigError, load_config

@@ -49,9 +49,11 @@ RouteTable = dict[str, dict[str, RouteHandler]]
 
 def crash(code: int) -> None:
     """Die like a Go panic: a goroutine trace on stderr, exit code 2 (or the one asked)."""
-    sys.stderr.write("panic: n3d simulator: crash requested by OLLAMA_SIM_CRASH_AFTER or the "
-                     "control file\n\ngoroutine 1 [running]:\nmain.main()\n"
-                     "\t/go/src/github.com/ollama/ollama/main.go:12 +0x13\n")
+    sys.stderr.write(
+        "panic: n3d simulator: crash requested by OLLAMA_SIM_CRASH_AFTER or the "
+        "control file\n\ngoroutine 1 [running]:\nmain.main()\n"
+        "\t/go/src/github.com/ollama/ollama/main.go:12 +0x13\n"
+    )
     sys.stderr.flush()
     sys.stdout.flush()
     os._exit(code)  # no cleanup: runners are orphaned, as after a real panic
@@ -95,8 +97,9 @@ class App:
             path.parent.mkdir(parents=True, exist_ok=True)
             self._request_log = path.open("a", encoding="utf-8")
 
-    async def reply_json(self, resp: Response, status: int, body: Any,
-                         content_type: str = JSON) -> None:
+    async def reply_json(
+        self, resp: Response, status: int, body: Any, content_type: str = JSON
+    ) -> None:
         await resp.send(status, go_json(body), content_type)
 
     async def _wait_while_hung(self) -> None:
@@ -127,8 +130,13 @@ class App:
             await self._dispatch(req, resp)
         finally:
             if resp.status:
-                gin_access(resp.status, time.monotonic() - started, req.client_ip or "127.0.0.1",
-                           req.method, req.path)
+                gin_access(
+                    resp.status,
+                    time.monotonic() - started,
+                    req.client_ip or "127.0.0.1",
+                    req.method,
+                    req.path,
+                )
                 self._log_request(req, resp.status, time.monotonic() - started)
 
     async def _dispatch(self, req: Request, resp: Response) -> None:
@@ -157,7 +165,12 @@ class App:
     def _log_request(self, req: Request, status: int, seconds: float) -> None:
         if self._request_log is None:
             return
-        record = {"ts": round(time.time(), 6), "method": req.method, "path": req.path,
-                  "status": status, "duration_ms": round(seconds * 1000, 3)}
+        record = {
+            "ts": round(time.time(), 6),
+            "method": req.method,
+            "path": req.path,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+        }
         self._request_log.write(json.dumps(record) + "\n")
         self._request_log.flush()

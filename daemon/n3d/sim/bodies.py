@@ -15,8 +15,15 @@ from n3d.sim.app import HttpError
 
 __all__ = ["get_bool", "get_dict", "get_str", "keep_alive", "parse_body"]
 
-_GO_KIND = {str: "string", bool: "bool", int: "number", float: "number", list: "array",
-            dict: "object", type(None): "null"}
+_GO_KIND = {
+    str: "string",
+    bool: "bool",
+    int: "number",
+    float: "number",
+    list: "array",
+    dict: "object",
+    type(None): "null",
+}
 
 
 def _kind(value: Any) -> str:
@@ -36,14 +43,18 @@ def parse_body(body: bytes, struct: str) -> dict[str, Any]:
         char = text[exc.pos]
         raise HttpError(400, f"invalid character '{char}' looking for beginning of value") from None
     if not isinstance(value, dict):
-        raise HttpError(400, f"json: cannot unmarshal {_kind(value)} into Go value of type "
-                             f"api.{struct}")
+        raise HttpError(
+            400, f"json: cannot unmarshal {_kind(value)} into Go value of type api.{struct}"
+        )
     return value
 
 
 def _type_error(struct: str, key: str, value: Any, go_type: str) -> HttpError:
-    return HttpError(400, f"json: cannot unmarshal {_kind(value)} into Go struct field "
-                          f"{struct}.{key} of type {go_type}")
+    return HttpError(
+        400,
+        f"json: cannot unmarshal {_kind(value)} into Go struct field "
+        f"{struct}.{key} of type {go_type}",
+    )
 
 
 def get_str(body: dict[str, Any], key: str, struct: str) -> str:

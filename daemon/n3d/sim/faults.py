@@ -113,9 +113,14 @@ class Faults:
             state = replace(state, fail_pulls=mode)
         if "fail_loads" in o:
             state = replace(state, fail_loads=bool(o["fail_loads"]))
-        seconds = {key: float(value) for key, value in o.items()
-                   if key in _SECONDS and isinstance(value, int | float)
-                   and not isinstance(value, bool) and value >= 0}
+        seconds = {
+            key: float(value)
+            for key, value in o.items()
+            if key in _SECONDS
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and value >= 0
+        }
         state = replace(
             state,
             response_delay_s=seconds.get("response_delay", state.response_delay_s),

@@ -17,9 +17,17 @@ __all__ = ["BadRequest", "Connections", "Request", "Response", "serve_connection
 
 _MAX_HEADER_BYTES = 1 << 20  # Go's DefaultMaxHeaderBytes
 _REASONS = {
-    100: "Continue", 200: "OK", 301: "Moved Permanently", 400: "Bad Request",
-    403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 413: "Payload Too Large",
-    499: "status code 499", 500: "Internal Server Error", 503: "Service Unavailable",
+    100: "Continue",
+    200: "OK",
+    301: "Moved Permanently",
+    400: "Bad Request",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    499: "status code 499",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -200,8 +208,10 @@ async def serve_connection(
             try:
                 request = await read_request(reader, writer)
             except BadRequest:
-                writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; "
-                             b"charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request")
+                writer.write(
+                    b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; "
+                    b"charset=utf-8\r\nConnection: close\r\n\r\n400 Bad Request"
+                )
                 await writer.drain()
                 return
             if request is None:

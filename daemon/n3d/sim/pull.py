@@ -40,7 +40,8 @@ class _Download:
         self.error: str | None = None
         self.done = asyncio.Event()
         partial = store.blob_path(layer.digest).with_name(
-            store.blob_path(layer.digest).name + "-partial")
+            store.blob_path(layer.digest).name + "-partial"
+        )
         self._partial = partial
         self._store = store
         try:
@@ -54,13 +55,18 @@ class _Download:
         size = self.layer.size
         start_bytes = self.completed
         started = time.monotonic()
-        slog("INFO", "download.go:175", f"downloading {self.layer.digest[7:19]} in 16 "
-             f"{max(size // 16 // 1_000_000, 1)} MB part(s)")
+        slog(
+            "INFO",
+            "download.go:175",
+            f"downloading {self.layer.digest[7:19]} in 16 "
+            f"{max(size // 16 // 1_000_000, 1)} MB part(s)",
+        )
         try:
             while self.completed < size:
                 await asyncio.sleep(_TICK_S / 2)
-                fraction = 1.0 if self._seconds <= 0 else (
-                    (time.monotonic() - started) / self._seconds)
+                fraction = (
+                    1.0 if self._seconds <= 0 else ((time.monotonic() - started) / self._seconds)
+                )
                 self.completed = min(size, start_bytes + int(size * fraction))
                 self._partial.write_text(str(self.completed))
                 if self._fail_midway and self.completed >= size // 2:
@@ -109,14 +115,21 @@ class Puller:
         for layer in layers:
             short = f"pulling {layer.digest[7:19]}"
             if self._store.has_blob(layer.digest):
-                yield {"status": short, "digest": layer.digest, "total": layer.size,
-                       "completed": layer.size}
+                yield {
+                    "status": short,
+                    "digest": layer.digest,
+                    "total": layer.size,
+                    "completed": layer.size,
+                }
                 continue
             share = state.pull_seconds * layer.size / total
             download = self._download(layer, share, state.fail_pulls == "midway")
             while True:
-                line: dict[str, Any] = {"status": short, "digest": layer.digest,
-                                        "total": layer.size}
+                line: dict[str, Any] = {
+                    "status": short,
+                    "digest": layer.digest,
+                    "total": layer.size,
+                }
                 if download.completed:
                     line["completed"] = download.completed  # omitempty: absent while 0
                 yield line

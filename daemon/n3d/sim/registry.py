@@ -73,6 +73,7 @@ class RegistryModel:
 
     def layers(self) -> list[Layer]:
         """Manifest layers in registry order: model, template, license, params."""
+
         def placeholder(kind: str, size: int) -> Layer:
             seed = f"n3d-sim/{self.model}:{self.tag}/{kind}".encode()
             digest = "sha256:" + hashlib.sha256(seed).hexdigest()
@@ -80,10 +81,22 @@ class RegistryModel:
 
         out = [placeholder("model", self.model_bytes)]
         if not self.embedding_only:
-            out.append(Layer(_MEDIA + "template", _sha(self.template.encode()),
-                             len(self.template.encode()), self.template.encode()))
-        out.append(Layer(_MEDIA + "license", _sha(self.license.encode()),
-                         len(self.license.encode()), self.license.encode()))
+            out.append(
+                Layer(
+                    _MEDIA + "template",
+                    _sha(self.template.encode()),
+                    len(self.template.encode()),
+                    self.template.encode(),
+                )
+            )
+        out.append(
+            Layer(
+                _MEDIA + "license",
+                _sha(self.license.encode()),
+                len(self.license.encode()),
+                self.license.encode(),
+            )
+        )
         if self.parameters:
             params = self.parameters.encode()
             out.append(Layer(_MEDIA + "params", _sha(params), len(params), params))
@@ -108,43 +121,154 @@ _CHAT = ("completion",)
 _TOOLS = ("completion", "tools")
 
 
-def _m(model: str, tag: str, family: str, psize: str, quant: str, nbytes: int, ctx: int,
-       emb: int, count: int, caps: tuple[str, ...] = _CHAT, template: str = "{{ .Prompt }}",
-       params: str = "") -> RegistryModel:
-    return RegistryModel(model, tag, family, psize, quant, nbytes, ctx, emb, count, caps,
-                         template=template, parameters=params)
+def _m(
+    model: str,
+    tag: str,
+    family: str,
+    psize: str,
+    quant: str,
+    nbytes: int,
+    ctx: int,
+    emb: int,
+    count: int,
+    caps: tuple[str, ...] = _CHAT,
+    template: str = "{{ .Prompt }}",
+    params: str = "",
+) -> RegistryModel:
+    return RegistryModel(
+        model,
+        tag,
+        family,
+        psize,
+        quant,
+        nbytes,
+        ctx,
+        emb,
+        count,
+        caps,
+        template=template,
+        parameters=params,
+    )
 
 
-_LLAMA32_3B = _m("llama3.2", "3b", "llama", "3.2B", "Q4_K_M", 2019377376, 131072, 3072,
-                 3212749888, _TOOLS, _LLAMA3_TEMPLATE, _LLAMA3_PARAMS)
-_LLAMA3_8B = _m("llama3", "8b", "llama", "8.0B", "Q4_0", 4661211424, 8192, 4096, 8030261248,
-                template=_LLAMA3_TEMPLATE, params=_LLAMA3_PARAMS)
-_MISTRAL_7B = _m("mistral", "7b", "llama", "7.2B", "Q4_0", 4113289152, 32768, 4096, 7248023552,
-                 _TOOLS, "[INST] {{ .Prompt }} [/INST]", '{"stop":["[INST]","[/INST]"]}')
-_PHI3_MINI = _m("phi3", "mini", "phi3", "3.8B", "Q4_0", 2176177120, 131072, 3072, 3821079552,
-                template="<|user|>\n{{ .Prompt }}<|end|>\n<|assistant|>\n",
-                params='{"stop":["<|end|>","<|user|>","<|assistant|>"]}')
-_QWEN25_7B = _m("qwen2.5", "7b", "qwen2", "7.6B", "Q4_K_M", 4683073184, 32768, 3584, 7615616512,
-                _TOOLS)
-_NOMIC = _m("nomic-embed-text", "v1.5", "nomic-bert", "137M", "F16", 274290656, 2048, 768,
-            136727040, ("embedding",))
+_LLAMA32_3B = _m(
+    "llama3.2",
+    "3b",
+    "llama",
+    "3.2B",
+    "Q4_K_M",
+    2019377376,
+    131072,
+    3072,
+    3212749888,
+    _TOOLS,
+    _LLAMA3_TEMPLATE,
+    _LLAMA3_PARAMS,
+)
+_LLAMA3_8B = _m(
+    "llama3",
+    "8b",
+    "llama",
+    "8.0B",
+    "Q4_0",
+    4661211424,
+    8192,
+    4096,
+    8030261248,
+    template=_LLAMA3_TEMPLATE,
+    params=_LLAMA3_PARAMS,
+)
+_MISTRAL_7B = _m(
+    "mistral",
+    "7b",
+    "llama",
+    "7.2B",
+    "Q4_0",
+    4113289152,
+    32768,
+    4096,
+    7248023552,
+    _TOOLS,
+    "[INST] {{ .Prompt }} [/INST]",
+    '{"stop":["[INST]","[/INST]"]}',
+)
+_PHI3_MINI = _m(
+    "phi3",
+    "mini",
+    "phi3",
+    "3.8B",
+    "Q4_0",
+    2176177120,
+    131072,
+    3072,
+    3821079552,
+    template="<|user|>\n{{ .Prompt }}<|end|>\n<|assistant|>\n",
+    params='{"stop":["<|end|>","<|user|>","<|assistant|>"]}',
+)
+_QWEN25_7B = _m(
+    "qwen2.5", "7b", "qwen2", "7.6B", "Q4_K_M", 4683073184, 32768, 3584, 7615616512, _TOOLS
+)
+_NOMIC = _m(
+    "nomic-embed-text",
+    "v1.5",
+    "nomic-bert",
+    "137M",
+    "F16",
+    274290656,
+    2048,
+    768,
+    136727040,
+    ("embedding",),
+)
 
 _CATALOG: dict[tuple[str, str], RegistryModel] = {}
 for _entry, _aliases in [
     (_LLAMA32_3B, ("latest", "3b")),
-    (_m("llama3.2", "1b", "llama", "1.2B", "Q8_0", 1321082688, 131072, 2048, 1235814432,
-        _TOOLS, _LLAMA3_TEMPLATE, _LLAMA3_PARAMS), ("1b",)),
+    (
+        _m(
+            "llama3.2",
+            "1b",
+            "llama",
+            "1.2B",
+            "Q8_0",
+            1321082688,
+            131072,
+            2048,
+            1235814432,
+            _TOOLS,
+            _LLAMA3_TEMPLATE,
+            _LLAMA3_PARAMS,
+        ),
+        ("1b",),
+    ),
     (_LLAMA3_8B, ("latest", "8b")),
-    (_m("qwen2.5", "0.5b", "qwen2", "494.03M", "Q4_K_M", 397807936, 32768, 896, 494032768,
-        _TOOLS), ("0.5b",)),
+    (
+        _m(
+            "qwen2.5",
+            "0.5b",
+            "qwen2",
+            "494.03M",
+            "Q4_K_M",
+            397807936,
+            32768,
+            896,
+            494032768,
+            _TOOLS,
+        ),
+        ("0.5b",),
+    ),
     (_QWEN25_7B, ("latest", "7b")),
     (_MISTRAL_7B, ("latest", "7b")),
     (_PHI3_MINI, ("latest", "mini")),
-    (_m("tinyllama", "1.1b", "llama", "1B", "Q4_0", 637699456, 2048, 2048, 1100048384),
-     ("latest", "1.1b")),
+    (
+        _m("tinyllama", "1.1b", "llama", "1B", "Q4_0", 637699456, 2048, 2048, 1100048384),
+        ("latest", "1.1b"),
+    ),
     (_NOMIC, ("latest", "v1.5")),
-    (_m("all-minilm", "22m", "bert", "23M", "F16", 45949216, 512, 384, 22565376,
-        ("embedding",)), ("latest", "22m")),
+    (
+        _m("all-minilm", "22m", "bert", "23M", "F16", 45949216, 512, 384, 22565376, ("embedding",)),
+        ("latest", "22m"),
+    ),
 ]:
     for _tag in _aliases:
         # An alias tag is the same bytes under another name, as on the real registry.

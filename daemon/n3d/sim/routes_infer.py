@@ -37,8 +37,9 @@ def _installed(app: App, text: str, missing: HttpError) -> InstalledModel:
     return model
 
 
-async def _schedule(app: App, model: InstalledModel, keep: float | None,
-                    options: dict[str, Any]) -> tuple[Loaded, int]:
+async def _schedule(
+    app: App, model: InstalledModel, keep: float | None, options: dict[str, Any]
+) -> tuple[Loaded, int]:
     started = time.monotonic_ns()
     try:
         lm = await app.scheduler.acquire(model, keep, options)
@@ -60,8 +61,11 @@ def _chat_prompt(body: dict[str, Any]) -> tuple[str, int]:
     if messages is None:
         return "", 0
     if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise HttpError(400, "json: cannot unmarshal value into Go struct field "
-                             "ChatRequest.messages of type []api.Message")
+        raise HttpError(
+            400,
+            "json: cannot unmarshal value into Go struct field "
+            "ChatRequest.messages of type []api.Message",
+        )
     text = "\n".join(str(m.get("content", "")) for m in messages)
     return text, len(messages)
 
@@ -129,14 +133,16 @@ async def _inference(app: App, req: Request, resp: Response, *, chat: bool) -> N
         metrics: dict[str, Any] = {}
         if not chat:
             metrics["context"] = token_ids(prompt + "".join(pieces), prompt_count + len(pieces))
-        metrics.update({
-            "total_duration": now - started,
-            "load_duration": load_ns,
-            "prompt_eval_count": prompt_count,
-            "prompt_eval_duration": prompt_count * 180_000,
-            "eval_count": len(pieces),
-            "eval_duration": max(now - eval_started, 1),
-        })
+        metrics.update(
+            {
+                "total_duration": now - started,
+                "load_duration": load_ns,
+                "prompt_eval_count": prompt_count,
+                "prompt_eval_duration": prompt_count * 180_000,
+                "eval_count": len(pieces),
+                "eval_duration": max(now - eval_started, 1),
+            }
+        )
         final = reply(reason, "" if stream else "".join(pieces), **metrics)
         if stream:
             await resp.write(go_json(final) + b"\n")
@@ -184,13 +190,17 @@ async def embed(app: App, req: Request, resp: Response) -> None:
         if isinstance(dims, int) and 0 < dims < size:
             size = dims
         vectors = [embedding(model.name.display, text, size) for text in inputs]
-        await app.reply_json(resp, 200, {
-            "model": model_text,
-            "embeddings": vectors,
-            "total_duration": time.monotonic_ns() - started,
-            "load_duration": load_ns,
-            "prompt_eval_count": sum(min(c, lm.num_ctx) for c in counts),
-        })
+        await app.reply_json(
+            resp,
+            200,
+            {
+                "model": model_text,
+                "embeddings": vectors,
+                "total_duration": time.monotonic_ns() - started,
+                "load_duration": load_ns,
+                "prompt_eval_count": sum(min(c, lm.num_ctx) for c in counts),
+            },
+        )
     finally:
         app.scheduler.release(lm)
 

@@ -53,16 +53,21 @@ async def ps(app: App, req: Request, resp: Response) -> None:
     rows = []
     for lm in app.scheduler.loaded():
         expires_ns = lm.expires_at_ns()
-        rows.append((expires_ns // 1_000_000_000, {
-            "name": lm.model.name.display,
-            "model": lm.model.name.display,
-            "size": lm.size,
-            "digest": lm.model.digest,
-            "details": lm.model.details(),
-            "expires_at": rfc3339_local(expires_ns),
-            "size_vram": 0,  # the simulator is a CPU-only machine: "100% CPU"
-            "context_length": lm.num_ctx,
-        }))
+        rows.append(
+            (
+                expires_ns // 1_000_000_000,
+                {
+                    "name": lm.model.name.display,
+                    "model": lm.model.name.display,
+                    "size": lm.size,
+                    "digest": lm.model.digest,
+                    "details": lm.model.details(),
+                    "expires_at": rfc3339_local(expires_ns),
+                    "size_vram": 0,  # the simulator is a CPU-only machine: "100% CPU"
+                    "context_length": lm.num_ctx,
+                },
+            )
+        )
     rows.sort(key=lambda row: row[0], reverse=True)  # longest time remaining first
     await app.reply_json(resp, 200, {"models": [row for _, row in rows]})
 
@@ -108,9 +113,14 @@ async def show(app: App, req: Request, resp: Response) -> None:
         reply["parameters"] = parameters
     if template and "completion" in model.capabilities:
         reply["template"] = template
-    reply.update({"details": model.details(), "model_info": info,
-                  "capabilities": model.capabilities,
-                  "modified_at": rfc3339_local(model.modified_ns)})
+    reply.update(
+        {
+            "details": model.details(),
+            "model_info": info,
+            "capabilities": model.capabilities,
+            "modified_at": rfc3339_local(model.modified_ns),
+        }
+    )
     await app.reply_json(resp, 200, {k: v for k, v in reply.items() if v != ""})
 
 

@@ -21,7 +21,7 @@ __all__ = ["main"]
 def _log(msg: str, **attrs: object) -> None:
     stamp = slog_time()
     fields = "".join(f" {k}={v}" for k, v in attrs.items())
-    sys.stderr.write(f"time={stamp} level=INFO source=runner.go:1 msg=\"{msg}\"{fields}\n")
+    sys.stderr.write(f'time={stamp} level=INFO source=runner.go:1 msg="{msg}"{fields}\n')
     sys.stderr.flush()
 
 
@@ -37,11 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     listener.bind(("127.0.0.1", args.port))
     listener.listen(16)
     _log("starting go runner")
-    _log("Server listening on", addr=f"127.0.0.1:{args.port}", model=args.model,
-         ctx=args.ctx_size)
+    _log("Server listening on", addr=f"127.0.0.1:{args.port}", model=args.model, ctx=args.ctx_size)
     body = b'{"status":"ok"}'
-    reply = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
-             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    reply = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
     while True:
         conn, _ = listener.accept()
         with conn:

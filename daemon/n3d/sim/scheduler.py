@@ -119,8 +119,12 @@ class Scheduler:
             if current is not None and not current.ready.is_set():
                 await current.ready.wait()
                 continue
-            if current is not None and current.alive and current.num_ctx == num_ctx \
-                    and current.runner_options == runner_options:
+            if (
+                current is not None
+                and current.alive
+                and current.num_ctx == num_ctx
+                and current.runner_options == runner_options
+            ):
                 current.refcount += 1
                 if current.timer is not None:
                     current.timer.cancel()
@@ -142,7 +146,10 @@ class Scheduler:
             await asyncio.wait_for(self._changed.wait(), 0.05)
 
     async def _load(
-        self, model: InstalledModel, keep_alive_s: float | None, num_ctx: int,
+        self,
+        model: InstalledModel,
+        keep_alive_s: float | None,
+        num_ctx: int,
         runner_options: dict[str, Any],
     ) -> Loaded:
         session = self._config.keep_alive_s if keep_alive_s is None else keep_alive_s
@@ -182,8 +189,17 @@ class Scheduler:
         started = time.monotonic()
         lm.port = _free_port()
         blob = self._store.blob_path(lm.model.layers[0]) if lm.model.layers else self._store.blobs
-        cmd = [sys.executable, "-m", "n3d.sim.runner", "--model", str(blob),
-               "--port", str(lm.port), "--ctx-size", str(lm.num_ctx)]
+        cmd = [
+            sys.executable,
+            "-m",
+            "n3d.sim.runner",
+            "--model",
+            str(blob),
+            "--port",
+            str(lm.port),
+            "--ctx-size",
+            str(lm.num_ctx),
+        ]
         slog("INFO", "server.go:398", "starting llama server", cmd=" ".join(cmd))
         # No start_new_session: runners share the server's process group, like Ollama's.
         lm.process = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL)
@@ -195,8 +211,11 @@ class Scheduler:
         if state.fail_loads or not lm.alive:
             slog("ERROR", "sched.go:459", "error loading llama server", error=LOAD_FAILED)
             raise LoadError(LOAD_FAILED)
-        slog("INFO", "server.go:1232",
-             f"llama runner started in {time.monotonic() - started:.2f} seconds")
+        slog(
+            "INFO",
+            "server.go:1232",
+            f"llama runner started in {time.monotonic() - started:.2f} seconds",
+        )
 
     async def _wait_runner_healthy(self, lm: Loaded) -> None:
         deadline = time.monotonic() + 30.0
@@ -223,7 +242,8 @@ class Scheduler:
             self._spawn(self._unload(lm, reason="keep_alive 0"))
         elif not math.isinf(lm.session_s):
             lm.timer = asyncio.get_running_loop().call_later(
-                lm.session_s, lambda: self._spawn(self._unload(lm, reason="expired")))
+                lm.session_s, lambda: self._spawn(self._unload(lm, reason="expired"))
+            )
 
     def expire(self, model: InstalledModel) -> None:
         """`keep_alive: 0` with no prompt: unload now if idle, else once idle."""
@@ -244,8 +264,7 @@ class Scheduler:
             del self._loaded[lm.model.name.key]
         if lm.timer is not None:
             lm.timer.cancel()
-        slog("INFO", "sched.go:720", "unloading runner", model=lm.model.name.display,
-             reason=reason)
+        slog("INFO", "sched.go:720", "unloading runner", model=lm.model.name.display, reason=reason)
         if lm.process is not None and lm.process.returncode is None:
             lm.process.kill()  # Ollama's llama.Close(): Process.Kill(), then Wait()
             await lm.process.wait()

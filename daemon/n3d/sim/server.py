@@ -51,11 +51,17 @@ ROUTES: RouteTable = {
     "/api/embeddings": {"POST": embeddings},
 }
 _HANDLER_NAMES: dict[object, str] = {
-    root: "func1", version: "func2", pull: "(*Server).PullHandler-fm",
-    tags: "(*Server).ListHandler-fm", show: "(*Server).ShowHandler-fm",
-    delete: "(*Server).DeleteHandler-fm", copy_model: "(*Server).CopyHandler-fm",
-    ps: "(*Server).PsHandler-fm", generate: "(*Server).GenerateHandler-fm",
-    chat: "(*Server).ChatHandler-fm", embed: "(*Server).EmbedHandler-fm",
+    root: "func1",
+    version: "func2",
+    pull: "(*Server).PullHandler-fm",
+    tags: "(*Server).ListHandler-fm",
+    show: "(*Server).ShowHandler-fm",
+    delete: "(*Server).DeleteHandler-fm",
+    copy_model: "(*Server).CopyHandler-fm",
+    ps: "(*Server).PsHandler-fm",
+    generate: "(*Server).GenerateHandler-fm",
+    chat: "(*Server).ChatHandler-fm",
+    embed: "(*Server).EmbedHandler-fm",
     embeddings: "(*Server).EmbeddingsHandler-fm",
 }
 
@@ -85,8 +91,9 @@ def bind(config: SimConfig) -> socket.socket:
             try:
                 info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
             except OSError as exc:
-                raise _fail(f"listen tcp {format_hostport(host, port)}: "
-                            f"lookup {host}: no such host") from exc
+                raise _fail(
+                    f"listen tcp {format_hostport(host, port)}: lookup {host}: no such host"
+                ) from exc
             family, address = info[0], str(info[4][0])
     shown = f":{port}" if host == "" else format_hostport(address, port)
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -122,25 +129,41 @@ def _preload(app: App) -> None:
 def _startup_logs(app: App, address: str) -> None:
     config = app.config
     env = {k: v for k, v in sorted(config.env.items()) if k.startswith(("OLLAMA_", "CUDA_"))}
-    env.update({"OLLAMA_HOST": config.host.url, "OLLAMA_MODELS": str(config.models_dir),
-                "OLLAMA_KEEP_ALIVE": format_go_duration(config.keep_alive_s)
-                if config.keep_alive_s != float("inf") else "2562047h47m16.854775807s",
-                "OLLAMA_MAX_LOADED_MODELS": str(config.max_loaded)})
-    slog("INFO", "routes.go:1554", "server config",
-         env="map[" + " ".join(f"{k}:{v}" for k, v in sorted(env.items())) + "]")
+    env.update(
+        {
+            "OLLAMA_HOST": config.host.url,
+            "OLLAMA_MODELS": str(config.models_dir),
+            "OLLAMA_KEEP_ALIVE": format_go_duration(config.keep_alive_s)
+            if config.keep_alive_s != float("inf")
+            else "2562047h47m16.854775807s",
+            "OLLAMA_MAX_LOADED_MODELS": str(config.max_loaded),
+        }
+    )
+    slog(
+        "INFO",
+        "routes.go:1554",
+        "server config",
+        env="map[" + " ".join(f"{k}:{v}" for k, v in sorted(env.items())) + "]",
+    )
     blobs = len(list(app.store.blobs.iterdir())) if app.store.blobs.is_dir() else 0
     slog("INFO", "images.go:522", f"total blobs: {blobs}")
     slog("INFO", "images.go:529", "total unused blobs removed: 0")
     if not config.gin_release:
-        gin_debug("[WARNING] Creating an Engine instance with the Logger and Recovery "
-                  "middleware already attached.\n")
-        gin_debug('[WARNING] Running in "debug" mode. Switch to "release" mode in production.\n'
-                  " - using env:\texport GIN_MODE=release\n"
-                  " - using code:\tgin.SetMode(gin.ReleaseMode)\n")
+        gin_debug(
+            "[WARNING] Creating an Engine instance with the Logger and Recovery "
+            "middleware already attached.\n"
+        )
+        gin_debug(
+            '[WARNING] Running in "debug" mode. Switch to "release" mode in production.\n'
+            " - using env:\texport GIN_MODE=release\n"
+            " - using code:\tgin.SetMode(gin.ReleaseMode)\n"
+        )
         for path, methods in ROUTES.items():
             for method, handler in methods.items():
-                gin_debug(f"{method:<6} {path:<25} --> github.com/ollama/ollama/server."
-                          f"{_HANDLER_NAMES[handler]} (5 handlers)")
+                gin_debug(
+                    f"{method:<6} {path:<25} --> github.com/ollama/ollama/server."
+                    f"{_HANDLER_NAMES[handler]} (5 handlers)"
+                )
     slog("INFO", "routes.go:1607", f"Listening on {address} (version {app.faults.state().version})")
 
 
@@ -194,10 +217,22 @@ async def run(config: SimConfig, started_at: float) -> NoReturn:
         await asyncio.wait_for(stop.wait(), config.ready_delay_s)
     if not stop.is_set():
         slog("INFO", "gpu.go:377", "no compatible GPUs were discovered")
-        slog("INFO", "types.go:130", "inference compute", id="0", library="cpu", variant="avx2",
-             compute="", driver="0.0", name="", total="15.5 GiB", available="12.1 GiB")
+        slog(
+            "INFO",
+            "types.go:130",
+            "inference compute",
+            id="0",
+            library="cpu",
+            variant="avx2",
+            compute="",
+            driver="0.0",
+            name="",
+            total="15.5 GiB",
+            available="12.1 GiB",
+        )
         server = await asyncio.start_server(
-            lambda r, w: serve_connection(r, w, app.handle, connections), sock=sock)
+            lambda r, w: serve_connection(r, w, app.handle, connections), sock=sock
+        )
         await stop.wait()
     watcher.cancel()
     await app.scheduler.shutdown()

@@ -140,6 +140,7 @@ class Store:
 
     def write_manifest(self, name: ModelName, entry: RegistryModel) -> None:
         """Write the manifest for `name` (blobs must already be present)."""
+
         def ref(layer: Layer) -> dict[str, Any]:
             return {"mediaType": layer.media_type, "digest": layer.digest, "size": layer.size}
 

@@ -42,17 +42,25 @@ def free_port() -> int:
 class SimulatorProcess:
     """One `ollama-sim serve` child: start, wait for readiness, inspect, stop."""
 
-    def __init__(self, workdir: Path, env: dict[str, str] | None = None, *,
-                 port: int | None = None, fast: bool = True) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        env: dict[str, str] | None = None,
+        *,
+        port: int | None = None,
+        fast: bool = True,
+    ) -> None:
         self.workdir = workdir
         self.port = free_port() if port is None else port
         self.models_dir = workdir / "models"
         self.stdout_path = workdir / "sim.stdout"
         self.stderr_path = workdir / "sim.stderr"
-        self.env: dict[str, str] = {k: v for k, v in os.environ.items()
-                                    if not k.startswith("OLLAMA_")}
-        self.env.update({"OLLAMA_HOST": f"127.0.0.1:{self.port}",
-                         "OLLAMA_MODELS": str(self.models_dir)})
+        self.env: dict[str, str] = {
+            k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")
+        }
+        self.env.update(
+            {"OLLAMA_HOST": f"127.0.0.1:{self.port}", "OLLAMA_MODELS": str(self.models_dir)}
+        )
         if fast:
             self.env.update(FAST_ENV)
         self.env.update(env or {})
@@ -72,8 +80,13 @@ class SimulatorProcess:
         self.workdir.mkdir(parents=True, exist_ok=True)
         with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "n3d.sim", "serve"], env=self.env, stdout=out,
-                stderr=err, stdin=subprocess.DEVNULL, start_new_session=True)
+                [sys.executable, "-m", "n3d.sim", "serve"],
+                env=self.env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return self
 
     def is_ready(self, timeout: float = 0.5) -> bool:
@@ -105,8 +118,9 @@ class SimulatorProcess:
     def group_pids(self) -> set[int]:
         """PIDs alive in the simulator's process group (itself and its runners)."""
         # `ps` works alike on Linux and macOS; zombies (state Z) are not alive.
-        table = subprocess.run(["ps", "-eo", "pid=,pgid=,stat="], capture_output=True,
-                               text=True, check=True).stdout
+        table = subprocess.run(
+            ["ps", "-eo", "pid=,pgid=,stat="], capture_output=True, text=True, check=True
+        ).stdout
         found = set()
         for line in table.splitlines():
             fields = line.split()
