@@ -1,0 +1,237 @@
+"""`n3d run`: the daemon's one task group, started and stopped in a written-down order.
+
+Start (docs/behavior.md, "Start-up order"):
+
+1. runtime dir created 0700 and verified; exclusive ``flock`` on ``n3d.lock``
+   (a second n3d exits 1 at once: "n3d is already running (pid N, socket PATH)");
+2. ``n3d.pid`` written;
+3. the signal watcher (SIGTERM/SIGINT: shut down; SIGHUP: reload the config);
+4. the supervisor (orphans of a killed n3d handled first, then the server);
+5. the control socket (issue 5; its place is marked below);
+6. ``READY=1`` to systemd, and the watchdog pings.
+
+Shutdown is an input (:meth:`Daemon.request_shutdown`); the order is bounded:
+``STOPPING=1`` → (socket stops accepting, issue 5) → the supervisor stops the
+server (SIGTERM, ``stop_timeout``, SIGKILL of the group, verification) → the task
+group is cancelled → pid files removed, lock released. Exit code 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import sys
+from collections.abc import Mapping, Sequence
+from contextlib import suppress
+from pathlib import Path
+
+import anyio
+import structlog
+from anyio.abc import TaskStatus
+
+from n3d import __version__
+from n3d.config import Settings, load_settings
+from n3d.errors import AlreadyRunning, ConfigError, N3dError
+from n3d.paths import ensure_private_dir, runtime_dir
+from n3d.state import Snapshot, Transition
+from n3d.supervisor import Supervisor
+from n3d.supervisor.notify import Notifier
+
+__all__ = ["SIMULATOR", "Daemon", "acquire_lock", "run", "summary"]
+
+log = structlog.get_logger("n3d.daemon")
+
+SIMULATOR = (sys.executable, "-m", "n3d.sim", "serve")
+_SHUTDOWN_SLACK_S = 5.0  # on top of stop_timeout and verification, for the whole stop
+
+
+def summary(snapshot: Snapshot) -> str:
+    """The one-line STATUS= text: ``ollama running (pid 12) at URL, 1 restart``."""
+    text = f"ollama {snapshot.state.value}"
+    if snapshot.pid:
+        text += f" (pid {snapshot.pid})"
+    text += f" at {snapshot.base_url}"
+    if snapshot.restarts:
+        text += f", {snapshot.restarts} restart{'s' if snapshot.restarts != 1 else ''}"
+    if snapshot.state.value in ("backoff", "fatal", "degraded", "unreachable"):
+        text += f": {snapshot.reason}"
+    return text
+
+
+def acquire_lock(directory: Path, socket_path: Path) -> int:
+    """Take the exclusive lock ``directory/n3d.lock``; returns its fd (keep it open).
+
+    The lock dies with the process, so a SIGKILLed n3d never blocks the next one.
+    Raises :class:`AlreadyRunning` naming the holder's pid and socket.
+    """
+    path = directory / "n3d.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").splitlines()
+        os.close(fd)
+        pid = holder[0] if holder else "?"
+        sock = holder[1] if len(holder) > 1 else str(socket_path)
+        raise AlreadyRunning(f"n3d is already running (pid {pid}, socket {sock})") from None
+    # Only the holder writes, and only after locking: the content is diagnostics.
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n{socket_path}\n".encode(), 0)
+    return fd
+
+
+class Daemon:
+    """The whole of `n3d run`; ``request_shutdown()`` is how tests and signals stop it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        command: Sequence[str],
+        simulate: bool = False,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.command = tuple(command)
+        self.simulate = simulate
+        self.env = dict(os.environ if env is None else env)
+        self.notifier = Notifier.from_env(self.env)
+        self.supervisor: Supervisor | None = None
+        self._shutdown: anyio.Event | None = None
+
+    def request_shutdown(self) -> None:
+        """Begin the ordered shutdown (idempotent)."""
+        if self._shutdown is not None:
+            self._shutdown.set()
+
+    async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> int:
+        """Run until shutdown; returns the exit code. Raises N3dError before start-up."""
+        self._shutdown = anyio.Event()
+        directory = ensure_private_dir(runtime_dir(self.env))
+        socket_path = self.settings.socket_path(self.env)
+        lock_fd = acquire_lock(directory, socket_path)  # first: before touching anything
+        pid_file = directory / "n3d.pid"
+        try:
+            fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            log.info(
+                "n3d.starting",
+                version=__version__,
+                pid=os.getpid(),
+                runtime_dir=str(directory),
+                socket=str(socket_path),
+                mode=self.settings.server.mode,
+                base_url=self.settings.ollama.base_url,
+                simulate=self.simulate,
+            )
+            for warning in self.settings.warnings:
+                log.warning("config.warning", warning=warning)
+            await self._run_parts(directory, task_status)
+        finally:
+            with suppress(FileNotFoundError):
+                pid_file.unlink()
+            os.close(lock_fd)
+            log.info("n3d.stopped")
+        return 0
+
+    async def _run_parts(self, directory: Path, task_status: TaskStatus[None]) -> None:
+        assert self._shutdown is not None
+        sup = self.supervisor = Supervisor(
+            self.settings, command=self.command, runtime_dir=directory, environ=self.env
+        )
+
+        def on_change(edge: Transition | None, snapshot: Snapshot) -> None:
+            if edge is not None:
+                self.notifier.status(summary(snapshot))
+
+        sup.store.subscribe(on_change)
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._watch_signals)
+            await tg.start(sup.run)
+            # ---- issue 5: start the control socket here ---------------------------
+            #   await tg.start(rpc_server.run)  (stale check, bind under umask 0o177)
+            # Until it exists, READY=1 means "the supervisor is running".
+            # ---------------------------------------------------------------------
+            self.notifier.ready(summary(sup.snapshot))
+            await tg.start(self.notifier.run_watchdog)
+            log.info("n3d.ready", state=sup.snapshot.state.value)
+            task_status.started()
+            await self._shutdown.wait()
+            log.info("n3d.shutting_down")
+            self.notifier.stopping("n3d is stopping ollama")
+            # (issue 5: stop accepting and drain connections here, before the server)
+            s = self.settings.server
+            with anyio.move_on_after(s.stop_timeout_s + _SHUTDOWN_SLACK_S, shield=True):
+                await sup.shutdown()
+            tg.cancel_scope.cancel()
+
+    async def _watch_signals(
+        self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            task_status.started()
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    self.reload()
+                else:
+                    log.info("n3d.signal", signal=signal.Signals(signum).name)
+                    self.request_shutdown()
+
+    def reload(self) -> bool:
+        """Re-read the config file; a bad one is logged and the old settings kept."""
+        self.notifier.reloading()
+        try:
+            new = load_settings(self.settings.file, self.env)
+        except ConfigError as exc:
+            log.error("config.reload_failed", error=str(exc), kept="the previous settings")
+            self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
+            return False
+        old = self.settings
+        later = [
+            name
+            for name, a, b in (
+                ("server.mode", old.server.mode, new.server.mode),
+                ("ollama.base_url", old.ollama.base_url, new.ollama.base_url),
+                ("socket.path", old.socket.path, new.socket.path),
+            )
+            if a != b
+        ]
+        if later:
+            log.warning(
+                "config.reload_needs_restart",
+                keys=later,
+                detail="these take effect when n3d restarts",
+            )
+        self.settings = new
+        if self.supervisor is not None:
+            self.supervisor.apply_settings(new)
+            if not self.simulate:
+                self.supervisor.command = new.server.command
+        log.info("config.reloaded", file=str(new.file) if new.file else None)
+        self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
+        return True
+
+
+def run(settings: Settings, *, simulate: bool) -> int:
+    """`n3d run`: supervise until SIGTERM/SIGINT; returns the process exit code.
+
+    ``simulate`` supervises the bundled simulator instead of ``[server].command``.
+    """
+    command = SIMULATOR if simulate else settings.server.command
+    daemon = Daemon(settings, command=command, simulate=simulate)
+    try:
+        return anyio.run(daemon.run)
+    except AlreadyRunning as exc:
+        log.error("n3d.already_running", error=str(exc))
+        print(f"n3d: {exc}", file=sys.stderr)
+        return 1
+    except N3dError as exc:
+        log.error("n3d.failed", error=str(exc))
+        print(f"n3d: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: say so in one line, with the details in the log
+        log.exception("n3d.crashed")
+        print(f"n3d: internal error: {exc!r} (details in the log)", file=sys.stderr)
+        return 1

@@ -1,0 +1,254 @@
+"""One `ollama serve` child: spawn, drain its output, notice its exit, stop its group.
+
+* The child runs in a new session, so its pid is also its process-group id and
+  Ollama's runners (which share serve's group, research/ollama.md §3) can be
+  killed with one ``killpg`` even after serve itself died.
+* stdout and stderr are read continuously and re-emitted as log events with
+  ``logger: "ollama"``; a pipe never fills, whatever the child prints.
+* Exit is noticed by awaiting the child (a waitpid), not by polling.
+* :meth:`OllamaProcess.stop`: SIGTERM to serve, wait ``timeout_s``, SIGKILL to the
+  whole group, then verify with psutil that no member of the group survives.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+
+import anyio
+import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
+import structlog
+from anyio.abc import Process
+
+from n3d.errors import OllamaError
+from n3d.supervisor.groups import VERIFY_S, group_members, kill_group
+from n3d.supervisor.output import drain
+
+__all__ = [
+    "ExitStatus",
+    "OllamaProcess",
+    "Resources",
+    "StopReport",
+    "child_environment",
+    "group_members",  # re-exported: process groups are part of this module's story
+    "kill_group",
+    "open_ollama",
+]
+
+log = structlog.get_logger("n3d.supervisor.process")
+
+# Variables that belong to n3d's own service manager, never to the child: systemd
+# would take a READY=1 from ollama as ours, and LISTEN_FDS describes n3d's sockets.
+_SCRUBBED_PREFIXES = ("NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_")
+_DRAIN_GRACE_S = 1.0  # after the group is gone, how long pipes may stay open
+
+
+def child_environment(
+    base: Mapping[str, str], *, ollama_host: str, extra: Mapping[str, str]
+) -> dict[str, str]:
+    """The child's environment: ``base`` + ``extra``, n3d's service variables removed.
+
+    ``OLLAMA_HOST`` is always ``ollama_host`` (from the base URL), even if ``extra``
+    sets it: n3d probes the base URL, so the child must listen exactly there.
+    """
+    env = {k: v for k, v in base.items() if not k.startswith(_SCRUBBED_PREFIXES)}
+    env.update(extra)
+    env["OLLAMA_HOST"] = ollama_host
+    return env
+
+
+@dataclass(frozen=True, slots=True)
+class ExitStatus:
+    """How the child ended: ``returncode`` as Python reports it (negative = signal)."""
+
+    returncode: int
+
+    @property
+    def signal_name(self) -> str | None:
+        if self.returncode >= 0:
+            return None
+        try:
+            return signal.Signals(-self.returncode).name
+        except ValueError:
+            return str(-self.returncode)
+
+    def describe(self) -> str:
+        """``exit code 1`` or ``signal SIGKILL``."""
+        name = self.signal_name
+        return f"signal {name}" if name else f"exit code {self.returncode}"
+
+
+@dataclass(frozen=True, slots=True)
+class StopReport:
+    """What a stop did: the exit, whether SIGKILL was needed, how long it took (s)."""
+
+    exit: ExitStatus | None
+    killed: bool  # serve ignored SIGTERM for `timeout_s` and was SIGKILLed
+    survivors: int  # group members still alive after verification (should be 0)
+    duration_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """The process tree (serve plus runners): resident memory in bytes, CPU percent."""
+
+    rss_bytes: int
+    cpu_percent: float
+    processes: int
+
+
+class OllamaProcess:
+    """A running child; created by :func:`open_ollama`, which guarantees its stop."""
+
+    def __init__(self, process: Process, command: Sequence[str]) -> None:
+        self._process = process
+        self.command = tuple(command)
+        self.pid = process.pid
+        self.pgid = process.pid  # new session: the leader's pid is the group id
+        self.started_at = time.monotonic()
+        self.exited = anyio.Event()
+        self.exit_status: ExitStatus | None = None
+        self._stop_lock = anyio.Lock()
+        self._stop_report: StopReport | None = None
+        try:
+            self._ps: psutil.Process | None = psutil.Process(self.pid)
+            self.create_time = self._ps.create_time()
+        except psutil.Error:  # already gone: it exited before we could look
+            self._ps, self.create_time = None, 0.0
+        self._tree: dict[int, psutil.Process] = {}
+        self.last_stderr: str | None = None  # the newest stderr line, for error messages
+
+    def note_stderr(self, line: str) -> None:
+        self.last_stderr = line
+
+    async def _watch_exit(self) -> None:
+        # Shielded: a cancelled supervisor must still learn of the exit while it
+        # stops the child; open_ollama always SIGKILLs the group, so this ends.
+        with anyio.CancelScope(shield=True):
+            returncode = await self._process.wait()
+        self.exit_status = ExitStatus(returncode)
+        self.exited.set()
+
+    async def wait(self) -> ExitStatus:
+        """Wait until serve exits; returns how it ended."""
+        await self.exited.wait()
+        assert self.exit_status is not None
+        return self.exit_status
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        """Signal serve alone (not its group); a no-op once it has exited."""
+        if not self.exited.is_set():
+            with suppress(ProcessLookupError):
+                self._process.send_signal(signum)
+
+    async def stop(self, timeout_s: float) -> StopReport:
+        """SIGTERM serve, wait ``timeout_s``, SIGKILL the group, verify it is empty.
+
+        Idempotent and safe to call concurrently: later callers get the first report.
+        Bounded by about ``timeout_s + 2 s`` of verification.
+        """
+        async with self._stop_lock:
+            if self._stop_report is not None:
+                return self._stop_report
+            began = time.monotonic()
+            killed = False
+            if not self.exited.is_set():
+                # Ollama kills its runners itself on the first SIGTERM; later
+                # signals are swallowed, which is why escalation is SIGKILL.
+                self.send_signal(signal.SIGTERM)
+                with anyio.move_on_after(timeout_s):
+                    await self.exited.wait()
+                killed = not self.exited.is_set()
+            # Always: runners of a crashed serve outlive it in the same group.
+            survivors = await kill_group(self.pgid)
+            with anyio.move_on_after(VERIFY_S):
+                await self.exited.wait()
+            report = StopReport(self.exit_status, killed, survivors, time.monotonic() - began)
+            self._stop_report = report
+            if killed:
+                log.warning("ollama.killed", pid=self.pid, after_s=timeout_s)
+            if survivors:
+                log.error("ollama.group_survivors", pgid=self.pgid, count=survivors)
+            return report
+
+    def resources(self) -> Resources:
+        """RSS and CPU of serve and its descendants (CPU since the previous call)."""
+        if self._ps is None or self.exited.is_set():
+            return Resources(0, 0.0, 0)
+        try:
+            procs = [self._ps, *self._ps.children(recursive=True)]
+        except psutil.Error:
+            return Resources(0, 0.0, 0)
+        # Keep the same psutil objects between calls: cpu_percent needs a baseline.
+        tree = {p.pid: self._tree.get(p.pid, p) for p in procs}
+        self._tree = tree
+        rss, cpu, count = 0, 0.0, 0
+        for proc in tree.values():
+            try:
+                rss += proc.memory_info().rss
+                cpu += proc.cpu_percent(None)
+                count += 1
+            except psutil.Error:
+                continue
+        return Resources(rss, cpu, count)
+
+
+@asynccontextmanager
+async def open_ollama(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    stop_timeout_s: float,
+    base_url: str = "",
+) -> AsyncIterator[OllamaProcess]:
+    """Spawn ``command`` in a new session; on leaving the block, stop it (bounded).
+
+    Raises :class:`~n3d.errors.OllamaNotInstalled` when the executable is missing
+    or not executable.
+    """
+    try:
+        process = await anyio.open_process(
+            list(command),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=dict(env),
+            start_new_session=True,
+        )
+    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
+        raise OllamaError.not_installed(command[0], base_url) from exc
+    child = OllamaProcess(process, command)
+    log.info("ollama.spawned", pid=child.pid, command=list(command))
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(child._watch_exit)
+            stdout, stderr = process.stdout, process.stderr
+            assert stdout is not None and stderr is not None
+            # Shielded like the exit watcher: the pipes are read until the group is
+            # gone (plus a grace), even when the surrounding code is cancelled.
+            drains = anyio.CancelScope(shield=True)
+
+            async def drain_all() -> None:
+                with drains:
+                    async with anyio.create_task_group() as dtg:
+                        dtg.start_soon(drain, stdout, "stdout", child.note_stderr)
+                        dtg.start_soon(drain, stderr, "stderr", child.note_stderr)
+
+            tg.start_soon(drain_all)
+            try:
+                yield child
+            finally:
+                with anyio.CancelScope(shield=True):
+                    await child.stop(stop_timeout_s)
+                    # A process outside the group (it called setsid) may hold the
+                    # pipes open forever; don't wait for its EOF beyond a grace.
+                    drains.deadline = anyio.current_time() + _DRAIN_GRACE_S
+    finally:
+        with anyio.CancelScope(shield=True):
+            for stream in (process.stdout, process.stderr):
+                if stream is not None:
+                    await stream.aclose()

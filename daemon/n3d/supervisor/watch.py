@@ -1,0 +1,148 @@
+"""The watching phases of a lifecycle: start-up, a running child, a foreign server.
+
+Each phase races the child's exit (noticed at once, by waiting on it) against
+timed `HEAD /` probes, and reports how the phase ended. Transitions between
+running and degraded (or external and unreachable) happen here; the decisions
+about what comes next stay in :mod:`n3d.supervisor.supervisor`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+import anyio
+
+from n3d.logs import metric
+from n3d.state import ServerState
+from n3d.supervisor.process import ExitStatus, OllamaProcess
+
+if TYPE_CHECKING:
+    from n3d.supervisor.supervisor import Supervisor
+
+__all__ = ["wait_ready", "watch_foreign", "watch_running"]
+
+S = ServerState
+_READY_POLL_S = 0.1  # Ollama's own CLI polls every 0.5 s; a refused connect costs nothing
+
+
+def _exit_text(what: str, status: ExitStatus, child: OllamaProcess) -> str:
+    text = f"{what} ({status.describe()})"
+    return f"{text}: {child.last_stderr}" if child.last_stderr else text
+
+
+async def wait_ready(sup: Supervisor, child: OllamaProcess) -> str | None:
+    """None once `HEAD /` answers within start_timeout; else why the start failed."""
+    timeout_s = sup.settings.server.start_timeout_s
+    poll_s = min(_READY_POLL_S, sup.health.interval_s)
+    failure: str | None = f"no answer to HEAD / within start_timeout ({timeout_s:g}s)"
+    with anyio.move_on_after(timeout_s):
+        async with anyio.create_task_group() as tg:
+
+            async def exited() -> None:
+                nonlocal failure
+                failure = _exit_text("exited during start", await child.wait(), child)
+                tg.cancel_scope.cancel()
+
+            async def answered() -> None:
+                nonlocal failure
+                while True:
+                    if (await sup.health.check(force=True)).ok:
+                        break
+                    await anyio.sleep(poll_s)
+                failure = None
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(exited)
+            tg.start_soon(answered)
+    return failure
+
+
+async def watch_running(sup: Supervisor, child: OllamaProcess) -> tuple[str, float]:
+    """Watch a running child until it exits or fails too many checks in a row.
+
+    Returns why the run ended and how long it was continuously healthy (seconds;
+    the longest healthy stretch). A hung child is moved to ``stopping`` here.
+    """
+    server = sup.settings.server
+    healthy_since: float | None = time.monotonic()
+    longest = 0.0
+    ended: tuple[str, float] = ("", 0.0)
+
+    def healthy_for() -> float:
+        now = time.monotonic()
+        return max(longest, now - healthy_since if healthy_since is not None else 0.0)
+
+    async with anyio.create_task_group() as tg:
+
+        async def exited() -> None:
+            nonlocal ended
+            status = await child.wait()
+            ended = (_exit_text("exited unexpectedly", status, child), healthy_for())
+            tg.cancel_scope.cancel()
+
+        async def checks() -> None:
+            nonlocal ended, healthy_since, longest
+            failures = 0
+            next_at = anyio.current_time()
+            while True:
+                # Fixed rate: a slow probe does not stretch the detection time.
+                next_at = max(next_at + sup.health.interval_s, anyio.current_time())
+                await anyio.sleep_until(next_at)
+                report = await sup.health.check(force=True)
+                usage = child.resources()
+                metric("ollama.process.rss_bytes", usage.rss_bytes, "By", pid=child.pid)
+                if report.ok:
+                    failures = 0
+                    if sup.snapshot.state is S.DEGRADED:
+                        healthy_since = time.monotonic()
+                        sup.transition(S.RUNNING, "health check passed again")
+                    continue
+                failures += 1
+                error = report.result.error or "failed"
+                if sup.snapshot.state is S.RUNNING:
+                    longest, healthy_since = healthy_for(), None
+                    sup.transition(S.DEGRADED, f"health check failed: {error}")
+                if failures >= server.failures_before_restart:
+                    reason = f"{failures} health checks failed in a row (last: {error})"
+                    ended = (reason, healthy_for())
+                    sup.transition(S.STOPPING, f"{reason}: killing it to restart")
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(exited)
+        tg.start_soon(checks)
+    return ended
+
+
+async def watch_foreign(sup: Supervisor, *, give_up_after: int | None) -> None:
+    """Watch a server n3d did not start: ``external`` while it answers, else unreachable.
+
+    Returns after ``give_up_after`` failed checks in a row (mode auto: time to start
+    our own); with None it watches until cancelled (mode external).
+    """
+    failures = 0
+    if sup.snapshot.state is S.EXTERNAL:
+        await anyio.sleep(sup.health.interval_s)  # adoption itself was a fresh check
+    while True:
+        report = await sup.health.check(force=True)
+        state = sup.snapshot.state
+        if report.ok:
+            failures = 0
+            if state in (S.STOPPED, S.UNREACHABLE):
+                sup.transition(
+                    S.EXTERNAL,
+                    "answers at the base URL (not started by n3d)",
+                    owned=False,
+                    pid=None,
+                    last_error=None,
+                )
+                await sup.learn_version()
+        else:
+            failures += 1
+            error = report.result.error or "failed"
+            if state in (S.STOPPED, S.EXTERNAL):
+                sup.transition(S.UNREACHABLE, f"no answer: {error}", last_error=error)
+            if give_up_after is not None and failures >= give_up_after:
+                return
+        await anyio.sleep(sup.health.interval_s)

@@ -1,0 +1,82 @@
+"""Fixtures for the supervisor tests: anyio on asyncio, JSON logs, killed process groups."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from n3d.logs import configure_logging
+
+from .daemon_helpers import N3dProcess
+from .helpers import JsonLogs, start_simulator
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def json_logs() -> JsonLogs:
+    """n3d's real JSON logging, written to memory (tests/conftest.py resets it)."""
+    logs = JsonLogs()
+    configure_logging("json", "debug", file=logs.buffer)
+    return logs
+
+
+@pytest.fixture
+def pgids() -> Iterator[list[int]]:
+    """Process groups a test started; SIGKILLed at teardown even if the test failed."""
+    groups: list[int] = []
+    yield groups
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+@pytest.fixture
+def foreign() -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start simulators n3d did not start; their groups are killed and reaped at teardown."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(home: Path, port: int, **env: str) -> subprocess.Popen[bytes]:
+        proc = start_simulator(home, port, **env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+
+
+@pytest.fixture
+def n3d() -> Iterator[Callable[..., N3dProcess]]:
+    """Make `n3d run` subprocesses; all are killed (with their groups) at teardown."""
+    made: list[N3dProcess] = []
+
+    def make(home: Path, port: int, **env: str) -> N3dProcess:
+        proc = N3dProcess(home, port, name=f"n3d{len(made)}", **env)
+        made.append(proc)
+        return proc
+
+    yield make
+    for proc in made:
+        proc.cleanup()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short temp dir: AF_UNIX socket paths (issue 5) must stay under ~100 bytes."""
+    path = Path(tempfile.mkdtemp(prefix="n3t", dir="/tmp"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,167 @@
+"""The child process with real processes: its own group, drained pipes, exit, stop."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import anyio
+import psutil
+import pytest
+
+from n3d.errors import OllamaNotInstalled
+from n3d.supervisor.process import (
+    ExitStatus,
+    child_environment,
+    group_members,
+    kill_group,
+    open_ollama,
+)
+
+from .helpers import JsonLogs, eventually
+
+pytestmark = pytest.mark.anyio
+
+
+def py(code: str) -> list[str]:
+    return [sys.executable, "-c", textwrap.dedent(code)]
+
+
+# A fake serve that ignores SIGTERM and starts two "runners" in its group.
+STUBBORN = py(
+    """
+    import signal, subprocess, sys, time
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for _ in range(2):
+        subprocess.Popen([sys.executable, "-c",
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)"])
+    print("ready", flush=True)
+    time.sleep(60)
+    """
+)
+
+
+async def test_child_runs_in_its_own_process_group(pgids: list[int]) -> None:
+    async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=2) as p:
+        pgids.append(p.pgid)
+        assert os.getpgid(p.pid) == p.pid == p.pgid
+        assert os.getpgid(p.pid) != os.getpgid(0)
+        assert os.getsid(p.pid) == p.pid
+        assert p.create_time == psutil.Process(p.pid).create_time()
+    assert p.exit_status is not None and p.exit_status.signal_name == "SIGTERM"
+
+
+async def test_output_is_drained_continuously_and_logged_as_ollama(
+    json_logs: JsonLogs, pgids: list[int]
+) -> None:
+    # 400 KiB on each stream: far more than a pipe holds, so an undrained child blocks.
+    code = """
+        import sys
+        for i in range(4000):
+            sys.stdout.write("[GIN] line %d %s\\n" % (i, "x" * 90))
+            sys.stderr.write('time=now level=WARN source=x.go:1 msg="w %d"\\n' % i)
+        sys.exit(3)
+    """
+    async with open_ollama(py(code), os.environ, stop_timeout_s=2) as p:
+        pgids.append(p.pgid)
+        with anyio.fail_after(20):
+            status = await p.wait()
+    assert status == ExitStatus(3) and status.describe() == "exit code 3"
+    lines = [e for e in json_logs.events() if e["event"] == "ollama.output"]
+    assert all(e["logger"] == "ollama" for e in lines)
+    assert sum(e["stream"] == "stdout" for e in lines) == 4000
+    warnings = [e for e in lines if e["stream"] == "stderr"]
+    assert len(warnings) == 4000 and all(e["level"] == "warning" for e in warnings)
+
+
+async def test_a_crash_is_seen_within_milliseconds(pgids: list[int]) -> None:
+    async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=2) as p:
+        pgids.append(p.pgid)
+        await anyio.sleep(0.2)
+        os.kill(p.pid, signal.SIGKILL)
+        began = time.monotonic()
+        with anyio.fail_after(5):
+            status = await p.wait()
+        latency = time.monotonic() - began
+    assert status.describe() == "signal SIGKILL"
+    assert latency < 0.5, latency  # measured ~1 ms; the bound only guards against polling
+
+
+async def test_sigterm_is_escalated_to_sigkill_of_the_whole_group(pgids: list[int]) -> None:
+    async with open_ollama(STUBBORN, os.environ, stop_timeout_s=0.5) as p:
+        pgids.append(p.pgid)
+        await eventually(lambda: len(group_members(p.pgid)) >= 3)
+        report = await p.stop(0.5)
+    assert report.killed and report.survivors == 0
+    assert report.exit is not None and report.exit.signal_name == "SIGKILL"
+    assert 0.5 <= report.duration_s < 5
+    assert group_members(p.pgid) == []
+
+
+async def test_runners_left_by_a_crashed_serve_are_killed(pgids: list[int]) -> None:
+    code = """
+        import subprocess, sys, time
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        time.sleep(0.3)
+        sys.exit(1)
+    """
+    async with open_ollama(py(code), os.environ, stop_timeout_s=1) as p:
+        pgids.append(p.pgid)
+        with anyio.fail_after(10):
+            await p.wait()
+        assert len(group_members(p.pgid)) == 1  # the orphaned "runner"
+        report = await p.stop(1)
+    assert not report.killed and report.survivors == 0
+    assert group_members(p.pgid) == []
+
+
+async def test_stop_is_idempotent_and_concurrent_callers_share_it(pgids: list[int]) -> None:
+    async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=2) as p:
+        pgids.append(p.pgid)
+        reports = []
+
+        async def stop() -> None:
+            reports.append(await p.stop(2))
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(5):
+                tg.start_soon(stop)
+    assert len({id(r) for r in reports}) == 1
+
+
+async def test_environment_is_scrubbed_and_ollama_host_set(tmp_path: Path) -> None:
+    base = {"PATH": os.environ["PATH"], "NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1",
+            "WATCHDOG_PID": "1", "LISTEN_FDS": "1", "LISTEN_PID": "1", "OLLAMA_HOST": "bad"}
+    env = child_environment(base, ollama_host="127.0.0.1:5555",
+                            extra={"OLLAMA_DEBUG": "1", "OLLAMA_HOST": "ignored"})
+    out = tmp_path / "env.json"
+    code = f"import json, os; open({str(out)!r}, 'w').write(json.dumps(dict(os.environ)))"
+    async with open_ollama(py(code), env, stop_timeout_s=1) as p:
+        await p.wait()
+    seen = json.loads(out.read_text())
+    assert seen["OLLAMA_HOST"] == "127.0.0.1:5555" and seen["OLLAMA_DEBUG"] == "1"
+    assert not any(k.startswith(("NOTIFY_", "WATCHDOG_", "LISTEN_")) for k in seen)
+
+
+async def test_a_missing_executable_is_ollama_not_installed() -> None:
+    with pytest.raises(OllamaNotInstalled, match="no-such-ollama"):
+        async with open_ollama(["/nonexistent/no-such-ollama", "serve"], os.environ,
+                               stop_timeout_s=1, base_url="http://127.0.0.1:1"):
+            pass
+
+
+async def test_resources_cover_serve_and_runners(pgids: list[int]) -> None:
+    async with open_ollama(STUBBORN, os.environ, stop_timeout_s=0.2) as p:
+        pgids.append(p.pgid)
+        res = await eventually(lambda: (r := p.resources()).processes >= 3 and r)
+        assert res.rss_bytes > 3 * 1024 * 1024 and res.cpu_percent >= 0.0
+
+
+async def test_kill_group_of_an_empty_group_returns_at_once() -> None:
+    with anyio.fail_after(1):
+        assert await kill_group(2**22 + 12345) == 0
