@@ -30,3 +30,34 @@ def test_n3d_without_a_command_is_a_usage_error() -> None:
 def test_python_dash_m_n3d_is_the_same_command() -> None:
     result = _run(sys.executable, "-m", "n3d", "--version")
     assert result.returncode == 0 and __version__ in result.stdout
+
+
+def test_n3d_run_with_a_bad_config_says_why_and_exits_78(tmp_path: Path) -> None:
+    config = tmp_path / "n3d.toml"
+    config.write_text("[server]\nmode = 'sometimes'\nstart_timeout = 'soon'\n")
+    env = {"HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "XDG_RUNTIME_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [str(BIN / "n3d"), "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 78
+    assert "Traceback" not in result.stderr
+    assert str(config) in result.stderr and "server.mode" in result.stderr
+    assert result.stdout == ""
+
+
+def test_n3d_run_with_unparsable_toml_names_the_line(tmp_path: Path) -> None:
+    config = tmp_path / "n3d.toml"
+    config.write_text("[ollama]\nport = 11434\nhost = \n")
+    result = subprocess.run(
+        [str(BIN / "n3d"), "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 78
+    assert str(config) in result.stderr and "line 3" in result.stderr

@@ -2,10 +2,12 @@
 
     n3d run [--config PATH] [--simulate] [--log-format json|console]
     n3d config init|show [--json]|path
+    n3d service print|install|uninstall
     n3d --version
 
-Exit codes: 0 ok; 1 an error n3d explains on stderr (bad config, already running,
-Ollama missing); 2 usage. Errors are one clear message, never a traceback.
+Exit codes: 0 ok; 1 an error n3d explains on stderr (already running, Ollama
+missing, a service file it will not overwrite); 2 usage; 78 a bad config file.
+Errors are one clear message, never a traceback.
 """
 
 from __future__ import annotations
@@ -18,13 +20,18 @@ from pathlib import Path
 import structlog
 
 from n3d import __version__
-from n3d.errors import N3dError
+from n3d.errors import ConfigError, N3dError
 
-__all__ = ["build_parser", "main"]
+__all__ = ["EXIT_CONFIG", "build_parser", "main"]
+
+# sysexits.h EX_CONFIG: the systemd unit's RestartPreventExitStatus= names it, so a
+# broken config file is reported once instead of being retried until the start limit.
+EXIT_CONFIG = 78
 
 
 def build_parser() -> argparse.ArgumentParser:
     from n3d.config_cli import add_config_commands
+    from n3d.service_cli import add_service_commands
 
     parser = argparse.ArgumentParser(
         prog="n3d",
@@ -65,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="force the log format (default: [log].format; auto = console on a TTY, else json)",
     )
     add_config_commands(commands)
+    add_service_commands(commands)
     return parser
 
 
@@ -92,6 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             from n3d.config_cli import run_config
 
             return run_config(args)
+        if args.command == "service":
+            from n3d.service_cli import run_service
+
+            return run_service(args)
+    except ConfigError as exc:
+        print(f"n3d: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except N3dError as exc:
         print(f"n3d: {exc}", file=sys.stderr)
         return 1

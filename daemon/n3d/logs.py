@@ -192,8 +192,24 @@ def _order_keys(
     return ordered
 
 
+def _finite(obj: Any) -> Any:
+    """Replace NaN and infinities (not valid JSON) by strings, recursively."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def _json_dumps(obj: Any, **kwargs: Any) -> str:
-    return json.dumps(obj, default=str, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return json.dumps(
+            obj, default=str, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        )
+    except ValueError:  # NaN/inf somewhere: every line must stay valid JSON
+        return json.dumps(_finite(obj), default=str, ensure_ascii=False, separators=(",", ":"))
 
 
 def configure_logging(
@@ -211,7 +227,8 @@ def configure_logging(
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         _add_logger_name,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        # Fixed width (isoformat drops the microseconds on a whole second).
+        structlog.processors.TimeStamper(fmt="%Y-%m-%dT%H:%M:%S.%fZ", utc=True),
     ]
     renderer: Any
     if use_json:

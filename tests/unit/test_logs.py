@@ -89,3 +89,19 @@ def test_metric_event_shape_and_registry() -> None:
 def test_metric_never_raises() -> None:
     metric("x", "not a number", "s")  # type: ignore[arg-type]
     assert "x" not in REGISTRY.snapshot()["histograms"]
+
+
+def test_nan_and_infinity_still_give_valid_json() -> None:
+    buf = io.StringIO()
+    configure_logging("json", "info", file=buf)
+    structlog.get_logger("x").info("odd", a=float("nan"), b=[float("inf")])
+    (line,) = _lines(buf)
+    assert line["a"] == "nan" and line["b"] == ["inf"]
+
+
+def test_timestamps_have_a_fixed_width() -> None:
+    buf = io.StringIO()
+    configure_logging("json", "info", file=buf)
+    structlog.get_logger("x").info("e")
+    stamp = str(_lines(buf)[0]["timestamp"])
+    assert len(stamp) == len("2026-11-25T00:40:22.610247Z") and stamp.endswith("Z")

@@ -3,8 +3,9 @@
 Each line becomes one event ``ollama.output`` with ``logger: "ollama"``, ``stream``
 and ``line``. slog lines on stderr keep their level (``level=WARN`` → warning);
 gin's access lines for n3d's own `HEAD /` probes are logged at debug, since one
-line per health check is noise. Lines longer than 64 KiB are cut, so a child that
-never prints a newline cannot grow n3d's memory. Reading never stops before EOF,
+line per health check is noise. Lines longer than 16 KiB are cut, so a child that
+never prints a newline cannot grow n3d's memory, and so the JSON event stays
+under journald's LineMax (48 KiB), which would otherwise split it. Reading never stops before EOF,
 so a pipe never fills and the child never blocks on a write.
 """
 
@@ -21,7 +22,7 @@ __all__ = ["drain", "emit"]
 
 ollama_log = structlog.get_logger("ollama")
 
-_MAX_LINE = 64 * 1024
+_MAX_LINE = 16 * 1024
 _SLOG_LEVEL = re.compile(r"\blevel=(DEBUG|INFO|WARN|ERROR)\b")
 _LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error"}
 _PROBE_LINE = re.compile(r'^\[GIN\] .*\|\s*HEAD\s+"/"\s*$')
