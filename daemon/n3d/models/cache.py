@@ -1,0 +1,171 @@
+"""The model-availability cache: one `/api/tags` answer shared by every asker.
+
+The seed's ``ModelAvailabilityCache`` kept a boolean per ``"{base_url}:{model}"``
+and asked Ollama once per name. Here one listing per base URL answers every name
+(matched as Ollama matches them: case-insensitive, `:latest` implied), so the keys
+are effectively base URL + normalised name without one request per name.
+
+- An answer is reused for ``ttl_s`` seconds (`[ollama].model_cache_ttl`).
+- ``invalidate()`` drops the listing: call it after a successful pull or delete and
+  when the server restarts. ``invalidate(model)`` marks one name stale, so the next
+  question about that name refreshes while other names stay cached.
+- Single flight: callers queue on one lock and a caller that arrives while a fetch
+  is under way takes that fetch's outcome (success *or* failure) instead of starting
+  another, so 50 concurrent askers cause one `/api/tags`, and a dead server costs
+  one timeout, not fifty in a row. A caller cancelled while fetching leaves the
+  next waiter to fetch.
+
+Metrics: ``ollama.model.check_duration`` (s, per availability check) and
+``ollama.models.count`` (models, per listing handed out).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import anyio
+
+from n3d.errors import InvalidModelName
+from n3d.logs import metric
+from n3d.ollama.client import OllamaClient
+from n3d.ollama.names import parse_model_name
+from n3d.ollama.types import InstalledModel
+
+__all__ = ["Listing", "ModelCache"]
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """Installed models as of ``fetched_at`` (monotonic s); ``cached`` if not fetched now."""
+
+    models: tuple[InstalledModel, ...]
+    fetched_at: float
+    cached: bool
+    age_s: float
+    keys: frozenset[str] = frozenset()
+
+    def has(self, model: str) -> bool:
+        """True when ``model`` (any spelling Ollama accepts) is installed."""
+        return parse_model_name(model).key in self.keys
+
+
+@dataclass(slots=True)
+class _Entry:
+    models: tuple[InstalledModel, ...]
+    keys: frozenset[str]
+    fetched_at: float
+    stale: set[str]
+
+
+def _keys(models: tuple[InstalledModel, ...]) -> frozenset[str]:
+    keys = set()
+    for entry in models:
+        try:
+            keys.add(parse_model_name(entry.name).key)
+        except InvalidModelName:  # a name Ollama lists but n3d cannot parse: not askable
+            continue
+    return frozenset(keys)
+
+
+class ModelCache:
+    """Installed models of the server behind ``client``, cached for ``ttl_s`` seconds."""
+
+    def __init__(
+        self,
+        client: OllamaClient,
+        ttl_s: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[str, _Entry] = {}
+        self._lock = anyio.Lock()
+        self._fetches = 0  # fetches started so far; a ticket for "did one start after me?"
+        self._last: tuple[int, _Entry | BaseException] | None = None
+
+    @property
+    def _base(self) -> str:
+        return self.client.base_url
+
+    def invalidate(self, model: str | None = None) -> None:
+        """Forget the listing (``model`` None) or mark one model's answer stale."""
+        if model is None:
+            self._entries.pop(self._base, None)
+            self._last = None
+            return
+        entry = self._entries.get(self._base)
+        if entry is not None:
+            entry.stale.add(parse_model_name(model).key)
+
+    def peek(self) -> Listing | None:
+        """The cached listing without any request (None when there is none or it expired)."""
+        entry = self._entries.get(self._base)
+        if entry is None:
+            return None
+        age = self._clock() - entry.fetched_at
+        if age > self.ttl_s:
+            return None
+        return Listing(entry.models, entry.fetched_at, True, age, entry.keys)
+
+    async def listing(self, *, refresh: bool = False, model: str | None = None) -> Listing:
+        """Installed models, from the cache when fresh unless ``refresh``.
+
+        ``model``: the answer is wanted for this name, so a stale mark on it forces a
+        fetch. Raises the client's OllamaError when the fetch fails.
+        """
+        ticket = self._fetches
+        key = parse_model_name(model).key if model is not None else None
+        async with self._lock:
+            if self._last is not None and self._last[0] > ticket:
+                outcome = self._last[1]  # a fetch started after we asked: its answer is ours
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                return self._view(outcome, cached=False)
+            entry = self._entries.get(self._base)
+            fresh = entry is not None and self._clock() - entry.fetched_at <= self.ttl_s
+            if entry is not None and fresh and not refresh and key not in entry.stale:
+                return self._view(entry, cached=True)
+            return self._view(await self._fetch(), cached=False)
+
+    async def _fetch(self) -> _Entry:
+        self._fetches += 1
+        seq = self._fetches
+        started = self._clock()
+        try:
+            models = tuple(await self.client.tags())
+        except Exception as exc:
+            self._last = (seq, exc)
+            raise
+        entry = _Entry(models, _keys(models), started, set())
+        self._entries[self._base] = entry
+        self._last = (seq, entry)
+        return entry
+
+    def _view(self, entry: _Entry, *, cached: bool) -> Listing:
+        age = max(0.0, self._clock() - entry.fetched_at)
+        return Listing(entry.models, entry.fetched_at, cached, age, entry.keys)
+
+    async def installed(self, *, refresh: bool = False) -> Listing:
+        """A listing for `models.list`; emits ``ollama.models.count``."""
+        found = await self.listing(refresh=refresh)
+        metric("ollama.models.count", len(found.models), "{model}", cached=found.cached)
+        return found
+
+    async def is_available(self, model: str) -> tuple[bool, bool]:
+        """``(available, cached)`` for ``model``; emits ``ollama.model.check_duration``."""
+        started = time.perf_counter()
+        found = await self.listing(model=model)
+        available = found.has(model)
+        metric(
+            "ollama.model.check_duration",
+            time.perf_counter() - started,
+            "s",
+            model=parse_model_name(model).display,
+            available=available,
+            cached=found.cached,
+        )
+        return available, found.cached

@@ -1,0 +1,263 @@
+"""``Models``: the operations behind the `models.*` and `warm.*` RPC methods.
+
+Every method returns exactly the JSON object of DESIGN.md's method table (extra
+fields are additions, never renames) and raises :class:`~n3d.errors.OllamaError`
+subclasses, which the RPC layer maps to codes 1001-1010. It only speaks HTTP to
+the server at ``client.base_url``, so it works the same for a server n3d started,
+adopted or merely watches (external mode).
+
+Wiring (see docs/models.md): construct it with the daemon's ``OllamaClient`` and
+``Settings``, start ``await tg.start(models.run)`` (pull jobs and the keep-warm
+keeper), and call ``on_server_ready(generation)`` / ``on_server_lost()`` from the
+supervisor's state changes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import structlog
+
+from n3d.config import Settings
+from n3d.errors import ModelNotFound, OllamaError
+from n3d.logs import metric
+from n3d.models.cache import ModelCache
+from n3d.models.events import Publish, SafePublisher
+from n3d.models.pulls import UPDATE_INTERVAL_S, ProgressSink, Pulls
+from n3d.models.warm import WarmKeeper
+from n3d.models.warm_policy import poll_interval
+from n3d.models.warm_state import loaded_row
+from n3d.models.warm_store import FILE_NAME, KeepAliveValue, WarmStore
+from n3d.ollama import names
+from n3d.ollama.client import OllamaClient
+from n3d.ollama.types import LoadedModel
+from n3d.paths import state_dir
+
+__all__ = ["Models"]
+
+log = structlog.get_logger(__name__)
+
+
+class Models:
+    """Cache, pulls and keep-warm for the server behind ``client``.
+
+    ``publish(topic, payload)`` receives `pull`, `warm`, `model.loaded` and
+    `model.unloaded` events (e.g. the RPC server's ``broadcast``). ``state_path``
+    is the warm list's JSON file (default ``<state dir>/warm.json``); ``poll_s``
+    overrides the `/api/ps` interval and ``progress_interval_s`` the minimum gap
+    between two progress updates per waiter (tests shorten both).
+    """
+
+    def __init__(
+        self,
+        client: OllamaClient,
+        settings: Settings,
+        *,
+        publish: Publish | None = None,
+        state_path: Path | None = None,
+        poll_s: float | None = None,
+        progress_interval_s: float = UPDATE_INTERVAL_S,
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        o, w = settings.ollama, settings.warm
+        events = SafePublisher(publish)
+        self.cache = ModelCache(client, o.model_cache_ttl_s)
+        self.pulls = Pulls(
+            client,
+            timeout_s=o.pull_timeout_s,
+            publish=events,
+            on_success=self._pulled,
+            interval_s=progress_interval_s,
+        )
+        self.keeper = WarmKeeper(
+            client,
+            configured=w.models,
+            keep_alive=w.keep_alive,
+            num_ctx=o.num_ctx,
+            auto_pull=o.auto_pull_model,
+            store=WarmStore(state_path or state_dir() / FILE_NAME),
+            pull=self.pulls.pull,
+            publish=events,
+            poll_s=poll_s if poll_s is not None else poll_interval(o.health_check_interval_s),
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self.client.base_url
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run pull jobs and the keeper until cancelled; ready once both are."""
+        async with anyio.create_task_group() as tg:
+            await tg.start(self.pulls.run)
+            await tg.start(self.keeper.run)
+            task_status.started()
+
+    # -- supervisor hooks -------------------------------------------------------------
+
+    def on_server_ready(self, generation: int) -> None:
+        """The server answers health checks; bump ``generation`` on every (re)start."""
+        self.cache.invalidate()
+        self.keeper.on_server_ready(generation)
+
+    def on_server_lost(self) -> None:
+        """The server exited or is unreachable: fail running pulls, pause warm-ups."""
+        self.cache.invalidate()
+        self.pulls.fail_all(OllamaError.unreachable(self.base_url))
+        self.keeper.on_server_lost()
+
+    def _pulled(self, model: str) -> None:
+        self.cache.invalidate()
+        self.keeper.poke()  # a warm model that was missing can load now
+
+    # -- models.* ---------------------------------------------------------------------
+
+    async def list(self, refresh: bool = False) -> dict[str, Any]:
+        """`models.list`: ``{models: [{name, size, digest, modified_at, details}], cached,
+        age_s}``; from the cache unless ``refresh`` or older than `model_cache_ttl`."""
+        found = await self.cache.installed(refresh=refresh)
+        rows = [
+            {
+                "name": m.name,
+                "size": m.size,
+                "digest": m.digest,
+                "modified_at": m.modified_at,
+                "details": m.details,
+            }
+            for m in found.models
+        ]
+        return {"models": rows, "cached": found.cached, "age_s": round(found.age_s, 3)}
+
+    async def loaded(self) -> dict[str, Any]:
+        """`models.loaded`: ``{models: [{name, size, size_vram, expires_at, warm}]}``."""
+        rows = []
+        for m in await self.client.ps():
+            row = loaded_row(m)
+            rows.append(
+                {
+                    "name": m.name,
+                    "size": m.size,
+                    "size_vram": m.size_vram,
+                    "expires_at": m.expires_at,
+                    "warm": self.keeper.is_warm(row.key),
+                    "context_length": m.context_length,
+                }
+            )
+        return {"models": rows}
+
+    async def pull(self, model: str, progress: ProgressSink | None = None) -> dict[str, Any]:
+        """`models.pull`: ``{model, status: "success", duration_s}``; see :class:`Pulls`."""
+        return (await self.pulls.pull(model, progress)).as_dict()
+
+    async def delete(self, model: str) -> dict[str, Any]:
+        """`models.delete`: ``{model, deleted}``.
+
+        A warm model leaves the warm list first (``warm_removed: true``): otherwise
+        the keeper, finding it missing, would pull it straight back.
+        """
+        name = names.parse_model_name(model)
+        entry = next((e for e in self.keeper.entries() if e.key == name.key), None)
+        if entry is not None:
+            await self._unwarm(name.display)
+        try:
+            await self.client.delete(name.display)
+        except OllamaError as exc:
+            if entry is not None and not isinstance(exc, ModelNotFound):
+                await self.keeper.store.add(entry.name, entry.keep_alive)  # nothing changed
+            raise
+        self.cache.invalidate()
+        metric("ollama.model.deleted", 1, "{model}", model=name.display)
+        result: dict[str, Any] = {"model": name.display, "deleted": True}
+        if entry is not None:
+            result["warm_removed"] = True
+        return result
+
+    async def ensure(self, model: str, pull: bool | None = None) -> dict[str, Any]:
+        """`models.ensure`: ``{model, available, pulled}``.
+
+        Missing and neither ``pull`` nor (``pull`` unset and) ``auto_pull_model``:
+        raises the seed's "is not available locally" ModelNotFound.
+        """
+        name = names.parse_model_name(model).display
+        available, _cached = await self.cache.is_available(name)
+        if available:
+            return {"model": name, "available": True, "pulled": False}
+        if pull is None:
+            pull = self.settings.ollama.auto_pull_model
+        if not pull:
+            raise OllamaError.model_missing(name, self.base_url)
+        await self.pulls.pull(name)
+        return {"model": name, "available": True, "pulled": True}
+
+    def validate(self, model: str) -> dict[str, Any]:
+        """`models.validate`: ``{valid, normalized, message}``; never raises."""
+        valid, normalized, message = names.validate(model)
+        return {"valid": valid, "normalized": normalized, "message": message}
+
+    def default(self) -> dict[str, Any]:
+        """`models.default`: ``{model}``, the configured `default_model`."""
+        return {"model": self.settings.ollama.default_model}
+
+    def counts(self) -> dict[str, int | None]:
+        """For `status`: installed (None until listed), loaded (last `/api/ps`), warm."""
+        listing = self.cache.peek()
+        return {
+            "installed": len(listing.models) if listing is not None else None,
+            "loaded": len(self.keeper.last_seen()),
+            "warm": len(self.keeper.entries()),
+        }
+
+    # -- warm.* -----------------------------------------------------------------------
+
+    async def warm_list(self) -> dict[str, Any]:
+        """`warm.list`: ``{models: [{name, keep_alive, loaded, expires_at, last_warmed_at}]}``."""
+        ps: list[LoadedModel] | None
+        try:
+            ps = await self.client.ps()
+        except OllamaError:
+            ps = None  # the server is down: show what was seen last
+        return {"models": self.keeper.rows(ps)}
+
+    async def warm_add(
+        self, model: str, keep_alive: KeepAliveValue | None = None
+    ) -> dict[str, Any]:
+        """`warm.add`: keep ``model`` loaded from now on (and after restarts).
+
+        ``keep_alive`` overrides `[warm].keep_alive` for this model; a value Ollama
+        would reject raises ``KeepAliveError`` (a ValueError) with Ollama's words.
+        """
+        await self.keeper.store.add(model, keep_alive)
+        self.keeper.poke()
+        return await self.warm_list()
+
+    async def warm_remove(self, model: str) -> dict[str, Any]:
+        """`warm.remove`: stop keeping ``model`` warm (persisted; idempotent)."""
+        name = names.parse_model_name(model).display
+        if self.keeper.is_warm(names.parse_model_name(name).key):
+            await self._unwarm(name)
+            await self._hand_back(name)
+        return await self.warm_list()
+
+    async def _unwarm(self, name: str) -> None:
+        configured = any(names.same_model(name, c) for c in self.keeper.configured)
+        await self.keeper.store.remove(name, configured=configured)
+        self.keeper.poke()
+
+    async def _hand_back(self, name: str) -> None:
+        """Give a loaded model Ollama's normal keep_alive again, so it unloads once idle
+        instead of staying "forever" after n3d stopped looking after it."""
+        try:
+            if not any(names.same_model(name, m.name) for m in await self.client.ps()):
+                return
+            await self.client.load(
+                name,
+                keep_alive=self.settings.ollama.keep_alive,
+                num_ctx=self.settings.ollama.num_ctx,
+            )
+        except OllamaError as exc:
+            log.warning("warm.hand_back_failed", model=name, error=exc.message)

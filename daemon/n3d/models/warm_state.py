@@ -1,0 +1,114 @@
+"""What the keeper remembers per warm model, and rows of `/api/ps` keyed by name.
+
+Monotonic seconds (``*_mono``) schedule retries; wall-clock seconds (``*_at``)
+are for people and are shown as ISO 8601 UTC.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from n3d.errors import InvalidModelName, OllamaError
+from n3d.models.events import utc_iso
+from n3d.models.warm_store import KeepAliveValue
+from n3d.ollama.names import parse_model_name
+from n3d.ollama.types import LoadedModel
+
+__all__ = ["LoadedRow", "WarmState", "loaded_row"]
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRow:
+    """One `/api/ps` entry with the identity Ollama matches names by."""
+
+    model: LoadedModel
+    key: str
+    name: str
+
+    def event(self, warm: bool) -> dict[str, Any]:
+        """Payload of ``model.loaded`` / ``model.unloaded`` (sizes in bytes)."""
+        m = self.model
+        return {
+            "model": self.name,
+            "warm": warm,
+            "size": m.size,
+            "size_vram": m.size_vram,
+            "expires_at": m.expires_at,
+        }
+
+    def reason_gone(self, now: datetime) -> str:
+        """Why it left `/api/ps` (the server stayed up): its time was up, or not."""
+        expires = self.model.expires
+        if expires is not None and (expires - now).total_seconds() <= 1.0:
+            return "expired"
+        return "evicted"  # gone before its time: memory pressure or an unload request
+
+
+def loaded_row(model: LoadedModel) -> LoadedRow:
+    try:
+        name = parse_model_name(model.name)
+        return LoadedRow(model, name.key, name.display)
+    except InvalidModelName:  # shown as Ollama sent it; no warm entry can match it
+        return LoadedRow(model, model.name.lower(), model.name)
+
+
+class WarmState:
+    """The keeper's memory of one warm model (mutable, owned by the keeper)."""
+
+    def __init__(self, name: str, key: str) -> None:
+        self.name = name
+        self.key = key
+        self.loaded: LoadedRow | None = None
+        self.loaded_since: float | None = None  # monotonic s when first seen loaded
+        self.in_flight = False
+        self.attempts = 0  # recent warm-ups (for backoff); reset once stable
+        self.next_attempt = 0.0  # monotonic s before which no re-warm starts
+        self.last_warm_mono: float | None = None
+        self.last_warmed_at: float | None = None  # wall s
+        self.last_error: str | None = None
+
+    def observe(self, row: LoadedRow | None) -> None:
+        if row is None:
+            self.loaded_since = None
+        elif self.loaded_since is None:
+            self.loaded_since = time.monotonic()
+        self.loaded = row
+
+    def reset_after_restart(self) -> None:
+        """A fresh server: no backoff carried over, and our keep_alive must be set again."""
+        self.attempts = 0
+        self.next_attempt = 0.0
+        self.last_warm_mono = None
+
+    def warmed(self, delay_s: float, *, refresh: bool) -> None:
+        now = time.monotonic()
+        if not refresh:  # refreshing a model that stays loaded is not a sign of trouble
+            self.attempts += 1
+            self.next_attempt = now + delay_s
+        self.last_warm_mono = now
+        self.last_warmed_at = time.time()
+        self.last_error = None
+
+    def failed(self, error: OllamaError, delay_s: float) -> float:
+        """Record a failed warm-up; returns the seconds until the next try."""
+        self.attempts += 1
+        self.next_attempt = time.monotonic() + delay_s
+        self.last_error = error.message
+        return delay_s
+
+    def row(
+        self, keep_alive: KeepAliveValue, current: dict[str, LoadedRow] | None
+    ) -> dict[str, Any]:
+        """A `warm.list` row: ``{name, keep_alive, loaded, expires_at, last_warmed_at, ...}``."""
+        loaded = self.loaded if current is None else current.get(self.key)
+        return {
+            "name": self.name,
+            "keep_alive": keep_alive,
+            "loaded": loaded is not None,
+            "expires_at": loaded.model.expires_at if loaded is not None else None,
+            "last_warmed_at": utc_iso(self.last_warmed_at),
+            "last_error": self.last_error,
+        }

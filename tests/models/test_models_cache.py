@@ -1,0 +1,127 @@
+"""The availability cache: TTL, invalidation, single flight (MockTransport and simulator)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from models_support import MakeSettings, StartSim, count_requests, running, wait_until
+
+from n3d.errors import ModelNotFound, OllamaUnreachable
+from n3d.logs import REGISTRY
+from n3d.models import ModelCache, Models
+from n3d.ollama.client import OllamaClient
+
+pytestmark = pytest.mark.anyio
+
+BASE = "http://ollama.test:11434"
+
+
+class Tags:
+    """A fake `/api/tags` that counts calls and can be slow or down."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+        self.calls = 0
+        self.down = False
+        self.gate: anyio.Event | None = None
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/api/tags"
+        self.calls += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        if self.down:
+            raise httpx.ConnectError("refused", request=request)
+        models = [{"name": n, "model": n, "size": 1, "digest": "d" * 64} for n in self.names]
+        return httpx.Response(200, json={"models": models})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_answers_are_reused_within_the_ttl_and_refetched_after() -> None:
+    tags, clock = Tags(["llama3:latest"]), Clock()
+    async with OllamaClient(BASE, transport=httpx.MockTransport(tags.handle)) as client:
+        cache = ModelCache(client, ttl_s=60, clock=clock)
+        assert await cache.is_available("llama3") == (True, False)
+        assert await cache.is_available("LLAMA3:latest") == (True, True)
+        assert await cache.is_available("mistral") == (False, True)
+        clock.now += 61
+        assert await cache.is_available("llama3") == (True, False)
+    assert tags.calls == 2
+    assert REGISTRY.snapshot()["histograms"]["ollama.model.check_duration"]["count"] == 4
+
+
+async def test_invalidation_drops_everything_or_marks_one_name() -> None:
+    tags, clock = Tags(["llama3:latest"]), Clock()
+    async with OllamaClient(BASE, transport=httpx.MockTransport(tags.handle)) as client:
+        cache = ModelCache(client, ttl_s=60, clock=clock)
+        await cache.installed()
+        cache.invalidate("mistral")
+        assert (await cache.is_available("llama3"))[1] is True  # other names stay cached
+        tags.names.append("mistral:latest")
+        assert await cache.is_available("mistral") == (True, False)
+        cache.invalidate()
+        listing = await cache.installed()
+        refreshed = await cache.installed(refresh=True)
+    assert not listing.cached and not refreshed.cached
+    assert tags.calls == 4
+    assert REGISTRY.snapshot()["gauges"]["ollama.models.count"] == 2
+
+
+async def test_concurrent_askers_share_one_fetch_and_its_failure() -> None:
+    tags = Tags(["llama3:latest"])
+    tags.gate, tags.down = anyio.Event(), True
+    failures: list[BaseException] = []
+    async with OllamaClient(BASE, transport=httpx.MockTransport(tags.handle)) as client:
+        cache = ModelCache(client, ttl_s=60)
+
+        async def ask() -> None:
+            try:
+                await cache.is_available("llama3")
+            except OllamaUnreachable as exc:
+                failures.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(20):
+                tg.start_soon(ask)
+            await anyio.wait_all_tasks_blocked()
+            tags.gate.set()
+        tags.gate, tags.down = None, False
+        assert await cache.is_available("llama3") == (True, False)  # errors are not cached
+    assert len(failures) == 20
+    assert tags.calls == 2
+
+
+async def test_fifty_concurrent_ensures_inside_the_ttl_cause_one_tags_call(
+    start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    sim = start_sim({"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2"})
+    results: list[dict[str, object]] = []
+    async with OllamaClient(sim.url) as client:
+        models = Models(client, make_settings(sim.url), state_path=tmp_path / "w.json")
+        async with running(models):
+
+            async def ensure(spelling: str) -> None:
+                results.append(await models.ensure(spelling))
+
+            async with anyio.create_task_group() as tg:
+                for i in range(50):
+                    tg.start_soon(ensure, ("llama3.2", "llama3.2:latest", "Llama3.2")[i % 3])
+            with pytest.raises(ModelNotFound) as caught:
+                await models.ensure("mistral")  # answered from the same cached listing
+    await wait_until(lambda: count_requests(sim, "GET", "/api/tags") >= 1, what="request log")
+    assert count_requests(sim, "GET", "/api/tags") == 1
+    assert len(results) == 50
+    assert all(r["available"] is True and r["pulled"] is False for r in results)
+    assert str(caught.value).startswith("Ollama model 'mistral:latest' is not available locally.")
+    assert "Suggestion: Run: ollama pull mistral:latest" in str(caught.value)
+    assert "Or enable auto_pull_model in your configuration." in str(caught.value)

@@ -1,0 +1,117 @@
+"""The `Models` facade: result shapes of DESIGN.md's table, delete, ensure, the warm list."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+from models_support import Events, MakeSettings, StartSim, running, wait_until
+
+from n3d.errors import InvalidModelName, ModelNotFound
+from n3d.logs import REGISTRY
+from n3d.models import Models
+from n3d.ollama.client import OllamaClient
+from n3d.ollama.duration import KeepAliveError
+
+pytestmark = pytest.mark.anyio
+
+DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port
+
+
+async def test_list_delete_and_ensure_against_the_simulator(
+    start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    sim = start_sim({"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2,tinyllama"})
+    events = Events()
+    settings = make_settings(sim.url, warm_models=("tinyllama",), auto_pull_model=True)
+    async with OllamaClient(sim.url) as client:
+        models = Models(client, settings, publish=events, state_path=tmp_path / "w.json")
+        async with running(models):
+            await wait_until(lambda: bool(events.of("warm", action="warmed")), 5, "warm-up")
+            listed = await models.list()
+            assert set(listed) == {"models", "cached", "age_s"}
+            row = listed["models"][0]
+            assert set(row) == {"name", "size", "digest", "modified_at", "details"}
+            assert (await models.list())["cached"] is True
+
+            assert await models.delete("llama3.2") == {"model": "llama3.2:latest", "deleted": True}
+            after = await models.list()  # the cache was invalidated by the delete
+            assert [m["name"] for m in after["models"]] == ["tinyllama:latest"]
+            with pytest.raises(ModelNotFound):
+                await models.delete("llama3.2")
+
+            # A deleted warm model leaves the warm list, or the keeper would pull it back.
+            gone = await models.delete("tinyllama")
+            assert gone["warm_removed"] is True
+            assert (await models.warm_list())["models"] == []
+
+            # auto_pull_model: a missing model is pulled by ensure ...
+            assert await models.ensure("llama3.2") == {
+                "model": "llama3.2:latest",
+                "available": True,
+                "pulled": True,
+            }
+            # ... unless the caller says not to.
+            with pytest.raises(ModelNotFound, match="is not available locally"):
+                await models.ensure("tinyllama", pull=False)
+    assert REGISTRY.snapshot()["counters"]["ollama.model.deleted"] == 2
+
+
+async def test_validate_and_default_need_no_server(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    async with OllamaClient(DOWN) as client:
+        models = Models(client, make_settings(DOWN), state_path=tmp_path / "w.json")
+        assert models.validate("llama3") == {
+            "valid": True,
+            "normalized": "llama3:latest",
+            "message": "'llama3' is a valid model name (llama3:latest)",
+        }
+        bad = models.validate("bad name")
+        assert bad["valid"] is False and "not allowed" in bad["message"]
+        assert models.default() == {"model": "llama3:8b"}
+        with pytest.raises(InvalidModelName):
+            await models.ensure("bad name")
+
+
+async def test_warm_list_changes_persist_for_the_next_instance(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    state = tmp_path / "state" / "warm.json"
+    settings = make_settings(DOWN, warm_models=("llama3.2", "phi3"), warm_keep_alive="1h")
+
+    def empty_ps(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"models": []})
+
+    async with OllamaClient(DOWN, transport=httpx.MockTransport(empty_ps)) as client:
+        first = Models(client, settings, state_path=state)
+        await first.warm_add("qwen2.5:0.5b", keep_alive="30m")
+        await first.warm_remove("llama3.2")
+        await first.warm_remove("never-warm")  # idempotent
+        with pytest.raises(KeepAliveError, match="missing unit"):
+            await first.warm_add("mistral", keep_alive="300")
+        with pytest.raises(KeepAliveError, match="unloads a model at once"):
+            await first.warm_add("mistral", keep_alive=0)
+        second = Models(client, settings, state_path=state)
+        rows = (await second.warm_list())["models"]
+    assert [(r["name"], r["keep_alive"], r["source"]) for r in rows] == [
+        ("phi3:latest", "1h", "config"),
+        ("qwen2.5:0.5b", "30m", "runtime"),
+    ]
+    assert rows[0] == {**rows[0], "loaded": False, "expires_at": None, "last_warmed_at": None}
+    assert state.stat().st_mode & 0o777 == 0o600
+    assert json.loads(state.read_text())["removed"] == ["llama3.2:latest"]
+
+
+async def test_an_unreadable_warm_file_is_set_aside_not_fatal(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    state = tmp_path / "warm.json"
+    state.write_text("{not json")
+    async with OllamaClient(DOWN) as client:
+        models = Models(client, make_settings(DOWN, warm_models=("phi3",)), state_path=state)
+        rows = (await models.warm_list())["models"]  # the server is down: last known state
+    assert [r["name"] for r in rows] == ["phi3:latest"]
+    assert (tmp_path / "warm.json.bad").read_text() == "{not json"
