@@ -1,0 +1,24 @@
+"""The control socket: JSON-RPC 2.0 over a Unix socket (DESIGN.md, docs/protocol.md).
+
+- :mod:`~n3d.rpc.protocol` and :mod:`~n3d.rpc.framing`: sans-IO messages and framing.
+- :mod:`~n3d.rpc.dispatch`: the method table, params checking, errors, ``Context``.
+- :mod:`~n3d.rpc.listener`: the socket file (stale/live checks, 0600, activation, peers).
+- :mod:`~n3d.rpc.connection` and :mod:`~n3d.rpc.server`: the anyio server and its limits.
+"""
+
+from __future__ import annotations
+
+from n3d.rpc.dispatch import Context, Handler, Method, MethodError, MethodTable, Param, Session
+from n3d.rpc.server import RpcServer, serve
+
+__all__ = [
+    "Context",
+    "Handler",
+    "Method",
+    "MethodError",
+    "MethodTable",
+    "Param",
+    "RpcServer",
+    "Session",
+    "serve",
+]

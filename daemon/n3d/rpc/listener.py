@@ -1,0 +1,176 @@
+"""The listening Unix socket, created safely, and the peer-credential check.
+
+Order (research/ecosystem.md §7; the caller already holds ``n3d.lock``):
+
+1. systemd socket activation: ``LISTEN_PID`` is our pid and ``LISTEN_FDS >= 1``
+   → use fd 3 as is; it belongs to systemd, so it is never unlinked.
+2. Otherwise, if something exists at the path: a socket that accepts a connect
+   is a live daemon (:class:`~n3d.errors.AlreadyRunning`); a socket that refuses
+   is stale and is unlinked; anything that is not a socket is left alone
+   (:class:`~n3d.errors.PathError`).
+3. bind under ``umask(0o177)``, so the file is 0600 from its first instant (a
+   chmod after bind leaves a window), then listen.
+
+The socket is made with the standard library, not ``anyio.create_unix_listener``,
+because that unlinks whatever is at the path and chmods only after binding. The
+server then accepts on it with the public ``anyio.wait_readable`` (see
+:mod:`n3d.rpc.server` for why not ``SocketListener.from_socket``).
+:meth:`BoundSocket.remove` unlinks the path only if it is still our inode, so a
+newer daemon's socket is never removed by an older one exiting.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import socket
+import stat
+import struct
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from n3d.errors import AlreadyRunning, PathError
+
+__all__ = [
+    "SD_LISTEN_FDS_START",
+    "BoundSocket",
+    "open_listening_socket",
+    "peer_credentials",
+    "peer_hung_up",
+]
+
+SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed fd
+_CONNECT_PROBE_S = 1.0
+# Unix-socket connects fail at once (EAGAIN) on a full backlog; make bursts fit.
+_BACKLOG = socket.SOMAXCONN
+
+# macOS: getsockopt(SOL_LOCAL=0, LOCAL_PEERCRED=1) → struct xucred {u_int version; uid_t uid; ...}
+_SOL_LOCAL, _LOCAL_PEERCRED, _LOCAL_PEERPID = 0, 1, 2
+_XUCRED_SIZE = 76
+
+
+@dataclass(slots=True)
+class BoundSocket:
+    """A listening socket and how to clean up after it."""
+
+    sock: socket.socket
+    path: Path | None  # None for an inherited (socket-activated) socket: never unlinked
+    inode: tuple[int, int] | None = None
+
+    @property
+    def activated(self) -> bool:
+        return self.path is None
+
+    def remove(self) -> None:
+        """Unlink our socket file if the path still names our inode; never raises."""
+        if self.path is None or self.inode is None:
+            return
+        with contextlib.suppress(OSError):
+            st = os.lstat(self.path)
+            if (st.st_dev, st.st_ino) == self.inode:
+                os.unlink(self.path)
+
+
+def _activated_socket(env: Mapping[str, str]) -> socket.socket | None:
+    try:
+        pid, count = int(env.get("LISTEN_PID", "")), int(env.get("LISTEN_FDS", ""))
+    except ValueError:
+        return None
+    if pid != os.getpid() or count < 1:
+        return None
+    fd = SD_LISTEN_FDS_START
+    # systemd hands the fd over inheritable; ollama serve (our child) must not get it.
+    os.set_inheritable(fd, False)
+    sock = socket.socket(fileno=fd)
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        sock.detach()
+        raise PathError(f"socket activation: fd {fd} is not a Unix stream socket")
+    return sock
+
+
+def _clear_stale(path: Path) -> None:
+    """Unlink ``path`` only if it is a socket nobody listens on."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise PathError(
+            f"{path} exists and is not a socket; refusing to remove it. "
+            "Remove it yourself or choose another [socket].path / N3D_SOCKET."
+        )
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_CONNECT_PROBE_S)
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            os.unlink(path)  # stale: its daemon died without cleaning up
+            return
+        except (TimeoutError, BlockingIOError):
+            pass  # a full backlog: someone is listening but busy — still live
+        except OSError as exc:
+            raise PathError(f"cannot probe existing socket {path}: {exc.strerror or exc}") from exc
+    raise AlreadyRunning(f"another n3d is listening on {path}")
+
+
+def open_listening_socket(path: Path, env: Mapping[str, str] | None = None) -> BoundSocket:
+    """The listening socket at ``path`` (or the socket-activated one), ready to accept."""
+    environ = os.environ if env is None else env
+    inherited = _activated_socket(environ)
+    if inherited is not None:
+        if env is None:  # as sd_listen_fds(unset_environment=1): children must not see them
+            for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+                os.environ.pop(name, None)
+        inherited.setblocking(False)
+        return BoundSocket(inherited, None)
+    _clear_stale(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        # umask is process-wide; the window is this one call, before any thread serves.
+        old = os.umask(0o177)
+        try:
+            sock.bind(str(path))
+        finally:
+            os.umask(old)
+        sock.listen(_BACKLOG)
+        sock.setblocking(False)
+        st = os.lstat(path)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AlreadyRunning(f"another process created {path} while n3d was starting") from exc
+        raise PathError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
+    return BoundSocket(sock, path, (st.st_dev, st.st_ino))
+
+
+def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
+    """``(uid, pid)`` of the process at the other end; ``None`` where the OS cannot say."""
+    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid_t pid; uid_t uid; gid_t gid;}
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _gid = struct.unpack("3i", raw)
+        return uid, pid
+    if sys.platform == "darwin":  # getpeereid() is LOCAL_PEERCRED underneath
+        raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
+        _version, uid = struct.unpack_from("=II", raw)
+        pid = None
+        with contextlib.suppress(OSError):
+            pid = struct.unpack("i", sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERPID, 4))[0]
+        return uid, pid
+    return None, None
+
+
+def peer_hung_up(sock: socket.socket) -> bool:
+    """True once the peer has closed both directions, not just its writing side.
+
+    POLLHUP is reported only when both are shut; a client that merely shut down
+    writing (``socat`` after its input ends) still wants its answers.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        return any(ev & (select.POLLHUP | select.POLLERR) for _fd, ev in poller.poll(0))
+    return False

@@ -1,0 +1,217 @@
+"""The JSON-RPC server on the control socket: accept, check the peer, serve, broadcast.
+
+:meth:`RpcServer.run` opens the socket (:mod:`n3d.rpc.listener`: stale sockets
+replaced, live ones refused, 0600 from the first instant, or the systemd-activated
+fd), reports ``task_status.started(server)`` once connections are accepted, and
+serves until cancelled; then it stops accepting, cancels every connection and
+unlinks the socket if it is still ours.
+
+Each accepted connection is checked before anything is read from it:
+
+- a peer with another uid (root aside) is closed without a word and logged
+  ``rpc.peer_refused`` (``peer_credentials`` is injectable so tests can play a
+  stranger without root);
+- beyond ``max_connections`` the newcomer gets ``-32000 Server busy`` in its own
+  framing (for the id of its first request when that arrives within a second)
+  and is closed; at most ``_MAX_REFUSING`` such goodbyes run at once, the rest
+  are closed at once.
+
+Accepting uses the public ``anyio.wait_readable`` plus the socket's own
+``accept()``, and each connection is wrapped with ``anyio.abc.SocketStream.from_socket``
+(an asyncio transport). anyio's UNIX listener and streams wait on raw-socket
+futures that raise ``InvalidStateError`` in a loop callback when a read is
+cancelled in the same loop pass as data arrives (timeouts, client hang-ups,
+shutdown; compare anyio#1267); transports and ``wait_readable`` do not, and the
+transport also pauses reading between ``receive`` calls, which keeps backpressure.
+
+Events: :meth:`broadcast` sends the notification ``event {topic, ...payload}`` to
+every connection subscribed to ``topic``; handlers subscribe their connection
+through ``ctx.subscribe(topics)`` (see :class:`~n3d.rpc.dispatch.Context`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.abc
+import structlog
+
+from n3d.rpc.connection import Connection, Limits
+from n3d.rpc.dispatch import MethodTable
+from n3d.rpc.framing import FrameError, Framer
+from n3d.rpc.listener import BoundSocket, open_listening_socket, peer_credentials
+from n3d.rpc.protocol import SERVER_BUSY, encode, error_response, notification, parse
+
+__all__ = ["PeerCredentials", "RpcServer", "serve"]
+
+log = structlog.get_logger(__name__)
+
+PeerCredentials = Callable[[socket.socket], tuple[int | None, int | None]]
+_MAX_REFUSING = 32
+_REFUSE_WAIT_S = 1.0
+_ACCEPT_RETRY_S = 0.1  # after EMFILE and friends: let connections close, do not spin
+_ACCEPT_BURST = 64  # connections accepted per wake-up before yielding to the others
+
+
+class RpcServer:
+    """Serves a :class:`MethodTable` on a Unix socket; see the module docstring."""
+
+    def __init__(
+        self,
+        path: Path | str,
+        table: MethodTable,
+        *,
+        max_message_bytes: int = 1_048_576,
+        max_connections: int = 256,
+        frame_timeout_s: float = 10.0,
+        max_outgoing_bytes: int = 8 * 1_048_576,
+        max_inflight: int = 64,
+        env: Mapping[str, str] | None = None,
+        peer_credentials: PeerCredentials = peer_credentials,
+    ) -> None:
+        self.path = Path(path)
+        self.table = table
+        self.max_connections = max_connections
+        self.limits = Limits(max_message_bytes, frame_timeout_s, max_outgoing_bytes, max_inflight)
+        self._env = env
+        self._peer_credentials = peer_credentials
+        self._ids = itertools.count(1)
+        self._connections: dict[int, Connection] = {}
+        self._subscribers: dict[int, frozenset[str] | None] = {}
+        self._refusing = 0
+        self._bound: BoundSocket | None = None
+
+    @property
+    def connection_count(self) -> int:
+        return len(self._connections)
+
+    @property
+    def activated(self) -> bool:
+        """True when serving a socket inherited from systemd (never unlinked)."""
+        return self._bound is not None and self._bound.activated
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[RpcServer] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Listen and serve until cancelled. Raises AlreadyRunning/PathError before starting."""
+        bound = self._bound = open_listening_socket(self.path, self._env)
+        try:
+            async with anyio.create_task_group() as tg:
+                log.info("rpc.listening", path=str(self.path), activated=bound.activated)
+                task_status.started(self)
+                while True:
+                    await anyio.wait_readable(bound.sock)
+                    for _ in range(_ACCEPT_BURST):
+                        try:
+                            sock, _addr = bound.sock.accept()
+                        except BlockingIOError:
+                            break
+                        except OSError as exc:  # EMFILE, ENFILE, ENOMEM: the server stays up
+                            log.warning("rpc.accept_failed", error=str(exc))
+                            await anyio.sleep(_ACCEPT_RETRY_S)
+                            break
+                        tg.start_soon(self._handle, sock)
+        finally:
+            bound.remove()
+            bound.sock.close()
+
+    def broadcast(self, topic: str, payload: Mapping[str, Any] | None = None) -> int:
+        """Send ``event {topic, ...payload}`` to subscribers of ``topic``; returns how many."""
+        body = encode(notification("event", {"topic": topic, **(payload or {})}))
+        sent = 0
+        for cid, topics in list(self._subscribers.items()):
+            conn = self._connections.get(cid)
+            if conn is not None and (topics is None or topic in topics):
+                conn.push(conn.framer.frame(body))
+                sent += 1
+        return sent
+
+    def subscribe(self, connection_id: int, topics: Iterable[str] | None) -> None:
+        """Deliver ``topics`` (None: all) to the connection, replacing earlier topics."""
+        if connection_id in self._connections:
+            self._subscribers[connection_id] = None if topics is None else frozenset(topics)
+
+    def unsubscribe(self, connection_id: int) -> None:
+        self._subscribers.pop(connection_id, None)
+
+    async def _handle(self, sock: socket.socket) -> None:
+        try:
+            uid, pid = self._peer_credentials(sock)
+        except OSError as exc:
+            uid, pid = -1, None
+            log.warning("rpc.peer_unknown", error=str(exc))
+        if uid is not None and uid not in (os.geteuid(), 0):
+            log.warning("rpc.peer_refused", uid=uid, pid=pid, our_uid=os.geteuid())
+            sock.close()
+            return
+        sock.setblocking(False)
+        stream = await anyio.abc.SocketStream.from_socket(sock)
+        if len(self._connections) >= self.max_connections:
+            await self._refuse_busy(stream)
+            return
+        cid = next(self._ids)
+        conn = Connection(cid, stream, self.table, self.limits, self.subscribe, self.unsubscribe)
+        self._connections[cid] = conn
+        log.debug("rpc.connected", connection=cid, pid=pid)
+        try:
+            await conn.serve()
+        finally:
+            del self._connections[cid]
+            self._subscribers.pop(cid, None)
+            log.debug("rpc.disconnected", connection=cid)
+
+    async def _refuse_busy(self, stream: anyio.abc.SocketStream) -> None:
+        """Tell an over-limit client it is refused, in its framing when it shows it quickly."""
+        log.warning("rpc.busy", max_connections=self.max_connections)
+        if self._refusing >= _MAX_REFUSING:
+            await stream.aclose()
+            return
+        self._refusing += 1
+        framer = Framer(self.limits.max_message_bytes)
+        request_id = None
+        items: list[bytes | FrameError] = []
+        try:
+            with anyio.move_on_after(_REFUSE_WAIT_S):
+                while True:
+                    items = framer.feed(await stream.receive())
+                    if items:
+                        break
+            if items and not isinstance(items[0], FrameError):
+                incoming = parse(items[0])
+                if not incoming.batch and incoming.requests:
+                    request_id = incoming.requests[0].id
+            message = (
+                f"Server busy: {self.max_connections} connections already open; try again later"
+            )
+            with anyio.move_on_after(_REFUSE_WAIT_S):
+                await stream.send(
+                    framer.frame(encode(error_response(request_id, SERVER_BUSY, message)))
+                )
+        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
+            pass
+        finally:
+            self._refusing -= 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+
+
+async def serve(
+    path: Path | str,
+    table: MethodTable,
+    *,
+    max_message_bytes: int = 1_048_576,
+    max_connections: int = 256,
+    task_status: anyio.abc.TaskStatus[RpcServer] = anyio.TASK_STATUS_IGNORED,
+    **options: Any,
+) -> None:
+    """``RpcServer(path, table, ...).run()``; ``await tg.start(serve, ...)`` gives the server."""
+    server = RpcServer(
+        path, table, max_message_bytes=max_message_bytes, max_connections=max_connections, **options
+    )
+    await server.run(task_status=task_status)

@@ -1,0 +1,194 @@
+"""The sans-IO protocol and framing, no sockets: the specification's examples, framing rules."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from n3d.rpc.protocol import (
+    INTERNAL_ERROR,
+    FrameError,
+    Framer,
+    Incoming,
+    JsonObject,
+    Request,
+    encode,
+    error_response,
+    parse,
+    result_response,
+)
+
+from .spec_examples import EXAMPLES, IDS, canonical, one_line
+
+# The handlers the specification's examples assume, as plain functions.
+_SPEC_METHODS: dict[str, Any] = {
+    "subtract": lambda a, b: a - b,
+    "sum": lambda *xs: sum(xs),
+    "get_data": lambda: ["hello", 5],
+    "update": lambda *xs: None,
+    "notify_hello": lambda *xs: None,
+    "notify_sum": lambda *xs: None,
+}
+
+
+def _run(request: Request) -> JsonObject | None:
+    fn = _SPEC_METHODS.get(request.method)
+    if fn is None:
+        response = error_response(request.id, -32601)
+    elif isinstance(request.params, dict):
+        response = result_response(
+            request.id, fn(request.params["minuend"], request.params["subtrahend"])
+        )
+    else:
+        response = result_response(request.id, fn(*(request.params or [])))
+    return None if request.is_notification else response
+
+
+def exchange(body: bytes) -> Any:
+    incoming = parse(body)
+    return incoming.reply(_run(r) for r in incoming.requests)
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), EXAMPLES, ids=IDS)
+def test_spec_example_sans_io(name: str, text: str, expected: Any) -> None:
+    reply = exchange(text.encode())
+    if expected is None:
+        assert reply is None
+    else:
+        assert canonical(reply) == canonical(expected)
+
+
+@pytest.mark.parametrize(("name", "text", "expected"), EXAMPLES, ids=IDS)
+@pytest.mark.parametrize("framing", ["ndjson", "lsp"])
+def test_spec_example_through_the_framer(name: str, text: str, expected: Any, framing: str) -> None:
+    body = one_line(text) if framing == "ndjson" else text.encode()
+    wire = (
+        body + b"\n" if framing == "ndjson" else b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    framer = Framer(1 << 20)
+    frames = [f for i in range(len(wire)) for f in framer.feed(wire[i : i + 1])]  # byte by byte
+    assert frames == [body] and framer.framing == framing and not framer.pending
+    reply = exchange(frames[0])
+    if expected is None:
+        assert reply is None
+    else:
+        framed = framer.frame(encode(reply))
+        assert canonical(json.loads(_unframe(framed, framing))) == canonical(expected)
+
+
+def _unframe(data: bytes, framing: str) -> bytes:
+    if framing == "ndjson":
+        assert data.endswith(b"\n") and data.count(b"\n") == 1
+        return data
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head == b"Content-Length: %d" % len(body)
+    return body
+
+
+def test_invalid_request_echoes_a_readable_id_and_nulls_an_unreadable_one() -> None:
+    assert exchange(b'{"jsonrpc":"1.0","method":"x","id":7}')["id"] == 7
+    assert exchange(b'{"jsonrpc":"2.0","method":"x","id":{"a":1}}')["id"] is None
+    assert exchange(b'{"jsonrpc":"2.0","method":"x","id":true}')["error"]["code"] == -32600
+    assert (
+        exchange(b'{"jsonrpc":"2.0","method":"x","params":null,"id":1}')["error"]["code"] == -32600
+    )
+
+
+def test_responses_from_the_client_are_ignored() -> None:
+    assert exchange(b'{"jsonrpc":"2.0","result":1,"id":1}') is None
+    assert exchange(b'[{"jsonrpc":"2.0","error":{"code":1,"message":"x"},"id":1}]') is None
+
+
+@pytest.mark.parametrize(
+    "body", [b"NaN", b'{"a": Infinity}', b"[" * 100_000, b"1" * 5000, b"\xff\xfe{", b""]
+)
+def test_not_json_is_a_parse_error(body: bytes) -> None:
+    assert exchange(body) == {
+        "jsonrpc": "2.0",
+        "error": {"code": -32700, "message": "Parse error"},
+        "id": None,
+    }
+
+
+def test_unencodable_result_becomes_internal_error_for_the_same_id() -> None:
+    out = json.loads(encode(result_response(4, float("nan"))))
+    assert out["id"] == 4 and out["error"]["code"] == INTERNAL_ERROR
+    assert json.loads(encode(result_response(1, "\ud800")))["result"] == "\ud800"
+
+
+def test_empty_batch_reply_is_nothing_not_an_empty_array() -> None:
+    assert Incoming(batch=True).reply([None, None]) is None
+
+
+# -- framing ----------------------------------------------------------------------
+
+
+def test_ndjson_splits_lines_and_ignores_blank_lines_and_crlf() -> None:
+    framer = Framer(100)
+    assert framer.feed(b'\n  {"a":1}\r\n\n[1]\n{"b"') == [b'{"a":1}', b"[1]"]
+    assert framer.pending
+    assert framer.feed(b":2}\n") == [b'{"b":2}'] and not framer.pending
+
+
+def test_ndjson_garbage_line_after_detection_is_a_frame_not_a_fatal_error() -> None:
+    framer = Framer(100)
+    assert framer.feed(b"{}\nhello\n") == [b"{}", b"hello"] and not framer.failed
+
+
+def test_lsp_headers_case_insensitive_content_type_ignored_bodies_exact() -> None:
+    framer = Framer(100)
+    wire = (
+        b"content-length: 7\r\nContent-Type: application/vscode-jsonrpc; charset=utf-8\r\n\r\n"
+        b'{"a":1}'
+        b"CONTENT-LENGTH:2\n\n[]"
+    )
+    assert framer.feed(wire) == [b'{"a":1}', b"[]"]
+    assert framer.frame(b"{}") == b"Content-Length: 2\r\n\r\n{}"
+
+
+def test_lsp_body_may_contain_newlines_and_length_counts_bytes() -> None:
+    body = '{"s": "é\\n"}\n'.encode()
+    framer = Framer(100)
+    assert framer.feed(b"Content-Length: %d\r\n\r\n" % len(body) + body) == [body]
+
+
+@pytest.mark.parametrize(
+    ("wire", "why"),
+    [
+        (b"Content-Length: -1\r\n\r\n", "invalid Content-Length"),
+        (b"Content-Length: 99999999999999999999999\r\n\r\n", "invalid Content-Length"),
+        (b"Content-Length: 1e3\r\n\r\n", "invalid Content-Length"),
+        (b"Content-Length: \r\n\r\n", "invalid Content-Length"),
+        (b"Content-Length: 1000001\r\n\r\n", "exceeds max_message_bytes"),
+        (b"Content-Type: x\r\n\r\n{}", "without Content-Length"),
+        (b"Content-Length 5\r\n\r\n", "malformed header"),
+        (b"C" + b"x" * 9000, "header block longer"),
+        (b"\x00\x01garbage", "starts with"),
+        (b"GET / HTTP/1.1\r\n\r\n", "starts with"),
+        (b"{" * 1_000_002, "exceeds max_message_bytes"),
+    ],
+)
+def test_fatal_framing_errors(wire: bytes, why: str) -> None:
+    framer = Framer(1_000_000)
+    out = framer.feed(wire)
+    assert isinstance(out[-1], FrameError) and why in out[-1].message
+    assert framer.failed and not framer.pending
+    assert framer.feed(b'{"more": 1}\n') == []
+
+
+def test_complete_line_over_the_limit_is_fatal() -> None:
+    framer = Framer(10)
+    (err,) = framer.feed(b'{"a":"0123456789"}\n')
+    assert isinstance(err, FrameError)
+
+
+def test_frames_before_a_fatal_error_are_still_delivered() -> None:
+    framer = Framer(100)
+    out = framer.feed(b"Content-Length: 2\r\n\r\n{}Content-Length: -5\r\n\r\n")
+    assert out[0] == b"{}" and isinstance(out[1], FrameError)
+
+
+def test_replies_before_detection_are_ndjson() -> None:
+    assert Framer(10).frame(b"{}") == b"{}\n"
