@@ -7,11 +7,12 @@ Start (docs/behavior.md, "Start-up order"):
 2. ``n3d.pid`` written;
 3. the signal watcher (SIGTERM/SIGINT: shut down; SIGHUP: reload the config);
 4. the supervisor (orphans of a killed n3d handled first, then the server);
-5. the control socket (issue 5; its place is marked below);
-6. ``READY=1`` to systemd, and the watchdog pings.
+5. the model service (pull jobs, keep-warm);
+6. the control socket (stale socket replaced, live one refused, 0600);
+7. ``READY=1`` to systemd (only now: clients can connect), and the watchdog pings.
 
 Shutdown is an input (:meth:`Daemon.request_shutdown`); the order is bounded:
-``STOPPING=1`` → (socket stops accepting, issue 5) → the supervisor stops the
+``STOPPING=1`` → the socket stops accepting and its connections end → the supervisor stops the
 server (SIGTERM, ``stop_timeout``, SIGKILL of the group, verification) → the task
 group is cancelled → pid files removed, lock released. Exit code 0.
 """
@@ -25,6 +26,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import anyio
 import structlog
@@ -32,9 +34,14 @@ from anyio.abc import TaskStatus
 
 from n3d import __version__
 from n3d.config import Settings, load_settings
+from n3d.daemon_events import EventBridge
 from n3d.errors import AlreadyRunning, ConfigError, N3dError
+from n3d.models.service import Models
+from n3d.ollama.client import OllamaClient
 from n3d.paths import ensure_private_dir, runtime_dir
-from n3d.state import Snapshot, Transition
+from n3d.rpc.methods import DaemonView, build_methods
+from n3d.rpc.server import RpcServer
+from n3d.state import Snapshot
 from n3d.supervisor import Supervisor
 from n3d.supervisor.notify import Notifier
 
@@ -98,6 +105,9 @@ class Daemon:
         self.env = dict(os.environ if env is None else env)
         self.notifier = Notifier.from_env(self.env)
         self.supervisor: Supervisor | None = None
+        self.models: Models | None = None
+        self.rpc: RpcServer | None = None
+        self.last_reload_error: str | None = None
         self._shutdown: anyio.Event | None = None
 
     def request_shutdown(self) -> None:
@@ -138,34 +148,74 @@ class Daemon:
 
     async def _run_parts(self, directory: Path, task_status: TaskStatus[None]) -> None:
         assert self._shutdown is not None
+        settings = self.settings
+        socket_path = settings.socket_path(self.env)
         sup = self.supervisor = Supervisor(
-            self.settings, command=self.command, runtime_dir=directory, environ=self.env
+            settings, command=self.command, runtime_dir=directory, environ=self.env
         )
+        async with OllamaClient(
+            settings.ollama.base_url,
+            timeout_s=settings.server.health_timeout_s,
+            num_ctx=settings.ollama.num_ctx,
+        ) as client:
+            models = self.models = Models(client, settings, publish=self._publish)
+            view = DaemonView(
+                supervisor=sup,
+                models=models,
+                socket_path=socket_path,
+                settings=lambda: self.settings,
+                reload=self._reload_for_rpc,
+                simulate=self.simulate,
+            )
+            rpc = self.rpc = RpcServer(
+                socket_path,
+                build_methods(view),
+                max_message_bytes=settings.socket.max_message_bytes,
+                max_connections=settings.socket.max_connections,
+                env=self.env,
+            )
+            events = EventBridge(self, models)
+            sup.store.subscribe(events.on_state)
+            sup.health.listeners.append(events.on_health)
+            rpc_scope = anyio.CancelScope()
+            async with anyio.create_task_group() as tg:
+                await tg.start(self._watch_signals)
+                await tg.start(sup.run)
+                await tg.start(models.run)
+                await tg.start(self._serve_rpc, rpc, rpc_scope)
+                # The socket accepts connections: only now is n3d ready (Type=notify).
+                self.notifier.ready(summary(sup.snapshot))
+                await tg.start(self.notifier.run_watchdog)
+                log.info("n3d.ready", state=sup.snapshot.state.value, socket=str(socket_path))
+                task_status.started()
+                await self._shutdown.wait()
+                log.info("n3d.shutting_down")
+                self.notifier.stopping("n3d is stopping ollama")
+                # Stop accepting and end every connection (their handlers are
+                # cancelled), then stop the server: clients never wait on a dying n3d.
+                rpc_scope.cancel()
+                s = self.settings.server
+                with anyio.move_on_after(s.stop_timeout_s + _SHUTDOWN_SLACK_S, shield=True):
+                    await sup.shutdown()
+                tg.cancel_scope.cancel()
 
-        def on_change(edge: Transition | None, snapshot: Snapshot) -> None:
-            if edge is not None:
-                self.notifier.status(summary(snapshot))
+    async def _serve_rpc(
+        self,
+        rpc: RpcServer,
+        scope: anyio.CancelScope,
+        *,
+        task_status: TaskStatus[RpcServer] = anyio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with scope:
+            await rpc.run(task_status=task_status)
 
-        sup.store.subscribe(on_change)
-        async with anyio.create_task_group() as tg:
-            await tg.start(self._watch_signals)
-            await tg.start(sup.run)
-            # ---- issue 5: start the control socket here ---------------------------
-            #   await tg.start(rpc_server.run)  (stale check, bind under umask 0o177)
-            # Until it exists, READY=1 means "the supervisor is running".
-            # ---------------------------------------------------------------------
-            self.notifier.ready(summary(sup.snapshot))
-            await tg.start(self.notifier.run_watchdog)
-            log.info("n3d.ready", state=sup.snapshot.state.value)
-            task_status.started()
-            await self._shutdown.wait()
-            log.info("n3d.shutting_down")
-            self.notifier.stopping("n3d is stopping ollama")
-            # (issue 5: stop accepting and drain connections here, before the server)
-            s = self.settings.server
-            with anyio.move_on_after(s.stop_timeout_s + _SHUTDOWN_SLACK_S, shield=True):
-                await sup.shutdown()
-            tg.cancel_scope.cancel()
+    def _publish(self, topic: str, payload: Mapping[str, Any] | None = None) -> None:
+        """Send an event to subscribed clients (nothing before the socket exists)."""
+        if self.rpc is not None:
+            self.rpc.broadcast(topic, payload)
+
+    def _reload_for_rpc(self) -> str | None:
+        return None if self.reload() else self.last_reload_error
 
     async def _watch_signals(
         self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
@@ -185,6 +235,7 @@ class Daemon:
         try:
             new = load_settings(self.settings.file, self.env)
         except ConfigError as exc:
+            self.last_reload_error = str(exc)
             log.error("config.reload_failed", error=str(exc), kept="the previous settings")
             self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
             return False
@@ -223,15 +274,22 @@ def run(settings: Settings, *, simulate: bool) -> int:
     daemon = Daemon(settings, command=command, simulate=simulate)
     try:
         return anyio.run(daemon.run)
-    except AlreadyRunning as exc:
-        log.error("n3d.already_running", error=str(exc))
-        print(f"n3d: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+        failure = _leaf(exc)
+        if isinstance(failure, AlreadyRunning):
+            log.error("n3d.already_running", error=str(failure))
+        elif isinstance(failure, N3dError):
+            log.error("n3d.failed", error=str(failure))
+        else:  # a bug: say so in one line, with the details in the log
+            log.error("n3d.crashed", exc_info=failure)
+            print(f"n3d: internal error: {failure!r} (details in the log)", file=sys.stderr)
+            return 1
+        print(f"n3d: {failure}", file=sys.stderr)
         return 1
-    except N3dError as exc:
-        log.error("n3d.failed", error=str(exc))
-        print(f"n3d: {exc}", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug: say so in one line, with the details in the log
-        log.exception("n3d.crashed")
-        print(f"n3d: internal error: {exc!r} (details in the log)", file=sys.stderr)
-        return 1
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The one real failure inside (nested) single-exception groups from task groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -104,6 +104,8 @@ class HealthChecker:
         self._last: HealthResult | None = None
         self._flight: _Flight | None = None
         self.probes = 0
+        # Called with every new result (not with cached ones), e.g. to publish events.
+        self.listeners: list[Callable[[HealthResult], None]] = []
 
     @property
     def last(self) -> HealthResult | None:
@@ -136,6 +138,8 @@ class HealthChecker:
         try:
             result = await self._measure()
             self._last = flight.result = result
+            for listener in list(self.listeners):
+                listener(result)
             return HealthReport(result, 0.0, cached=False)
         finally:
             self._flight = None
