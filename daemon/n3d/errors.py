@@ -28,7 +28,10 @@ lines when known, a blank line and `Suggestion:` when there is one.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # n3ctl's hot path imports this module: keep `typing` off it
+    from typing import Any, ClassVar
 
 __all__ = [
     "AlreadyRunning",

@@ -1,0 +1,166 @@
+"""One function per n3ctl command: call the daemon, print the result, return the exit code.
+
+Data goes to ``ctx.out`` (stdout), messages and progress to ``ctx.err``
+(stderr). With ``--json`` a command prints the RPC result as one JSON document
+(keys sorted, so the text is stable); the streams `pull` and `events` (in
+:mod:`~n3d.ctlkit.streams`) print JSON Lines. Errors are not handled here:
+:func:`n3d.ctl.main` turns :class:`~n3d.client.RpcError` and
+:class:`~n3d.client.DaemonUnreachable` into messages and exit codes. Modules that
+only some commands need (progress, prometheus) are imported inside those
+commands to keep `status` fast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from n3d import __version__
+from n3d.client import DaemonUnreachable
+from n3d.ctlkit.context import Context
+from n3d.ctlkit.streams import events, pull, with_progress
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["COMMANDS"]
+
+
+def status(ctx: Context) -> int:
+    from n3d.ctlkit.render import render_status, status_exit_code
+
+    result = ctx.call("status")
+    ctx.emit(result, lambda: render_status(result, now=ctx.now(), style=ctx.style))
+    return status_exit_code(result if isinstance(result, dict) else {})
+
+
+def health(ctx: Context) -> int:
+    from n3d.ctlkit.render import render_health
+
+    result = ctx.call("health", {"force": True} if ctx.args.force else {})
+    ctx.emit(result, lambda: render_health(result, now=ctx.now(), style=ctx.style))
+    return 0 if isinstance(result, dict) and result.get("ok") else 1
+
+
+def models(ctx: Context) -> int:
+    from n3d.ctlkit.tables import render_loaded, render_models
+
+    if ctx.args.loaded:
+        result = ctx.call("models.loaded")
+        ctx.emit(result, lambda: render_loaded(result, now=ctx.now(), style=ctx.style))
+    else:
+        result = ctx.call("models.list", {"refresh": True} if ctx.args.refresh else {})
+        ctx.emit(result, lambda: render_models(result, now=ctx.now(), style=ctx.style))
+    return 0
+
+
+def rm(ctx: Context) -> int:
+    result = ctx.call("models.delete", {"model": ctx.args.model})
+    deleted = isinstance(result, dict) and bool(result.get("deleted"))
+    ctx.emit(result, lambda: f"deleted {ctx.args.model}" if deleted else "")
+    if not deleted and not ctx.args.json:
+        ctx.say(f"{ctx.args.model} was not deleted")
+    return 0 if deleted else 1
+
+
+def ensure(ctx: Context) -> int:
+    model = ctx.args.model
+    params: dict[str, Any] = {"model": model}
+    if ctx.args.pull:
+        params["pull"] = True
+        result = with_progress(ctx, "models.ensure", params, model)
+    else:
+        result = ctx.call("models.ensure", params)
+    r = result if isinstance(result, dict) else {}
+    state = "available" if r.get("available") else "not available"
+    pulled = " (pulled now)" if r.get("pulled") else ""
+    ctx.emit(result, lambda: f"{r.get('model') or model}: {state}{pulled}")
+    if not r.get("available") and not ctx.args.json:
+        ctx.say(f"pull it with: n3ctl pull {model}  (or: n3ctl ensure --pull {model})")
+    return 0 if r.get("available") else 1
+
+
+def validate(ctx: Context) -> int:
+    result = ctx.call("models.validate", {"model": ctx.args.model})
+    r = result if isinstance(result, dict) else {}
+
+    def human() -> str:
+        if r.get("valid"):
+            return f"valid: {r.get('normalized') or ctx.args.model}"
+        return f"invalid: {r.get('message') or ctx.args.model}"
+
+    ctx.emit(result, human)
+    return 0 if r.get("valid") else 1
+
+
+def warm(ctx: Context) -> int:
+    from n3d.ctlkit.tables import render_warm
+
+    action = ctx.args.warm_action or "list"
+    if action == "add":
+        params: dict[str, Any] = {"model": ctx.args.model}
+        if ctx.args.keep_alive is not None:
+            params["keep_alive"] = ctx.args.keep_alive
+        result = ctx.call("warm.add", params)
+    elif action == "rm":
+        result = ctx.call("warm.remove", {"model": ctx.args.model})
+    else:
+        result = ctx.call("warm.list")
+    ctx.emit(result, lambda: render_warm(result, now=ctx.now(), style=ctx.style))
+    return 0
+
+
+def server(ctx: Context) -> int:
+    result = ctx.call(f"server.{ctx.args.command}")
+    state = result.get("state") if isinstance(result, dict) else None
+    ctx.emit(result, lambda: f"ollama: {state or 'unknown'}")
+    return 0
+
+
+def metrics(ctx: Context) -> int:
+    result = ctx.call("metrics")
+    r = result if isinstance(result, dict) else {}
+    if ctx.args.prometheus:
+        from n3d.ctlkit.prometheus import render_prometheus
+
+        ctx.out.write(render_prometheus(r))
+        return 0
+    from n3d.ctlkit.tables import render_metrics
+
+    ctx.emit(result, lambda: render_metrics(r, style=ctx.style))
+    return 0
+
+
+def version(ctx: Context) -> int:
+    """The client's version, and the daemon's when it answers (unreachable is not an error)."""
+    from n3d.ctlkit.render import render_version
+
+    daemon: dict[str, Any] | None = None
+    try:
+        result = ctx.call("status")
+        found = result.get("daemon") if isinstance(result, dict) else None
+        daemon = found if isinstance(found, dict) else {}
+    except DaemonUnreachable as exc:
+        if not ctx.args.json:
+            ctx.say(f"n3d is not reachable at {exc.path} ({exc.reason})")
+    document = {"n3ctl": {"version": __version__}, "n3d": daemon}
+    ctx.emit(document, lambda: render_version(__version__, daemon))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[Context], int]] = {
+    "status": status,
+    "health": health,
+    "models": models,
+    "pull": pull,
+    "rm": rm,
+    "ensure": ensure,
+    "validate": validate,
+    "warm": warm,
+    "start": server,
+    "stop": server,
+    "restart": server,
+    "metrics": metrics,
+    "events": events,
+    "version": version,
+}

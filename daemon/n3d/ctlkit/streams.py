@@ -1,0 +1,95 @@
+"""The long and streaming commands: `pull` (progress, Ctrl-C) and `events` (follow).
+
+`ensure --pull` shares the progress handling. With ``--json`` both streams print
+JSON Lines: `pull` one line per ``$/progress`` value then the result, `events`
+one line per event.
+"""
+
+from __future__ import annotations
+
+import time
+
+from n3d.client import DaemonUnreachable
+from n3d.ctlkit.context import Context
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
+
+__all__ = ["events", "pull", "with_progress"]
+
+# The first request on a fresh n3d.client.Connection has id 1; these calls make
+# no other on their connection, so this is the id `$/cancelRequest` must name.
+_FIRST_REQUEST_ID = 1
+
+
+def with_progress(ctx: Context, method: str, params: dict[str, Any], model: str) -> Any:
+    """Call a long method showing its `$/progress`; Ctrl-C cancels the wait, not the work."""
+    from contextlib import suppress
+
+    from n3d.ctlkit.progress import PullProgress
+
+    streaming = ctx.args.json and ctx.args.command == "pull"
+    view = PullProgress(tty=ctx.err_tty, width=_terminal_width(ctx.err))
+
+    def on_progress(value: dict[str, Any]) -> None:
+        if streaming:
+            ctx.json_line(value)
+        elif not ctx.args.json:
+            ctx.err.write(view.update(value, time.monotonic()))
+            ctx.err.flush()
+
+    conn = ctx.connect()
+    try:
+        return conn.call(method, params, progress=on_progress)
+    except KeyboardInterrupt:
+        # The daemon shares one download among all callers, so cancelling our
+        # request only ends our wait; the download itself may well go on.
+        with suppress(DaemonUnreachable, OSError):
+            conn.notify("$/cancelRequest", {"id": _FIRST_REQUEST_ID})
+        ctx.err.write(view.close())
+        ctx.say(f"stopped waiting for {model}; the download may continue in the daemon "
+                "(check with: n3ctl models)")
+        raise
+    finally:
+        conn.close()
+        ctx.err.write(view.close())
+
+
+def _terminal_width(stream: TextIO) -> int:
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns if stream.isatty() else 80
+
+
+def pull(ctx: Context) -> int:
+    model = ctx.args.model
+    result = with_progress(ctx, "models.pull", {"model": model}, model)
+    if ctx.args.json:
+        ctx.json_line(result)
+    else:
+        took = result.get("duration_s") if isinstance(result, dict) else None
+        extra = f" in {took:.1f}s" if isinstance(took, int | float) else ""
+        ctx.out.write(f"pulled {model}{extra}\n")
+    return 0
+
+
+def events(ctx: Context) -> int:
+    """Follow `event` notifications until Ctrl-C (exit 0) or the daemon goes (69)."""
+    from n3d.ctlkit.render import render_event
+
+    topics = ctx.args.topic
+    with ctx.connect(timeout=ctx.timeout) as conn:
+        conn.call("events.subscribe", {"topics": topics} if topics else {})
+        try:
+            for method, params in conn.notifications():
+                if method != "event" or not isinstance(params, dict):
+                    continue
+                if ctx.args.json:
+                    ctx.json_line(params)
+                else:
+                    ctx.out.write(render_event(params, now=ctx.now(), style=ctx.style) + "\n")
+                    ctx.out.flush()
+        except KeyboardInterrupt:
+            return 0
+    return 0  # pragma: no cover - notifications() only ends by raising

@@ -1,0 +1,260 @@
+"""The installed `n3ctl` against a real `n3d run --simulate`: every command, human and --json.
+
+One daemon serves the whole module (start-up costs seconds); the tests run in
+file order and the later ones change the server's state on purpose (stop,
+start, restart). Skipped, saying so, only while `n3d run` does not open its
+control socket yet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from .conftest import N3CTL, Run, run_ctl
+
+pytestmark = pytest.mark.slow
+
+N3D = Path(sys.executable).parent / "n3d"
+MODEL = "llama3.2"  # installed at start by the simulator
+PULLED = "qwen2.5:0.5b"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class RealDaemon:
+    def __init__(self, home: Path, sock: Path) -> None:
+        self.home, self.sock = home, sock
+        port = _free_port()
+        self.config = home / "n3d.toml"
+        self.config.write_text(
+            f'[ollama]\nbase_url = "http://127.0.0.1:{port}"\nhealth_check_interval = 1\n'
+            '[server]\nmode = "managed"\nstart_timeout = 20\nstop_timeout = 3\n'
+            "[restart]\nbackoff_initial = 0.1\nbackoff_max = 1.0\n"
+        )
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith(("OLLAMA_", "N3D_", "NAMEL3SS_", "XDG_", "NOTIFY_",
+                                         "WATCHDOG_", "LISTEN_", "NO_COLOR"))}
+        for sub in ("run", "config", "state", "models"):
+            (home / sub).mkdir(mode=0o700, exist_ok=True)
+        self.env.update(
+            HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
+            XDG_CONFIG_HOME=str(home / "config"), XDG_STATE_HOME=str(home / "state"),
+            N3D_SOCKET=str(sock), OLLAMA_MODELS=str(home / "models"),
+            OLLAMA_SIM_MODELS_PRELOAD=MODEL, OLLAMA_SIM_PULL_SECONDS="0.6",
+            PYTHONUNBUFFERED="1",
+        )
+        self.log = home / "n3d.log"
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [str(N3D), "run", "--simulate", "--config", str(self.config),
+                 "--log-format", "json"],
+                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+
+    def ctl(self, *argv: str, timeout: float = 60) -> Run:
+        return run_ctl(*argv, env=self.env, timeout=timeout)
+
+    def popen(self, *argv: str) -> subprocess.Popen[str]:
+        def sigint_default() -> None:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+        return subprocess.Popen([str(N3CTL), *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=self.env,
+                                preexec_fn=sigint_default)
+
+    def wait_socket(self, within_s: float) -> bool:
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"n3d exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
+            if self.sock.exists():
+                return True
+            time.sleep(0.05)
+        return False
+
+    def wait_status(self, code: int, within_s: float = 30) -> Run:
+        deadline = time.monotonic() + within_s
+        while True:
+            result = self.ctl("status")
+            if result.code == code or time.monotonic() > deadline:
+                return result
+            time.sleep(0.2)
+
+    def kill(self) -> None:
+        """SIGKILL n3d's process group and every group its children made (the server's)."""
+        groups = {os.getpgid(self.proc.pid)} if self.proc.poll() is None else set()
+        with contextlib.suppress(psutil.Error):
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                with contextlib.suppress(ProcessLookupError):
+                    groups.add(os.getpgid(child.pid))
+        for group in groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
+        self.proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
+    sock_dir = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))  # sun_path ≤ 107 bytes
+    daemon = RealDaemon(tmp_path_factory.mktemp("home"), sock_dir / "s.sock")
+    try:
+        if not daemon.wait_socket(20):
+            pytest.skip("`n3d run --simulate` does not open its control socket yet "
+                        "(the daemon's socket wiring, issue 5); nothing to talk to")
+        ready = daemon.wait_status(0)
+        assert ready.code == 0, ready.out + ready.err
+        yield daemon
+    finally:
+        daemon.kill()
+        shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+def both(n3d: RealDaemon, *argv: str, code: int = 0) -> tuple[Run, Any]:
+    """Run ``argv`` in human and --json form; both must exit ``code``; returns (human, doc)."""
+    human = n3d.ctl(*argv)
+    assert human.code == code, f"{argv}: {human.err}"
+    machine = n3d.ctl("--json", *argv)
+    assert machine.code == code, f"--json {argv}: {machine.err}"
+    return human, json.loads(machine.out) if machine.out else None
+
+
+def test_status(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "status")
+    assert human.out.startswith("● ollama")
+    assert "     Active: running (managed) since " in human.out
+    assert set(doc) >= {"daemon", "server", "health", "resources", "models"}
+    assert doc["server"]["state"] == "running"
+    assert doc["daemon"]["socket"] == str(n3d.sock)
+
+
+def test_health(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "health")
+    assert human.out.startswith("ok: ")
+    assert doc["ok"] is True
+    _, forced = both(n3d, "health", "--force")
+    assert forced["ok"] is True
+
+
+def test_version(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "version")
+    assert human.out.splitlines()[1].startswith("n3d 0.1.0 (pid ")
+    assert doc["n3d"]["version"] == "0.1.0"
+
+
+def test_validate(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "validate", MODEL)
+    assert human.out.startswith("valid: ") and doc["valid"] is True
+    assert n3d.ctl("validate", "no such/name!").code == 1
+
+
+def test_models(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "models")
+    assert human.out.startswith("NAME ")
+    assert MODEL in human.out
+    assert any(m["name"].startswith(MODEL) for m in doc["models"])
+
+
+def test_pull_human_and_json_lines(n3d: RealDaemon) -> None:
+    human = n3d.ctl("pull", PULLED)
+    assert human.code == 0, human.err
+    assert human.out.startswith(f"pulled {PULLED}")
+    assert f"Pulling {PULLED}" in human.err  # the begin title; steps may be coalesced
+    assert "✓ " in human.err and human.err.endswith("success\n")
+    n3d.ctl("rm", PULLED)
+    machine = n3d.ctl("--json", "pull", PULLED)
+    assert machine.code == 0, machine.err
+    lines = [json.loads(line) for line in machine.out.splitlines()]
+    assert lines[-1]["status"] == "success"
+    assert any(line.get("kind") == "report" for line in lines[:-1])
+
+
+def test_ensure(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "ensure", PULLED)
+    assert human.out.startswith(f"{PULLED}: available") and doc["available"] is True
+    assert n3d.ctl("ensure", "not-a-model-anywhere:1b").code == 1
+
+
+def test_loaded_models_and_warm(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "warm", "add", MODEL)
+    assert any(m["name"].startswith(MODEL) for m in doc["models"])
+    human, doc = both(n3d, "warm")
+    assert MODEL in human.out
+    both(n3d, "warm", "list")
+    human, doc = both(n3d, "models", "--loaded")
+    assert human.out.startswith("NAME ")
+    assert isinstance(doc["models"], list)
+    both(n3d, "warm", "rm", MODEL)
+
+
+def test_rm_and_its_error(n3d: RealDaemon) -> None:
+    human = n3d.ctl("rm", PULLED)
+    assert (human.code, human.out) == (0, f"deleted {PULLED}\n")
+    again = n3d.ctl("rm", PULLED)
+    assert again.code == 1
+    assert "\n\nSuggestion: " in again.err and again.out == ""
+
+
+def test_metrics(n3d: RealDaemon) -> None:
+    human, doc = both(n3d, "metrics")
+    assert human.out.startswith("NAME ")
+    assert set(doc) >= {"counters", "gauges", "histograms"}
+    prom = n3d.ctl("metrics", "--prometheus")
+    assert prom.code == 0
+    assert "# TYPE n3d_rpc_duration_seconds summary" in prom.out
+
+
+def test_events_then_stop_start_restart(n3d: RealDaemon) -> None:
+    follower = n3d.popen("--json", "events", "--topic", "server.state")
+    human_follower = n3d.popen("events")
+    time.sleep(0.5)  # both subscribed before anything happens
+
+    human, doc = both(n3d, "stop")  # the second stop finds it stopped already
+    assert human.out.startswith("ollama: ") and doc["state"] == "stopped"
+    stopped = n3d.wait_status(3)
+    assert stopped.code == 3 and "stopped" in stopped.out
+    assert n3d.ctl("--json", "status").code == 3
+
+    human, doc = both(n3d, "start")
+    assert n3d.wait_status(0).code == 0
+    human, doc = both(n3d, "restart")
+    assert n3d.wait_status(0).code == 0
+
+    time.sleep(0.5)
+    outs = []
+    for proc in (follower, human_follower):
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=10)
+        assert proc.returncode == 0, err
+        outs.append(out)
+    events = [json.loads(line) for line in outs[0].splitlines()]
+    assert {e["topic"] for e in events} == {"server.state"}
+    assert "stopped" in {e.get("to") for e in events}
+    assert " server.state " in outs[1]
+
+
+def test_a_killed_daemon_is_unreachable(n3d: RealDaemon) -> None:
+    """Last: kill n3d; its socket file may stay behind → 69 (missing or stale)."""
+    n3d.kill()
+    result = n3d.ctl("status")
+    assert result.code == 69
+    assert str(n3d.sock) in result.err
