@@ -28,9 +28,9 @@ lines when known, a blank line and `Suggestion:` when there is one.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # n3ctl's hot path imports this module: keep `typing` off it
+# n3ctl's hot path imports this module: keep `typing` off it (type checkers see it).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
     from typing import Any, ClassVar
 
 __all__ = [

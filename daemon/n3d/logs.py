@@ -143,12 +143,24 @@ _metric_log = structlog.get_logger("n3d.metrics")
 
 
 def metric(
-    name: str, value: float, unit: str, *, kind: MetricKind | None = None, **tags: Any
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    kind: MetricKind | None = None,
+    log_level: Literal["debug", "info"] = "info",
+    **tags: Any,
 ) -> None:
-    """Log one metric event and aggregate it; never raises."""
+    """Log one metric event and aggregate it; never raises.
+
+    ``log_level="debug"`` is for per-request metrics (one per RPC call): they are
+    always aggregated, but logged only when `[log].level` is debug, so a busy
+    socket does not flood the journal.
+    """
     try:
         REGISTRY.record(name, float(value), unit, kind)
-        _metric_log.info("metric", metric=name, value=value, unit=unit, tags=tags)
+        emit = _metric_log.debug if log_level == "debug" else _metric_log.info
+        emit("metric", metric=name, value=value, unit=unit, tags=tags)
     except Exception:  # noqa: BLE001 - a metric must never break the caller
         pass
 

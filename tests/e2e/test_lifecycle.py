@@ -68,7 +68,6 @@ def test_every_log_line_is_json_with_the_four_fields(daemon: Daemon) -> None:
         "ollama.server.restarts",
         "ollama.health.check_duration",
         "ollama.model.pull_duration",
-        "n3d.rpc.duration",
     } <= metrics
     assert any(json.loads(line)["logger"] == "ollama" for line in lines)
 

@@ -263,7 +263,11 @@ class MethodTable:
                 ctx.finish()
             if method is not None:
                 metric(
-                    "n3d.rpc.duration", time.perf_counter() - started, "s", method=request.method
+                    "n3d.rpc.duration",
+                    time.perf_counter() - started,
+                    "s",
+                    log_level="debug",  # one per call: aggregated, logged only at debug
+                    method=request.method,
                 )
         return None if request.is_notification else response
 
