@@ -27,10 +27,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 from n3d.paths import socket_path
+
+# n3ctl's hot path: keep `typing` off it at run time (type checkers still see it).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from types import TracebackType
+    from typing import Any
 
 __all__ = [
     "Connection",
