@@ -36,6 +36,7 @@ __all__ = [
     "host",
     "integer",
     "keep_alive",
+    "warm_keep_alive",
     "model_list",
     "model_name",
     "seconds",
@@ -157,6 +158,17 @@ def keep_alive(value: object) -> str | float:
         raise Invalid(f"{exc}; {hint}") from None
     assert isinstance(value, str | int | float)
     return value
+
+
+def warm_keep_alive(value: object) -> str | float:
+    """Like :func:`keep_alive`, but never 0: a warm-up that unloads at once warms nothing."""
+    checked = keep_alive(value)
+    if parse_keep_alive(checked) == 0:
+        raise Invalid(
+            "a warm keep_alive of 0 would unload each model as soon as it is warmed; "
+            'use -1 (forever) or a duration such as "24h"'
+        )
+    return checked
 
 
 def model_name(value: object) -> str:

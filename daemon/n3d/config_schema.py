@@ -31,6 +31,7 @@ from n3d.config_checks import (
     model_name,
     seconds,
     text,
+    warm_keep_alive,
 )
 from n3d.errors import ConfigError
 
@@ -97,7 +98,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
     ),
     "warm": _section(
         models=Key([], model_list, "models kept loaded; re-warmed after eviction"),
-        keep_alive=Key(-1, keep_alive, "keep_alive sent by warm-up loads; -1 = forever"),
+        keep_alive=Key(-1, warm_keep_alive, "keep_alive sent by warm-up loads; -1 = forever"),
     ),
     "socket": _section(
         path=Key("", text, '"" = runtime dir / n3d.sock (N3D_SOCKET wins)'),

@@ -182,3 +182,13 @@ def test_every_port_in_range_is_accepted_and_every_other_refused(port: int) -> N
     else:
         with pytest.raises(ValueError, match="1..65535"):
             check(port)
+
+
+@pytest.mark.parametrize("value", ["0", '"0s"', '"0m"'])
+def test_a_warm_keep_alive_of_zero_is_refused(write_config: WriteConfig, value: str) -> None:
+    path = write_config(f"[warm]\nkeep_alive = {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    assert (caught.value.key, caught.value.line) == ("warm.keep_alive", 2)
+    assert "unload each model as soon as it is warmed" in caught.value.message
+    assert load_settings(write_config('[ollama]\nkeep_alive = "0s"\n'), {}).ollama.keep_alive_s == 0
