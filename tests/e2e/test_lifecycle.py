@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import pytest
 
-from n3d.client import Connection
+from n3d.client import Connection, RpcError
 
 from .conftest import Daemon, wait_until
 
@@ -99,3 +99,37 @@ def test_n3d_run_answers_python_dash_m_and_the_console_script_alike() -> None:
         [sys.executable, "-m", "n3d", "run", "--help"], capture_output=True, text=True, timeout=30
     )
     assert result.returncode == 0 and "--simulate" in result.stdout
+
+
+def test_a_warm_model_is_loaded_again_after_the_supervisor_restarts_serve(
+    daemon_factory: Callable[..., Daemon],
+) -> None:
+    d = daemon_factory()
+    d.env["OLLAMA_SIM_MODELS_PRELOAD"] = "qwen2.5:0.5b"
+    d.config_path.write_text(
+        d.config_path.read_text() + '\n[warm]\nmodels = ["qwen2.5:0.5b"]\n'
+    )
+    d.start()
+    d.wait_socket()
+
+    def warm_loaded() -> bool:
+        rows = d.call("warm.list")["models"]
+        return bool(rows) and rows[0]["loaded"]
+
+    wait_until(warm_loaded, 20, "the warm model to load after start")
+    first = d.call("status")["server"]["pid"]
+    os.kill(first, signal.SIGKILL)
+    wait_until(lambda: d.call("status")["server"]["restarts"] == 1, 20, "a restart")
+
+    def loaded_in_new_server() -> bool:
+        try:
+            loaded = d.call("models.loaded")["models"]
+        except RpcError:  # the server is between lives
+            return False
+        return any(m["name"] == "qwen2.5:0.5b" for m in loaded)
+
+    # No client asks for the model: n3d loads it into the new server by itself.
+    wait_until(loaded_in_new_server, 20, "the warm model to load into the restarted server")
+    assert d.call("status")["server"]["pid"] != first
+    warm_durations = d.call("metrics")["histograms"]["ollama.model.warm_duration"]
+    assert warm_durations["count"] >= 2  # once after start, once after the restart
