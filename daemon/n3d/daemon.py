@@ -48,6 +48,7 @@ from n3d.supervisor.notify import Notifier
 __all__ = ["SIMULATOR", "Daemon", "acquire_lock", "run", "summary"]
 
 log = structlog.get_logger("n3d.daemon")
+events_log = structlog.get_logger("n3d.events")
 
 SIMULATOR = (sys.executable, "-m", "n3d.sim", "serve")
 _SHUTDOWN_SLACK_S = 5.0  # on top of stop_timeout and verification, for the whole stop
@@ -210,7 +211,14 @@ class Daemon:
             await rpc.run(task_status=task_status)
 
     def _publish(self, topic: str, payload: Mapping[str, Any] | None = None) -> None:
-        """Send an event to subscribed clients (nothing before the socket exists)."""
+        """Log an event and send it to subscribed clients (once the socket exists).
+
+        ``server.state`` is logged by the supervisor itself; pull progress is
+        logged at debug (its start and end are info events of their own).
+        """
+        if topic != "server.state":
+            emit = events_log.debug if topic == "pull" else events_log.info
+            emit(topic, **{k: v for k, v in (payload or {}).items() if k != "event"})
         if self.rpc is not None:
             self.rpc.broadcast(topic, payload)
 
