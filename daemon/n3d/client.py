@@ -26,13 +26,14 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 
-from n3d.paths import socket_path
+from n3d.locations import socket_path
 
-# n3ctl's hot path: keep `typing` off it at run time (type checkers still see it).
+# n3ctl's hot path: keep `typing` and `pathlib` off it at run time (type checkers
+# still see them); paths are plain strings here.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from types import TracebackType
     from typing import Any
 
@@ -70,7 +71,7 @@ class DaemonUnreachable(Exception):
     reason = "unreachable"
 
     def __init__(self, path: Path | str, detail: str) -> None:
-        self.path = Path(path)
+        self.path = os.fspath(path)
         self.detail = detail
         super().__init__(f"n3d is not reachable at {path}: {detail}\n{_START_HINT}")
 
@@ -95,7 +96,7 @@ class ConnectionLost(DaemonUnreachable):
     reason = "closed"
 
 
-def _connect_error(path: Path, exc: OSError) -> DaemonUnreachable:
+def _connect_error(path: str, exc: OSError) -> DaemonUnreachable:
     if isinstance(exc, FileNotFoundError):
         return DaemonNotRunning(path, "no socket file (n3d is not running)")
     if isinstance(exc, ConnectionRefusedError):
@@ -115,7 +116,7 @@ class Connection:
     """
 
     def __init__(self, path: Path | str | None = None, timeout: float | None = 5.0) -> None:
-        self.path = Path(path) if path is not None else socket_path("", os.environ)
+        self.path = os.fspath(path) if path is not None else socket_path("", os.environ)
         self.timeout = timeout
         self._ids = itertools.count(1)
         self._buffer = bytearray()

@@ -180,7 +180,7 @@ async def _open_stream(path: Path, timeout_s: float) -> anyio.abc.SocketStream:
                 await anyio.sleep(0.01)
     except OSError as exc:
         sock.close()
-        raise _connect_error(path, exc) from exc
+        raise _connect_error(str(path), exc) from exc
     return await anyio.abc.SocketStream.from_socket(sock)
 
 

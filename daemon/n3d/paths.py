@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import os
 import stat
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from n3d import locations
 from n3d.errors import PathError
+from n3d.locations import APP
 
 __all__ = [
     "APP",
@@ -32,22 +33,18 @@ __all__ = [
     "state_dir",
 ]
 
-APP = "n3"
-
 
 def _env(env: Mapping[str, str] | None) -> Mapping[str, str]:
     return os.environ if env is None else env
 
 
 def _xdg(env: Mapping[str, str], name: str) -> Path | None:
-    value = env.get(name, "")
-    if value and os.path.isabs(value):
-        return Path(value)
-    return None
+    value = locations.xdg_dir(env, name)
+    return Path(value) if value is not None else None
 
 
 def _is_macos() -> bool:
-    return sys.platform == "darwin"
+    return locations.is_macos()
 
 
 def _home(env: Mapping[str, str]) -> Path:
@@ -57,14 +54,7 @@ def _home(env: Mapping[str, str]) -> Path:
 
 def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
     """The runtime directory path (not created; see :func:`ensure_private_dir`)."""
-    e = _env(env)
-    if _is_macos():
-        tmp = e.get("TMPDIR") or "/tmp"
-        return Path(tmp) / APP
-    xdg = _xdg(e, "XDG_RUNTIME_DIR")
-    if xdg is not None:
-        return xdg / APP
-    return Path(f"/tmp/{APP}-{os.geteuid()}")
+    return Path(locations.runtime_dir(_env(env)))
 
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -92,13 +82,7 @@ def state_dir(env: Mapping[str, str] | None = None) -> Path:
 
 def socket_path(configured: str = "", env: Mapping[str, str] | None = None) -> Path:
     """`N3D_SOCKET`, else the configured `[socket].path`, else `<runtime dir>/n3d.sock`."""
-    e = _env(env)
-    explicit = e.get("N3D_SOCKET")
-    if explicit:
-        return Path(explicit).expanduser()
-    if configured:
-        return Path(configured).expanduser()
-    return runtime_dir(e) / "n3d.sock"
+    return Path(locations.socket_path(configured, _env(env)))
 
 
 def ensure_private_dir(path: Path) -> Path:

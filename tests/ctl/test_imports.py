@@ -40,12 +40,14 @@ def test_hot_commands_load_only_the_standard_library(argv: list[str], fake: Fake
     assert code == 0
     assert _heavy(modules) == []
     ours = sorted(m for m in modules if m.split(".")[0] == "n3d")
-    assert set(ours) <= {"n3d", "n3d.client", "n3d.paths", "n3d.errors", "n3d.ctl",
+    assert set(ours) <= {"n3d", "n3d.client", "n3d.locations", "n3d.ctl",
                          "n3d.ctlkit", "n3d.ctlkit.commands", "n3d.ctlkit.context",
                          "n3d.ctlkit.fmt", "n3d.ctlkit.parse", "n3d.ctlkit.render",
                          "n3d.ctlkit.streams", "n3d.ctlkit.tables"}, ours
-    # The plain hot forms do not even need argparse (see n3d.ctlkit.parse.fast_parse).
+    # The plain hot forms do not even need argparse (see n3d.ctlkit.parse.fast_parse),
+    # nor typing or pathlib (a few milliseconds each at every start).
     assert "argparse" not in modules
+    assert "pathlib" not in modules and "typing" not in modules
 
 
 def test_status_against_no_daemon_loads_nothing_heavy(short_dir: Path) -> None:

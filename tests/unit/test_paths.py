@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from n3d import paths
+from n3d import locations, paths
 from n3d.errors import PathError
 
 
 @pytest.fixture
 def linux(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(paths, "_is_macos", lambda: False)
+    monkeypatch.setattr(locations, "is_macos", lambda: False)
 
 
 @pytest.mark.usefixtures("linux")
@@ -39,7 +39,7 @@ def test_linux_fallbacks_ignore_empty_and_relative_xdg(tmp_path: Path) -> None:
 
 
 def test_macos_locations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(paths, "_is_macos", lambda: True)
+    monkeypatch.setattr(locations, "is_macos", lambda: True)
     env = {"HOME": "/Users/u", "TMPDIR": "/var/folders/xy/T/"}
     assert paths.runtime_dir(env) == Path("/var/folders/xy/T/n3")
     assert paths.config_file(env) == Path("/Users/u/Library/Application Support/n3/n3d.toml")

@@ -32,7 +32,7 @@ class Context:
         style: Style,
         *,
         err_tty: bool = False,
-        socket: Path | None = None,
+        socket: Path | str | None = None,
         timeout: float | None = 5.0,
         now: Callable[[], float] = time.time,
     ) -> None:

@@ -9,7 +9,6 @@ else (and every usage error) goes through :func:`build_parser`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from types import SimpleNamespace
 
 from n3d import __version__
@@ -40,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # SUPPRESS: a subcommand's copy of an option must not reset what the main parser set.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--socket", metavar="PATH", type=Path,
+    common.add_argument("--socket", metavar="PATH",
                         help="n3d's socket (default: $N3D_SOCKET, else the runtime dir's)")
     common.add_argument("--json", action="store_true",
                         help="print the result as JSON (JSON Lines for pull and events)")
@@ -115,7 +114,7 @@ def fast_parse(argv: Sequence[str]) -> Any:
             if not value or value.startswith("-"):
                 return None
             if token == "--socket":
-                values["socket"] = Path(value)
+                values["socket"] = value
                 continue
             try:
                 seconds = float(value)
