@@ -129,6 +129,19 @@ async def test_a_command_that_exits_at_once_backs_off_until_fatal_and_start_clea
         assert after.state is S.RUNNING
 
 
+async def test_a_missing_executable_goes_fatal_at_once_and_start_tries_again(
+    tmp_path: Path, pgids: list[int]
+) -> None:
+    sup = make(tmp_path, free_port(), command=("/nonexistent/no-such-ollama", "serve"))
+    async with supervising(sup, pgids):
+        snap = await until(sup, S.FATAL)
+        assert [e.target for e in sup.store.history] == [S.STARTING, S.FATAL]
+        assert "install it, then run: n3ctl start" in snap.reason
+        assert snap.last_error is not None and "n3d run --simulate" in snap.last_error
+        sup.command = SIM  # installed now
+        assert (await sup.start()).state is S.RUNNING
+
+
 async def test_a_hung_server_is_degraded_then_killed_and_restarted(
     tmp_path: Path, pgids: list[int]
 ) -> None:

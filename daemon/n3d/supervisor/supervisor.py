@@ -291,9 +291,13 @@ class Supervisor:
                         commanded = self._gen != self._applied
                         self.transition(S.STOPPING, self._reason if commanded else "cancelled")
         except OllamaNotInstalled as exc:
-            self.store.update(last_error=exc.message)
+            # Retrying cannot help until someone installs it: say so once, go fatal,
+            # and let `server.start` (n3ctl start) try again afterwards.
+            self.store.update(last_error=str(exc))
             log.error("server.not_installed", error=str(exc))
-            return self._record_failure(policy, exc.message)
+            return Decision(
+                True, 0.0, 1, f"{exc.message}; install it, then run: n3ctl start"
+            )
         finally:
             self._after_exit()
         return decision
