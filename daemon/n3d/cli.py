@@ -17,8 +17,6 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import structlog
-
 from n3d import __version__
 from n3d.errors import ConfigError, N3dError
 
@@ -83,9 +81,6 @@ def _run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     configure_logging(args.log_format or settings.log.format, settings.log.level)
-    log = structlog.get_logger("n3d.cli")
-    for warning in settings.warnings:
-        log.warning("config.warning", message=warning)
     exit_code: int = daemon.run(settings, simulate=args.simulate)
     return exit_code
 

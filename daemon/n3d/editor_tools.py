@@ -142,7 +142,16 @@ class OllamaEditorTools:
 
     @staticmethod
     def get_supported_capabilities() -> dict[str, bool]:
-        """Feature flags for IDEs (the seed's keys; Ollama has embeddings and tools today)."""
+        """Feature flags for IDEs (the seed's keys; Ollama has embeddings and tools today).
+
+        ``auto_pull`` is the config's `auto_pull_model`.
+        """
+        from n3d.config import load_settings
+
+        try:
+            auto_pull = load_settings().ollama.auto_pull_model
+        except N3dError:
+            auto_pull = False
         return {
             "chat": True,
             "completion": True,
@@ -150,7 +159,7 @@ class OllamaEditorTools:
             "embeddings": True,
             "function_calling": True,  # model-dependent, as vision is
             "vision": True,
-            "auto_pull": True,
+            "auto_pull": auto_pull,
             "local_deployment": True,
         }
 

@@ -240,50 +240,70 @@ class OllamaError(N3dError):
 
 
 class OllamaUnreachable(OllamaError):
+    """Nothing answered at the Ollama base URL."""
+
     code = 1001
     kind = "ollama_unreachable"
 
 
 class ModelNotFound(OllamaError):
+    """The model is not installed, or not in the registry."""
+
     code = 1002
     kind = "model_not_found"
 
 
 class InvalidModelName(OllamaError):
+    """The name breaks Ollama's model-name grammar."""
+
     code = 1003
     kind = "invalid_model_name"
 
 
 class PullFailed(OllamaError):
+    """A download failed part way or was refused."""
+
     code = 1004
     kind = "pull_failed"
 
 
 class OllamaTimeout(OllamaError):
+    """Ollama did not answer, or a pull made no progress, in time."""
+
     code = 1005
     kind = "timeout"
 
 
 class NotManaged(OllamaError):
+    """n3d does not own this server (external mode or adopted), so it will not start or stop it."""
+
     code = 1006
     kind = "not_managed"
 
 
 class ContextOverflow(OllamaError):
+    """The input does not fit the model's context window."""
+
     code = 1007
     kind = "context_overflow"
 
 
 class OllamaNotInstalled(OllamaError):
+    """The configured Ollama executable does not exist."""
+
     code = 1008
     kind = "ollama_not_installed"
 
 
 class ServerNotRunning(OllamaError):
+    """The Ollama server is stopped (or fatal); start it first."""
+
     code = 1009
     kind = "server_not_running"
 
 
 class UnexpectedResponse(OllamaError):
+    """Ollama answered with something n3d cannot use."""
+
     code = 1010
     kind = "ollama_error"

@@ -55,6 +55,8 @@ def test_health_is_shared_inside_the_interval(daemon: Daemon) -> None:
 
 def test_server_stop_start_restart(daemon: Daemon) -> None:
     assert daemon.call("server.stop", timeout=30)["state"] == "stopped"
+    # No cached "ok" from the server that was just stopped.
+    assert daemon.call("health")["ok"] is False
     with pytest.raises(RpcError) as info:
         daemon.call("models.pull", {"model": "qwen2.5:0.5b"})
     assert info.value.code == 1009 and info.value.data["kind"] == "server_not_running"
@@ -134,6 +136,8 @@ def test_rpc_discover_describes_exactly_the_dispatched_methods(daemon: Daemon) -
         with pytest.raises(RpcError) as info:
             daemon.call(name, {"__probe__": 1})
         assert info.value.code == -32602  # dispatched, and its params are checked
+    errors = doc["components"]["errors"]
+    assert errors["model_not_found"]["code"] == 1002 and errors["timeout"]["code"] == 1005
     pull = next(m for m in doc["methods"] if m["name"] == "models.pull")
     assert pull["params"][0] == {
         "name": "model",

@@ -93,6 +93,19 @@ def validate(ctx: Context) -> int:
     return 0 if r.get("valid") else 1
 
 
+def _keep_alive_value(text: str) -> str | int | float:
+    """`300` and `-1` are seconds (sent as JSON numbers, as Ollama reads them);
+    anything else (`"24h"`, `"-1s"`) is sent as the duration string it is."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def warm(ctx: Context) -> int:
     from n3d.ctlkit.tables import render_warm
 
@@ -100,7 +113,7 @@ def warm(ctx: Context) -> int:
     if action == "add":
         params: dict[str, Any] = {"model": ctx.args.model}
         if ctx.args.keep_alive is not None:
-            params["keep_alive"] = ctx.args.keep_alive
+            params["keep_alive"] = _keep_alive_value(ctx.args.keep_alive)
         result = ctx.call("warm.add", params)
     elif action == "rm":
         result = ctx.call("warm.remove", {"model": ctx.args.model})

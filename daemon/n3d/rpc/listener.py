@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
+
 from n3d.errors import AlreadyRunning, PathError
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "peer_credentials",
     "peer_hung_up",
 ]
+
+log = structlog.get_logger(__name__)
 
 SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed fd
 _CONNECT_PROBE_S = 1.0
@@ -109,6 +113,7 @@ def _clear_stale(path: Path) -> None:
             probe.connect(str(path))
         except ConnectionRefusedError:
             os.unlink(path)  # stale: its daemon died without cleaning up
+            log.info("rpc.stale_socket_removed", path=str(path))
             return
         except (TimeoutError, BlockingIOError):
             pass  # a full backlog: someone is listening but busy — still live

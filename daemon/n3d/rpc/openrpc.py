@@ -21,11 +21,13 @@ def _schema(type_names: list[str]) -> dict[str, Any]:
     return {"type": type_names[0]} if len(type_names) == 1 else {"type": type_names}
 
 
-def _errors() -> list[dict[str, Any]]:
-    return [
-        {"code": cls.code, "message": cls.kind}
-        for cls in sorted(OllamaError.__subclasses__(), key=lambda c: c.code)
-    ]
+def _errors() -> dict[str, dict[str, Any]]:
+    """OpenRPC Components.errors: a map of Error objects, keyed by `data.kind`."""
+    errors: dict[str, dict[str, Any]] = {}
+    for cls in sorted(OllamaError.__subclasses__(), key=lambda c: c.code):
+        summary = (cls.__doc__ or cls.kind).strip().splitlines()[0]
+        errors[cls.kind] = {"code": cls.code, "message": summary, "data": {"kind": cls.kind}}
+    return errors
 
 
 def openrpc_document(table: MethodTable) -> dict[str, Any]:

@@ -40,6 +40,10 @@ S = ServerState
 _SETTLING = (S.STARTING, S.STOPPING)
 
 
+# States in which no server of ours is answering: a cached health answer is stale.
+_NO_SERVER = frozenset({ServerState.STOPPED, ServerState.BACKOFF, ServerState.FATAL})
+
+
 class Supervisor:
     """Owns (or watches) one Ollama server as the config's ``[server].mode`` says.
 
@@ -366,6 +370,9 @@ class Supervisor:
                 reason=edge.reason,
                 pid=snapshot.pid,
             )
+            if edge.target in _NO_SERVER:
+                # A cached "ok" describes a server that is gone: the next ask probes.
+                self.health.forget()
         self._poke()
 
     def _poke(self) -> None:
