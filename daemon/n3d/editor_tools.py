@@ -16,7 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from n3d.client import DaemonUnreachable, RpcError
+import anyio
+
+from n3d.client import DaemonTimeout, DaemonUnreachable, RpcError
 from n3d.client_async import connect
 from n3d.errors import N3dError, OllamaError
 from n3d.ollama.names import validate
@@ -36,11 +38,19 @@ def _configured_base_url() -> str:
         return DEFAULT_BASE_URL
 
 
+_DAEMON_TIMEOUT_S = 5.0
+
+
 async def _ask_daemon(
     method: str, params: dict[str, Any] | None, socket: Path | str | None
 ) -> Any:
-    async with connect(socket, timeout_s=5.0) as conn:
-        return await conn.call(method, params)
+    """One call to the daemon; a daemon that does not answer in time counts as absent."""
+    try:
+        with anyio.fail_after(_DAEMON_TIMEOUT_S):
+            async with connect(socket, timeout_s=_DAEMON_TIMEOUT_S) as conn:
+                return await conn.call(method, params)
+    except TimeoutError as exc:
+        raise DaemonTimeout(str(socket or ""), "no answer in time") from exc
 
 
 class OllamaEditorTools:

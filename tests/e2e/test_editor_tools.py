@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 
+from n3d import editor_tools
 from n3d.editor_tools import OllamaEditorTools
 from n3d.sim.testing import SimulatorProcess, free_port
 
@@ -73,3 +76,21 @@ def test_name_checks_and_capabilities_need_nothing_running() -> None:
     assert bad["is_valid"] is False and "' '" in bad["message"]
     caps = OllamaEditorTools.get_supported_capabilities()
     assert caps["chat"] and caps["streaming"] and caps["embeddings"]
+
+
+@pytest.mark.slow
+def test_a_daemon_that_never_answers_counts_as_absent(
+    daemon: Daemon, lone_sim: SimulatorProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(editor_tools, "_DAEMON_TIMEOUT_S", 0.5)
+    monkeypatch.setenv("HOME", str(daemon.home))
+    monkeypatch.setenv("NAMEL3SS_OLLAMA_BASE_URL", lone_sim.url)  # where the fallback goes
+    assert daemon.proc is not None
+    os.kill(daemon.proc.pid, signal.SIGSTOP)
+    try:
+        tools = OllamaEditorTools(socket=daemon.socket)
+        # Would hang forever without the daemon timeout (pytest's timeout ends it).
+        status = anyio.run(tools.check_status)
+        assert status["reachable"] is True and status["daemon"] is False
+    finally:
+        os.kill(daemon.proc.pid, signal.SIGCONT)

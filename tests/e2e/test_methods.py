@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
+import signal
 import socket
 import stat
 from typing import Any
@@ -210,3 +212,15 @@ def test_lsp_framing_is_answered_in_lsp_framing(daemon: Daemon) -> None:
         length = int(header.split(b":")[1])
         assert reader.readline() == b"\r\n"
         assert json.loads(reader.read(length))["result"] == {"model": "llama3:8b"}
+
+
+def test_status_answers_at_once_while_ollama_hangs(daemon: Daemon) -> None:
+    pid = daemon.call("status")["server"]["pid"]
+    daemon.call("health", {"force": True})
+    os.kill(pid, signal.SIGSTOP)  # accepts connections, answers nothing
+    try:
+        # A probe would take health_timeout (5 s); status must not wait for one.
+        status = daemon.call("status", timeout=2)
+        assert status["server"]["pid"] == pid and status["health"]["cached"] is True
+    finally:
+        os.kill(pid, signal.SIGCONT)

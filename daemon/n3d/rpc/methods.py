@@ -25,6 +25,7 @@ from n3d.rpc.methods_models import add_model_methods
 from n3d.rpc.openrpc import openrpc_document
 from n3d.rpc.protocol import INVALID_PARAMS
 from n3d.supervisor import Supervisor
+from n3d.supervisor.health import HealthReport
 
 __all__ = ["EVENT_TOPICS", "DaemonView", "build_methods"]
 
@@ -44,6 +45,14 @@ class DaemonView:
     started_at: float = field(default_factory=time.monotonic)
 
 
+def _last_health(sup: Supervisor) -> dict[str, Any]:
+    last = sup.health.last
+    if last is None:
+        return {"ok": None, "latency_ms": None, "checked_at": None, "age_s": None, "cached": True}
+    age = max(0.0, time.monotonic() - last.at)
+    return HealthReport(last, age, cached=True).as_dict()
+
+
 def _config(settings: Settings) -> dict[str, Any]:
     return {
         "file": str(settings.file) if settings.file else None,
@@ -60,8 +69,9 @@ def build_methods(view: DaemonView) -> MethodTable:
     @table.method("status", summary="Daemon, server, health, resources and model counts.")
     async def status(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         snap = sup.snapshot
-        report = await sup.health.check()
-        health = report.as_dict() | {"version": snap.version}
+        # The newest health answer with its age, never a new probe: status must
+        # answer at once even while Ollama hangs (that is when people ask).
+        health = _last_health(sup) | {"version": snap.version}
         usage = sup.resources()
         server = snap.as_dict()
         return {
