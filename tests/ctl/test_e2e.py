@@ -118,9 +118,7 @@ def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
     sock_dir = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))  # sun_path ≤ 107 bytes
     daemon = RealDaemon(tmp_path_factory.mktemp("home"), sock_dir / "s.sock")
     try:
-        if not daemon.wait_socket(20):
-            pytest.skip("`n3d run --simulate` does not open its control socket yet "
-                        "(the daemon's socket wiring, issue 5); nothing to talk to")
+        assert daemon.wait_socket(20), "`n3d run --simulate` did not open its control socket"
         ready = daemon.wait_status(0)
         assert ready.code == 0, ready.out + ready.err
         yield daemon
@@ -226,7 +224,9 @@ def test_metrics(n3d: RealDaemon) -> None:
 def test_events_then_stop_start_restart(n3d: RealDaemon) -> None:
     follower = n3d.popen("--json", "events", "--topic", "server.state")
     human_follower = n3d.popen("events")
-    time.sleep(0.5)  # both subscribed before anything happens
+    for proc in (follower, human_follower):  # subscribed before anything happens
+        assert proc.stderr is not None
+        assert "following" in proc.stderr.readline()
 
     human, doc = both(n3d, "stop")  # the second stop finds it stopped already
     assert human.out.startswith("ollama: ") and doc["state"] == "stopped"
@@ -239,13 +239,19 @@ def test_events_then_stop_start_restart(n3d: RealDaemon) -> None:
     human, doc = both(n3d, "restart")
     assert n3d.wait_status(0).code == 0
 
-    time.sleep(0.5)
     outs = []
     for proc in (follower, human_follower):
+        # Read until the restart's final "to running" (the second one seen), then stop.
+        assert proc.stdout is not None
+        lines: list[str] = []
+        while sum("to=running" in x or '"to": "running"' in x for x in lines) < 2:
+            line = proc.stdout.readline()
+            assert line, "the follower ended early"
+            lines.append(line)
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=10)
+        rest, err = proc.communicate(timeout=10)
         assert proc.returncode == 0, err
-        outs.append(out)
+        outs.append("".join(lines) + rest)
     events = [json.loads(line) for line in outs[0].splitlines()]
     assert {e["topic"] for e in events} == {"server.state"}
     assert "stopped" in {e.get("to") for e in events}

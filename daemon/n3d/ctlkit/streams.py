@@ -1,15 +1,18 @@
 """The long and streaming commands: `pull` (progress, Ctrl-C) and `events` (follow).
 
-`ensure --pull` shares the progress handling. With ``--json`` both streams print
-JSON Lines: `pull` one line per ``$/progress`` value then the result, `events`
-one line per event.
+`ensure --pull` shares the progress handling and the wait: a download has no
+overall time limit, since the daemon itself ends a pull that stalls for
+`pull_timeout`; an explicit ``--timeout`` bounds each wait between two messages.
+With ``--json`` both streams print JSON Lines: `pull` one line per ``$/progress``
+value then the result, `events` one line per event (`ensure --pull --json` prints
+only its result document).
 """
 
 from __future__ import annotations
 
 import time
 
-from n3d.client import DaemonUnreachable
+from n3d.client import Connection, DaemonUnreachable
 from n3d.ctlkit.context import Context
 
 TYPE_CHECKING = False
@@ -24,7 +27,12 @@ _FIRST_REQUEST_ID = 1
 
 
 def with_progress(ctx: Context, method: str, params: dict[str, Any], model: str) -> Any:
-    """Call a long method showing its `$/progress`; Ctrl-C cancels the wait, not the work."""
+    """Call a long method showing its `$/progress`; Ctrl-C cancels the wait, not the work.
+
+    Waits as long as the download runs unless ``--timeout`` was given (`pull` and
+    `ensure --pull` alike; a fixed limit would walk away from a big download and,
+    being the last waiter, make the daemon abandon it).
+    """
     from contextlib import suppress
 
     from n3d.ctlkit.progress import PullProgress
@@ -39,7 +47,7 @@ def with_progress(ctx: Context, method: str, params: dict[str, Any], model: str)
             ctx.err.write(view.update(value, time.monotonic()))
             ctx.err.flush()
 
-    conn = ctx.connect()
+    conn = Connection(ctx.socket, timeout=ctx.timeout if ctx.args.timeout is not None else None)
     try:
         return conn.call(method, params, progress=on_progress)
     except KeyboardInterrupt:
@@ -80,7 +88,10 @@ def events(ctx: Context) -> int:
 
     topics = ctx.args.topic
     with ctx.connect(timeout=ctx.timeout) as conn:
-        conn.call("events.subscribe", {"topics": topics} if topics else {})
+        subscribed = conn.call("events.subscribe", {"topics": topics} if topics else {})
+        # On stderr (stdout is data): from this line on, no event is missed.
+        ctx.say(f"following {', '.join(subscribed.get('topics', []))} (Ctrl-C to stop)")
+        ctx.err.flush()
         try:
             for method, params in conn.notifications():
                 if method != "event" or not isinstance(params, dict):
