@@ -118,6 +118,14 @@ class Settings:
         """`N3D_SOCKET`, else `[socket].path`, else `<runtime dir>/n3d.sock`."""
         return paths.socket_path(self.socket.path, env)
 
+    def document(self) -> dict[str, Any]:
+        """``{file, values, sources}``: what `config show --json` and `config.get` return."""
+        return {
+            "file": str(self.file) if self.file else None,
+            "values": self.as_dict(),
+            "sources": dict(self.sources),
+        }
+
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """Effective values by section and TOML key; TOML- and JSON-able.
 

@@ -97,7 +97,7 @@ def run_config(args: argparse.Namespace, *, env: Mapping[str, str] | None = None
     for warning in settings.warnings:
         print(f"n3d: warning: {warning}", file=sys.stderr)
     if getattr(args, "json", False):
-        print(json.dumps(_as_json(settings), indent=2))
+        print(json.dumps(settings.document(), indent=2))
     else:
         print(_as_table(settings, target, settings.socket_path(e)))
     return 0
@@ -118,14 +118,6 @@ def _init(target: Path) -> int:
         out.write(default_toml())
     print(target)
     return 0
-
-
-def _as_json(settings: Settings) -> dict[str, Any]:
-    return {
-        "file": str(settings.file) if settings.file else None,
-        "values": settings.as_dict(),
-        "sources": dict(settings.sources),
-    }
 
 
 def _toml_key(key: str) -> str:

@@ -53,14 +53,6 @@ def _last_health(sup: Supervisor) -> dict[str, Any]:
     return HealthReport(last, age, cached=True).as_dict()
 
 
-def _config(settings: Settings) -> dict[str, Any]:
-    return {
-        "file": str(settings.file) if settings.file else None,
-        "values": settings.as_dict(),
-        "sources": dict(settings.sources),
-    }
-
-
 def build_methods(view: DaemonView) -> MethodTable:
     """The full method table, ready for :class:`~n3d.rpc.server.RpcServer`."""
     table = MethodTable()
@@ -149,12 +141,12 @@ def build_methods(view: DaemonView) -> MethodTable:
 
     @table.method("config.get", summary="The effective config and where each value came from.")
     async def config_get(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        return _config(view.settings())
+        return view.settings().document()
 
     @table.method("config.reload", summary="Re-read the config file (as SIGHUP does).")
     async def config_reload(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
         error = view.reload()
-        result = _config(view.settings()) | {"reloaded": error is None}
+        result = view.settings().document() | {"reloaded": error is None}
         if error is not None:
             result["error"] = error
         return result
