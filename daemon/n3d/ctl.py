@@ -70,18 +70,18 @@ def _unreachable_hint(exc: DaemonUnreachable) -> str:
 
 def render_rpc_error(exc: RpcError, method: str | None = None) -> str:
     """The seed's layout: message, ``Model:``/``Server:`` lines, blank line, suggestion."""
+    from n3d.errors import render_error  # only on the error path: keep startup lean
+
     data = exc.data if isinstance(exc.data, dict) else {}
-    text = exc.message or f"error {exc.code}"
     if exc.code == _METHOD_NOT_FOUND and not data.get("suggestion"):
         data = {**data, "suggestion": f"This n3d does not offer `{method or '?'}`; "
                 "it may be older than n3ctl. Compare: n3ctl version"}
-    if data.get("model"):
-        text += f"\nModel: {data['model']}"
-    if data.get("base_url"):
-        text += f"\nServer: {data['base_url']}"
-    if data.get("suggestion"):
-        text += f"\n\nSuggestion: {data['suggestion']}"
-    return text
+    return render_error(
+        exc.message or f"error {exc.code}",
+        model=data.get("model"),
+        base_url=data.get("base_url"),
+        suggestion=data.get("suggestion"),
+    )
 
 
 def _method_of(args: Any) -> str:

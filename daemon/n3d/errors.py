@@ -50,7 +50,27 @@ __all__ = [
     "ServerNotRunning",
     "ServiceError",
     "UnexpectedResponse",
+    "render_error",
 ]
+
+
+def render_error(
+    message: str,
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    suggestion: str | None = None,
+) -> str:
+    """The seed's layout: the message, `Model:` and `Server:` lines when known, then a
+    blank line and `Suggestion:` when there is one. Shared by the daemon and n3ctl."""
+    text = message
+    if model:
+        text += f"\nModel: {model}"
+    if base_url:
+        text += f"\nServer: {base_url}"
+    if suggestion:
+        text += f"\n\nSuggestion: {suggestion}"
+    return text
 
 
 class N3dError(Exception):
@@ -124,14 +144,9 @@ class OllamaError(N3dError):
             self.__cause__ = cause
 
     def _render(self) -> str:
-        text = self.message
-        if self.model:
-            text += f"\nModel: {self.model}"
-        if self.base_url:
-            text += f"\nServer: {self.base_url}"
-        if self.suggestion:
-            text += f"\n\nSuggestion: {self.suggestion}"
-        return text
+        return render_error(
+            self.message, model=self.model, base_url=self.base_url, suggestion=self.suggestion
+        )
 
     def rpc_data(self) -> dict[str, Any]:
         """The ``data`` member of the JSON-RPC error this maps to."""

@@ -90,7 +90,8 @@ def events(ctx: Context) -> int:
     with ctx.connect(timeout=ctx.timeout) as conn:
         subscribed = conn.call("events.subscribe", {"topics": topics} if topics else {})
         # On stderr (stdout is data): from this line on, no event is missed.
-        ctx.say(f"following {', '.join(subscribed.get('topics', []))} (Ctrl-C to stop)")
+        following = subscribed.get("topics") if isinstance(subscribed, dict) else None
+        ctx.say(f"following {', '.join(following or ['all events'])} (Ctrl-C to stop)")
         ctx.err.flush()
         try:
             for method, params in conn.notifications():
