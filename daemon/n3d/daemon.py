@@ -268,6 +268,8 @@ class Daemon:
             self.supervisor.apply_settings(new)
             if not self.simulate:
                 self.supervisor.command = new.server.command
+        if self.models is not None:
+            self.models.apply_settings(new)
         log.info("config.reloaded", file=str(new.file) if new.file else None)
         self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
         return True

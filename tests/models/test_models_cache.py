@@ -31,11 +31,12 @@ class Tags:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         assert request.url.path == "/api/tags"
         self.calls += 1
+        names = list(self.names)  # Ollama's answer as of the request; it may arrive late
         if self.gate is not None:
             await self.gate.wait()
         if self.down:
             raise httpx.ConnectError("refused", request=request)
-        models = [{"name": n, "model": n, "size": 1, "digest": "d" * 64} for n in self.names]
+        models = [{"name": n, "model": n, "size": 1, "digest": "d" * 64} for n in names]
         return httpx.Response(200, json={"models": models})
 
 
@@ -60,21 +61,48 @@ async def test_answers_are_reused_within_the_ttl_and_refetched_after() -> None:
     assert REGISTRY.snapshot()["histograms"]["ollama.model.check_duration"]["count"] == 4
 
 
-async def test_invalidation_drops_everything_or_marks_one_name() -> None:
+async def test_invalidation_drops_the_listing_and_refresh_bypasses_it() -> None:
     tags, clock = Tags(["llama3:latest"]), Clock()
     async with OllamaClient(BASE, transport=httpx.MockTransport(tags.handle)) as client:
         cache = ModelCache(client, ttl_s=60, clock=clock)
         await cache.installed()
-        cache.invalidate("mistral")
-        assert (await cache.is_available("llama3"))[1] is True  # other names stay cached
         tags.names.append("mistral:latest")
-        assert await cache.is_available("mistral") == (True, False)
+        assert await cache.is_available("mistral") == (False, True)  # cached, not asked
         cache.invalidate()
+        assert cache.peek() is None
+        assert await cache.is_available("mistral") == (True, False)
         listing = await cache.installed()
         refreshed = await cache.installed(refresh=True)
-    assert not listing.cached and not refreshed.cached
-    assert tags.calls == 4
+    assert listing.cached and not refreshed.cached
+    assert tags.calls == 3
     assert REGISTRY.snapshot()["gauges"]["ollama.models.count"] == 2
+
+
+async def test_a_fetch_overtaken_by_an_invalidation_is_not_cached_or_shared() -> None:
+    """A model pulled while `/api/tags` was in flight must not be "missing" for a TTL."""
+    tags = Tags(["llama3:latest"])
+    tags.gate = anyio.Event()
+    async with OllamaClient(BASE, transport=httpx.MockTransport(tags.handle)) as client:
+        cache = ModelCache(client, ttl_s=60)
+        early: list[tuple[bool, bool]] = []
+        late: list[tuple[bool, bool]] = []
+
+        async def ask(into: list[tuple[bool, bool]]) -> None:
+            into.append(await cache.is_available("mistral"))
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(ask, early)
+                await wait_until(lambda: tags.calls == 1, what="the first /api/tags")
+                tags.names.append("mistral:latest")  # the pull succeeds meanwhile ...
+                cache.invalidate()  # ... and drops the listing, as Models._pulled does
+                tg.start_soon(ask, late)  # asks after the pull: must see the new model
+                await anyio.wait_all_tasks_blocked()
+                tags.gate.set()
+        assert early == [(False, False)]  # its question predates the pull: a fair answer
+        assert late == [(True, False)]  # a fresh fetch, not the overtaken one
+        assert await cache.is_available("mistral") == (True, True)  # and that one is cached
+    assert tags.calls == 2
 
 
 async def test_concurrent_askers_share_one_fetch_and_its_failure() -> None:
@@ -99,6 +127,10 @@ async def test_concurrent_askers_share_one_fetch_and_its_failure() -> None:
         assert await cache.is_available("llama3") == (True, False)  # errors are not cached
     assert len(failures) == 20
     assert tags.calls == 2
+    # One exception object raised from 20 tasks would collect all their tracebacks.
+    assert len({id(exc) for exc in failures}) == 20
+    assert all(str(exc) == str(failures[0]) for exc in failures)
+    assert all(isinstance(exc.__cause__, httpx.ConnectError) for exc in failures)
 
 
 async def test_fifty_concurrent_ensures_inside_the_ttl_cause_one_tags_call(

@@ -123,3 +123,32 @@ async def test_unknown_model_is_model_not_found_with_check_the_name(
                 await models.ensure("no-such-model:7b", pull=True)
     assert "Check the name" in str(caught.value)
     assert caught.value.kind == "model_not_found"
+
+
+async def test_ensure_that_pulls_reports_the_pull_progress(
+    start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """`ensure --pull` must show the request is alive, or n3ctl gives up and the pull
+    is abandoned: the pull's work-done progress goes to ensure's sink too."""
+    sim = start_sim({"OLLAMA_SIM_PULL_SECONDS": "0.6"})
+    seen: list[dict[str, Any]] = []
+
+    async def progress(value: dict[str, Any]) -> None:
+        seen.append(value)
+
+    async with OllamaClient(sim.url) as client:
+        models = Models(
+            client,
+            make_settings(sim.url),
+            state_path=tmp_path / "warm.json",
+            progress_interval_s=0.05,
+        )
+        async with running(models):
+            result = await models.ensure("qwen2.5:0.5b", pull=True, progress=progress)
+            again = await models.ensure("qwen2.5:0.5b", pull=True, progress=progress)
+    assert result == {"model": "qwen2.5:0.5b", "available": True, "pulled": True}
+    assert again == {"model": "qwen2.5:0.5b", "available": True, "pulled": False}
+    assert seen[0]["kind"] == "begin" and seen[0]["title"] == "Pulling qwen2.5:0.5b"
+    assert any(v["kind"] == "report" and "percentage" in v for v in seen)
+    assert seen[-1] == {**seen[-1], "kind": "end", "status": "success", "percentage": 100}
+    assert [v["kind"] for v in seen].count("end") == 1  # nothing for the second, no pull

@@ -68,9 +68,8 @@ def ensure(ctx: Context) -> int:
     params: dict[str, Any] = {"model": model}
     if ctx.args.pull:
         params["pull"] = True
-        result = with_progress(ctx, "models.ensure", params, model)
-    else:
-        result = ctx.call("models.ensure", params)
+    # Even without --pull the daemon may pull (auto_pull_model): wait like `pull`.
+    result = with_progress(ctx, "models.ensure", params, model)
     r = result if isinstance(result, dict) else {}
     state = "available" if r.get("available") else "not available"
     pulled = " (pulled now)" if r.get("pulled") else ""

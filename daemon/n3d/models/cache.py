@@ -7,13 +7,15 @@ are effectively base URL + normalised name without one request per name.
 
 - An answer is reused for ``ttl_s`` seconds (`[ollama].model_cache_ttl`).
 - ``invalidate()`` drops the listing: call it after a successful pull or delete and
-  when the server restarts. ``invalidate(model)`` marks one name stale, so the next
-  question about that name refreshes while other names stay cached.
+  when the server restarts. It also bumps a generation: a fetch that was already
+  under way when it ran answers only the caller that started it and is neither
+  cached nor handed to anyone else, so nobody sees the listing from before the
+  change for a whole TTL (a model just pulled reported missing).
 - Single flight: callers queue on one lock and a caller that arrives while a fetch
   is under way takes that fetch's outcome (success *or* failure) instead of starting
   another, so 50 concurrent askers cause one `/api/tags`, and a dead server costs
-  one timeout, not fifty in a row. A caller cancelled while fetching leaves the
-  next waiter to fetch.
+  one timeout, not fifty in a row. Each of them raises its own copy of a failure.
+  A caller cancelled while fetching leaves the next waiter to fetch.
 
 Metrics: ``ollama.model.check_duration`` (s, per availability check) and
 ``ollama.models.count`` (models, per listing handed out).
@@ -21,13 +23,14 @@ Metrics: ``ollama.model.check_duration`` (s, per availability check) and
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
 
-from n3d.errors import InvalidModelName
+from n3d.errors import InvalidModelName, OllamaError
 from n3d.logs import metric
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.names import parse_model_name
@@ -51,12 +54,11 @@ class Listing:
         return parse_model_name(model).key in self.keys
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     models: tuple[InstalledModel, ...]
     keys: frozenset[str]
     fetched_at: float
-    stale: set[str]
 
 
 def _keys(models: tuple[InstalledModel, ...]) -> frozenset[str]:
@@ -67,6 +69,12 @@ def _keys(models: tuple[InstalledModel, ...]) -> frozenset[str]:
         except InvalidModelName:  # a name Ollama lists but n3d cannot parse: not askable
             continue
     return frozenset(keys)
+
+
+def _own_copy(error: OllamaError) -> OllamaError:
+    """``error`` for one more waiter. Raising one exception object from several tasks
+    piles all their tracebacks onto it, so each waiter raises a copy (as pulls do)."""
+    return copy.copy(error)
 
 
 class ModelCache:
@@ -85,21 +93,18 @@ class ModelCache:
         self._entries: dict[str, _Entry] = {}
         self._lock = anyio.Lock()
         self._fetches = 0  # fetches started so far; a ticket for "did one start after me?"
-        self._last: tuple[int, _Entry | BaseException] | None = None
+        self._generation = 0  # bumped by invalidate(): fetches from before it are not kept
+        self._last: tuple[int, _Entry | OllamaError] | None = None
 
     @property
     def _base(self) -> str:
         return self.client.base_url
 
-    def invalidate(self, model: str | None = None) -> None:
-        """Forget the listing (``model`` None) or mark one model's answer stale."""
-        if model is None:
-            self._entries.pop(self._base, None)
-            self._last = None
-            return
-        entry = self._entries.get(self._base)
-        if entry is not None:
-            entry.stale.add(parse_model_name(model).key)
+    def invalidate(self) -> None:
+        """Forget the listing, including the outcome of a fetch under way right now."""
+        self._generation += 1
+        self._entries.pop(self._base, None)
+        self._last = None
 
     def peek(self) -> Listing | None:
         """The cached listing without any request (None when there is none or it expired)."""
@@ -111,38 +116,39 @@ class ModelCache:
             return None
         return Listing(entry.models, entry.fetched_at, True, age, entry.keys)
 
-    async def listing(self, *, refresh: bool = False, model: str | None = None) -> Listing:
+    async def listing(self, *, refresh: bool = False) -> Listing:
         """Installed models, from the cache when fresh unless ``refresh``.
 
-        ``model``: the answer is wanted for this name, so a stale mark on it forces a
-        fetch. Raises the client's OllamaError when the fetch fails.
+        Raises the client's OllamaError when the fetch fails.
         """
         ticket = self._fetches
-        key = parse_model_name(model).key if model is not None else None
         async with self._lock:
             if self._last is not None and self._last[0] > ticket:
                 outcome = self._last[1]  # a fetch started after we asked: its answer is ours
-                if isinstance(outcome, BaseException):
-                    raise outcome
+                if isinstance(outcome, OllamaError):
+                    raise _own_copy(outcome) from outcome.__cause__  # the same cause
                 return self._view(outcome, cached=False)
             entry = self._entries.get(self._base)
             fresh = entry is not None and self._clock() - entry.fetched_at <= self.ttl_s
-            if entry is not None and fresh and not refresh and key not in entry.stale:
+            if entry is not None and fresh and not refresh:
                 return self._view(entry, cached=True)
             return self._view(await self._fetch(), cached=False)
 
     async def _fetch(self) -> _Entry:
+        """Ask Ollama; keep (and share) the outcome only if no invalidate() ran meanwhile."""
         self._fetches += 1
-        seq = self._fetches
+        seq, generation = self._fetches, self._generation
         started = self._clock()
         try:
             models = tuple(await self.client.tags())
-        except Exception as exc:
-            self._last = (seq, exc)
+        except OllamaError as exc:
+            if generation == self._generation:
+                self._last = (seq, exc)
             raise
-        entry = _Entry(models, _keys(models), started, set())
-        self._entries[self._base] = entry
-        self._last = (seq, entry)
+        entry = _Entry(models, _keys(models), started)
+        if generation == self._generation:
+            self._entries[self._base] = entry
+            self._last = (seq, entry)
         return entry
 
     def _view(self, entry: _Entry, *, cached: bool) -> Listing:
@@ -158,7 +164,7 @@ class ModelCache:
     async def is_available(self, model: str) -> tuple[bool, bool]:
         """``(available, cached)`` for ``model``; emits ``ollama.model.check_duration``."""
         started = time.perf_counter()
-        found = await self.listing(model=model)
+        found = await self.listing()
         available = found.has(model)
         metric(
             "ollama.model.check_duration",

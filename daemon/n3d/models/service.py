@@ -8,12 +8,13 @@ adopted or merely watches (external mode).
 
 Wiring (see docs/models.md): construct it with the daemon's ``OllamaClient`` and
 ``Settings``, start ``await tg.start(models.run)`` (pull jobs and the keep-warm
-keeper), and call ``on_server_ready(generation)`` / ``on_server_lost()`` from the
-supervisor's state changes.
+keeper), call ``on_server_ready(generation)`` / ``on_server_lost()`` from the
+supervisor's state changes, and ``apply_settings(new)`` after a config reload.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,8 @@ class Models:
     ) -> None:
         self.client = client
         self.settings = settings
+        self._poll_s = poll_s
+        self._tg: anyio.abc.TaskGroup | None = None
         o, w = settings.ollama, settings.warm
         events = SafePublisher(publish)
         self.cache = ModelCache(client, o.model_cache_ttl_s)
@@ -82,8 +85,13 @@ class Models:
             store=WarmStore(state_path or state_dir() / FILE_NAME),
             pull=self.pulls.pull,
             publish=events,
-            poll_s=poll_s if poll_s is not None else poll_interval(o.health_check_interval_s),
+            poll_s=self._poll_interval(settings),
         )
+
+    def _poll_interval(self, settings: Settings) -> float:
+        if self._poll_s is not None:
+            return self._poll_s
+        return poll_interval(settings.ollama.health_check_interval_s)
 
     @property
     def base_url(self) -> str:
@@ -93,10 +101,43 @@ class Models:
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         """Run pull jobs and the keeper until cancelled; ready once both are."""
-        async with anyio.create_task_group() as tg:
-            await tg.start(self.pulls.run)
-            await tg.start(self.keeper.run)
-            task_status.started()
+        try:
+            async with anyio.create_task_group() as tg:
+                await tg.start(self.pulls.run)
+                await tg.start(self.keeper.run)
+                self._tg = tg
+                task_status.started()
+        finally:
+            self._tg = None
+
+    def apply_settings(self, new: Settings) -> None:
+        """Take the settings of a config reload (SIGHUP, `config.reload`).
+
+        Applied at once: `model_cache_ttl`, `pull_timeout` (running pulls too, from
+        their next line), `default_model`, `auto_pull_model`, `keep_alive` and
+        `num_ctx` for hand-backs, and for keep-warm `[warm].models` and
+        `keep_alive`, `num_ctx` and the poll interval (`health_check_interval`).
+        Run-time `warm.add`/`warm.remove` changes stay. A model that leaves
+        `[warm].models` is handed back like `warm.remove` does, so it unloads once
+        idle. `ollama.base_url` is *not* applied: this object keeps talking to the
+        server it was built for until n3d restarts (the daemon logs that).
+        """
+        kept_url = dataclasses.replace(new.ollama, base_url=self.settings.ollama.base_url)
+        self.settings = dataclasses.replace(new, ollama=kept_url)
+        o, w = self.settings.ollama, self.settings.warm
+        self.cache.ttl_s = o.model_cache_ttl_s
+        self.pulls.timeout_s = o.pull_timeout_s
+        dropped = self.keeper.reconfigure(
+            configured=w.models,
+            keep_alive=w.keep_alive,
+            num_ctx=o.num_ctx,
+            auto_pull=o.auto_pull_model,
+            poll_s=self._poll_interval(self.settings),
+        )
+        for entry in dropped:
+            log.info("warm.unconfigured", model=entry.name)
+            if self._tg is not None:
+                self._tg.start_soon(self._hand_back, entry.name, name=f"hand back {entry.name}")
 
     # -- supervisor hooks -------------------------------------------------------------
 
@@ -177,11 +218,15 @@ class Models:
             result["warm_removed"] = True
         return result
 
-    async def ensure(self, model: str, pull: bool | None = None) -> dict[str, Any]:
+    async def ensure(
+        self, model: str, pull: bool | None = None, progress: ProgressSink | None = None
+    ) -> dict[str, Any]:
         """`models.ensure`: ``{model, available, pulled}``.
 
         Missing and neither ``pull`` nor (``pull`` unset and) ``auto_pull_model``:
-        raises the seed's "is not available locally" ModelNotFound.
+        raises the seed's "is not available locally" ModelNotFound. When it pulls,
+        ``progress`` gets the pull's work-done values as for :meth:`pull`, so a client
+        sees the request is alive however long the download takes.
         """
         name = names.parse_model_name(model).display
         available, _cached = await self.cache.is_available(name)
@@ -191,7 +236,7 @@ class Models:
             pull = self.settings.ollama.auto_pull_model
         if not pull:
             raise OllamaError.model_missing(name, self.base_url)
-        await self.pulls.pull(name)
+        await self.pulls.pull(name, progress)
         return {"model": name, "available": True, "pulled": True}
 
     def validate(self, model: str) -> dict[str, Any]:

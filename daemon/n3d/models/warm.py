@@ -1,8 +1,10 @@
 """The keep-warm keeper: warm models stay loaded, whatever evicts or expires them.
 
-Run it with ``await tg.start(keeper.run)``. It watches `/api/ps` every
-``poll_s`` seconds (see :mod:`n3d.models.warm_policy` for every timing rule) and
-sooner when poked (``poke()``: a warm.add, a successful pull, ``on_server_ready``):
+Run it with ``await tg.start(keeper.run)``; ``reconfigure()`` takes reloaded settings
+(config warm models, keep_alive, num_ctx, auto_pull, poll interval). It watches
+`/api/ps` every ``poll_s`` seconds (see :mod:`n3d.models.warm_policy` for every
+timing rule) and sooner when poked (``poke()``: a warm.add, a successful pull,
+``on_server_ready``, a reconfiguration):
 
 - a warm model that is not loaded gets a load-only request (`/api/generate` with just
   the model, the warm keep_alive and, when configured, `options.num_ctx`: any other
@@ -100,6 +102,36 @@ class WarmKeeper:
     def poke(self) -> None:
         """Look at `/api/ps` now instead of at the next poll."""
         self._wake.set()
+
+    def reconfigure(
+        self,
+        *,
+        configured: Sequence[str],
+        keep_alive: KeepAliveValue,
+        num_ctx: int,
+        auto_pull: bool,
+        poll_s: float,
+    ) -> list[WarmEntry]:
+        """Take reloaded settings; returns the entries that are no longer on the warm list.
+
+        Run-time changes (`warm.add`, `warm.remove`) stay as they are. A warm model
+        whose keep_alive or num_ctx changed gets one warm request with the new values
+        at the next look (else a "forever" model would never learn its new keep_alive).
+        """
+        before = {e.key: e for e in self.entries()}
+        old_keep_alive = {key: self._keep_alive(e) for key, e in before.items()}
+        num_ctx_changed = num_ctx != self.num_ctx
+        self.configured = tuple(configured)
+        self.keep_alive, self.num_ctx = keep_alive, num_ctx
+        self.auto_pull, self.poll_s = auto_pull, poll_s
+        after = {e.key: e for e in self.entries()}
+        for key, entry in after.items():
+            state = self._states.get(key)
+            changed = num_ctx_changed or old_keep_alive.get(key) != self._keep_alive(entry)
+            if state is not None and changed:
+                state.last_warm_mono = None  # as if loaded by someone else: set ours once
+        self.poke()
+        return [entry for key, entry in before.items() if key not in after]
 
     def on_server_ready(self, generation: int) -> None:
         """The server answers; a new ``generation`` means it restarted and lost its models."""
@@ -231,11 +263,11 @@ class WarmKeeper:
         return self.poll_s
 
     async def _warm(self, entry: WarmEntry, state: WarmState, reason: str) -> None:
-        keep_alive = self._keep_alive(entry)
+        keep_alive, num_ctx = self._keep_alive(entry), self.num_ctx
         base = {"model": entry.name, "reason": reason, "keep_alive": keep_alive}
         self._publish("warm", {**base, "action": "warming"})
         try:
-            result = await self._load(entry, keep_alive, base)
+            result = await self._load(entry, keep_alive, num_ctx, base)
         except OllamaError as exc:
             retry_in = state.failed(exc, backoff_delay(state.attempts + 1))
             failure = {"error": exc.message, "kind": exc.kind, "retry_in_s": retry_in}
@@ -243,6 +275,8 @@ class WarmKeeper:
             self._publish("warm", {**base, "action": "failed", **failure})
         else:
             state.warmed(backoff_delay(state.attempts + 1), refresh=reason == "refresh")
+            if (keep_alive, num_ctx) != (self._keep_alive(entry), self.num_ctx):
+                state.last_warm_mono = None  # reconfigured meanwhile: again with the new values
             took = result.duration_s
             metric("ollama.model.warm_duration", took, "s", model=entry.name, reason=reason)
             log.info("warm.warmed", **base, duration_s=took)
@@ -252,14 +286,14 @@ class WarmKeeper:
             self.poke()  # see the result in /api/ps now, and publish model.loaded
 
     async def _load(
-        self, entry: WarmEntry, keep_alive: KeepAliveValue, base: dict[str, Any]
+        self, entry: WarmEntry, keep_alive: KeepAliveValue, num_ctx: int, base: dict[str, Any]
     ) -> LoadResult:
         """The load-only request, after a pull when the model is missing and auto_pull."""
         try:
-            return await self.client.load(entry.name, keep_alive=keep_alive, num_ctx=self.num_ctx)
+            return await self.client.load(entry.name, keep_alive=keep_alive, num_ctx=num_ctx)
         except ModelNotFound:
             if not self.auto_pull or not self.is_warm(entry.key):
                 raise  # removed meanwhile (a delete): never pull back what was deleted
         self._publish("warm", {**base, "action": "pulling"})
         await self._pull(entry.name)
-        return await self.client.load(entry.name, keep_alive=keep_alive, num_ctx=self.num_ctx)
+        return await self.client.load(entry.name, keep_alive=keep_alive, num_ctx=num_ctx)

@@ -61,10 +61,11 @@ def add_model_methods(table: MethodTable, models: Models, sup: Supervisor) -> No
         "models.ensure",
         _MODEL,
         Param("pull", bool, description="pull when missing (default: auto_pull_model)"),
-        summary="Is the model installed? Optionally pull it when it is not.",
+        summary="Is the model installed? Optionally pull it when it is not. "
+        "With workDoneToken, a pull's $/progress reports follow.",
     )
     async def models_ensure(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        return await models.ensure(params["model"], params.get("pull"))
+        return await models.ensure(params["model"], params.get("pull"), progress=ctx.progress)
 
     @table.method("models.validate", _MODEL, summary="Check a name against Ollama's grammar.")
     async def models_validate(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
