@@ -10,7 +10,9 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import anyio
 import pytest
 
 from n3d.logs import configure_logging
@@ -30,6 +32,25 @@ def json_logs() -> JsonLogs:
     logs = JsonLogs()
     configure_logging("json", "debug", file=logs.buffer)
     return logs
+
+
+@pytest.fixture
+def wait_never_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Children spawned from now on never report their exit, as if stuck in the kernel.
+
+    The lowest level n3d sees: the process object's ``wait()`` (a waitpid) hangs,
+    as it does for serve in uninterruptible sleep (D state) after SIGKILL. The
+    real process still dies; n3d cannot know. Use with a ``timeout`` mark of
+    method "thread": without a bound on that wait, the test would hang for good.
+    """
+    spawn = anyio.open_process
+
+    async def open_stuck(*args: Any, **kwargs: Any) -> Any:
+        process = await spawn(*args, **kwargs)
+        process.wait = anyio.sleep_forever
+        return process
+
+    monkeypatch.setattr(anyio, "open_process", open_stuck)
 
 
 @pytest.fixture

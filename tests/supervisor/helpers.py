@@ -9,7 +9,8 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,6 +19,8 @@ import httpx
 import tomli_w
 
 from n3d.config import Settings, load_settings
+from n3d.state import ServerState, Snapshot
+from n3d.supervisor.supervisor import Supervisor
 
 T = TypeVar("T")
 
@@ -44,6 +47,24 @@ async def eventually(
             if value:
                 return value  # type: ignore[return-value]
             await anyio.sleep(interval)
+
+
+async def settled(
+    read: Callable[[], T], *, quiet_s: float = 0.3, within_s: float = 10.0, interval: float = 0.02
+) -> T:
+    """Poll ``read`` until its value has not changed for ``quiet_s``; that value.
+
+    For logs written just after the fact (the simulator's request log): a count
+    read once could still be missing the newest entry.
+    """
+    with anyio.fail_after(within_s):
+        value, since = read(), anyio.current_time()
+        while anyio.current_time() - since < quiet_s:
+            await anyio.sleep(interval)
+            now = read()
+            if now != value:
+                value, since = now, anyio.current_time()
+        return value
 
 
 SIM = (sys.executable, "-m", "n3d.sim", "serve")
@@ -146,3 +167,38 @@ def answers(port: int) -> bool:
         return httpx.head(f"http://127.0.0.1:{port}/", timeout=1, trust_env=False).is_success
     except httpx.HTTPError:
         return False
+
+
+@asynccontextmanager
+async def supervising(sup: Supervisor, pgids: list[int]) -> AsyncIterator[Supervisor]:
+    """Run ``sup``; every child's group goes to ``pgids`` (killed at teardown anyway)."""
+    sup.store.subscribe(lambda _e, snap: snap.pid and snap.pid not in pgids
+                        and pgids.append(snap.pid))
+    async with anyio.create_task_group() as tg:
+        await tg.start(sup.run)
+        try:
+            yield sup
+        finally:
+            with anyio.fail_after(15, shield=True):
+                await sup.shutdown()
+            tg.cancel_scope.cancel()
+
+
+def states(sup: Supervisor) -> list[str]:
+    return [e.target.value for e in sup.store.history]
+
+
+def is_(*wanted: ServerState) -> Callable[[Snapshot], bool]:
+    return lambda snap: snap.state in wanted
+
+
+async def until(sup: Supervisor, *wanted: ServerState, within_s: float = 20) -> Snapshot:
+    with anyio.fail_after(within_s):
+        return await sup.wait_for(is_(*wanted))
+
+
+def make(tmp_path: Path, port: int, mode: str = "managed", command: tuple[str, ...] = SIM,
+         **env: str) -> Supervisor:
+    settings = settings_for(tmp_path, port, server={"mode": mode})
+    return Supervisor(settings, command=command, runtime_dir=tmp_path / "home" / "run",
+                      environ=sim_env(tmp_path / "home", port, **env))

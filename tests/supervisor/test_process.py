@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from n3d.errors import OllamaNotInstalled
+from n3d.supervisor.groups import VERIFY_S
 from n3d.supervisor.process import (
     ExitStatus,
     child_environment,
@@ -165,3 +166,19 @@ async def test_resources_cover_serve_and_runners(pgids: list[int]) -> None:
 async def test_kill_group_of_an_empty_group_returns_at_once() -> None:
     with anyio.fail_after(1):
         assert await kill_group(2**22 + 12345) == 0
+
+
+@pytest.mark.timeout(30, method="thread")
+@pytest.mark.usefixtures("wait_never_returns")
+async def test_a_serve_that_never_exits_after_sigkill_is_abandoned_in_bounded_time(
+    json_logs: JsonLogs, pgids: list[int]
+) -> None:
+    began = time.monotonic()
+    async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=0.5) as p:
+        pgids.append(p.pgid)
+    took = time.monotonic() - began
+    assert p.unkillable and p.exit_status is None and not p.exited.is_set()
+    assert p.stop_report is not None and p.stop_report.killed
+    assert took < 0.5 + 2 * VERIFY_S + 1.0, took  # stop_timeout, then verification
+    events = [e for e in json_logs.events() if e["event"] == "ollama.unkillable"]
+    assert [(e["level"], e["pid"]) for e in events] == [("error", p.pid)]

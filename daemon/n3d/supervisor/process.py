@@ -7,13 +7,16 @@
   ``logger: "ollama"``; a pipe never fills, whatever the child prints.
 * Exit is noticed by awaiting the child (a waitpid), not by polling.
 * :meth:`OllamaProcess.stop`: SIGTERM to serve, wait ``timeout_s``, SIGKILL to the
-  whole group, then verify with psutil that no member of the group survives.
+  whole group, then verify with psutil that no member of the group survives. A
+  serve that does not exit even then (stuck in the kernel, e.g. a GPU driver) is
+  logged as ``ollama.unkillable`` and no longer waited for: the stop stays bounded.
 """
 
 from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -112,8 +115,12 @@ class OllamaProcess:
         self.started_at = time.monotonic()
         self.exited = anyio.Event()
         self.exit_status: ExitStatus | None = None
+        # Shielded (see _watch_exit); stop() cancels it only for a process that even
+        # SIGKILL did not end, so that waiting for it cannot hold n3d's shutdown.
+        self._exit_watch = anyio.CancelScope(shield=True)
         self._stop_lock = anyio.Lock()
         self._stop_report: StopReport | None = None
+        self._tree_lock = threading.Lock()  # resources() runs in worker threads
         try:
             self._ps: psutil.Process | None = psutil.Process(self.pid)
             self.create_time = self._ps.create_time()
@@ -125,13 +132,24 @@ class OllamaProcess:
     def note_stderr(self, line: str) -> None:
         self.last_stderr = line
 
+    @property
+    def stop_report(self) -> StopReport | None:
+        """What the (first) stop did; None until a stop has finished."""
+        return self._stop_report
+
+    @property
+    def unkillable(self) -> bool:
+        """Stopped, yet serve never exited: it was abandoned (``ollama.unkillable``)."""
+        return self._stop_report is not None and not self.exited.is_set()
+
     async def _watch_exit(self) -> None:
         # Shielded: a cancelled supervisor must still learn of the exit while it
-        # stops the child; open_ollama always SIGKILLs the group, so this ends.
-        with anyio.CancelScope(shield=True):
+        # stops the child. open_ollama always SIGKILLs the group, so this ends,
+        # unless the kernel holds serve (D state); then stop() cancels the scope.
+        with self._exit_watch:
             returncode = await self._process.wait()
-        self.exit_status = ExitStatus(returncode)
-        self.exited.set()
+            self.exit_status = ExitStatus(returncode)
+            self.exited.set()
 
     async def wait(self) -> ExitStatus:
         """Wait until serve exits; returns how it ended."""
@@ -149,7 +167,9 @@ class OllamaProcess:
         """SIGTERM serve, wait ``timeout_s``, SIGKILL the group, verify it is empty.
 
         Idempotent and safe to call concurrently: later callers get the first report.
-        Bounded by about ``timeout_s + 2 s`` of verification.
+        Bounded by ``timeout_s`` plus at most ``2 × VERIFY_S`` of verification. If
+        serve has not exited by then, it is logged as ``ollama.unkillable`` and no
+        longer waited for (its exit stays unknown; init reaps it eventually).
         """
         async with self._stop_lock:
             if self._stop_report is not None:
@@ -173,28 +193,43 @@ class OllamaProcess:
                 log.warning("ollama.killed", pid=self.pid, after_s=timeout_s)
             if survivors:
                 log.error("ollama.group_survivors", pgid=self.pgid, count=survivors)
+            if not self.exited.is_set():
+                log.error(
+                    "ollama.unkillable",
+                    pid=self.pid,
+                    after_s=round(report.duration_s, 3),
+                    detail="serve did not exit after SIGKILL (stuck in the kernel?); "
+                    "no longer waiting for it",
+                )
+                self._exit_watch.cancel()
             return report
 
     def resources(self) -> Resources:
-        """RSS and CPU of serve and its descendants (CPU since the previous call)."""
-        if self._ps is None or self.exited.is_set():
-            return Resources(0, 0.0, 0)
-        try:
-            procs = [self._ps, *self._ps.children(recursive=True)]
-        except psutil.Error:
-            return Resources(0, 0.0, 0)
-        # Keep the same psutil objects between calls: cpu_percent needs a baseline.
-        tree = {p.pid: self._tree.get(p.pid, p) for p in procs}
-        self._tree = tree
-        rss, cpu, count = 0, 0.0, 0
-        for proc in tree.values():
+        """RSS and CPU of serve and its descendants (CPU since the previous call).
+
+        Blocking (it scans /proc): call it in a worker thread, e.g.
+        ``await anyio.to_thread.run_sync(child.resources)``. Thread-safe; a child
+        that exits meanwhile counts as nothing rather than raising.
+        """
+        with self._tree_lock:
+            if self._ps is None or self.exited.is_set():
+                return Resources(0, 0.0, 0)
             try:
-                rss += proc.memory_info().rss
-                cpu += proc.cpu_percent(None)
-                count += 1
-            except psutil.Error:
-                continue
-        return Resources(rss, cpu, count)
+                procs = [self._ps, *self._ps.children(recursive=True)]
+            except (psutil.Error, OSError):  # gone (or going) while we looked
+                return Resources(0, 0.0, 0)
+            # Keep the same psutil objects between calls: cpu_percent needs a baseline.
+            tree = {p.pid: self._tree.get(p.pid, p) for p in procs}
+            self._tree = tree
+            rss, cpu, count = 0, 0.0, 0
+            for proc in tree.values():
+                try:
+                    rss += proc.memory_info().rss
+                    cpu += proc.cpu_percent(None)
+                    count += 1
+                except (psutil.Error, OSError):
+                    continue
+            return Resources(rss, cpu, count)
 
 
 @asynccontextmanager
@@ -249,6 +284,11 @@ async def open_ollama(
                     drains.deadline = anyio.current_time() + _DRAIN_GRACE_S
     finally:
         with anyio.CancelScope(shield=True):
-            for stream in (process.stdout, process.stderr):
-                if stream is not None:
-                    await stream.aclose()
+            if child.exited.is_set():
+                # Also closes the pipes themselves: a process that left the group
+                # may still hold their other ends, and asyncio would keep them open.
+                await process.aclose()
+            else:  # abandoned (unkillable): aclose() would wait for its exit
+                for stream in (process.stdout, process.stderr):
+                    if stream is not None:
+                        await stream.aclose()

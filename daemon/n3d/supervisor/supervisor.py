@@ -9,6 +9,7 @@ state once things have settled. Every transition is logged as ``server.state``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -38,6 +39,9 @@ __all__ = ["Supervisor"]
 log = structlog.get_logger("n3d.supervisor")
 S = ServerState
 _SETTLING = (S.STARTING, S.STOPPING)
+# States that claim a child of ours exists: only `_attempt` may leave the lifecycle
+# in one of them, and never when it is cancelled (it moves on to stopping first).
+_OURS = (S.STARTING, S.RUNNING, S.DEGRADED)
 
 
 # States in which no server of ours is answering: a cached health answer is stale.
@@ -102,17 +106,45 @@ class Supervisor:
         )
 
     def resources(self) -> Resources:
-        """Our server plus its runners: RSS bytes, CPU percent, process count (0 if none)."""
+        """Our server plus its runners: RSS bytes, CPU percent, process count (0 if none).
+
+        Blocks while it scans /proc: on the event loop, use :meth:`resources_async`.
+        """
         return self.process.resources() if self.process is not None else Resources(0, 0.0, 0)
 
-    def apply_settings(self, settings: Settings) -> None:
+    async def resources_async(self) -> Resources:
+        """:meth:`resources`, measured in a worker thread (the /proc scan blocks)."""
+        child = self.process
+        if child is None:
+            return Resources(0, 0.0, 0)
+        return await anyio.to_thread.run_sync(child.resources)
+
+    def apply_settings(self, settings: Settings) -> tuple[str, ...]:
         """Take new settings (SIGHUP): timings and policy now, the command at next start.
 
-        ``mode`` and ``base_url`` keep their values until n3d restarts.
+        ``server.mode`` and ``ollama.base_url`` keep their running values until n3d
+        restarts; returns the names of those that differ in ``settings`` (the caller
+        logs them as needing a restart, with its own keys such as ``socket.path``).
         """
-        self.settings = settings
+        # The probe client and the child's OLLAMA_HOST must agree on the base URL,
+        # and the mode decides the whole lifecycle: both wait for a restart of n3d.
+        old = self.settings
+        kept = tuple(
+            name
+            for name, running, wanted in (
+                ("server.mode", old.server.mode, settings.server.mode),
+                ("ollama.base_url", old.ollama.base_url, settings.ollama.base_url),
+            )
+            if running != wanted
+        )
+        self.settings = dataclasses.replace(
+            settings,
+            server=dataclasses.replace(settings.server, mode=old.server.mode),
+            ollama=dataclasses.replace(settings.ollama, base_url=old.ollama.base_url),
+        )
         self.health.interval_s = settings.ollama.health_check_interval_s
         self.health.timeout_s = settings.server.health_timeout_s
+        return kept
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Supervise until cancelled; ready once orphans are handled and commands work."""
@@ -214,7 +246,13 @@ class Supervisor:
             self._scope = None
 
     def _settle(self, reason: str) -> None:
-        """Nothing of ours runs any more: say so (stopped), unless we were never up."""
+        """Nothing of ours runs any more: say so (stopped), unless we were never up.
+
+        Called only once the lifecycle (and so the child's stop) is over. A state
+        that still claims a child goes through stopping, the edge a stop takes.
+        """
+        if self.snapshot.state in _OURS:
+            self.transition(S.STOPPING, reason)
         if self.snapshot.state is not S.STOPPED and can_transition(self.snapshot.state, S.STOPPED):
             self.transition(S.STOPPED, reason, pid=None, next_start_in_s=None)
 
@@ -241,6 +279,8 @@ class Supervisor:
 
     async def _adopt(self) -> bool:
         """Mode auto: if a server already answers at the base URL, watch it instead."""
+        if self.snapshot.state is S.EXTERNAL:
+            return True  # adopted just before a command cancelled the watch: keep it
         if not can_transition(self.snapshot.state, S.EXTERNAL):
             return False  # e.g. right after stopping our own: the port is ours to reuse
         if not (await self.health.check(force=True)).ok:
@@ -252,7 +292,7 @@ class Supervisor:
 
     async def _attempt(self, reason: str) -> Decision:
         """One start and, if it comes up, its whole run; the decision when it ended."""
-        policy, server = self.policy, self.settings.server
+        policy = self.policy
         if self._spawned:
             metric("ollama.server.restarts", 1, "{restart}")
         self._spawned += 1
@@ -263,6 +303,19 @@ class Supervisor:
             next_start_in_s=None,
             port_holder=None,
         )
+        try:
+            return await self._start_and_run(policy)
+        except anyio.get_cancelled_exc_class():
+            # Also when the cancel lands after _supervise returned, in the child's
+            # cleanup (its stop, the output drain's grace): never leave a state that
+            # claims a child we no longer have; stop, start and restart go on from here.
+            self._stopping_on_cancel()
+            raise
+        finally:
+            self._after_exit()
+
+    async def _start_and_run(self, policy: RestartPolicy) -> Decision:
+        server = self.settings.server
         endpoint = endpoint_of(self.settings.ollama.base_url)
         holder = await port_holder(endpoint)
         if holder is not None:
@@ -275,7 +328,6 @@ class Supervisor:
             return self._record_failure(policy, error)
         env = child_environment(self._environ, ollama_host=endpoint.hostport, extra=server.env)
         self.health.forget()
-        ended = False
         try:
             async with open_ollama(
                 self.command,
@@ -288,12 +340,10 @@ class Supervisor:
                     write_pid_file(self.pid_file, PidRecord.of(child))
                 self.store.update(pid=child.pid, owned=True)
                 try:
-                    decision = await self._supervise(child, policy)
-                    ended = True
-                finally:
-                    if not ended and self.snapshot.state in (S.STARTING, S.RUNNING, S.DEGRADED):
-                        commanded = self._gen != self._applied
-                        self.transition(S.STOPPING, self._reason if commanded else "cancelled")
+                    return await self._supervise(child, policy)
+                except anyio.get_cancelled_exc_class():
+                    self._stopping_on_cancel()  # now, while the child is being stopped
+                    raise
         except OllamaNotInstalled as exc:
             # Retrying cannot help until someone installs it: say so once, go fatal,
             # and let `server.start` (n3ctl start) try again afterwards.
@@ -302,9 +352,12 @@ class Supervisor:
             return Decision(
                 True, 0.0, 1, f"{exc.message}; install it, then run: n3ctl start"
             )
-        finally:
-            self._after_exit()
-        return decision
+
+    def _stopping_on_cancel(self) -> None:
+        """A command or shutdown cancelled the attempt: our child is (being) stopped."""
+        if self.snapshot.state in _OURS:
+            commanded = self._gen != self._applied
+            self.transition(S.STOPPING, self._reason if commanded else "cancelled")
 
     async def _supervise(self, child: OllamaProcess, policy: RestartPolicy) -> Decision:
         failure = await wait_ready(self, child)
@@ -335,9 +388,13 @@ class Supervisor:
         child, self.process = self.process, None
         if child is None:
             return
-        if self.pid_file is not None:
-            remove_pid_file(self.pid_file)
-        last_exit = child.exit_status.describe() if child.exit_status else None
+        if child.unkillable:
+            # Keep ollama.pid: if it ever exits the kernel, the next n3d stops it.
+            last_exit: str | None = "did not exit after SIGKILL (abandoned)"
+        else:
+            if self.pid_file is not None:
+                remove_pid_file(self.pid_file)
+            last_exit = child.exit_status.describe() if child.exit_status else None
         self.store.update(pid=None, last_exit=last_exit)
         metric("ollama.server.stopped", 1, "{stop}", pid=child.pid, exit=last_exit or "?")
 

@@ -90,7 +90,8 @@ async def watch_running(sup: Supervisor, child: OllamaProcess) -> tuple[str, flo
                 next_at = max(next_at + sup.health.interval_s, anyio.current_time())
                 await anyio.sleep_until(next_at)
                 report = await sup.health.check(force=True)
-                usage = child.resources()
+                # In a thread: the /proc scan would block the event loop.
+                usage = await anyio.to_thread.run_sync(child.resources)
                 metric("ollama.process.rss_bytes", usage.rss_bytes, "By", pid=child.pid)
                 if report.ok:
                     failures = 0
