@@ -25,6 +25,7 @@ import signal
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -248,28 +249,27 @@ class Daemon:
             self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
             return False
         old = self.settings
-        later = [
-            name
-            for name, a, b in (
-                ("server.mode", old.server.mode, new.server.mode),
-                ("ollama.base_url", old.ollama.base_url, new.ollama.base_url),
-                ("socket.path", old.socket.path, new.socket.path),
-            )
-            if a != b
-        ]
+        later: list[str] = []
+        effective = new
+        if self.supervisor is not None:
+            # It keeps server.mode and ollama.base_url until n3d restarts.
+            later += self.supervisor.apply_settings(new)
+            effective = self.supervisor.settings
+            if not self.simulate:
+                self.supervisor.command = new.server.command
+        if new.socket.path != old.socket.path:  # the socket is bound once
+            later.append("socket.path")
+            effective = replace(effective, socket=replace(new.socket, path=old.socket.path))
         if later:
             log.warning(
                 "config.reload_needs_restart",
                 keys=later,
                 detail="these take effect when n3d restarts",
             )
-        self.settings = new
-        if self.supervisor is not None:
-            self.supervisor.apply_settings(new)
-            if not self.simulate:
-                self.supervisor.command = new.server.command
+        # What config.get shows is what runs: the kept values, not the file's new ones.
+        self.settings = effective
         if self.models is not None:
-            self.models.apply_settings(new)
+            self.models.apply_settings(effective)
         log.info("config.reloaded", file=str(new.file) if new.file else None)
         self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
         return True

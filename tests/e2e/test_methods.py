@@ -224,3 +224,17 @@ def test_status_answers_at_once_while_ollama_hangs(daemon: Daemon) -> None:
         assert status["server"]["pid"] == pid and status["health"]["cached"] is True
     finally:
         os.kill(pid, signal.SIGCONT)
+
+
+def test_a_reload_that_moves_the_server_waits_for_a_restart_of_n3d(daemon: Daemon) -> None:
+    text = daemon.config_path.read_text()
+    daemon.config_path.write_text(text.replace(str(daemon.port), str(daemon.port + 1)))
+    reloaded = daemon.call("config.reload")
+    assert reloaded["reloaded"] is True
+    # config.get shows what runs: the old URL stays until n3d itself restarts.
+    assert reloaded["values"]["ollama"]["base_url"] == f"http://127.0.0.1:{daemon.port}"
+    assert daemon.call("server.restart", timeout=30)["state"] == "running"
+    assert daemon.call("health", {"force": True})["ok"] is True
+    assert any(
+        e.get("keys") == ["ollama.base_url"] for e in daemon.events("config.reload_needs_restart")
+    )

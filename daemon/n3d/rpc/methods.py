@@ -64,7 +64,7 @@ def build_methods(view: DaemonView) -> MethodTable:
         # The newest health answer with its age, never a new probe: status must
         # answer at once even while Ollama hangs (that is when people ask).
         health = _last_health(sup) | {"version": snap.version}
-        usage = sup.resources()
+        usage = await sup.resources_async()
         server = snap.as_dict()
         return {
             "daemon": {
