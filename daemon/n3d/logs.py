@@ -76,8 +76,10 @@ class _Histogram:
     def add(self, value: float) -> None:
         self.count += 1
         self.sum += value
-        self.min = min(self.min, value)
-        self.max = max(self.max, value)
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
         self.samples.append(value)
 
     def summary(self) -> dict[str, float | int]:
@@ -112,13 +114,18 @@ class MetricsRegistry:
     def record(self, name: str, value: float, unit: str, kind: MetricKind | None = None) -> None:
         kind = kind or METRIC_KINDS.get(name, "histogram")
         with self._lock:
-            self._units.setdefault(name, unit)
+            if name not in self._units:
+                self._units[name] = unit
             if kind == "counter":
                 self._counters[name] = self._counters.get(name, 0.0) + value
             elif kind == "gauge":
                 self._gauges[name] = value
             else:
-                self._histograms.setdefault(name, _Histogram()).add(value)
+                # get-then-create: setdefault would build a reservoir on every call
+                histogram = self._histograms.get(name)
+                if histogram is None:
+                    histogram = self._histograms[name] = _Histogram()
+                histogram.add(value)
 
     def snapshot(self) -> dict[str, Any]:
         """`{counters, gauges, histograms, units}`; histograms carry count, sum, p50, p99."""
@@ -140,6 +147,31 @@ class MetricsRegistry:
 
 REGISTRY = MetricsRegistry()
 _metric_log = structlog.get_logger("n3d.metrics")
+_METRIC_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO}
+# (wrapper class, level) → would a logger of that class emit the level?
+_enabled_cache: dict[tuple[Any, int], bool] = {}
+
+
+def _logs_at(level: int) -> bool:
+    """Whether structlog's current configuration emits ``level``; cached per wrapper class.
+
+    Asking the configuration (not a flag set by :func:`configure_logging`) follows
+    every reconfiguration, tests' ``capture_logs`` and ``reset_defaults`` included.
+    Lets a filtered per-call metric skip building a bound logger it would discard.
+    """
+    wrapper = structlog.get_config()["wrapper_class"]
+    key = (wrapper, level)
+    enabled = _enabled_cache.get(key)
+    if enabled is None:
+        check = getattr(wrapper, "is_enabled_for", None)  # structlog's filtering loggers
+        try:
+            enabled = True if check is None else bool(check(None, level))
+        except Exception:  # noqa: BLE001 - an unusual wrapper: let it filter for itself
+            enabled = True
+        if len(_enabled_cache) > 64:  # wrapper classes come from a handful of levels
+            _enabled_cache.clear()
+        _enabled_cache[key] = enabled
+    return enabled
 
 
 def metric(
@@ -159,8 +191,9 @@ def metric(
     """
     try:
         REGISTRY.record(name, float(value), unit, kind)
-        emit = _metric_log.debug if log_level == "debug" else _metric_log.info
-        emit("metric", metric=name, value=value, unit=unit, tags=tags)
+        if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):
+            emit = _metric_log.debug if log_level == "debug" else _metric_log.info
+            emit("metric", metric=name, value=value, unit=unit, tags=tags)
     except Exception:  # noqa: BLE001 - a metric must never break the caller
         pass
 

@@ -4,22 +4,33 @@
   A frame that has started must complete within ``frame_timeout_s`` (a slow
   trickle does not reset the clock), else ``-32700`` and close. A fatal framing
   error is answered ``-32700`` and the connection closed.
-- Running: each frame runs in its own task, at most ``max_inflight`` at once;
-  beyond that the connection stops reading (the kernel buffer then pushes back
-  on the client). ``$/cancelRequest {id}`` is handled as it is read, so it is
-  never stuck behind the work it cancels, and the cancelled request is answered
-  ``-32800 Request cancelled``.
-- Writing: one writer task drains a queue bounded to ``max_outgoing_bytes``; a
-  client that does not read its replies fills it and is dropped, so it cannot
-  grow the daemon's memory.
+- Running: a per-connection worker task runs a frame when it is idle; a frame
+  that arrives while the worker is busy gets a task of its own, so a slow
+  request never holds up the next one. At most ``max_inflight`` frames run at
+  once; beyond that the connection stops reading (the kernel buffer then pushes
+  back on the client). Every request runs in its own cancel scope:
+  ``$/cancelRequest {id}`` is handled as it is read, so it is never stuck behind
+  the work it cancels, and the cancelled request is answered ``-32800 Request
+  cancelled``.
+- Writing: replies go to the transport, which sends at once what the kernel
+  takes and buffers the rest. A client that leaves more than
+  ``max_outgoing_bytes`` unread is dropped, so it cannot grow the daemon's memory.
 - End of input: a half-closed client (``socat`` after its stdin ends) still gets
   the answers to what it sent; a client that hung up gets nothing and its
   handlers are cancelled at once (checked with ``poll`` for ``POLLHUP``).
+
+Why an asyncio protocol: the event loop keeps the socket registered and hands
+each chunk straight to :meth:`Connection.data_received`, which frames, parses and
+dispatches it without a task switch; only the handlers run in tasks. A reader
+task waiting on the socket (a stream's ``receive``, or ``anyio.wait_readable``)
+costs a registration, a wake-up and an unregistration for every request, which
+was half the time of a small call. n3d runs on anyio's asyncio backend.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
+import socket
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +60,6 @@ __all__ = ["Connection", "Limits"]
 
 log = structlog.get_logger(__name__)
 
-_READ_CHUNK = 65536
 _FLUSH_TIMEOUT_S = 2.0  # writing the last replies of a closing connection
 _HANGUP_POLL_S = 0.1  # how often a half-closed connection checks whether the peer left
 
@@ -64,13 +74,17 @@ class Limits:
     max_inflight: int = 64
 
 
-class Connection:
-    """Implements :class:`~n3d.rpc.dispatch.Session` for the handlers it runs."""
+class Connection(asyncio.Protocol):
+    """Implements :class:`~n3d.rpc.dispatch.Session` for the handlers it runs.
+
+    :meth:`serve` owns ``sock`` (connected, non-blocking) and closes it when it
+    returns; the ``asyncio.Protocol`` methods are the event loop's side of it.
+    """
 
     def __init__(
         self,
         connection_id: int,
-        stream: anyio.abc.SocketStream,
+        sock: socket.socket,
         table: MethodTable,
         limits: Limits,
         on_subscribe: Callable[[int, frozenset[str] | None], None],
@@ -78,20 +92,35 @@ class Connection:
     ) -> None:
         self.id = connection_id
         self.framer = Framer(limits.max_message_bytes)
-        self._stream = stream
+        self._sock = sock
         self._table = table
         self._limits = limits
         self._on_subscribe, self._on_unsubscribe = on_subscribe, on_unsubscribe
-        self._outbox: deque[bytes] = deque()
-        self._out_bytes = 0
-        self._wake = anyio.Event()
-        self._flushed = anyio.Event()
-        self._closing = False
-        self._fatal = False
+        self._transport: asyncio.Transport | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
         self._scope = anyio.CancelScope()
+        # Input: complete frames not yet dispatched, and one parsed frame waiting
+        # for a slot (reading is paused meanwhile).
+        self._frames: deque[bytes | FrameError] = deque()
+        self._waiting: Incoming | None = None
+        self._paused = False
+        self._frame_timer: asyncio.TimerHandle | None = None
+        self._input_done = False  # EOF, hang-up or a fatal error: nothing more is read
+        self._input_ended = anyio.Event()  # set along with _input_done, for serve to wait on
+        self._peer_eof = anyio.Event()  # the client sent EOF or the connection is gone
+        # Output.
+        self._write_paused = False
+        self._drained = anyio.Event()
+        self._closing = False
+        self._closed = False
+        self._fatal = False
+        # Running: request id → its cancel scope; frames accepted and not yet answered.
         self._inflight: dict[Any, anyio.CancelScope] = {}
         self._running = 0
-        self._idle = anyio.Event()
+        self._slot_freed: anyio.Event | None = None  # set while serve waits for the last ones
+        self._worker_wake: anyio.Event | None = None  # set while the worker is idle
+        self._worker_next: Incoming | None = None
+        self._worker_request: tuple[Incoming, Request] | None = None  # running in the worker
 
     # -- Session ------------------------------------------------------------------
 
@@ -105,16 +134,18 @@ class Connection:
         self._on_unsubscribe(self.id)
 
     def push(self, data: bytes) -> None:
-        """Queue framed bytes; over ``max_outgoing_bytes`` the connection is dropped."""
-        if self._scope.cancel_called:
+        """Send framed bytes; never blocks. Past ``max_outgoing_bytes`` unread: dropped."""
+        transport = self._transport
+        if transport is None or self._closed or self._scope.cancel_called:
             return
-        if self._out_bytes and self._out_bytes + len(data) > self._limits.max_outgoing_bytes:
-            log.warning("rpc.client_too_slow", connection=self.id, queued_bytes=self._out_bytes)
+        if transport.is_closing():
+            return  # lost: connection_lost is on its way and will abort
+        unread = transport.get_write_buffer_size()
+        if unread and unread + len(data) > self._limits.max_outgoing_bytes:
+            log.warning("rpc.client_too_slow", connection=self.id, queued_bytes=unread)
             self.abort()
             return
-        self._outbox.append(data)
-        self._out_bytes += len(data)
-        self._wake.set()
+        transport.write(data)
 
     def abort(self) -> None:
         """Drop the connection now: stop reading and writing, cancel its handlers."""
@@ -128,83 +159,231 @@ class Connection:
         try:
             with self._scope:
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._write_loop)
-                    await self._read_loop(tg)
+                    self._tg = tg
+                    tg.start_soon(self._work_loop)
+                    loop = asyncio.get_running_loop()
+                    await loop.connect_accepted_socket(lambda: self, self._sock)
+                    await self._input_ended.wait()
                     await self._finish_inflight()
                     self._closing = True
-                    self._wake.set()
                     with anyio.move_on_after(_FLUSH_TIMEOUT_S):
-                        await self._flushed.wait()
+                        if self._write_paused:
+                            await self._drained.wait()
                         if self._fatal:
                             await self._linger()
                     tg.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True):
-                await self._stream.aclose()
-
-    async def _read_loop(self, tg: anyio.abc.TaskGroup) -> None:
-        partial_since: float | None = None
-        timeout_s = self._limits.frame_timeout_s
-        while True:
-            try:
-                if partial_since is None:  # between frames: no clock (editors idle for hours)
-                    data = await self._stream.receive(_READ_CHUNK)
-                else:
-                    with anyio.fail_after(partial_since + timeout_s - anyio.current_time()):
-                        data = await self._stream.receive(_READ_CHUNK)
-            except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-                return
-            except TimeoutError:
-                log.info("rpc.frame_timeout", connection=self.id, timeout_s=timeout_s)
-                self._fatal = True
-                message = f"Parse error: message incomplete after {timeout_s:g} s"
-                self.send(error_response(None, PARSE_ERROR, message))
-                return
-            completed = False
-            for item in self.framer.feed(data):
-                if isinstance(item, FrameError):
-                    log.info("rpc.frame_error", connection=self.id, reason=item.message)
-                    self._fatal = True
-                    self.send(error_response(None, PARSE_ERROR, item.message))
-                    return
-                completed = True
-                await self._on_frame(tg, item)
-            if not self.framer.pending:
-                partial_since = None
-            elif completed or partial_since is None:
-                partial_since = anyio.current_time()
-
-    async def _on_frame(self, tg: anyio.abc.TaskGroup, body: bytes) -> None:
-        incoming = parse(body)
-        if not incoming.requests:
-            reply = incoming.reply()
-            if reply is not None:
-                self.send(reply)
-            return
-        if not incoming.batch and incoming.requests[0].method == "$/cancelRequest":
-            reply = incoming.reply([self._cancel(incoming.requests[0])])
-            if reply is not None:
-                self.send(reply)
-            return
-        while self._running >= self._limits.max_inflight:
-            # Stop reading until a slot frees up: the kernel buffer then pushes back.
-            self._idle = anyio.Event()
-            await self._idle.wait()
-        self._running += 1
-        tg.start_soon(self._run_frame, incoming)
-
-    async def _run_frame(self, incoming: Incoming) -> None:
-        try:
-            if len(incoming.requests) == 1:
-                responses = [await self._run_one(incoming.requests[0])]
+            self._closed = True
+            self._end_input()
+            if self._transport is not None:
+                self._transport.abort()
             else:
-                responses = await self._run_batch(incoming.requests)
+                self._sock.close()
+
+    async def _finish_inflight(self) -> None:
+        """After input ends: let in-flight work answer, unless the peer has left."""
+        while self._running:
+            if peer_hung_up(self._sock):
+                self.abort()
+                return
+            self._slot_freed = anyio.Event()
+            with anyio.move_on_after(_HANGUP_POLL_S):
+                await self._slot_freed.wait()
+
+    async def _linger(self) -> None:
+        """After a fatal error reply: close our side, then discard input for a moment.
+
+        Closing with unread input makes the kernel reset the connection, and the
+        client, still sending its oversized frame, would lose the error reply.
+        Bounded by the caller's flush timeout.
+        """
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return
+        self._closed = True  # nothing may be written after the EOF
+        transport.write_eof()
+        transport.resume_reading()  # data_received discards it: input has ended
+        await self._peer_eof.wait()
+
+    # -- asyncio.Protocol: the event loop calls these --------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        # Told when the kernel has not taken everything (pause) and when it has (resume).
+        transport.set_write_buffer_limits(high=0)
+
+    def data_received(self, data: bytes) -> None:
+        if self._input_done:
+            return  # after a fatal error: discarded while lingering
+        items = self.framer.feed(data)
+        self._frames.extend(items)
+        self._dispatch()
+        if not self._input_done and not self._paused:
+            self._watch_partial_frame(completed=bool(items))
+
+    def eof_received(self) -> bool:
+        self._peer_eof.set()
+        self._end_input()
+        return True  # keep the transport: a half-closed client still gets its answers
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._peer_eof.set()
+        self._drained.set()
+        self._end_input()
+        if not self._closed:
+            self.abort()  # the peer is gone: nothing it asked for matters any more
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+        self._drained = anyio.Event()
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._drained.set()
+
+    # -- input ----------------------------------------------------------------------
+
+    def _end_input(self) -> None:
+        if self._frame_timer is not None:
+            self._frame_timer.cancel()
+            self._frame_timer = None
+        self._input_done = True
+        self._input_ended.set()
+
+    def _fail(self, message: str) -> None:
+        """A fatal framing error: answer -32700, stop reading, then close (see serve)."""
+        self._fatal = True
+        self._frames.clear()
+        self.send(error_response(None, PARSE_ERROR, message))
+        self._end_input()
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    def _watch_partial_frame(self, *, completed: bool) -> None:
+        """Arm the partial-frame clock at a frame's first byte; a trickle does not reset it."""
+        if not self.framer.pending:
+            if self._frame_timer is not None:
+                self._frame_timer.cancel()
+                self._frame_timer = None
+        elif completed or self._frame_timer is None:
+            if self._frame_timer is not None:
+                self._frame_timer.cancel()
+            loop = asyncio.get_running_loop()
+            self._frame_timer = loop.call_later(
+                self._limits.frame_timeout_s, self._on_frame_timeout
+            )
+
+    def _on_frame_timeout(self) -> None:
+        self._frame_timer = None
+        timeout_s = self._limits.frame_timeout_s
+        log.info("rpc.frame_timeout", connection=self.id, timeout_s=timeout_s)
+        self._fail(f"Parse error: message incomplete after {timeout_s:g} s")
+
+    def _dispatch(self) -> None:
+        """Run the frames read so far, in order, until they are done or the slots are."""
+        while True:
+            if self._waiting is not None:
+                if self._running >= self._limits.max_inflight:
+                    self._pause_reading()  # the kernel buffer then pushes back on the client
+                    return
+                incoming, self._waiting = self._waiting, None
+                self._start(incoming)
+            if not self._frames:
+                break
+            item = self._frames.popleft()
+            if isinstance(item, FrameError):
+                log.info("rpc.frame_error", connection=self.id, reason=item.message)
+                self._fail(item.message)
+                return
+            incoming = parse(item)
+            if not incoming.requests:
+                reply = incoming.reply()
+                if reply is not None:
+                    self.send(reply)
+            elif not incoming.batch and incoming.requests[0].method == "$/cancelRequest":
+                reply = incoming.reply([self._cancel(incoming.requests[0])])
+                if reply is not None:
+                    self.send(reply)
+            else:
+                self._waiting = incoming
+        if self._paused:
+            self._paused = False
+            if self._transport is not None and not self._input_done:
+                self._transport.resume_reading()
+                self._watch_partial_frame(completed=True)  # the clock restarts now
+
+    def _pause_reading(self) -> None:
+        if self._paused:
+            return
+        self._paused = True
+        if self._frame_timer is not None:  # waiting for a slot is not the client's delay
+            self._frame_timer.cancel()
+            self._frame_timer = None
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.pause_reading()
+
+    # -- running --------------------------------------------------------------------
+
+    def _start(self, incoming: Incoming) -> None:
+        self._running += 1
+        wake = self._worker_wake
+        if wake is not None and self._worker_next is None:
+            self._worker_next = incoming  # the idle worker takes it: no task to start
+            wake.set()
+        else:
+            assert self._tg is not None
+            self._tg.start_soon(self._run_frame, incoming)
+
+    async def _work_loop(self) -> None:
+        """Run the frames :meth:`_start` hands over while idle, one at a time.
+
+        Its single requests share one cancel scope, made anew only after a
+        ``$/cancelRequest`` has used it up (entering a scope per request cost as
+        much as a small call). A cancelled request unwinds out of the scope and
+        is answered here, exactly as its own scope would have had it answered.
+        """
+        while True:
+            with anyio.CancelScope() as scope:
+                # A handler that swallowed its cancellation leaves the scope cancelled:
+                # the next request must not inherit that, so take a fresh scope.
+                while not scope.cancel_called:
+                    incoming, self._worker_next = self._worker_next, None
+                    if incoming is not None:
+                        await self._run_frame(incoming, scope)
+                        continue
+                    self._worker_wake = wake = anyio.Event()
+                    try:
+                        await wake.wait()
+                    finally:
+                        self._worker_wake = None
+            cancelled, self._worker_request = self._worker_request, None
+            if cancelled is not None:
+                incoming, request = cancelled
+                reply = incoming.reply([error_response(request.id, REQUEST_CANCELLED)])
+                if reply is not None:
+                    self.send(reply)
+
+    async def _run_frame(
+        self, incoming: Incoming, worker_scope: anyio.CancelScope | None = None
+    ) -> None:
+        try:
+            requests = incoming.requests
+            if len(requests) > 1:
+                responses = await self._run_batch(requests)
+            elif worker_scope is None or requests[0].is_notification:
+                responses = [await self._run_one(requests[0])]
+            else:
+                responses = [await self._run_in_worker(incoming, requests[0], worker_scope)]
             reply = incoming.reply(responses)
             if reply is not None:
                 self.send(reply)
         finally:
             self._running -= 1
-            self._idle.set()  # wakes the reader waiting for a slot, or the final drain
+            if self._waiting is not None and not self._closing:
+                self._dispatch()  # a slot is free: go on with what was read
+            if self._slot_freed is not None:
+                self._slot_freed.set()  # wakes the final drain
 
     async def _run_batch(self, requests: list[Request]) -> list[JsonObject | None]:
         # Members run concurrently (the spec allows any order) but within the same
@@ -240,6 +419,21 @@ class Connection:
             return error_response(request.id, REQUEST_CANCELLED)
         return response
 
+    async def _run_in_worker(
+        self, incoming: Incoming, request: Request, scope: anyio.CancelScope
+    ) -> JsonObject | None:
+        """:meth:`_run_one` under the worker's shared scope; cancelled: see _work_loop."""
+        key: RequestId = request.id
+        self._inflight[key] = scope
+        self._worker_request = (incoming, request)
+        try:
+            response = await self._table.call(self, request)
+        finally:
+            if self._inflight.get(key) is scope:
+                del self._inflight[key]
+        self._worker_request = None
+        return response
+
     def _cancel(self, request: Request) -> JsonObject | None:
         params = request.params
         target = params.get("id") if isinstance(params, dict) else None
@@ -252,43 +446,3 @@ class Connection:
             if request.is_notification
             else result_response(request.id, {"cancelled": scope is not None})
         )
-
-    async def _finish_inflight(self) -> None:
-        """After input ends: let in-flight work answer, unless the peer has left."""
-        while self._running:
-            if peer_hung_up(self._stream.extra(anyio.abc.SocketAttribute.raw_socket)):
-                self.abort()
-                return
-            self._idle = anyio.Event()
-            with anyio.move_on_after(_HANGUP_POLL_S):
-                await self._idle.wait()
-
-    async def _linger(self) -> None:
-        """After a fatal error reply: close our side, then discard input for a moment.
-
-        Closing with unread input makes the kernel reset the connection, and the
-        client, still sending its oversized frame, would lose the error reply.
-        Bounded by the caller's flush timeout.
-        """
-        gone = (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError)
-        with contextlib.suppress(*gone):
-            await self._stream.send_eof()
-            while True:
-                await self._stream.receive(_READ_CHUNK)
-
-    async def _write_loop(self) -> None:
-        try:
-            while True:
-                if self._outbox:
-                    data = b"".join(self._outbox)
-                    self._outbox.clear()
-                    self._out_bytes = 0
-                    await self._stream.send(data)
-                elif self._closing:
-                    self._flushed.set()
-                    return
-                else:
-                    self._wake = anyio.Event()
-                    await self._wake.wait()
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            self.abort()  # the peer is gone: nothing it asked for matters any more

@@ -132,6 +132,11 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+# Made once: ``json.loads``/``json.dumps`` with options build a new coder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+
+
 def _is_valid_id(value: Any) -> bool:
     # bool is an int in Python but not a Number in JSON.
     return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
@@ -161,7 +166,8 @@ def _validate(obj: Any) -> Request | JsonObject | None:
 def parse(body: bytes) -> Incoming:
     """Decode one frame's body (UTF-8 JSON) into requests and immediate errors."""
     try:
-        value = json.loads(body, parse_constant=_reject_constant)
+        # What json.loads does with bytes (UTF-8/16/32 by detection, BOM allowed).
+        value = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except (ValueError, RecursionError):
         # ValueError covers bad UTF-8 and over-long integers; RecursionError deep nesting.
         return Incoming(errors=[error_response(None, PARSE_ERROR)])
@@ -196,7 +202,7 @@ def encode(message: JsonObject | list[Any]) -> bytes:
     if isinstance(message, list):
         return b"[" + b",".join(encode(m) for m in message) + b"]"
     try:
-        return json.dumps(message, separators=(",", ":"), allow_nan=False).encode()
+        return _ENCODER.encode(message).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         if "method" in message:
             raise ValueError(f"notification {message['method']!r} is not JSON: {exc}") from exc

@@ -17,12 +17,14 @@ Each accepted connection is checked before anything is read from it:
   are closed at once.
 
 Accepting uses the public ``anyio.wait_readable`` plus the socket's own
-``accept()``, and each connection is wrapped with ``anyio.abc.SocketStream.from_socket``
-(an asyncio transport). anyio's UNIX listener and streams wait on raw-socket
-futures that raise ``InvalidStateError`` in a loop callback when a read is
-cancelled in the same loop pass as data arrives (timeouts, client hang-ups,
-shutdown; compare anyio#1267); transports and ``wait_readable`` do not, and the
-transport also pauses reading between ``receive`` calls, which keeps backpressure.
+``accept()``; each connection is an asyncio protocol on its socket (see
+:mod:`n3d.rpc.connection` for why), and the rare "server busy" goodbye uses
+``anyio.abc.SocketStream.from_socket`` (an asyncio transport too). anyio's UNIX
+listener and streams wait on raw-socket futures that raise ``InvalidStateError``
+in a loop callback when a read is cancelled in the same loop pass as data
+arrives (timeouts, client hang-ups, shutdown; compare anyio#1267); transports
+and ``wait_readable`` do not, and pausing a transport's reading keeps
+backpressure.
 
 Events: :meth:`broadcast` sends the notification ``event {topic, ...payload}`` to
 every connection subscribed to ``topic``; handlers subscribe their connection
@@ -151,12 +153,11 @@ class RpcServer:
             sock.close()
             return
         sock.setblocking(False)
-        stream = await anyio.abc.SocketStream.from_socket(sock)
         if len(self._connections) >= self.max_connections:
-            await self._refuse_busy(stream)
+            await self._refuse_busy(await anyio.abc.SocketStream.from_socket(sock))
             return
         cid = next(self._ids)
-        conn = Connection(cid, stream, self.table, self.limits, self.subscribe, self.unsubscribe)
+        conn = Connection(cid, sock, self.table, self.limits, self.subscribe, self.unsubscribe)
         self._connections[cid] = conn
         log.debug("rpc.connected", connection=cid, pid=pid)
         try:
