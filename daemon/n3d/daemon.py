@@ -5,15 +5,18 @@ Start (docs/behavior.md, "Start-up order"):
 1. runtime dir created 0700 and verified; exclusive ``flock`` on ``n3d.lock``
    (a second n3d exits 1 at once: "n3d is already running (pid N, socket PATH)");
 2. ``n3d.pid`` written;
-3. the signal watcher (SIGTERM/SIGINT: shut down; SIGHUP: reload the config);
-4. the supervisor (orphans of a killed n3d handled first, then the server);
-5. the model service (pull jobs, keep-warm);
-6. the control socket (stale socket replaced, live one refused, 0600);
-7. ``READY=1`` to systemd (only now: clients can connect), and the watchdog pings.
+3. the control socket claimed (stale socket replaced, live one refused, bound
+   0600), so a second n3d on it fails before touching any server; connections wait
+   in the backlog;
+4. the signal watcher (SIGTERM/SIGINT: shut down; SIGHUP: reload the config);
+5. the supervisor (orphans of a killed n3d handled first, then the server);
+6. the model service (pull jobs, keep-warm);
+7. the socket starts serving;
+8. ``READY=1`` to systemd (only now are clients answered), and the watchdog pings.
 
 Shutdown is an input (:meth:`Daemon.request_shutdown`); the order is bounded:
-``STOPPING=1`` → the socket stops accepting and its connections end → the supervisor stops the
-server (SIGTERM, ``stop_timeout``, SIGKILL of the group, verification) → the task
+``STOPPING=1`` → the socket stops accepting and its connections end → the
+supervisor stops the server (SIGTERM, ``stop_timeout``, SIGKILL of the group, verification) → the task
 group is cancelled → pid files removed, lock released. Exit code 0.
 """
 
@@ -176,30 +179,49 @@ class Daemon:
                 max_connections=settings.socket.max_connections,
                 env=self.env,
             )
+            # Claim the socket before anything starts: a live n3d on it (or a file in
+            # the way) stops us here, before we could touch an Ollama server.
+            rpc.bind()
             events = EventBridge(self, models)
             sup.store.subscribe(events.on_state)
             sup.health.listeners.append(events.on_health)
             rpc_scope = anyio.CancelScope()
-            async with anyio.create_task_group() as tg:
-                await tg.start(self._watch_signals)
-                await tg.start(sup.run)
-                await tg.start(models.run)
-                await tg.start(self._serve_rpc, rpc, rpc_scope)
-                # The socket accepts connections: only now is n3d ready (Type=notify).
-                self.notifier.ready(summary(sup.snapshot))
-                await tg.start(self.notifier.run_watchdog)
-                log.info("n3d.ready", state=sup.snapshot.state.value, socket=str(socket_path))
-                task_status.started()
-                await self._shutdown.wait()
-                log.info("n3d.shutting_down")
-                self.notifier.stopping("n3d is stopping ollama")
-                # Stop accepting and end every connection (their handlers are
-                # cancelled), then stop the server: clients never wait on a dying n3d.
-                rpc_scope.cancel()
-                s = self.settings.server
-                with anyio.move_on_after(s.stop_timeout_s + _SHUTDOWN_SLACK_S, shield=True):
-                    await sup.shutdown()
-                tg.cancel_scope.cancel()
+            try:
+                await self._run_tasks(sup, models, rpc, rpc_scope, socket_path, task_status)
+            finally:
+                rpc.close()  # a no-op once run() has served and removed it
+
+    async def _run_tasks(
+        self,
+        sup: Supervisor,
+        models: Models,
+        rpc: RpcServer,
+        rpc_scope: anyio.CancelScope,
+        socket_path: Path,
+        task_status: TaskStatus[None],
+    ) -> None:
+        """The parts in their start order; then the bounded shutdown (module docstring)."""
+        assert self._shutdown is not None
+        async with anyio.create_task_group() as tg:
+            await tg.start(self._watch_signals)
+            await tg.start(sup.run)
+            await tg.start(models.run)
+            await tg.start(self._serve_rpc, rpc, rpc_scope)
+            # The socket accepts connections: only now is n3d ready (Type=notify).
+            self.notifier.ready(summary(sup.snapshot))
+            await tg.start(self.notifier.run_watchdog)
+            log.info("n3d.ready", state=sup.snapshot.state.value, socket=str(socket_path))
+            task_status.started()
+            await self._shutdown.wait()
+            log.info("n3d.shutting_down")
+            self.notifier.stopping("n3d is stopping ollama")
+            # Stop accepting and end every connection (their handlers are
+            # cancelled), then stop the server: clients never wait on a dying n3d.
+            rpc_scope.cancel()
+            s = self.settings.server
+            with anyio.move_on_after(s.stop_timeout_s + _SHUTDOWN_SLACK_S, shield=True):
+                await sup.shutdown()
+            tg.cancel_scope.cancel()
 
     async def _serve_rpc(
         self,

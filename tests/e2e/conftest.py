@@ -117,6 +117,8 @@ class Daemon:
     def events(self, name: str | None = None) -> list[dict[str, Any]]:
         out = []
         for line in self.log.read_text().splitlines():
+            if not line.startswith("{"):
+                continue  # stderr shares the file: `n3d: ...` messages are plain text
             entry = json.loads(line)
             if name is None or entry.get("event") == name:
                 out.append(entry)

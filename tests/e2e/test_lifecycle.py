@@ -133,3 +133,15 @@ def test_a_warm_model_is_loaded_again_after_the_supervisor_restarts_serve(
     assert d.call("status")["server"]["pid"] != first
     warm_durations = d.call("metrics")["histograms"]["ollama.model.warm_duration"]
     assert warm_durations["count"] >= 2  # once after start, once after the restart
+
+
+def test_a_file_in_the_socket_path_stops_n3d_before_any_server_starts(
+    daemon_factory: Callable[..., Daemon],
+) -> None:
+    d = daemon_factory()
+    d.socket.write_text("not a socket")
+    d.start()
+    assert d.proc is not None and d.proc.wait(30) == 1
+    assert d.socket.read_text() == "not a socket"  # never removed
+    assert d.events("ollama.spawned") == [] and d.events("server.state") == []
+    assert "not a socket" in d.log.read_text()

@@ -101,8 +101,12 @@ class RpcServer:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[RpcServer] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        """Listen and serve until cancelled. Raises AlreadyRunning/PathError before starting."""
-        bound = self._bound = open_listening_socket(self.path, self._env)
+        """Listen and serve until cancelled. Raises AlreadyRunning/PathError before starting.
+
+        Binds first unless :meth:`bind` already did; either way the socket is
+        removed (if still ours) and closed when this returns.
+        """
+        bound = self.bind()
         try:
             async with anyio.create_task_group() as tg:
                 log.info("rpc.listening", path=str(self.path), activated=bound.activated)
@@ -120,6 +124,23 @@ class RpcServer:
                             break
                         tg.start_soon(self._handle, sock)
         finally:
+            self.close()
+
+    def bind(self) -> BoundSocket:
+        """Claim the socket now (idempotent): refuses a live daemon, replaces a stale
+        socket, binds 0600. Connections wait in the backlog until :meth:`run` serves.
+
+        The daemon calls this before it starts anything else, so a second n3d on the
+        same socket fails before it could touch an Ollama server.
+        """
+        if self._bound is None:
+            self._bound = open_listening_socket(self.path, self._env)
+        return self._bound
+
+    def close(self) -> None:
+        """Give up a socket bound by :meth:`bind` that :meth:`run` never served."""
+        bound, self._bound = self._bound, None
+        if bound is not None:
             bound.remove()
             bound.sock.close()
 
