@@ -16,8 +16,9 @@ Start (docs/behavior.md, "Start-up order"):
 
 Shutdown is an input (:meth:`Daemon.request_shutdown`); the order is bounded:
 ``STOPPING=1`` → the socket stops accepting and its connections end → the
-supervisor stops the server (SIGTERM, ``stop_timeout``, SIGKILL of the group, verification) → the task
-group is cancelled → pid files removed, lock released. Exit code 0.
+supervisor stops the server (SIGTERM, ``stop_timeout``, SIGKILL of the group,
+verification) → the task group is cancelled → pid files removed, lock released.
+Exit code 0.
 """
 
 from __future__ import annotations

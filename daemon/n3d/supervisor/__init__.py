@@ -1,10 +1,12 @@
 """The supervisor: owns (or watches) `ollama serve`, checks it, restarts it, stops it.
 
-Modules: ``process`` (spawn, drain, stop the group), ``health`` (throttled,
-single-flight probe), ``restart`` (pure backoff policy), ``orphans`` (ollama.pid),
-``ports`` (who holds the port), ``watch`` (the watching phases), ``notify``
-(sd_notify) and ``supervisor`` (the state-machine driver). docs/behavior.md
-describes the behaviour they implement together.
+Modules: ``supervisor`` (the state-machine driver: public API, commands, the
+control loop), ``lifecycle`` (one lifecycle: start attempts, backoff, fatal, the
+cancel edges), ``foreign`` (adopt and watch a server n3d did not start), ``watch``
+(the watching phases of our child), ``process`` (spawn, drain, stop the group),
+``health`` (throttled, single-flight probe), ``restart`` (pure backoff policy),
+``orphans`` (ollama.pid), ``ports`` (who holds the port) and ``notify``
+(sd_notify). docs/behavior.md describes the behaviour they implement together.
 """
 
 from __future__ import annotations

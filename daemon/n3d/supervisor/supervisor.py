@@ -1,17 +1,20 @@
-"""The driver of the state machine (n3d.state): modes, starts, checks, restarts, commands.
+"""The driver of the state machine (n3d.state): its public face, commands, the control loop.
 
 One control loop owns the lifecycle. Commands (:meth:`Supervisor.start`, ``stop``,
 ``restart``) set what is wanted and cancel the current lifecycle; its cleanup
 (stop the child, bounded) runs shielded, then the loop acts on the new wish. So
 concurrent commands are never refused: the last one wins, and each caller gets the
 state once things have settled. Every transition is logged as ``server.state``.
+
+What one lifecycle does (adopt, start, supervise, back off, give up) is in
+:mod:`n3d.supervisor.lifecycle`; a server n3d did not start, in
+:mod:`n3d.supervisor.foreign`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import os
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -21,31 +24,42 @@ import anyio
 import structlog
 from anyio.abc import TaskStatus
 
-from n3d.errors import NotManaged, OllamaNotInstalled
-from n3d.logs import metric
+from n3d.errors import NotManaged
 from n3d.state import ServerState, Snapshot, StateStore, Transition, can_transition
 from n3d.supervisor.health import HealthChecker, Probe
-from n3d.supervisor.orphans import PidRecord, remove_pid_file, stop_orphans, write_pid_file
-from n3d.supervisor.ports import endpoint_of, port_holder
-from n3d.supervisor.process import OllamaProcess, Resources, child_environment, open_ollama
-from n3d.supervisor.restart import Decision, FailureRecord, RestartPolicy
-from n3d.supervisor.watch import wait_ready, watch_foreign, watch_running
+from n3d.supervisor.lifecycle import OURS, Lifecycle
+from n3d.supervisor.orphans import stop_orphans
+from n3d.supervisor.process import OllamaProcess, Resources
+from n3d.supervisor.restart import RestartPolicy
 
 if TYPE_CHECKING:
     from n3d.config import Settings
 
-__all__ = ["Supervisor"]
+__all__ = ["Supervisor", "Wanted"]
 
 log = structlog.get_logger("n3d.supervisor")
 S = ServerState
 _SETTLING = (S.STARTING, S.STOPPING)
-# States that claim a child of ours exists: only `_attempt` may leave the lifecycle
-# in one of them, and never when it is cancelled (it moves on to stopping first).
-_OURS = (S.STARTING, S.RUNNING, S.DEGRADED)
-
-
 # States in which no server of ours is answering: a cached health answer is stale.
 _NO_SERVER = frozenset({ServerState.STOPPED, ServerState.BACKOFF, ServerState.FATAL})
+
+
+@dataclasses.dataclass(slots=True)
+class Wanted:
+    """What the last command asked for: the control loop and the lifecycle act on it.
+
+    ``gen`` counts commands; ``applied`` is the one the current lifecycle acts on.
+    """
+
+    up: bool
+    reason: str
+    gen: int = 0
+    applied: int = 0
+
+    @property
+    def pending(self) -> bool:
+        """A command arrived that the current lifecycle was not started for."""
+        return self.gen != self.applied
 
 
 class Supervisor:
@@ -68,7 +82,6 @@ class Supervisor:
         self.settings = settings
         self.command = tuple(command or settings.server.command)
         self.pid_file = runtime_dir / "ollama.pid" if runtime_dir else None
-        self._environ = dict(os.environ if environ is None else environ)
         self.store = StateStore(
             Snapshot(mode=settings.server.mode, base_url=settings.ollama.base_url)
         )
@@ -79,14 +92,13 @@ class Supervisor:
             interval_s=settings.ollama.health_check_interval_s,
             timeout_s=settings.server.health_timeout_s,
         )
-        self._record = FailureRecord()
-        self._want_up = True
-        self._reason = f"mode {settings.server.mode}: n3d starts the server"
+        self._wanted = Wanted(True, f"mode {settings.server.mode}: n3d starts the server")
         self._scope: anyio.CancelScope | None = None
-        self._gen = self._applied = 0
         self._changed: anyio.Event | None = None
-        self._spawned = 0
-        self.process: OllamaProcess | None = None
+        self.process: OllamaProcess | None = None  # our child while one runs (lifecycle)
+        self._lifecycle = Lifecycle(
+            self, self._wanted, dict(os.environ if environ is None else environ)
+        )
 
     # -- public -------------------------------------------------------------------
 
@@ -177,7 +189,7 @@ class Supervisor:
         self._require_managed("start")
         if self.snapshot.state in (S.RUNNING, S.DEGRADED, S.STARTING, S.EXTERNAL):
             return self.snapshot
-        self._record = self._record.healthy()
+        self._lifecycle.forget_failures()
         return await self._command(True, "server.start")
 
     async def stop(self) -> Snapshot:
@@ -188,7 +200,7 @@ class Supervisor:
     async def restart(self) -> Snapshot:
         """`server.restart`: stop our server (bounded) and start it again at once."""
         self._require_managed("restart")
-        self._record = self._record.healthy()
+        self._lifecycle.forget_failures()
         return await self._command(True, "server.restart")
 
     async def shutdown(self) -> Snapshot:
@@ -219,15 +231,16 @@ class Supervisor:
             )
 
     async def _command(self, up: bool, reason: str) -> Snapshot:
-        self._want_up, self._reason = up, reason
-        self._gen += 1
-        gen = self._gen
+        wanted = self._wanted
+        wanted.up, wanted.reason = up, reason
+        wanted.gen += 1
+        gen = wanted.gen
         log.info("server.command", command=reason)
         if self._scope is not None:
             self._scope.cancel()
         s = self.settings.server
         with anyio.move_on_after(s.start_timeout_s + s.stop_timeout_s + 5.0):
-            await self.wait_for(lambda snap: self._applied >= gen and snap.state not in _SETTLING)
+            await self.wait_for(lambda snap: wanted.applied >= gen and snap.state not in _SETTLING)
         return self.snapshot
 
     # -- the loop -----------------------------------------------------------------
@@ -236,12 +249,12 @@ class Supervisor:
         while True:
             with anyio.CancelScope() as scope:
                 self._scope = scope
-                self._applied = self._gen
+                self._wanted.applied = self._wanted.gen
                 self._poke()  # a command that changes nothing must still return
-                if self._want_up:
-                    await self._lifecycle()
+                if self._wanted.up:
+                    await self._lifecycle.run()
                 else:
-                    self._settle(self._reason)
+                    self._settle(self._wanted.reason)
                 await anyio.sleep_forever()  # fatal, or stopped: until a command
             self._scope = None
 
@@ -251,152 +264,12 @@ class Supervisor:
         Called only once the lifecycle (and so the child's stop) is over. A state
         that still claims a child goes through stopping, the edge a stop takes.
         """
-        if self.snapshot.state in _OURS:
+        if self.snapshot.state in OURS:
             self.transition(S.STOPPING, reason)
         if self.snapshot.state is not S.STOPPED and can_transition(self.snapshot.state, S.STOPPED):
             self.transition(S.STOPPED, reason, pid=None, next_start_in_s=None)
 
-    async def _lifecycle(self) -> None:
-        mode = self.settings.server.mode
-        if mode == "external":
-            await watch_foreign(self, give_up_after=None)
-            return
-        reason = self._reason  # the first start says why (a command, or n3d starting)
-        while True:
-            if mode == "auto" and await self._adopt():
-                await watch_foreign(self, give_up_after=self.settings.server
-                                    .failures_before_restart)
-                reason = "the adopted server stopped answering: starting our own"
-            decision = await self._attempt(reason)
-            if decision.give_up:
-                self.transition(S.FATAL, decision.reason, next_start_in_s=None)
-                log.error("server.fatal", reason=decision.reason,
-                          suggestion="fix the cause, then `n3ctl start`")
-                return
-            self.transition(S.BACKOFF, decision.reason, next_start_in_s=decision.delay_s)
-            await anyio.sleep(decision.delay_s)
-            reason = f"backoff of {decision.delay_s:g}s over: starting again"
-
-    async def _adopt(self) -> bool:
-        """Mode auto: if a server already answers at the base URL, watch it instead."""
-        if self.snapshot.state is S.EXTERNAL:
-            return True  # adopted just before a command cancelled the watch: keep it
-        if not can_transition(self.snapshot.state, S.EXTERNAL):
-            return False  # e.g. right after stopping our own: the port is ours to reuse
-        if not (await self.health.check(force=True)).ok:
-            return False
-        self.transition(S.EXTERNAL, "a server already answers at the base URL: adopted, "
-                        "not started by n3d", owned=False, pid=None)
-        await self.learn_version()
-        return True
-
-    async def _attempt(self, reason: str) -> Decision:
-        """One start and, if it comes up, its whole run; the decision when it ended."""
-        policy = self.policy
-        if self._spawned:
-            metric("ollama.server.restarts", 1, "{restart}")
-        self._spawned += 1
-        self.transition(
-            S.STARTING,
-            self._reason if self._spawned == 1 else "restart",
-            restarts=self._spawned - 1,
-            next_start_in_s=None,
-            port_holder=None,
-        )
-        try:
-            return await self._start_and_run(policy)
-        except anyio.get_cancelled_exc_class():
-            # Also when the cancel lands after _supervise returned, in the child's
-            # cleanup (its stop, the output drain's grace): never leave a state that
-            # claims a child we no longer have; stop, start and restart go on from here.
-            self._stopping_on_cancel()
-            raise
-        finally:
-            self._after_exit()
-
-    async def _start_and_run(self, policy: RestartPolicy) -> Decision:
-        server = self.settings.server
-        endpoint = endpoint_of(self.settings.ollama.base_url)
-        holder = await port_holder(endpoint)
-        if holder is not None:
-            error = (
-                f"port {endpoint.hostport} is already in use by {holder}; n3d cannot "
-                f"start its own server there (mode {server.mode!r})"
-            )
-            log.error("server.port_in_use", holder=holder, port=endpoint.port, error=error)
-            self.store.update(port_holder=holder, last_error=error)
-            return self._record_failure(policy, error)
-        env = child_environment(self._environ, ollama_host=endpoint.hostport, extra=server.env)
-        self.health.forget()
-        try:
-            async with open_ollama(
-                self.command,
-                env,
-                stop_timeout_s=server.stop_timeout_s,
-                base_url=self.settings.ollama.base_url,
-            ) as child:
-                self.process = child
-                if self.pid_file is not None:
-                    write_pid_file(self.pid_file, PidRecord.of(child))
-                self.store.update(pid=child.pid, owned=True)
-                try:
-                    return await self._supervise(child, policy)
-                except anyio.get_cancelled_exc_class():
-                    self._stopping_on_cancel()  # now, while the child is being stopped
-                    raise
-        except OllamaNotInstalled as exc:
-            # Retrying cannot help until someone installs it: say so once, go fatal,
-            # and let `server.start` (n3ctl start) try again afterwards.
-            self.store.update(last_error=str(exc))
-            log.error("server.not_installed", error=str(exc))
-            return Decision(
-                True, 0.0, 1, f"{exc.message}; install it, then run: n3ctl start"
-            )
-
-    def _stopping_on_cancel(self) -> None:
-        """A command or shutdown cancelled the attempt: our child is (being) stopped."""
-        if self.snapshot.state in _OURS:
-            commanded = self._gen != self._applied
-            self.transition(S.STOPPING, self._reason if commanded else "cancelled")
-
-    async def _supervise(self, child: OllamaProcess, policy: RestartPolicy) -> Decision:
-        failure = await wait_ready(self, child)
-        if failure is not None:
-            self.store.update(last_error=failure)
-            await child.stop(self.settings.server.stop_timeout_s)
-            return self._record_failure(policy, failure)
-        up_s = time.monotonic() - child.started_at
-        self.transition(S.RUNNING, f"answered HEAD / after {up_s:.2f}s", last_error=None)
-        metric("ollama.server.started", 1, "{start}", pid=child.pid)
-        await self.learn_version()
-        reason, healthy_for_s = await watch_running(self, child)
-        if self.snapshot.state is not S.STOPPING:
-            self.store.update(last_error=reason)
-        await child.stop(self.settings.server.stop_timeout_s)
-        self._record, decision = self._record.run_ended(policy, time.monotonic(), healthy_for_s)
-        return Decision(
-            decision.give_up, decision.delay_s, decision.failures, f"{reason}; {decision.reason}"
-        )
-
-    def _record_failure(self, policy: RestartPolicy, why: str) -> Decision:
-        self._record, decision = self._record.failed_start(policy, time.monotonic())
-        return Decision(
-            decision.give_up, decision.delay_s, decision.failures, f"{why}; {decision.reason}"
-        )
-
-    def _after_exit(self) -> None:
-        child, self.process = self.process, None
-        if child is None:
-            return
-        if child.unkillable:
-            # Keep ollama.pid: if it ever exits the kernel, the next n3d stops it.
-            last_exit: str | None = "did not exit after SIGKILL (abandoned)"
-        else:
-            if self.pid_file is not None:
-                remove_pid_file(self.pid_file)
-            last_exit = child.exit_status.describe() if child.exit_status else None
-        self.store.update(pid=None, last_exit=last_exit)
-        metric("ollama.server.stopped", 1, "{stop}", pid=child.pid, exit=last_exit or "?")
+    # -- asking the server --------------------------------------------------------
 
     async def learn_version(self) -> None:
         """Ask the server its version for status (best effort, bounded)."""
@@ -416,7 +289,7 @@ class Supervisor:
     # -- transitions --------------------------------------------------------------
 
     def transition(self, target: ServerState, reason: str, **changes: object) -> None:
-        """Take one edge of the state machine (used by the watchers in watch.py)."""
+        """Take one edge of the state machine (used by the lifecycle and the watchers)."""
         self.store.transition(target, reason, **changes)
 
     def _on_change(self, edge: Transition | None, snapshot: Snapshot) -> None:

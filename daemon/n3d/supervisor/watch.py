@@ -1,9 +1,10 @@
-"""The watching phases of a lifecycle: start-up, a running child, a foreign server.
+"""The watching phases of our own child: its start-up, then its run.
 
 Each phase races the child's exit (noticed at once, by waiting on it) against
 timed `HEAD /` probes, and reports how the phase ended. Transitions between
-running and degraded (or external and unreachable) happen here; the decisions
-about what comes next stay in :mod:`n3d.supervisor.supervisor`.
+running and degraded happen here; the decisions about what comes next stay in
+:mod:`n3d.supervisor.lifecycle`. A server n3d did not start is watched by
+:mod:`n3d.supervisor.foreign`.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from n3d.supervisor.process import ExitStatus, OllamaProcess
 if TYPE_CHECKING:
     from n3d.supervisor.supervisor import Supervisor
 
-__all__ = ["wait_ready", "watch_foreign", "watch_running"]
+__all__ = ["wait_ready", "watch_running"]
 
 S = ServerState
 _READY_POLL_S = 0.1  # Ollama's own CLI polls every 0.5 s; a refused connect costs nothing
@@ -115,35 +116,3 @@ async def watch_running(sup: Supervisor, child: OllamaProcess) -> tuple[str, flo
         tg.start_soon(checks)
     return ended
 
-
-async def watch_foreign(sup: Supervisor, *, give_up_after: int | None) -> None:
-    """Watch a server n3d did not start: ``external`` while it answers, else unreachable.
-
-    Returns after ``give_up_after`` failed checks in a row (mode auto: time to start
-    our own); with None it watches until cancelled (mode external).
-    """
-    failures = 0
-    if sup.snapshot.state is S.EXTERNAL:
-        await anyio.sleep(sup.health.interval_s)  # adoption itself was a fresh check
-    while True:
-        report = await sup.health.check(force=True)
-        state = sup.snapshot.state
-        if report.ok:
-            failures = 0
-            if state in (S.STOPPED, S.UNREACHABLE):
-                sup.transition(
-                    S.EXTERNAL,
-                    "answers at the base URL (not started by n3d)",
-                    owned=False,
-                    pid=None,
-                    last_error=None,
-                )
-                await sup.learn_version()
-        else:
-            failures += 1
-            error = report.result.error or "failed"
-            if state in (S.STOPPED, S.EXTERNAL):
-                sup.transition(S.UNREACHABLE, f"no answer: {error}", last_error=error)
-            if give_up_after is not None and failures >= give_up_after:
-                return
-        await anyio.sleep(sup.health.interval_s)

@@ -1,0 +1,196 @@
+"""One lifecycle: what runs while a server is wanted, until a command cancels it.
+
+Per mode: watch a foreign server (external), adopt one that answers (auto), or
+start our own. Each start attempt spawns the child, waits until it is ready,
+supervises its run and, when it ends, asks the restart policy what comes next:
+back off and start again, or give up (fatal). A command or shutdown cancels the
+lifecycle from :mod:`n3d.supervisor.supervisor`; the cancel edges below make sure
+no state is left that claims a child we no longer have.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import anyio
+import structlog
+
+from n3d.errors import OllamaNotInstalled
+from n3d.logs import metric
+from n3d.state import ServerState
+from n3d.supervisor.foreign import adopt, watch_foreign
+from n3d.supervisor.orphans import PidRecord, remove_pid_file, write_pid_file
+from n3d.supervisor.ports import endpoint_of, port_holder
+from n3d.supervisor.process import OllamaProcess, child_environment, open_ollama
+from n3d.supervisor.restart import Decision, FailureRecord, RestartPolicy
+from n3d.supervisor.watch import wait_ready, watch_running
+
+if TYPE_CHECKING:
+    from n3d.supervisor.supervisor import Supervisor, Wanted
+
+__all__ = ["OURS", "Lifecycle"]
+
+log = structlog.get_logger("n3d.supervisor")
+S = ServerState
+# States that claim a child of ours exists: only `_attempt` may leave the lifecycle
+# in one of them, and never when it is cancelled (it moves on to stopping first).
+OURS = (S.STARTING, S.RUNNING, S.DEGRADED)
+
+
+class Lifecycle:
+    """The supervisor's lifecycle, and what outlives one start attempt.
+
+    Holds the failure record the restart policy reads and how many children were
+    spawned; ``sup.process`` is our child while one runs. ``wanted`` is the last
+    command (shared with the control loop); ``environ`` is the base of the child's
+    environment.
+    """
+
+    def __init__(self, sup: Supervisor, wanted: Wanted, environ: Mapping[str, str]) -> None:
+        self._sup = sup
+        self._wanted = wanted
+        self._environ = environ
+        self._record = FailureRecord()
+        self._spawned = 0
+
+    def forget_failures(self) -> None:
+        """`server.start`/`server.restart`: earlier failed starts no longer count."""
+        self._record = self._record.healthy()
+
+    async def run(self) -> None:
+        """Until cancelled, or until the restart policy gives up (then ``fatal``)."""
+        sup = self._sup
+        mode = sup.settings.server.mode
+        if mode == "external":
+            await watch_foreign(sup, give_up_after=None)
+            return
+        reason = self._wanted.reason  # the first start says why (a command, or n3d starting)
+        while True:
+            if mode == "auto" and await adopt(sup):
+                await watch_foreign(sup, give_up_after=sup.settings.server
+                                    .failures_before_restart)
+                reason = "the adopted server stopped answering: starting our own"
+            decision = await self._attempt(reason)
+            if decision.give_up:
+                sup.transition(S.FATAL, decision.reason, next_start_in_s=None)
+                log.error("server.fatal", reason=decision.reason,
+                          suggestion="fix the cause, then `n3ctl start`")
+                return
+            sup.transition(S.BACKOFF, decision.reason, next_start_in_s=decision.delay_s)
+            await anyio.sleep(decision.delay_s)
+            reason = f"backoff of {decision.delay_s:g}s over: starting again"
+
+    async def _attempt(self, reason: str) -> Decision:
+        """One start and, if it comes up, its whole run; the decision when it ended."""
+        sup = self._sup
+        policy = sup.policy
+        if self._spawned:
+            metric("ollama.server.restarts", 1, "{restart}")
+        self._spawned += 1
+        sup.transition(
+            S.STARTING,
+            self._wanted.reason if self._spawned == 1 else "restart",
+            restarts=self._spawned - 1,
+            next_start_in_s=None,
+            port_holder=None,
+        )
+        try:
+            return await self._start_and_run(policy)
+        except anyio.get_cancelled_exc_class():
+            # Also when the cancel lands after _supervise returned, in the child's
+            # cleanup (its stop, the output drain's grace): never leave a state that
+            # claims a child we no longer have; stop, start and restart go on from here.
+            self._stopping_on_cancel()
+            raise
+        finally:
+            self._after_exit()
+
+    async def _start_and_run(self, policy: RestartPolicy) -> Decision:
+        sup = self._sup
+        server = sup.settings.server
+        endpoint = endpoint_of(sup.settings.ollama.base_url)
+        holder = await port_holder(endpoint)
+        if holder is not None:
+            error = (
+                f"port {endpoint.hostport} is already in use by {holder}; n3d cannot "
+                f"start its own server there (mode {server.mode!r})"
+            )
+            log.error("server.port_in_use", holder=holder, port=endpoint.port, error=error)
+            sup.store.update(port_holder=holder, last_error=error)
+            return self._record_failure(policy, error)
+        env = child_environment(self._environ, ollama_host=endpoint.hostport, extra=server.env)
+        sup.health.forget()
+        try:
+            async with open_ollama(
+                sup.command,
+                env,
+                stop_timeout_s=server.stop_timeout_s,
+                base_url=sup.settings.ollama.base_url,
+            ) as child:
+                sup.process = child
+                if sup.pid_file is not None:
+                    write_pid_file(sup.pid_file, PidRecord.of(child))
+                sup.store.update(pid=child.pid, owned=True)
+                try:
+                    return await self._supervise(child, policy)
+                except anyio.get_cancelled_exc_class():
+                    self._stopping_on_cancel()  # now, while the child is being stopped
+                    raise
+        except OllamaNotInstalled as exc:
+            # Retrying cannot help until someone installs it: say so once, go fatal,
+            # and let `server.start` (n3ctl start) try again afterwards.
+            sup.store.update(last_error=str(exc))
+            log.error("server.not_installed", error=str(exc))
+            return Decision(
+                True, 0.0, 1, f"{exc.message}; install it, then run: n3ctl start"
+            )
+
+    def _stopping_on_cancel(self) -> None:
+        """A command or shutdown cancelled the attempt: our child is (being) stopped."""
+        sup = self._sup
+        if sup.snapshot.state in OURS:
+            commanded = self._wanted.pending
+            sup.transition(S.STOPPING, self._wanted.reason if commanded else "cancelled")
+
+    async def _supervise(self, child: OllamaProcess, policy: RestartPolicy) -> Decision:
+        sup = self._sup
+        failure = await wait_ready(sup, child)
+        if failure is not None:
+            sup.store.update(last_error=failure)
+            await child.stop(sup.settings.server.stop_timeout_s)
+            return self._record_failure(policy, failure)
+        up_s = time.monotonic() - child.started_at
+        sup.transition(S.RUNNING, f"answered HEAD / after {up_s:.2f}s", last_error=None)
+        metric("ollama.server.started", 1, "{start}", pid=child.pid)
+        await sup.learn_version()
+        reason, healthy_for_s = await watch_running(sup, child)
+        if sup.snapshot.state is not S.STOPPING:
+            sup.store.update(last_error=reason)
+        await child.stop(sup.settings.server.stop_timeout_s)
+        self._record, decision = self._record.run_ended(policy, time.monotonic(), healthy_for_s)
+        return Decision(
+            decision.give_up, decision.delay_s, decision.failures, f"{reason}; {decision.reason}"
+        )
+
+    def _record_failure(self, policy: RestartPolicy, why: str) -> Decision:
+        self._record, decision = self._record.failed_start(policy, time.monotonic())
+        return Decision(
+            decision.give_up, decision.delay_s, decision.failures, f"{why}; {decision.reason}"
+        )
+
+    def _after_exit(self) -> None:
+        sup = self._sup
+        child, sup.process = sup.process, None
+        if child is None:
+            return
+        if child.unkillable:
+            # Keep ollama.pid: if it ever exits the kernel, the next n3d stops it.
+            last_exit: str | None = "did not exit after SIGKILL (abandoned)"
+        else:
+            if sup.pid_file is not None:
+                remove_pid_file(sup.pid_file)
+            last_exit = child.exit_status.describe() if child.exit_status else None
+        sup.store.update(pid=None, last_exit=last_exit)
+        metric("ollama.server.stopped", 1, "{stop}", pid=child.pid, exit=last_exit or "?")
