@@ -91,7 +91,7 @@ class Lifecycle:
         self._spawned += 1
         sup.transition(
             S.STARTING,
-            self._wanted.reason if self._spawned == 1 else "restart",
+            reason,  # a command, n3d starting, a backoff that ended, a lost adopted server
             restarts=self._spawned - 1,
             next_start_in_s=None,
             port_holder=None,
