@@ -27,6 +27,14 @@ class Record:
 
     cancelled: list[str] = field(default_factory=list)
     notified: list[Any] = field(default_factory=list)
+    started: list[str] = field(default_factory=list)  # `sleep` tags, as each one begins
+
+    def wait_started(self, tag: str, timeout: float = 10.0) -> None:
+        """Block until the `sleep` handler tagged ``tag`` runs (a cancel can then hit it)."""
+        deadline = time.monotonic() + timeout
+        while tag not in self.started:
+            assert time.monotonic() < deadline, f"sleep {tag!r} never started"
+            time.sleep(0.005)
 
 
 def make_table(record: Record | None = None) -> MethodTable:
@@ -55,6 +63,7 @@ def make_table(record: Record | None = None) -> MethodTable:
 
     @table.method("sleep", Param("seconds", float, True), Param("tag", str))
     async def sleep(ctx: Context, p: dict[str, Any]) -> Any:
+        rec.started.append(p.get("tag", ""))
         try:
             await anyio.sleep(p["seconds"])
         except anyio.get_cancelled_exc_class():

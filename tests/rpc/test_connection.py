@@ -8,6 +8,7 @@ others, and bounded by ``max_inflight``.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -37,7 +38,7 @@ def test_a_request_on_an_idle_connection_is_cancelled_and_the_next_one_runs(
 ) -> None:
     client = raw()
     client.send(_req("sleep", {"seconds": 30, "tag": "first"}, "a"))
-    time.sleep(0.05)  # running in the worker by now
+    running.record.wait_started("first")  # running in the worker by now
     client.send(_cancel("a"))
     reply = client.recv()
     assert reply["id"] == "a" and reply["error"]["code"] == CANCELLED
@@ -69,7 +70,8 @@ def test_a_request_behind_a_busy_worker_is_cancelled_too(
     client = raw()
     client.send(_req("sleep", {"seconds": 30, "tag": "worker"}, 1))
     client.send(_req("sleep", {"seconds": 30, "tag": "task"}, 2))
-    time.sleep(0.05)
+    running.record.wait_started("worker")
+    running.record.wait_started("task")
     client.send(_cancel(2))
     assert client.recv() == {
         "jsonrpc": "2.0",
@@ -111,11 +113,18 @@ def test_the_in_flight_bound_holds_later_requests_until_a_slot_frees(
 
 
 @pytest.fixture
-def stubborn_server(sock_dir: Path) -> Iterator[Path]:
+def stubborn_started() -> threading.Event:
+    """Set once the `stubborn` handler runs: a cancel sent after that reaches it."""
+    return threading.Event()
+
+
+@pytest.fixture
+def stubborn_server(sock_dir: Path, stubborn_started: threading.Event) -> Iterator[Path]:
     table = MethodTable()
 
     @table.method("stubborn")
     async def stubborn(ctx: Context, p: dict[str, Any]) -> Any:
+        stubborn_started.set()
         try:
             await anyio.sleep(30)
         except anyio.get_cancelled_exc_class():
@@ -135,12 +144,12 @@ def stubborn_server(sock_dir: Path) -> Iterator[Path]:
 
 
 def test_a_handler_that_swallows_its_cancellation_does_not_cancel_the_next_request(
-    stubborn_server: Path,
+    stubborn_server: Path, stubborn_started: threading.Event
 ) -> None:
     client = Raw(stubborn_server)
     try:
         client.send(_req("stubborn", {}, 1))
-        time.sleep(0.05)
+        assert stubborn_started.wait(10)
         client.send(_cancel(1))
         assert client.recv() == {"jsonrpc": "2.0", "result": "finished anyway", "id": 1}
         assert client.call(_req("nap", {"seconds": 0.01}, 2))["result"] == "rested"

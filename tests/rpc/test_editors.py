@@ -1,4 +1,5 @@
-"""Independent clients over the real socket: vscode-jsonrpc (LSP framing) and socat (one line).
+"""Independent clients over the real socket: vscode-jsonrpc and Emacs jsonrpc.el (LSP
+framing), socat (one line).
 
 vscode-jsonrpc comes from the npm registry into ``tests/rpc/node/node_modules``
 (git-ignored) on first use and is reused afterwards; without node, npm or the
@@ -19,6 +20,7 @@ from .support import Running
 
 NODE_DIR = Path(__file__).parent / "node"
 PACKAGE = NODE_DIR / "node_modules" / "vscode-jsonrpc" / "package.json"
+EMACS_CLIENT = Path(__file__).parent / "emacs" / "client.el"
 
 
 def _vscode_jsonrpc() -> str:
@@ -83,6 +85,38 @@ def test_vscode_jsonrpc_calls_status_gets_progress_cancel_and_an_event(running: 
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+@pytest.mark.timeout(60)
+def test_emacs_jsonrpc_nil_params_and_cancel_by_progress_token(running: Running) -> None:
+    # jsonrpc.el sends "params": null for nil; an LSP cancel button sends
+    # window/workDoneProgress/cancel {token}.
+    emacs = shutil.which("emacs")
+    if emacs is None:
+        pytest.skip("emacs is not installed (jsonrpc.el is the Emacs client of docs/protocol.md)")
+    result = subprocess.run(
+        [emacs, "--batch", "-Q", "-l", str(EMACS_CLIENT), str(running.path)],
+        capture_output=True,
+        text=True,
+        timeout=45,
+    )
+    if (
+        result.returncode
+        and "jsonrpc" in result.stderr
+        and "Cannot open load file" in result.stderr
+    ):
+        pytest.skip("this Emacs has no jsonrpc.el (Emacs 27.1 or later ships it)")
+    steps = {}
+    for line in result.stdout.splitlines():
+        message = json.loads(line)
+        assert message["step"] != "failure", (message["value"], result.stderr)
+        steps[message["step"]] = message["value"]
+    assert result.returncode == 0, result.stderr
+    assert steps == {
+        "nil_params": ["hello", 5],
+        "cancel": -32800,
+        "progress": ["begin", "report", "end"],
+    }
 
 
 def test_socat_one_line(running: Running) -> None:

@@ -91,9 +91,36 @@ def test_invalid_request_echoes_a_readable_id_and_nulls_an_unreadable_one() -> N
     assert exchange(b'{"jsonrpc":"1.0","method":"x","id":7}')["id"] == 7
     assert exchange(b'{"jsonrpc":"2.0","method":"x","id":{"a":1}}')["id"] is None
     assert exchange(b'{"jsonrpc":"2.0","method":"x","id":true}')["error"]["code"] == -32600
-    assert (
-        exchange(b'{"jsonrpc":"2.0","method":"x","params":null,"id":1}')["error"]["code"] == -32600
+
+
+def test_null_params_are_read_as_no_params() -> None:
+    # Emacs jsonrpc.el sends "params": null for a nil argument.
+    assert parse(b'{"jsonrpc":"2.0","method":"get_data","params":null,"id":1}').requests == [
+        Request("get_data", None, 1)
+    ]
+    assert exchange(b'{"jsonrpc":"2.0","method":"get_data","params":null,"id":1}') == {
+        "jsonrpc": "2.0",
+        "result": ["hello", 5],
+        "id": 1,
+    }
+    assert exchange(b'{"jsonrpc":"2.0","method":"update","params":null}') is None
+    batch = b'[{"jsonrpc":"2.0","method":"get_data","params":null,"id":2},{"params":null}]'
+    assert canonical(exchange(batch)) == canonical(
+        [
+            {"jsonrpc": "2.0", "result": ["hello", 5], "id": 2},
+            {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": None},
+        ]
     )
+
+
+@pytest.mark.parametrize("params", [b'"bar"', b"1", b"true", b"false", b"0"])
+def test_params_that_are_neither_array_object_nor_null_are_invalid(params: bytes) -> None:
+    body = b'{"jsonrpc":"2.0","method":"get_data","params":%b,"id":3}' % params
+    assert exchange(body) == {
+        "jsonrpc": "2.0",
+        "error": {"code": -32600, "message": "Invalid Request"},
+        "id": 3,
+    }
 
 
 def test_responses_from_the_client_are_ignored() -> None:

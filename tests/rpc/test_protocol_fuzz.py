@@ -67,6 +67,42 @@ def assert_valid_response(obj: Any) -> None:
     assert set(obj) <= {"jsonrpc", "id", "result", "error"}
 
 
+def _runs(obj: Any) -> bool | None:
+    """The oracle: True if ``obj`` is a request or notification to run, None if ignored.
+
+    The specification's rules, plus one leniency: ``"params": null`` is read as
+    no params (Emacs jsonrpc.el sends it), so only other non-structured params
+    make a request invalid.
+    """
+    if not isinstance(obj, dict):
+        return False
+    if "method" not in obj and ("result" in obj or "error" in obj):
+        return None  # a response: ignored
+    params = obj.get("params")
+    return (
+        obj.get("jsonrpc") == "2.0"
+        and isinstance(obj.get("method"), str)
+        and _is_id(obj.get("id"))
+        and (params is None or isinstance(params, list | dict))
+    )
+
+
+def check_validity(message: Any) -> None:
+    """What :func:`parse` runs, answers as invalid and ignores, against :func:`_runs`."""
+    try:
+        body = json.dumps(message, allow_nan=False).encode()
+    except ValueError:
+        return  # infinity: not JSON, a parse error (check_body covers it)
+    incoming = parse(body)
+    members = message if isinstance(message, list) and message else [message]
+    verdicts = [_runs(m) for m in members]
+    assert [(r.method, r.params) for r in incoming.requests] == [
+        (m["method"], m.get("params")) for m, ok in zip(members, verdicts, strict=True) if ok
+    ]
+    assert len(incoming.errors) == verdicts.count(False)
+    assert incoming.batch == (isinstance(message, list) and bool(message))
+
+
 def check_body(body: bytes) -> None:
     incoming = parse(body)
     responses = [_answer(r) for r in incoming.requests]
@@ -123,6 +159,8 @@ def test_random_messages_over_either_framing(batch: list[Any], lsp: bool, cuts: 
     assert frames == bodies  # lossless: the framer returns exactly what was framed
     for body in frames:
         check_body(body)
+    for message in batch:
+        check_validity(message)
 
 
 @FUZZ

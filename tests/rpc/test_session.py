@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
@@ -68,15 +69,115 @@ def test_cancel_with_progress_closes_the_progress_first(raw: Callable[..., Raw])
     assert client.recv()["error"]["code"] == -32800
 
 
+def _cancel_token(token: object) -> dict[str, object]:
+    return {
+        "jsonrpc": "2.0",
+        "method": "window/workDoneProgress/cancel",
+        "params": {"token": token},
+    }
+
+
+@pytest.mark.parametrize("framing", ["ndjson", "lsp"])
+def test_work_done_progress_cancel_cancels_the_request_with_that_token(
+    raw: Callable[..., Raw], running: Running, framing: str
+) -> None:
+    # What an LSP client's cancel button sends: the progress token, not the request id.
+    client = raw(framing)
+    client.send(_req("progress", {"steps": 1, "hold": 30, "workDoneToken": "pull-1"}, 7))
+    assert [client.recv()["params"]["value"]["kind"] for _ in range(2)] == ["begin", "report"]
+    client.send(_cancel_token("pull-1"))
+    assert client.recv()["params"] == {"token": "pull-1", "value": {"kind": "end"}}
+    assert client.recv() == {
+        "jsonrpc": "2.0",
+        "error": {"code": -32800, "message": "Request cancelled"},
+        "id": 7,
+    }
+    # The token is free again: a new request may use it and is not cancelled by the old one.
+    client.send(_req("progress", {"steps": 1, "workDoneToken": "pull-1"}, 8))
+    assert [client.recv()["params"]["value"]["kind"] for _ in range(3)] == [
+        "begin",
+        "report",
+        "end",
+    ]
+    assert client.recv() == {"jsonrpc": "2.0", "result": {"steps": 1}, "id": 8}
+
+
+@pytest.mark.parametrize("framing", ["ndjson", "lsp"])
+def test_work_done_progress_cancel_reaches_a_request_behind_a_busy_worker(
+    raw: Callable[..., Raw], running: Running, framing: str
+) -> None:
+    client = raw(framing)
+    client.send(_req("sleep", {"seconds": 30, "tag": "worker"}, 1))
+    client.send(_req("sleep", {"seconds": 30, "tag": "task", "workDoneToken": 5}, 2))
+    running.record.wait_started("task")
+    client.send(_cancel_token(5))
+    assert client.recv() == {
+        "jsonrpc": "2.0",
+        "error": {"code": -32800, "message": "Request cancelled"},
+        "id": 2,
+    }
+    assert running.record.cancelled == ["task"]
+    client.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 1}})
+    assert client.recv()["id"] == 1
+
+
+def test_work_done_progress_cancel_ignores_tokens_that_are_not_running(
+    raw: Callable[..., Raw], running: Running
+) -> None:
+    client = raw()
+    client.send(_req("sleep", {"seconds": 30, "tag": "int", "workDoneToken": 1}, "a"))
+    running.record.wait_started("int")
+    for token in ["1", True, None, [1], {"t": 1}, 2]:  # "1" is not 1, true is not 1
+        client.send(_cancel_token(token))
+    client.send({"jsonrpc": "2.0", "method": "window/workDoneProgress/cancel"})
+    client.send({"jsonrpc": "2.0", "method": "window/workDoneProgress/cancel", "params": [1]})
+    # As a request (not LSP's way) it says whether it hit; the notifications above did not.
+    assert client.call({**_cancel_token("nope"), "id": "c1"}) == {
+        "jsonrpc": "2.0",
+        "result": {"cancelled": False},
+        "id": "c1",
+    }
+    assert running.record.cancelled == []
+    assert client.call({**_cancel_token(1), "id": "c2"})["result"] == {"cancelled": True}
+    assert client.recv()["error"]["code"] == -32800
+    assert running.record.cancelled == ["int"]
+
+
+def test_work_done_progress_cancel_in_a_batch(raw: Callable[..., Raw], running: Running) -> None:
+    client = raw("lsp")
+    client.send(_req("sleep", {"seconds": 30, "tag": "batched", "workDoneToken": "b"}, 1))
+    running.record.wait_started("batched")
+    client.send([_cancel_token("b"), _req("echo", {"value": 2}, 2)])
+    replies = [client.recv(), client.recv()]
+    assert sorted(json.dumps(r, sort_keys=True) for r in replies) == sorted(
+        json.dumps(r, sort_keys=True)
+        for r in [
+            {"jsonrpc": "2.0", "error": {"code": -32800, "message": "Request cancelled"}, "id": 1},
+            [{"jsonrpc": "2.0", "result": {"value": 2}, "id": 2}],
+        ]
+    )
+    assert running.record.cancelled == ["batched"]
+
+
+def test_null_params_are_accepted_like_no_params(raw: Callable[..., Raw]) -> None:
+    # Emacs jsonrpc.el sends "params": null for nil, in LSP framing.
+    client = raw("lsp")
+    assert client.call({"jsonrpc": "2.0", "method": "get_data", "params": None, "id": 1}) == {
+        "jsonrpc": "2.0",
+        "result": ["hello", 5],
+        "id": 1,
+    }
+
+
 def test_a_client_that_hangs_up_mid_request_costs_nothing(
     raw: Callable[..., Raw], running: Running
 ) -> None:
     client = raw()
     client.send(_req("sleep", {"seconds": 30, "tag": "orphan"}, 1))
     _wait_for(lambda: running.server.connection_count == 1)
-    time.sleep(0.05)
+    running.record.wait_started("orphan")
     client.close()
-    _wait_for(lambda: running.record.cancelled == ["orphan"], timeout=2)
+    _wait_for(lambda: running.record.cancelled == ["orphan"], timeout=10)
     _wait_for(lambda: running.server.connection_count == 0)
 
 

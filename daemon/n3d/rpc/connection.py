@@ -1,17 +1,15 @@
-"""One client connection: read frames, run requests, write replies, within bounds.
+"""One client connection: read frames, hand them to its runner, write replies, within bounds.
 
 - Reading: bytes go through the connection's :class:`~n3d.rpc.framing.Framer`.
   A frame that has started must complete within ``frame_timeout_s`` (a slow
   trickle does not reset the clock), else ``-32700`` and close. A fatal framing
   error is answered ``-32700`` and the connection closed.
-- Running: a per-connection worker task runs a frame when it is idle; a frame
-  that arrives while the worker is busy gets a task of its own, so a slow
-  request never holds up the next one. At most ``max_inflight`` frames run at
-  once; beyond that the connection stops reading (the kernel buffer then pushes
-  back on the client). Every request runs in its own cancel scope:
-  ``$/cancelRequest {id}`` is handled as it is read, so it is never stuck behind
-  the work it cancels, and the cancelled request is answered ``-32800 Request
-  cancelled``.
+- Running: frames with requests go to the connection's
+  :class:`~n3d.rpc.running.Runner` (worker, in-flight table, cancellation). At
+  most ``max_inflight`` frames run at once; beyond that the connection stops
+  reading (the kernel buffer then pushes back on the client).
+  ``$/cancelRequest {id}`` and ``window/workDoneProgress/cancel {token}`` are
+  handled as they are read, so they are never stuck behind the work they cancel.
 - Writing: replies go to the transport, which sends at once what the kernel
   takes and buffers the rest. A client that leaves more than
   ``max_outgoing_bytes`` unread is dropped, so it cannot grow the daemon's memory.
@@ -37,24 +35,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio
-import anyio.abc
 import structlog
 
 from n3d.rpc.dispatch import MethodTable
 from n3d.rpc.framing import FrameError, Framer
 from n3d.rpc.listener import peer_hung_up
-from n3d.rpc.protocol import (
-    PARSE_ERROR,
-    REQUEST_CANCELLED,
-    Incoming,
-    JsonObject,
-    Request,
-    RequestId,
-    encode,
-    error_response,
-    parse,
-    result_response,
-)
+from n3d.rpc.protocol import PARSE_ERROR, Incoming, JsonObject, encode, error_response, parse
+from n3d.rpc.running import CANCEL_METHODS, Runner
 
 __all__ = ["Connection", "Limits"]
 
@@ -93,11 +80,10 @@ class Connection(asyncio.Protocol):
         self.id = connection_id
         self.framer = Framer(limits.max_message_bytes)
         self._sock = sock
-        self._table = table
         self._limits = limits
+        self._runner = Runner(self, table, limits.max_inflight, self.send, self._frame_done)
         self._on_subscribe, self._on_unsubscribe = on_subscribe, on_unsubscribe
         self._transport: asyncio.Transport | None = None
-        self._tg: anyio.abc.TaskGroup | None = None
         self._scope = anyio.CancelScope()
         # Input: complete frames not yet dispatched, and one parsed frame waiting
         # for a slot (reading is paused meanwhile).
@@ -114,13 +100,7 @@ class Connection(asyncio.Protocol):
         self._closing = False
         self._closed = False
         self._fatal = False
-        # Running: request id → its cancel scope; frames accepted and not yet answered.
-        self._inflight: dict[Any, anyio.CancelScope] = {}
-        self._running = 0
         self._slot_freed: anyio.Event | None = None  # set while serve waits for the last ones
-        self._worker_wake: anyio.Event | None = None  # set while the worker is idle
-        self._worker_next: Incoming | None = None
-        self._worker_request: tuple[Incoming, Request] | None = None  # running in the worker
 
     # -- Session ------------------------------------------------------------------
 
@@ -159,8 +139,7 @@ class Connection(asyncio.Protocol):
         try:
             with self._scope:
                 async with anyio.create_task_group() as tg:
-                    self._tg = tg
-                    tg.start_soon(self._work_loop)
+                    self._runner.start_worker(tg)
                     loop = asyncio.get_running_loop()
                     await loop.connect_accepted_socket(lambda: self, self._sock)
                     await self._input_ended.wait()
@@ -182,7 +161,7 @@ class Connection(asyncio.Protocol):
 
     async def _finish_inflight(self) -> None:
         """After input ends: let in-flight work answer, unless the peer has left."""
-        while self._running:
+        while self._runner.running:
             if peer_hung_up(self._sock):
                 self.abort()
                 return
@@ -284,11 +263,11 @@ class Connection(asyncio.Protocol):
         """Run the frames read so far, in order, until they are done or the slots are."""
         while True:
             if self._waiting is not None:
-                if self._running >= self._limits.max_inflight:
+                if self._runner.running >= self._limits.max_inflight:
                     self._pause_reading()  # the kernel buffer then pushes back on the client
                     return
                 incoming, self._waiting = self._waiting, None
-                self._start(incoming)
+                self._runner.start(incoming)
             if not self._frames:
                 break
             item = self._frames.popleft()
@@ -301,8 +280,8 @@ class Connection(asyncio.Protocol):
                 reply = incoming.reply()
                 if reply is not None:
                     self.send(reply)
-            elif not incoming.batch and incoming.requests[0].method == "$/cancelRequest":
-                reply = incoming.reply([self._cancel(incoming.requests[0])])
+            elif not incoming.batch and incoming.requests[0].method in CANCEL_METHODS:
+                reply = incoming.reply([self._runner.cancel(incoming.requests[0])])
                 if reply is not None:
                     self.send(reply)
             else:
@@ -323,126 +302,9 @@ class Connection(asyncio.Protocol):
         if self._transport is not None and not self._transport.is_closing():
             self._transport.pause_reading()
 
-    # -- running --------------------------------------------------------------------
-
-    def _start(self, incoming: Incoming) -> None:
-        self._running += 1
-        wake = self._worker_wake
-        if wake is not None and self._worker_next is None:
-            self._worker_next = incoming  # the idle worker takes it: no task to start
-            wake.set()
-        else:
-            assert self._tg is not None
-            self._tg.start_soon(self._run_frame, incoming)
-
-    async def _work_loop(self) -> None:
-        """Run the frames :meth:`_start` hands over while idle, one at a time.
-
-        Its single requests share one cancel scope, made anew only after a
-        ``$/cancelRequest`` has used it up (entering a scope per request cost as
-        much as a small call). A cancelled request unwinds out of the scope and
-        is answered here, exactly as its own scope would have had it answered.
-        """
-        while True:
-            with anyio.CancelScope() as scope:
-                # A handler that swallowed its cancellation leaves the scope cancelled:
-                # the next request must not inherit that, so take a fresh scope.
-                while not scope.cancel_called:
-                    incoming, self._worker_next = self._worker_next, None
-                    if incoming is not None:
-                        await self._run_frame(incoming, scope)
-                        continue
-                    self._worker_wake = wake = anyio.Event()
-                    try:
-                        await wake.wait()
-                    finally:
-                        self._worker_wake = None
-            cancelled, self._worker_request = self._worker_request, None
-            if cancelled is not None:
-                incoming, request = cancelled
-                reply = incoming.reply([error_response(request.id, REQUEST_CANCELLED)])
-                if reply is not None:
-                    self.send(reply)
-
-    async def _run_frame(
-        self, incoming: Incoming, worker_scope: anyio.CancelScope | None = None
-    ) -> None:
-        try:
-            requests = incoming.requests
-            if len(requests) > 1:
-                responses = await self._run_batch(requests)
-            elif worker_scope is None or requests[0].is_notification:
-                responses = [await self._run_one(requests[0])]
-            else:
-                responses = [await self._run_in_worker(incoming, requests[0], worker_scope)]
-            reply = incoming.reply(responses)
-            if reply is not None:
-                self.send(reply)
-        finally:
-            self._running -= 1
-            if self._waiting is not None and not self._closing:
-                self._dispatch()  # a slot is free: go on with what was read
-            if self._slot_freed is not None:
-                self._slot_freed.set()  # wakes the final drain
-
-    async def _run_batch(self, requests: list[Request]) -> list[JsonObject | None]:
-        # Members run concurrently (the spec allows any order) but within the same
-        # in-flight bound as separate frames, so a 50 000-member batch is not 50 000 tasks.
-        responses: list[JsonObject | None] = [None] * len(requests)
-        limiter = anyio.CapacityLimiter(self._limits.max_inflight)
-
-        async def one(index: int, request: Request) -> None:
-            async with limiter:
-                responses[index] = await self._run_one(request)
-
-        async with anyio.create_task_group() as tg:
-            for index, request in enumerate(requests):
-                tg.start_soon(one, index, request)
-        return responses
-
-    async def _run_one(self, request: Request) -> JsonObject | None:
-        if request.method == "$/cancelRequest":
-            return self._cancel(request)
-        if request.is_notification:
-            return await self._table.call(self, request)
-        scope = anyio.CancelScope()
-        key: RequestId = request.id
-        self._inflight[key] = scope
-        response: JsonObject | None = None
-        try:
-            with scope:
-                response = await self._table.call(self, request)
-        finally:
-            if self._inflight.get(key) is scope:
-                del self._inflight[key]
-        if scope.cancelled_caught:
-            return error_response(request.id, REQUEST_CANCELLED)
-        return response
-
-    async def _run_in_worker(
-        self, incoming: Incoming, request: Request, scope: anyio.CancelScope
-    ) -> JsonObject | None:
-        """:meth:`_run_one` under the worker's shared scope; cancelled: see _work_loop."""
-        key: RequestId = request.id
-        self._inflight[key] = scope
-        self._worker_request = (incoming, request)
-        try:
-            response = await self._table.call(self, request)
-        finally:
-            if self._inflight.get(key) is scope:
-                del self._inflight[key]
-        self._worker_request = None
-        return response
-
-    def _cancel(self, request: Request) -> JsonObject | None:
-        params = request.params
-        target = params.get("id") if isinstance(params, dict) else None
-        scope = self._inflight.get(target) if isinstance(target, str | int | float) else None
-        if scope is not None:
-            scope.cancel()
-        # Also usable as a request (not LSP's way, but harmless): says whether it hit.
-        return (
-            None
-            if request.is_notification
-            else result_response(request.id, {"cancelled": scope is not None})
-        )
+    def _frame_done(self) -> None:
+        """The runner answered a frame: a slot is free."""
+        if self._waiting is not None and not self._closing:
+            self._dispatch()  # go on with what was read
+        if self._slot_freed is not None:
+            self._slot_freed.set()  # wakes the final drain

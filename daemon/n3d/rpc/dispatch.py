@@ -14,8 +14,9 @@ turns one :class:`~n3d.rpc.protocol.Request` into its response:
   with the traceback logged, never sent.
 - each call emits the metric ``n3d.rpc.duration`` (seconds, tag ``method``).
 
-Cancellation is not handled here: the server owns the cancel scopes and answers
--32800 (it is the one that knows a ``$/cancelRequest`` arrived).
+Cancellation is not handled here: the connection's runner
+(:mod:`n3d.rpc.running`) owns the cancel scopes and answers -32800 (it is the one
+that knows a ``$/cancelRequest`` or ``window/workDoneProgress/cancel`` arrived).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ tested by feeding bytes (tests/rpc/test_protocol.py):
 - Objects that are JSON-RPC *responses* (``result``/``error`` and no
   ``method``) are ignored: n3d never sends requests, and answering a response
   could start an endless exchange with a peer that answers errors too.
+- ``"params": null`` is read as absent params: the specification wants an array
+  or an object, but Emacs ``jsonrpc.el`` sends ``null`` for a nil argument and
+  nothing is lost by being lenient.
 - :func:`encode` never fails for a response: a result that is not JSON (NaN, an
   arbitrary object) becomes an Internal error response for the same id.
 
@@ -156,7 +159,8 @@ def _validate(obj: Any) -> Request | JsonObject | None:
         obj.get("jsonrpc") != "2.0"
         or not isinstance(method, str)
         or not id_ok
-        or ("params" in obj and not isinstance(params, list | dict))
+        # "params": null is read as no params (Emacs jsonrpc.el sends it for nil).
+        or (params is not None and not isinstance(params, list | dict))
     ):
         # The id is echoed when it could be read; otherwise it must be null.
         return error_response(raw_id if id_ok else None, INVALID_REQUEST)
