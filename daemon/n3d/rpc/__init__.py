@@ -3,7 +3,11 @@
 - :mod:`~n3d.rpc.protocol` and :mod:`~n3d.rpc.framing`: sans-IO messages and framing.
 - :mod:`~n3d.rpc.dispatch`: the method table, params checking, errors, ``Context``.
 - :mod:`~n3d.rpc.listener`: the socket file (stale/live checks, 0600, activation, peers).
-- :mod:`~n3d.rpc.connection` and :mod:`~n3d.rpc.server`: the anyio server and its limits.
+- :mod:`~n3d.rpc.connection`: one connection as an asyncio protocol (input, limits, output).
+- :mod:`~n3d.rpc.running`: running its requests (worker, cancellation by id or token).
+- :mod:`~n3d.rpc.server`: accepting, peer checks, broadcasting events.
+- :mod:`~n3d.rpc.methods`, :mod:`~n3d.rpc.methods_models`, :mod:`~n3d.rpc.openrpc`:
+  the method table of DESIGN.md and its OpenRPC description.
 """
 
 from __future__ import annotations
