@@ -82,20 +82,28 @@ class FakeDaemon:
     def _serve(self, conn: socket.socket) -> None:
         session = Session(conn, self)
         with conn, conn.makefile("rb") as lines:
-            for line in lines:
-                if not line.strip():
-                    continue
-                message = json.loads(line)
-                method, params = message.get("method"), message.get("params") or {}
-                if method == "$/cancelRequest":
-                    self.cancelled_ids.append(params.get("id"))
-                    session.cancelled.set()
-                    self.cancel_seen.set()
-                    continue
-                self.calls.append((method, params))
-                threading.Thread(
-                    target=self._answer, args=(session, message), daemon=True
-                ).start()
+            try:
+                for line in lines:
+                    self._receive(session, line)
+            except ConnectionResetError:
+                # The client closed with an answer of ours still unread (e.g. n3ctl
+                # stopped waiting after Ctrl-C, and our reply to its cancel arrived
+                # after): on a Unix socket that is ECONNRESET instead of EOF. Every
+                # line it sent before closing was read above; this is the end.
+                pass
+
+    def _receive(self, session: Session, line: bytes) -> None:
+        if not line.strip():
+            return
+        message = json.loads(line)
+        method, params = message.get("method"), message.get("params") or {}
+        if method == "$/cancelRequest":
+            self.cancelled_ids.append(params.get("id"))
+            session.cancelled.set()
+            self.cancel_seen.set()
+            return
+        self.calls.append((method, params))
+        threading.Thread(target=self._answer, args=(session, message), daemon=True).start()
 
     def _answer(self, session: Session, message: dict[str, Any]) -> None:
         method, params = message["method"], message.get("params") or {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,10 @@ def test_permission_denied_hint(
 
 
 def test_a_daemon_that_does_not_answer_times_out(short_dir: Path) -> None:
+    release = threading.Event()
+
     def never(params: dict[str, Any], session: Session) -> Any:
-        time.sleep(5)
+        release.wait(60)  # far longer than any bound below: only the timeout ends the wait
 
     daemon = FakeDaemon(short_dir / "s.sock", {"status": never})
     try:
@@ -94,10 +97,12 @@ def test_a_daemon_that_does_not_answer_times_out(short_dir: Path) -> None:
                          env=clean_env(N3D_SOCKET=str(daemon.path)))
         took = time.monotonic() - started
     finally:
+        release.set()
         daemon.close()
     assert result.code == 69
     assert "did not answer in time" in result.err and "try --timeout" in result.err
-    assert took < 3
+    # n3ctl's own start-up is most of this on a loaded machine; the answer never came.
+    assert took < 15
 
 
 def test_version_works_without_a_daemon(short_dir: Path) -> None:

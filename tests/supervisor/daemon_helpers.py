@@ -69,7 +69,19 @@ class N3dProcess:
         return [e["to"] for e in self.events("server.state")]
 
     async def wait_for(self, check: Callable[[list[Event]], Any], within_s: float = 20) -> Any:
-        return await eventually(lambda: check(self.events()), within_s=within_s)
+        try:
+            return await eventually(lambda: check(self.events()), within_s=within_s)
+        except TimeoutError as exc:
+            raise AssertionError(f"timed out after {within_s}s; {self.describe()}") from exc
+
+    def describe(self) -> str:
+        """Where n3d is, for a failure message: its exit status and the ends of its logs."""
+        code = None if self.proc is None else self.proc.poll()
+        tails = []
+        for path in (self.log, self.err):
+            text = path.read_text(errors="replace") if path.exists() else "(missing)"
+            tails.append(f"--- {path.name} (last 3000 chars):\n{text[-3000:]}")
+        return f"n3d exit status {code}\n" + "\n".join(tails)
 
     async def running(self, within_s: float = 20) -> int:
         """Wait for state running; returns serve's pid."""
