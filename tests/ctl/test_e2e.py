@@ -2,8 +2,7 @@
 
 One daemon serves the whole module (start-up costs seconds); the tests run in
 file order and the later ones change the server's state on purpose (stop,
-start, restart). Skipped, saying so, only while `n3d run` does not open its
-control socket yet.
+start, restart). A daemon that does not open its control socket fails the module.
 """
 
 from __future__ import annotations
@@ -113,8 +112,8 @@ class RealDaemon:
         self.proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
+def real_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
+    """A running daemon for one module's tests, killed (with its groups) afterwards."""
     sock_dir = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))  # sun_path ≤ 107 bytes
     daemon = RealDaemon(tmp_path_factory.mktemp("home"), sock_dir / "s.sock")
     try:
@@ -125,6 +124,11 @@ def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
     finally:
         daemon.kill()
         shutil.rmtree(sock_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
+    yield from real_daemon(tmp_path_factory)
 
 
 def both(n3d: RealDaemon, *argv: str, code: int = 0) -> tuple[Run, Any]:

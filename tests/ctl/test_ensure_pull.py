@@ -6,11 +6,8 @@ hanging up made n3d abandon the pull it was the only waiter of.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +16,7 @@ from n3d import ctl
 
 from . import samples
 from .fake_daemon import FakeDaemon, Session
-from .test_e2e import PULLED, RealDaemon
+from .test_e2e import PULLED, RealDaemon, real_daemon
 
 
 def test_ensure_pull_outlasts_the_ensure_timeout_and_shows_progress(
@@ -63,16 +60,7 @@ def test_an_explicit_timeout_still_bounds_each_wait(
 
 @pytest.fixture(scope="module")
 def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
-    sock_dir = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))  # sun_path ≤ 107 bytes
-    daemon = RealDaemon(tmp_path_factory.mktemp("home"), sock_dir / "s.sock")
-    try:
-        assert daemon.wait_socket(20), "`n3d run --simulate` did not open its control socket"
-        ready = daemon.wait_status(0)
-        assert ready.code == 0, ready.out + ready.err
-        yield daemon
-    finally:
-        daemon.kill()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+    yield from real_daemon(tmp_path_factory)
 
 
 @pytest.mark.slow
