@@ -178,21 +178,13 @@ class Runner:
         if request.is_notification:
             return await self._table.call(self._session, request)
         scope = anyio.CancelScope()
-        key: RequestId = request.id
-        self._inflight[key] = scope
-        params = request.params
-        token = params.get("workDoneToken") if params.__class__ is dict else None
-        if token is not None:
-            token = self._add_token(token, scope)
+        token = self._track(request, scope)
         response: JsonObject | None = None
         try:
             with scope:
                 response = await self._table.call(self._session, request)
         finally:
-            if self._inflight.get(key) is scope:
-                del self._inflight[key]
-            if token is not None and self._by_token.get(token) is scope:
-                del self._by_token[token]
+            self._untrack(request.id, token, scope)
         if scope.cancelled_caught:
             return error_response(request.id, REQUEST_CANCELLED)
         return response
@@ -201,22 +193,28 @@ class Runner:
         self, incoming: Incoming, request: Request, scope: anyio.CancelScope
     ) -> JsonObject | None:
         """:meth:`_run_one` under the worker's shared scope; cancelled: see _work_loop."""
-        key: RequestId = request.id
-        self._inflight[key] = scope
-        params = request.params
-        token = params.get("workDoneToken") if params.__class__ is dict else None
-        if token is not None:
-            token = self._add_token(token, scope)
+        token = self._track(request, scope)
         self._worker_request = (incoming, request)
         try:
             response = await self._table.call(self._session, request)
         finally:
-            if self._inflight.get(key) is scope:
-                del self._inflight[key]
-            if token is not None and self._by_token.get(token) is scope:
-                del self._by_token[token]
+            self._untrack(request.id, token, scope)
         self._worker_request = None
         return response
+
+    def _track(self, request: Request, scope: anyio.CancelScope) -> str | int | None:
+        """Make ``request`` cancellable by its id and its ``workDoneToken`` (returned)."""
+        self._inflight[request.id] = scope
+        params = request.params
+        token = params.get("workDoneToken") if params.__class__ is dict else None
+        return None if token is None else self._add_token(token, scope)
+
+    def _untrack(self, key: RequestId, token: str | int | None, scope: Any) -> None:
+        # Only our own entries: a later request may have reused the id or token.
+        if self._inflight.get(key) is scope:
+            del self._inflight[key]
+        if token is not None and self._by_token.get(token) is scope:
+            del self._by_token[token]
 
     def _add_token(self, token: Any, scope: anyio.CancelScope) -> str | int | None:
         """Enter a valid ``workDoneToken`` (string or integer) for ``scope``; else None."""
