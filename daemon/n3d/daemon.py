@@ -40,7 +40,7 @@ from anyio.abc import TaskStatus
 from n3d import __version__
 from n3d.config import Settings, load_settings
 from n3d.daemon_events import EventBridge
-from n3d.errors import AlreadyRunning, ConfigError, N3dError
+from n3d.errors import AlreadyRunning, ConfigError, N3dError, root_cause
 from n3d.models.service import Models
 from n3d.ollama.client import OllamaClient
 from n3d.paths import ensure_private_dir, runtime_dir
@@ -308,7 +308,7 @@ def run(settings: Settings, *, simulate: bool) -> int:
     try:
         return anyio.run(daemon.run)
     except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
-        failure = _leaf(exc)
+        failure = root_cause(exc)
         if isinstance(failure, AlreadyRunning):
             log.error("n3d.already_running", error=str(failure))
         elif isinstance(failure, N3dError):
@@ -319,10 +319,3 @@ def run(settings: Settings, *, simulate: bool) -> int:
             return 1
         print(f"n3d: {failure}", file=sys.stderr)
         return 1
-
-
-def _leaf(exc: BaseException) -> BaseException:
-    """The one real failure inside (nested) single-exception groups from task groups."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc

@@ -51,7 +51,15 @@ __all__ = [
     "ServiceError",
     "UnexpectedResponse",
     "render_error",
+    "root_cause",
 ]
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The one real failure inside (nested) single-exception groups from task groups."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def render_error(

@@ -5,8 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -26,16 +25,6 @@ from .helpers import RUNNER_ENV, SIM, answers, eventually, free_port, load_model
 
 pytestmark = pytest.mark.anyio
 Foreign = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def bystander() -> Iterator[subprocess.Popen[bytes]]:
-    """An unrelated process (think: a reused pid) that must survive."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                            start_new_session=True)
-    yield proc
-    proc.kill()
-    proc.wait(10)
 
 
 def record_of(pid: int, cmdline: tuple[str, ...] = SIM, *, shift_s: float = 0.0) -> PidRecord:

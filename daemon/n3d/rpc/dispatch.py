@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeAlias
 
 import structlog
 
-from n3d.errors import OllamaError
+from n3d.errors import OllamaError, root_cause
 from n3d.logs import metric
 from n3d.rpc.protocol import (
     INTERNAL_ERROR,
@@ -200,13 +200,6 @@ def _invalid(param: str | None, detail: str) -> MethodError:
     )
 
 
-def _leaf(exc: BaseException) -> BaseException:
-    # A handler's own task group wraps its one failure in a group; answer with the failure.
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
-
-
 class MethodTable:
     """Method name → :class:`Method`; the one source of truth for dispatch and ``rpc.discover``."""
 
@@ -258,7 +251,8 @@ class MethodTable:
             ctx = Context(session, request.method, request.id, token)
             response = result_response(request.id, await method.handler(ctx, bound))
         except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON-RPC error
-            response = self._error(request, _leaf(exc))
+            # A handler's own task group wraps its one failure in a group: answer with it.
+            response = self._error(request, root_cause(exc))
         finally:
             if ctx is not None:
                 ctx.finish()
