@@ -3,7 +3,8 @@
 `DaemonProcess` gives one daemon its own short home directory (runtime, state,
 config and models dirs inside it), a control socket at ``home/s.sock`` (keep
 ``home`` short: sun_path holds 107 bytes), a free port for the simulator, fast
-simulator timings and a JSON log file instead of a pipe. It knows every process
+simulator timings, and files instead of pipes: the JSON log (stdout) and
+stderr apart, so every line of the log must parse. It knows every process
 group the daemon spawned (from the ``ollama.spawned`` events), so
 :meth:`DaemonProcess.cleanup` leaves nothing behind even after n3d was
 SIGKILLed. Standard library plus tomli-w only; never imported by the daemon.
@@ -51,32 +52,49 @@ class DaemonProcess:
     ``config`` is merged over a fast test configuration (managed mode, a 1 s
     health interval, short backoff); ``env`` entries are added to the child's
     environment (``OLLAMA_SIM_*`` switches, say). The config file stays at
-    ``config_path``: rewrite it and send SIGHUP to test a reload.
+    ``config_path``: rewrite it and send SIGHUP to test a reload; an existing
+    one is kept when ``config`` is None. Several daemons may share a home (a
+    second n3d against the first) if each has its own ``name`` for its logs.
+    ``default_socket`` leaves the socket where n3d puts it by default (the
+    runtime dir) instead of ``home/s.sock``. The simulator's run-time control
+    file is ``control_path`` (see docs/simulator.md).
     """
 
     def __init__(
-        self, home: Path, *, config: dict[str, Any] | None = None, **env: str
+        self,
+        home: Path,
+        *,
+        config: dict[str, Any] | None = None,
+        port: int | None = None,
+        name: str = "n3d",
+        default_socket: bool = False,
+        **env: str,
     ) -> None:
         self.home = home
-        self.port = free_port()
-        self.socket = home / "s.sock"
+        self.port = free_port() if port is None else port
+        self.socket = home / "run" / "n3" / "n3d.sock" if default_socket else home / "s.sock"
         self.config_path = home / "n3d.toml"
-        self.log = home / "n3d.jsonl"
+        self.log = home / f"{name}.jsonl"
+        self.err = home / f"{name}.err"
         self.request_log_path = home / "requests.jsonl"
-        self.write_config(config or {})
+        self.control_path = home / "control.json"
+        if config is not None or not self.config_path.exists():
+            self.write_config(config or {})
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN_ENV)}
         self.env.update(
             HOME=str(home),
             XDG_RUNTIME_DIR=str(home / "run"),
             XDG_STATE_HOME=str(home / "state"),
             XDG_CONFIG_HOME=str(home / "cfg"),
-            N3D_SOCKET=str(self.socket),
             OLLAMA_MODELS=str(home / "models"),
             OLLAMA_SIM_PULL_SECONDS="0.3",
             OLLAMA_SIM_LOAD_SECONDS="0.1",
             OLLAMA_SIM_REQUEST_LOG=str(self.request_log_path),
+            OLLAMA_SIM_CONTROL=str(self.control_path),
             PYTHONUNBUFFERED="1",
         )
+        if not default_socket:
+            self.env["N3D_SOCKET"] = str(self.socket)
         self.env.update(env)
         (home / "run").mkdir(mode=0o700, parents=True, exist_ok=True)
         self.proc: subprocess.Popen[bytes] | None = None
@@ -104,13 +122,13 @@ class DaemonProcess:
 
     def start(self, *extra: str) -> DaemonProcess:
         """Spawn n3d in a session of its own (does not wait; see :meth:`wait_ready`)."""
-        with self.log.open("ab") as out:
+        with self.log.open("ab") as out, self.err.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "n3d", "run", "--simulate", "--log-format", "json",
                  "--config", str(self.config_path), *extra],
                 env=self.env,
                 stdout=out,
-                stderr=subprocess.STDOUT,
+                stderr=err,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
@@ -157,16 +175,19 @@ class DaemonProcess:
     def log_lines(self) -> list[str]:
         return self.log.read_text(errors="replace").splitlines() if self.log.exists() else []
 
-    def events(self, name: str | None = None) -> list[dict[str, Any]]:
-        """The JSON log's events (named ``name`` if given).
+    def stderr(self) -> str:
+        return self.err.read_text(errors="replace") if self.err.exists() else ""
 
-        Lines that are not JSON objects are skipped: stderr shares the file
-        (`n3d: ...` messages) and the last line may be half-written.
-        """
+    def set_control(self, **switches: Any) -> None:
+        """Replace the simulator's control file atomically (``hang=True``, ...)."""
+        tmp = self.control_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(switches))
+        tmp.replace(self.control_path)
+
+    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+        """The JSON log's events (named ``name`` if given); a half-written last line is skipped."""
         out = []
         for line in self.log_lines():
-            if not line.startswith("{"):
-                continue
             try:
                 entry = json.loads(line)
             except ValueError:
@@ -199,7 +220,8 @@ class DaemonProcess:
         """Where n3d is, for a failure message: its exit status and its log's end."""
         code = None if self.proc is None else self.proc.poll()
         tail = "\n".join(self.log_lines()[-40:])
-        return f"n3d exit status {code}; last lines of {self.log}:\n{tail}"
+        return (f"n3d exit status {code}; stderr: {self.stderr()[-2000:]}\n"
+                f"last lines of {self.log}:\n{tail}")
 
     def stop(self, within_s: float = 30.0) -> int:
         """SIGTERM n3d and wait for it; its exit code."""

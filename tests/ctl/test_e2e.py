@@ -7,68 +7,41 @@ start, restart). A daemon that does not open its control socket fails the module
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
+
+from n3d.testing import DaemonProcess
 
 from .conftest import N3CTL, Run, run_ctl
 
 pytestmark = pytest.mark.slow
 
-N3D = Path(sys.executable).parent / "n3d"
 MODEL = "llama3.2"  # installed at start by the simulator
 PULLED = "qwen2.5:0.5b"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+class RealDaemon(DaemonProcess):
+    """n3d with the simulator's llama3.2 installed, and the installed `n3ctl` pointed at it."""
 
-
-class RealDaemon:
-    def __init__(self, home: Path, sock: Path) -> None:
-        self.home, self.sock = home, sock
-        port = _free_port()
-        self.config = home / "n3d.toml"
-        self.config.write_text(
-            f'[ollama]\nbase_url = "http://127.0.0.1:{port}"\nhealth_check_interval = 1\n'
-            '[server]\nmode = "managed"\nstart_timeout = 20\nstop_timeout = 3\n'
-            "[restart]\nbackoff_initial = 0.1\nbackoff_max = 1.0\n"
+    def __init__(self, home: Path) -> None:
+        super().__init__(
+            home,
+            config={"server": {"start_timeout": 20}, "restart": {"backoff_initial": 0.1,
+                                                               "backoff_max": 1.0}},
+            OLLAMA_SIM_MODELS_PRELOAD=MODEL,
+            OLLAMA_SIM_PULL_SECONDS="0.6",
         )
-        self.env = {k: v for k, v in os.environ.items()
-                    if not k.startswith(("OLLAMA_", "N3D_", "NAMEL3SS_", "XDG_", "NOTIFY_",
-                                         "WATCHDOG_", "LISTEN_", "NO_COLOR"))}
-        for sub in ("run", "config", "state", "models"):
-            (home / sub).mkdir(mode=0o700, exist_ok=True)
-        self.env.update(
-            HOME=str(home), XDG_RUNTIME_DIR=str(home / "run"),
-            XDG_CONFIG_HOME=str(home / "config"), XDG_STATE_HOME=str(home / "state"),
-            N3D_SOCKET=str(sock), OLLAMA_MODELS=str(home / "models"),
-            OLLAMA_SIM_MODELS_PRELOAD=MODEL, OLLAMA_SIM_PULL_SECONDS="0.6",
-            PYTHONUNBUFFERED="1",
-        )
-        self.log = home / "n3d.log"
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(
-                [str(N3D), "run", "--simulate", "--config", str(self.config),
-                 "--log-format", "json"],
-                env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        self.env.pop("NO_COLOR", None)
+        self.sock = self.socket
 
     def ctl(self, *argv: str, timeout: float = 60) -> Run:
         return run_ctl(*argv, env=self.env, timeout=timeout)
@@ -81,16 +54,6 @@ class RealDaemon:
                                 stderr=subprocess.PIPE, text=True, env=self.env,
                                 preexec_fn=sigint_default)
 
-    def wait_socket(self, within_s: float) -> bool:
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                pytest.fail(f"n3d exited {self.proc.returncode}:\n{self.log.read_text()[-3000:]}")
-            if self.sock.exists():
-                return True
-            time.sleep(0.05)
-        return False
-
     def wait_status(self, code: int, within_s: float = 30) -> Run:
         deadline = time.monotonic() + within_s
         while True:
@@ -99,36 +62,24 @@ class RealDaemon:
                 return result
             time.sleep(0.2)
 
-    def kill(self) -> None:
-        """SIGKILL n3d's process group and every group its children made (the server's)."""
-        groups = {os.getpgid(self.proc.pid)} if self.proc.poll() is None else set()
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.proc.pid).children(recursive=True):
-                with contextlib.suppress(ProcessLookupError):
-                    groups.add(os.getpgid(child.pid))
-        for group in groups:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(group, signal.SIGKILL)
-        self.proc.wait(10)
 
-
-def real_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
+def real_daemon() -> Iterator[RealDaemon]:
     """A running daemon for one module's tests, killed (with its groups) afterwards."""
-    sock_dir = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))  # sun_path ≤ 107 bytes
-    daemon = RealDaemon(tmp_path_factory.mktemp("home"), sock_dir / "s.sock")
+    home = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))  # sun_path ≤ 107 bytes
+    daemon = RealDaemon(home)
     try:
-        assert daemon.wait_socket(20), "`n3d run --simulate` did not open its control socket"
+        daemon.start().wait_socket(20)
         ready = daemon.wait_status(0)
         assert ready.code == 0, ready.out + ready.err
         yield daemon
     finally:
-        daemon.kill()
-        shutil.rmtree(sock_dir, ignore_errors=True)
+        daemon.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
-    yield from real_daemon(tmp_path_factory)
+def n3d() -> Iterator[RealDaemon]:
+    yield from real_daemon()
 
 
 def both(n3d: RealDaemon, *argv: str, code: int = 0) -> tuple[Run, Any]:

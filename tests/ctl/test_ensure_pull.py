@@ -59,8 +59,8 @@ def test_an_explicit_timeout_still_bounds_each_wait(
 
 
 @pytest.fixture(scope="module")
-def n3d(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealDaemon]:
-    yield from real_daemon(tmp_path_factory)
+def n3d() -> Iterator[RealDaemon]:
+    yield from real_daemon()
 
 
 @pytest.mark.slow
