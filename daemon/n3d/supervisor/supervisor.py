@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -42,6 +43,8 @@ S = ServerState
 _SETTLING = (S.STARTING, S.STOPPING)
 # States in which no server of ours is answering: a cached health answer is stale.
 _NO_SERVER = frozenset({ServerState.STOPPED, ServerState.BACKOFF, ServerState.FATAL})
+# `status` reuses a measurement of the child's resources this young (seconds).
+RESOURCES_MAX_AGE_S = 1.0
 
 
 @dataclasses.dataclass(slots=True)
@@ -96,6 +99,8 @@ class Supervisor:
         self._scope: anyio.CancelScope | None = None
         self._changed: anyio.Event | None = None
         self.process: OllamaProcess | None = None  # our child while one runs (lifecycle)
+        # The last resources_async measurement: (child, monotonic time, result).
+        self._resources: tuple[OllamaProcess, float, Resources] | None = None
         self._lifecycle = Lifecycle(
             self, self._wanted, dict(os.environ if environ is None else environ)
         )
@@ -125,11 +130,24 @@ class Supervisor:
         return self.process.resources() if self.process is not None else Resources(0, 0.0, 0)
 
     async def resources_async(self) -> Resources:
-        """:meth:`resources`, measured in a worker thread (the /proc scan blocks)."""
+        """:meth:`resources`, measured in a worker thread (the /proc scan blocks).
+
+        A measurement of the same child younger than ``RESOURCES_MAX_AGE_S`` is
+        reused. Each scan reads every process on the machine (psutil finds the
+        children through a parent map of all of /proc: ~1 ms with 70 processes, and
+        growing with their number), and `status` may be polled many times a second;
+        a CPU percentage over less than a clock tick (10 ms) means nothing anyway.
+        """
         child = self.process
         if child is None:
             return Resources(0, 0.0, 0)
-        return await anyio.to_thread.run_sync(child.resources)
+        last = self._resources
+        fresh = last is not None and time.monotonic() - last[1] < RESOURCES_MAX_AGE_S
+        if last is not None and fresh and last[0] is child:
+            return last[2]
+        usage = await anyio.to_thread.run_sync(child.resources)
+        self._resources = (child, time.monotonic(), usage)
+        return usage
 
     def apply_settings(self, settings: Settings) -> tuple[str, ...]:
         """Take new settings (SIGHUP): timings and policy now, the command at next start.
