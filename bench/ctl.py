@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -35,8 +34,10 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+
+from peers import kill_group, supervisord, wait_for_path
 
 BIN = Path(sys.executable).parent
 STAND_IN_STATUS = {
@@ -47,31 +48,6 @@ STAND_IN_STATUS = {
     "resources": {"rss_bytes": 50_000_000, "cpu_percent": 0.0, "processes": 1},
     "models": {"installed": ["llama3.2"], "loaded": [], "warm": []},
 }
-
-
-def _wait(path: Path, proc: subprocess.Popen[bytes] | None, within_s: float) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        if path.exists():
-            return True
-        if proc is not None and proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
-        import psutil  # bench only: the simulator runs in its own process group
-
-        groups = {os.getpgid(c.pid) for c in psutil.Process(proc.pid).children(recursive=True)}
-    except Exception:  # noqa: BLE001 - best effort; n3d's own group is killed below
-        groups = set()
-    groups.add(proc.pid)
-    for group in groups:
-        with suppress(ProcessLookupError, PermissionError):
-            os.killpg(group, signal.SIGKILL)
-    proc.wait()
 
 
 @contextmanager
@@ -94,7 +70,7 @@ def n3d_daemon(tmp: Path) -> Iterator[tuple[dict[str, str], str]]:
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        if _wait(sock, proc, 20):
+        if wait_for_path(sock, proc, 20):
             for _ in range(100):  # until the server is up: `status` exits 0
                 done = subprocess.run([str(BIN / "n3ctl"), "status"], env=env,
                                       capture_output=True)
@@ -103,12 +79,12 @@ def n3d_daemon(tmp: Path) -> Iterator[tuple[dict[str, str], str]]:
                 time.sleep(0.2)
             yield env, "n3ctl status (n3d run --simulate)"
             return
-        _kill_group(proc)
+        kill_group(proc)
         with _stand_in(sock):
             yield env, "n3ctl status (STAND-IN daemon: n3d opens no socket yet)"
     finally:
         if proc.poll() is None:
-            _kill_group(proc)
+            kill_group(proc)
         shutil.rmtree(sock.parent, ignore_errors=True)
 
 
@@ -138,44 +114,6 @@ def _stand_in(path: Path) -> Iterator[None]:
         listener.close()
 
 
-@contextmanager
-def supervisord(tmp: Path, bin_dir: Path | None) -> Iterator[list[str] | None]:
-    """A supervisord with one program; yields the supervisorctl command (None if unavailable)."""
-    if bin_dir is None:
-        venv = tmp / "venv"
-        made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
-        pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "supervisor"],
-                             capture_output=True) if made.returncode == 0 else made
-        if pip.returncode != 0:
-            print("supervisor could not be installed; skipping the peer", file=sys.stderr)
-            yield None
-            return
-        bin_dir = venv / "bin"
-    sock = tmp / "sv.sock"
-    conf = tmp / "supervisord.conf"
-    conf.write_text(
-        f"[unix_http_server]\nfile={sock}\n\n[supervisord]\nlogfile={tmp}/sv.log\n"
-        f"pidfile={tmp}/sv.pid\nnodaemon=true\n\n"
-        "[rpcinterface:supervisor]\n"
-        "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface\n\n"
-        f"[supervisorctl]\nserverurl=unix://{sock}\n\n"
-        "[program:sleeper]\ncommand=sleep 3600\n"
-    )
-    proc = subprocess.Popen([str(bin_dir / "supervisord"), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        command = [str(bin_dir / "supervisorctl"), "-c", str(conf), "status"]
-        ok = _wait(sock, proc, 20)
-        for _ in range(100):
-            if ok and subprocess.run(command, capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
-        yield command if ok else None
-    finally:
-        _kill_group(proc)
-
-
 def _compiled_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
@@ -202,7 +140,8 @@ def main() -> int:
             label: ([str(BIN / "n3ctl"), "status"], env),
         }
         if peer is not None:
-            commands["supervisorctl status (1 program)"] = (peer, _compiled_env())
+            commands["supervisorctl status (1 program)"] = (peer.status_command,
+                                                            _compiled_env())
         times: dict[str, list[float]] = {name: [] for name in commands}
         for round_no in range(args.runs + 3):
             for name, (command, command_env) in commands.items():
