@@ -164,7 +164,7 @@ class OllamaProcess:
                 self._process.send_signal(signum)
 
     async def stop(self, timeout_s: float) -> StopReport:
-        """SIGTERM serve, wait ``timeout_s``, SIGKILL the group, verify it is empty.
+        """SIGTERM (then SIGCONT) serve, wait ``timeout_s``, SIGKILL the group, verify it is empty.
 
         Idempotent and safe to call concurrently: later callers get the first report.
         Bounded by ``timeout_s`` plus at most ``2 × VERIFY_S`` of verification. If
@@ -180,6 +180,9 @@ class OllamaProcess:
                 # Ollama kills its runners itself on the first SIGTERM; later
                 # signals are swallowed, which is why escalation is SIGKILL.
                 self.send_signal(signal.SIGTERM)
+                # A stopped serve (SIGSTOP, a debugger let go of) would sit on the
+                # SIGTERM until SIGKILL; SIGCONT lets it act now, as systemd does.
+                self.send_signal(signal.SIGCONT)
                 with anyio.move_on_after(timeout_s):
                     await self.exited.wait()
                 killed = not self.exited.is_set()

@@ -21,10 +21,21 @@ from n3d.supervisor.process import ExitStatus, OllamaProcess
 if TYPE_CHECKING:
     from n3d.supervisor.supervisor import Supervisor
 
-__all__ = ["wait_ready", "watch_running"]
+__all__ = ["recheck_interval", "wait_ready", "watch_running"]
 
 S = ServerState
 _READY_POLL_S = 0.1  # Ollama's own CLI polls every 0.5 s; a refused connect costs nothing
+
+
+def recheck_interval(interval_s: float, timeout_s: float) -> float:
+    """Seconds between checks once one has failed (the `degraded` cadence).
+
+    A failed check is confirmed sooner than the next routine one: two probe
+    timeouts apart (at least 1 s), never slower than ``interval_s``. With the
+    defaults (30 s, 5 s) a hung server is restarted after 30 + 2 × 10 + 5 s at
+    most instead of 95 s, and a lone failure still costs only a few probes.
+    """
+    return min(interval_s, max(1.0, 2.0 * timeout_s))
 
 
 def _exit_text(what: str, status: ExitStatus, child: OllamaProcess) -> str:
@@ -88,7 +99,10 @@ async def watch_running(sup: Supervisor, child: OllamaProcess) -> tuple[str, flo
             next_at = anyio.current_time()
             while True:
                 # Fixed rate: a slow probe does not stretch the detection time.
-                next_at = max(next_at + sup.health.interval_s, anyio.current_time())
+                step = sup.health.interval_s
+                if failures:
+                    step = recheck_interval(step, server.health_timeout_s)
+                next_at = max(next_at + step, anyio.current_time())
                 await anyio.sleep_until(next_at)
                 report = await sup.health.check(force=True)
                 # In a thread: the /proc scan would block the event loop.
