@@ -238,3 +238,17 @@ def test_a_reload_that_moves_the_server_waits_for_a_restart_of_n3d(daemon: Daemo
     assert any(
         e.get("keys") == ["ollama.base_url"] for e in daemon.events("config.reload_needs_restart")
     )
+
+
+def test_status_counts_installed_models_without_anyone_listing_them(daemon: Daemon) -> None:
+    def installed() -> int | None:
+        count: int | None = daemon.call("status")["models"]["installed"]
+        return count
+
+    wait_until(lambda: installed() == 0, 10, "the listing made at server start")
+    daemon.call("models.pull", {"model": "qwen2.5:0.5b"}, timeout=30)
+    wait_until(lambda: installed() == 1, 10, "the listing made after the pull")
+    daemon.call("models.delete", {"model": "qwen2.5:0.5b"})
+    wait_until(lambda: installed() == 0, 10, "the listing made after the delete")
+    wait_until(lambda: len(daemon.requests("/api/tags")) >= 3, 5, "the request log")
+    assert len(daemon.requests("/api/tags")) == 3  # one each; nobody called models.list

@@ -95,6 +95,7 @@ class ModelCache:
         self._fetches = 0  # fetches started so far; a ticket for "did one start after me?"
         self._generation = 0  # bumped by invalidate(): fetches from before it are not kept
         self._last: tuple[int, _Entry | OllamaError] | None = None
+        self._newest: _Entry | None = None  # survives invalidate(): "as last seen"
 
     @property
     def _base(self) -> str:
@@ -105,6 +106,11 @@ class ModelCache:
         self._generation += 1
         self._entries.pop(self._base, None)
         self._last = None
+
+    def newest(self) -> Listing | None:
+        """The newest listing fetched, however old or invalidated (None before the first)."""
+        entry = self._newest
+        return None if entry is None else self._view(entry, cached=True)
 
     def peek(self) -> Listing | None:
         """The cached listing without any request (None when there is none or it expired)."""
@@ -149,6 +155,7 @@ class ModelCache:
         if generation == self._generation:
             self._entries[self._base] = entry
             self._last = (seq, entry)
+            self._newest = entry
         return entry
 
     def _view(self, entry: _Entry, *, cached: bool) -> Listing:

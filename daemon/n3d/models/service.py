@@ -145,6 +145,7 @@ class Models:
         """The server answers health checks; bump ``generation`` on every (re)start."""
         self.cache.invalidate()
         self.keeper.on_server_ready(generation)
+        self._relist()
 
     def on_server_lost(self) -> None:
         """The server exited or is unreachable: fail running pulls, pause warm-ups."""
@@ -155,6 +156,22 @@ class Models:
     def _pulled(self, model: str) -> None:
         self.cache.invalidate()
         self.keeper.poke()  # a warm model that was missing can load now
+        self._relist()
+
+    def _relist(self) -> None:
+        """List the installed models in the background, so `status` can count them.
+
+        One `/api/tags` per server start, pull and delete; a failure only leaves
+        the count as it was last seen.
+        """
+        if self._tg is not None:
+            self._tg.start_soon(self._list_quietly, name="list installed models")
+
+    async def _list_quietly(self) -> None:
+        try:
+            await self.cache.listing()
+        except OllamaError as exc:
+            log.debug("models.list_failed", error=exc.message)
 
     # -- models.* ---------------------------------------------------------------------
 
@@ -212,6 +229,7 @@ class Models:
                 await self.keeper.store.add(entry.name, entry.keep_alive)  # nothing changed
             raise
         self.cache.invalidate()
+        self._relist()
         metric("ollama.model.deleted", 1, "{model}", model=name.display)
         result: dict[str, Any] = {"model": name.display, "deleted": True}
         if entry is not None:
@@ -249,8 +267,8 @@ class Models:
         return {"model": self.settings.ollama.default_model}
 
     def counts(self) -> dict[str, int | None]:
-        """For `status`: installed (None until listed), loaded (last `/api/ps`), warm."""
-        listing = self.cache.peek()
+        """For `status`: installed (as last listed; None before that), loaded, warm."""
+        listing = self.cache.newest()
         return {
             "installed": len(listing.models) if listing is not None else None,
             "loaded": len(self.keeper.last_seen()),
