@@ -6,8 +6,8 @@ Both run at the same time, measured over the same window, so a machine that
 gets busier hits both alike:
 
 - ``n3d run --simulate`` (via :class:`n3d.testing.DaemonProcess`) with the
-  default config written out explicitly -- ``health_check_interval = 30``, the
-  default restart and stop settings, default simulator timings -- and
+  default config (``fast=False``: ``health_check_interval = 30``, the default
+  restart and stop settings, the simulator's own timings) and
   ``[warm] models = [MODEL]``, the model preloaded on disk with
   ``OLLAMA_SIM_MODELS_PRELOAD``. The window opens ``--settle`` seconds after
   `warm.list` first reports the model loaded. Logs go, as JSON at level info,
@@ -150,19 +150,10 @@ def _ratio(a: float, b: float) -> str:
 
 
 def start_n3d(home: Path, model: str) -> DaemonProcess:
-    """n3d with the default config spelled out (not the fast test one) and one warm model."""
+    """n3d with the default config (not the fast test one) and one warm model."""
     home.mkdir()
     daemon = DaemonProcess(
-        home,
-        config={
-            "ollama": {"health_check_interval": 30},
-            "server": {"stop_timeout": 10},
-            "restart": {"backoff_initial": 0.5},
-            "warm": {"models": [model]},
-        },
-        OLLAMA_SIM_MODELS_PRELOAD=model,
-        OLLAMA_SIM_PULL_SECONDS="1.5",
-        OLLAMA_SIM_LOAD_SECONDS="0.5",
+        home, config={"warm": {"models": [model]}}, fast=False, OLLAMA_SIM_MODELS_PRELOAD=model
     )
     daemon.env.pop("OLLAMA_SIM_REQUEST_LOG", None)  # a test aid, not part of an idle install
     return daemon.start()

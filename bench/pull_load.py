@@ -4,8 +4,8 @@
                                         [--model llama3] [--pull-seconds S]
 
 One ``n3d run --simulate`` (via :class:`n3d.testing.DaemonProcess`) with the
-default config written out (``health_check_interval = 30``, default restart and
-stop settings) and a slow simulated pull (``OLLAMA_SIM_PULL_SECONDS``, default
+default config (``fast=False``: ``health_check_interval = 30``, default restart
+and stop settings) and a slow simulated pull (``OLLAMA_SIM_PULL_SECONDS``, default
 ``--duration`` + 10 s, so it outlasts the window). Then, one after the other:
 
 1. **no pull**: one client on one connection calls `status` for ``--duration``
@@ -161,14 +161,10 @@ def start_n3d(home: Path, pull_seconds: float) -> DaemonProcess:
     home.mkdir()
     daemon = DaemonProcess(
         home,
-        config={
-            "ollama": {"health_check_interval": 30},
-            "server": {"stop_timeout": 10},
-            "restart": {"backoff_initial": 0.5},
-        },
+        config={},
+        fast=False,
         OLLAMA_SIM_MODELS_PRELOAD="llama3.2",
         OLLAMA_SIM_PULL_SECONDS=f"{pull_seconds:g}",
-        OLLAMA_SIM_LOAD_SECONDS="0.5",
     )
     daemon.env.pop("OLLAMA_SIM_REQUEST_LOG", None)  # a test aid: not in a real install
     return daemon.start()

@@ -61,7 +61,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -73,15 +72,13 @@ from pathlib import Path
 from typing import Any
 
 from n3d.client import Connection, DaemonUnreachable
-from n3d.sim.testing import free_port
+from n3d.sim.testing import free_port, head_ok
 from n3d.supervisor.watch import recheck_interval
 from n3d.testing import DaemonProcess
 
 WARM_MODEL = "llama3.2"
 SIM_ENV = {
     "OLLAMA_SIM_MODELS_PRELOAD": WARM_MODEL,
-    "OLLAMA_SIM_LOAD_SECONDS": "0.5",  # the simulator's defaults (the harness shortens them)
-    "OLLAMA_SIM_PULL_SECONDS": "1.5",
     "GIN_MODE": "release",
 }
 RESTART_SEC = 3.0  # Ollama's unit (scripts/install.sh)
@@ -168,15 +165,6 @@ def first_health_ok(path: Path, within_s: float) -> float:
     raise TimeoutError(f"health not ok within {within_s:g} s")
 
 
-def _head_ok(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-            sock.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
-
-
 def sim_startup(workdir: Path) -> float:
     """Seconds from spawning `ollama-sim serve` to its first answered `HEAD /`."""
     port = free_port()
@@ -192,7 +180,7 @@ def sim_startup(workdir: Path) -> float:
         start_new_session=True,
     )
     try:
-        while not _head_ok(port):
+        while not head_ok(port):
             if proc.poll() is not None:
                 raise RuntimeError(f"simulator exited with {proc.returncode}")
             if time.monotonic() - started > 30:
@@ -211,7 +199,7 @@ class Bench:
     def __init__(self, home: Path, timings: Timings) -> None:
         self.timings = timings
         home.mkdir()
-        self.daemon = DaemonProcess(home, config=timings.config(), **SIM_ENV)
+        self.daemon = DaemonProcess(home, config=timings.config(), fast=False, **SIM_ENV)
         self.events = Events()
         self.running_at = 0.0
         self.notes: list[str] = []

@@ -11,23 +11,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-from n3d.sim.testing import free_port
-
-
-def _head_ok(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2) as sock:
-            sock.sendall(b"HEAD / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-            return sock.recv(64).startswith(b"HTTP/1.1 200")
-    except OSError:
-        return False
+from n3d.sim.testing import free_port, head_ok
 
 
 def one_run(models_dir: str) -> float:
@@ -39,7 +29,7 @@ def one_run(models_dir: str) -> float:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        while not _head_ok(port):
+        while not head_ok(port, 0.2):
             if proc.poll() is not None:
                 raise RuntimeError(f"simulator exited with {proc.returncode}")
             if time.perf_counter() - started > 10:

@@ -69,7 +69,6 @@ WARM_MODEL = "llama3.2"
 SIM_ENV = {
     "OLLAMA_SIM_MODELS_PRELOAD": WARM_MODEL,
     "OLLAMA_SIM_LOAD_SECONDS": "3",  # see bench/warm.py for why 3 s
-    "OLLAMA_SIM_PULL_SECONDS": "1.5",  # the simulator's default (the harness shortens it)
     "GIN_MODE": "release",
 }
 # What a client asking Ollama itself sends for each of n3d's methods (docstring).
@@ -222,14 +221,9 @@ def _latency(calls: list[tuple[float, float, bool]]) -> tuple[float, float]:
 
 
 def through_n3d(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    config = {
-        "ollama": {"health_check_interval": HEALTH_INTERVAL_S},
-        "server": {"health_timeout": 5, "failures_before_restart": 3, "stop_timeout": 10},
-        "restart": {"backoff_initial": 0.5},
-        "warm": {"models": [WARM_MODEL]},
-        "log": {"level": "info"},
-    }
-    daemon = DaemonProcess(home, config=config, **SIM_ENV)
+    config = {"ollama": {"health_check_interval": HEALTH_INTERVAL_S},
+              "warm": {"models": [WARM_MODEL]}}
+    daemon = DaemonProcess(home, config=config, fast=False, **SIM_ENV)
     try:
         daemon.start().wait_ready(within_s=60)
 

@@ -96,8 +96,8 @@ def main() -> int:
             config=config,
             OLLAMA_SIM_MODELS_PRELOAD=f"{WARM_MODEL},{COLD_MODEL}",
             OLLAMA_SIM_LOAD_SECONDS=f"{args.load_seconds:g}",
-            OLLAMA_SIM_PULL_SECONDS="1.5",
             GIN_MODE="release",
+            fast=False,
         )
         try:
             daemon.start().wait_ready(within_s=60)

@@ -50,8 +50,11 @@ class DaemonProcess:
     """One `python -m n3d run --simulate` living in ``home``.
 
     ``config`` is merged over a fast test configuration (managed mode, a 1 s
-    health interval, short backoff); ``env`` entries are added to the child's
-    environment (``OLLAMA_SIM_*`` switches, say). The config file stays at
+    health interval, short backoff) and the simulator's pulls and loads are
+    shortened; with ``fast=False`` (benchmarks) only the URL and managed mode are
+    set, so every other value is n3d's default and the simulator keeps its own
+    timings. ``env`` entries are added to the child's environment
+    (``OLLAMA_SIM_*`` switches, say). The config file stays at
     ``config_path``: rewrite it and send SIGHUP to test a reload; an existing
     one is kept when ``config`` is None. Several daemons may share a home (a
     second n3d against the first) if each has its own ``name`` for its logs.
@@ -68,9 +71,11 @@ class DaemonProcess:
         port: int | None = None,
         name: str = "n3d",
         default_socket: bool = False,
+        fast: bool = True,
         **env: str,
     ) -> None:
         self.home = home
+        self.fast = fast
         self.port = free_port() if port is None else port
         self.socket = home / "run" / "n3" / "n3d.sock" if default_socket else home / "s.sock"
         self.config_path = home / "n3d.toml"
@@ -87,12 +92,12 @@ class DaemonProcess:
             XDG_STATE_HOME=str(home / "state"),
             XDG_CONFIG_HOME=str(home / "cfg"),
             OLLAMA_MODELS=str(home / "models"),
-            OLLAMA_SIM_PULL_SECONDS="0.3",
-            OLLAMA_SIM_LOAD_SECONDS="0.1",
             OLLAMA_SIM_REQUEST_LOG=str(self.request_log_path),
             OLLAMA_SIM_CONTROL=str(self.control_path),
             PYTHONUNBUFFERED="1",
         )
+        if fast:
+            self.env.update(OLLAMA_SIM_PULL_SECONDS="0.3", OLLAMA_SIM_LOAD_SECONDS="0.1")
         if not default_socket:
             self.env["N3D_SOCKET"] = str(self.socket)
         self.env.update(env)
@@ -100,12 +105,15 @@ class DaemonProcess:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def write_config(self, config: dict[str, Any]) -> None:
-        """(Re)write the config file: ``config`` merged over the fast test defaults."""
+        """(Re)write the config file: ``config`` merged over the base (see the class)."""
         base: dict[str, Any] = {
-            "ollama": {"base_url": f"http://127.0.0.1:{self.port}", "health_check_interval": 1},
-            "server": {"mode": "managed", "stop_timeout": 3},
-            "restart": {"backoff_initial": 0.05},
+            "ollama": {"base_url": f"http://127.0.0.1:{self.port}"},
+            "server": {"mode": "managed"},
         }
+        if self.fast:
+            base["ollama"]["health_check_interval"] = 1
+            base["server"]["stop_timeout"] = 3
+            base["restart"] = {"backoff_initial": 0.05}
         for section, values in config.items():
             base.setdefault(section, {}).update(values)
         self.config_path.write_text(tomli_w.dumps(base))
