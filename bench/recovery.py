@@ -71,8 +71,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sim_startup import one_run
+
 from n3d.client import Connection, DaemonUnreachable
-from n3d.sim.testing import free_port, head_ok
 from n3d.supervisor.watch import recheck_interval
 from n3d.testing import DaemonProcess
 
@@ -167,30 +168,7 @@ def first_health_ok(path: Path, within_s: float) -> float:
 
 def sim_startup(workdir: Path) -> float:
     """Seconds from spawning `ollama-sim serve` to its first answered `HEAD /`."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
-    env.update(SIM_ENV, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_MODELS=str(workdir))
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "n3d.sim", "serve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        while not head_ok(port):
-            if proc.poll() is not None:
-                raise RuntimeError(f"simulator exited with {proc.returncode}")
-            if time.monotonic() - started > 30:
-                raise TimeoutError("simulator: no answer within 30 s")
-            time.sleep(0.01)
-        return time.monotonic() - started
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    return one_run(str(workdir), SIM_ENV, within_s=30, poll_s=0.01)
 
 
 class Bench:

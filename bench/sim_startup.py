@@ -9,6 +9,7 @@ records the elapsed time, then SIGKILLs the process group. Prints median and p90
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
@@ -20,24 +21,31 @@ import time
 from n3d.sim.testing import free_port, head_ok
 
 
-def one_run(models_dir: str) -> float:
-    """Seconds from spawn to the first 200 answer to `HEAD /`."""
+def one_run(models_dir: str, extra_env: dict[str, str] | None = None,
+            within_s: float = 10.0, poll_s: float = 0.002) -> float:
+    """Seconds from spawning `ollama-sim serve` to its first 200 answer to `HEAD /`.
+
+    The simulator gets a clean environment (no ``OLLAMA_*`` of the caller's),
+    its own port and ``models_dir``, plus ``extra_env``.
+    """
     port = free_port()
-    env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}", "OLLAMA_MODELS": models_dir}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
+    env.update(extra_env or {}, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_MODELS=models_dir)
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "n3d.sim", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         while not head_ok(port, 0.2):
             if proc.poll() is not None:
                 raise RuntimeError(f"simulator exited with {proc.returncode}")
-            if time.perf_counter() - started > 10:
-                raise TimeoutError("no answer within 10 s")
-            time.sleep(0.002)
+            if time.perf_counter() - started > within_s:
+                raise TimeoutError(f"simulator: no answer within {within_s:g} s")
+            time.sleep(poll_s)
         return time.perf_counter() - started
     finally:
-        os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
 
 
