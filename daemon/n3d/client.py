@@ -27,7 +27,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 
-from n3d.locations import socket_path
+from n3d.locations import configured_socket, socket_path
 
 # n3ctl's hot path: keep `typing` and `pathlib` off it at run time (type checkers
 # still see them); paths are plain strings here.
@@ -46,6 +46,7 @@ __all__ = [
     "RpcError",
     "SocketPermissionDenied",
     "StaleSocket",
+    "moved_socket",
 ]
 
 _START_HINT = "Start it with: n3d run (or: systemctl --user start n3d)"
@@ -96,6 +97,19 @@ class ConnectionLost(DaemonUnreachable):
     reason = "closed"
 
 
+def moved_socket(tried: str, *, explicit: bool) -> str:
+    """Where the config file's `[socket].path` puts n3d, when ``tried`` had no socket.
+
+    "" unless the path was the default one (not given, no ``N3D_SOCKET``) and the
+    config names another: n3d listens where its config says, and a client should
+    find it there without being told twice.
+    """
+    if explicit or os.environ.get("N3D_SOCKET"):
+        return ""
+    configured = configured_socket(os.environ)
+    return configured if configured != tried else ""
+
+
 def _connect_error(path: str, exc: OSError) -> DaemonUnreachable:
     if isinstance(exc, FileNotFoundError):
         return DaemonNotRunning(path, "no socket file (n3d is not running)")
@@ -121,13 +135,29 @@ class Connection:
         self._ids = itertools.count(1)
         self._buffer = bytearray()
         self._pending: deque[dict[str, Any]] = deque()
+        try:
+            self._dial(timeout)
+        except FileNotFoundError as exc:
+            moved = moved_socket(self.path, explicit=path is not None)
+            if not moved:
+                raise _connect_error(self.path, exc) from exc
+            self.path = moved
+            try:
+                self._dial(timeout)
+            except OSError as again:
+                raise _connect_error(self.path, again) from again
+        except OSError as exc:
+            raise _connect_error(self.path, exc) from exc
+
+    def _dial(self, timeout: float | None) -> None:
+        """A new socket connected to :attr:`path` (closed again if that fails)."""
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
             self._connect(timeout)
-        except OSError as exc:
+        except OSError:
             self._sock.close()
-            raise _connect_error(self.path, exc) from exc
+            raise
 
     def _connect(self, timeout: float | None) -> None:
         # A Unix socket whose backlog is full refuses with EAGAIN at once instead

@@ -30,7 +30,13 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from n3d.client import ConnectionLost, RpcError, _connect_error
+from n3d.client import (
+    ConnectionLost,
+    DaemonNotRunning,
+    RpcError,
+    _connect_error,
+    moved_socket,
+)
 from n3d.paths import socket_path
 
 __all__ = ["AsyncConnection", "connect"]
@@ -195,7 +201,14 @@ async def connect(
     their own: wrap them in ``anyio.fail_after``.
     """
     where = Path(path) if path is not None else socket_path("", os.environ)
-    stream = await _open_stream(where, timeout_s)
+    try:
+        stream = await _open_stream(where, timeout_s)
+    except DaemonNotRunning:
+        moved = moved_socket(str(where), explicit=path is not None)
+        if not moved:
+            raise
+        where = Path(moved)
+        stream = await _open_stream(where, timeout_s)
     async with stream, anyio.create_task_group() as tg:
         conn = AsyncConnection(where, stream)
         tg.start_soon(conn._read_loop)

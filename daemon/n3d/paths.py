@@ -58,19 +58,12 @@ def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
 
 
 def config_dir(env: Mapping[str, str] | None = None) -> Path:
-    e = _env(env)
-    if _is_macos():
-        return _home(e) / "Library" / "Application Support" / APP
-    return (_xdg(e, "XDG_CONFIG_HOME") or _home(e) / ".config") / APP
+    return Path(locations.config_dir(_env(env)))
 
 
 def config_file(env: Mapping[str, str] | None = None) -> Path:
     """`N3D_CONFIG` if set, else `n3d.toml` in the config directory."""
-    e = _env(env)
-    explicit = e.get("N3D_CONFIG")
-    if explicit:
-        return Path(explicit).expanduser()
-    return config_dir(e) / "n3d.toml"
+    return Path(locations.config_file(_env(env)))
 
 
 def state_dir(env: Mapping[str, str] | None = None) -> Path:
