@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import textwrap
 import time
@@ -15,7 +16,7 @@ import psutil
 import pytest
 
 from n3d.errors import OllamaNotInstalled
-from n3d.supervisor.groups import VERIFY_S
+from n3d.supervisor.groups import VERIFY_S, descendant_pids
 from n3d.supervisor.process import (
     ExitStatus,
     child_environment,
@@ -182,3 +183,25 @@ async def test_a_serve_that_never_exits_after_sigkill_is_abandoned_in_bounded_ti
     assert took < 0.5 + 2 * VERIFY_S + 1.0, took  # stop_timeout, then verification
     events = [e for e in json_logs.events() if e["event"] == "ollama.unkillable"]
     assert [(e["level"], e["pid"]) for e in events] == [("error", p.pid)]
+
+
+def test_descendant_pids_walk_the_whole_tree_from_proc() -> None:
+    # sh → (sh → sleep, sleep): grandchildren count too.
+    parent = subprocess.Popen(["sh", "-c", "sh -c 'sleep 30; :' & sleep 30 & wait"],
+                              start_new_session=True)
+    try:
+        if descendant_pids(parent.pid) is None:
+            pytest.skip("this kernel has no /proc/PID/task/TID/children")
+        deadline = time.monotonic() + 10
+        while True:  # until both views agree on the whole tree (it is still forking)
+            walked = psutil.Process(parent.pid).children(recursive=True)
+            expected = {p.pid for p in walked}
+            found = descendant_pids(parent.pid)
+            if len(expected) == 3 and found is not None and set(found) == expected:
+                break
+            assert time.monotonic() < deadline, (expected, found)
+            time.sleep(0.02)
+        assert descendant_pids(2**22 + 12345) == []  # no such process: nothing
+    finally:
+        os.killpg(parent.pid, signal.SIGKILL)
+        parent.wait()

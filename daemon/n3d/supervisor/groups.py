@@ -1,9 +1,14 @@
-"""Process groups: who is in one, and killing all of them for sure.
+"""Process groups and trees: who is in one, and killing all of them for sure.
 
 n3d starts serve in a new session, so serve's pid is its group id and Ollama's
 runners (which do not change group) are members. Killing the group is the one
 way to reach runners after serve itself died. Zombies count as gone: they hold
 no memory, and their parent (or init) reaps them.
+
+:func:`descendant_pids` walks serve's tree for `status`: on Linux from
+``/proc/PID/task/TID/children`` (~0.05 ms), where psutil's ``children()``
+reads every process on the machine to build a parent map (~1 ms at 70
+processes, growing with their number).
 """
 
 from __future__ import annotations
@@ -16,9 +21,39 @@ from contextlib import suppress
 import anyio
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 
-__all__ = ["VERIFY_S", "group_members", "kill_group"]
+__all__ = ["VERIFY_S", "descendant_pids", "group_members", "kill_group"]
 
 VERIFY_S = 2.0  # how long to wait for SIGKILLed members to vanish
+# Kernels built without CONFIG_PROC_CHILDREN (and macOS) have no children files.
+_PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
+
+
+def _child_pids(pid: int) -> list[int]:
+    """Children of every thread of ``pid``; none once it has gone."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return []
+    found: list[int] = []
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as listing:
+                found.extend(int(child) for child in listing.read().split())
+        except OSError:
+            continue  # that thread ended meanwhile
+    return found
+
+
+def descendant_pids(pid: int) -> list[int] | None:
+    """Every descendant of ``pid`` (children first), or None where /proc cannot tell."""
+    if not _PROC_CHILDREN:
+        return None
+    found, todo = [], [pid]
+    while todo:
+        for child in _child_pids(todo.pop()):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 def group_members(pgid: int) -> list[psutil.Process]:

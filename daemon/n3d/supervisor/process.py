@@ -28,7 +28,7 @@ import structlog
 from anyio.abc import Process
 
 from n3d.errors import OllamaError
-from n3d.supervisor.groups import VERIFY_S, group_members, kill_group
+from n3d.supervisor.groups import VERIFY_S, descendant_pids, group_members, kill_group
 from n3d.supervisor.output import drain
 
 __all__ = [
@@ -207,6 +207,23 @@ class OllamaProcess:
                 self._exit_watch.cancel()
             return report
 
+    def _descendants(self) -> list[psutil.Process]:
+        """serve's descendants, as psutil objects (known ones reused); lock held."""
+        assert self._ps is not None
+        pids = descendant_pids(self._ps.pid)
+        if pids is None:
+            return list(self._ps.children(recursive=True))
+        procs = []
+        for pid in pids:
+            known = self._tree.get(pid)
+            if known is None:
+                try:
+                    known = psutil.Process(pid)
+                except psutil.NoSuchProcess:
+                    continue  # ended between the listing and now
+            procs.append(known)
+        return procs
+
     def resources(self) -> Resources:
         """RSS and CPU of serve and its descendants (CPU since the previous call).
 
@@ -218,7 +235,7 @@ class OllamaProcess:
             if self._ps is None or self.exited.is_set():
                 return Resources(0, 0.0, 0)
             try:
-                procs = [self._ps, *self._ps.children(recursive=True)]
+                procs = [self._ps, *self._descendants()]
             except (psutil.Error, OSError):  # gone (or going) while we looked
                 return Resources(0, 0.0, 0)
             # Keep the same psutil objects between calls: cpu_percent needs a baseline.
