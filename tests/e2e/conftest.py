@@ -44,7 +44,4 @@ def daemon_factory(short_home: Path) -> Iterator[Callable[..., Daemon]]:
 
 @pytest.fixture
 def daemon(daemon_factory: Callable[..., Daemon]) -> Daemon:
-    d = daemon_factory().start()
-    d.wait_socket()
-    d.wait_state("running")
-    return d
+    return daemon_factory().start().wait_ready()
