@@ -14,7 +14,15 @@ tell apart:
 - :class:`DaemonUnreachable` — no answer at all; ``reason`` says why and ``str()``
   ends with a hint. Subclasses: :class:`DaemonNotRunning` (no socket file),
   :class:`StaleSocket` (a socket nobody listens on), :class:`SocketPermissionDenied`,
-  :class:`DaemonTimeout`, :class:`ConnectionLost` (closed mid-call).
+  :class:`DaemonTimeout`, :class:`ConnectionLost` (closed mid-call), and
+  :class:`UntrustedSocket`: the socket is not n3d's to trust (see below).
+
+Every connection is checked before a byte is sent (:mod:`n3d.trust`, the rules
+the daemon applies to itself): a socket in the default runtime directory is used
+only if that directory is private and ours, and the process that accepts the
+connection must run as our uid or as root. Otherwise someone who created
+``/tmp/n3-$UID`` first would answer `status`, read every request and inject
+answers.
 """
 
 from __future__ import annotations
@@ -27,7 +35,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 
-from n3d.locations import configured_socket, socket_path
+from n3d.locations import configured_socket, runtime_dir, socket_path
+from n3d.trust import peer_credentials, private_dir_problem, trusted_uid
 
 # n3ctl's hot path: keep `typing` and `pathlib` off it at run time (type checkers
 # still see them); paths are plain strings here.
@@ -46,6 +55,9 @@ __all__ = [
     "RpcError",
     "SocketPermissionDenied",
     "StaleSocket",
+    "UntrustedSocket",
+    "check_peer",
+    "check_socket_dir",
     "moved_socket",
 ]
 
@@ -74,7 +86,10 @@ class DaemonUnreachable(Exception):
     def __init__(self, path: Path | str, detail: str) -> None:
         self.path = os.fspath(path)
         self.detail = detail
-        super().__init__(f"n3d is not reachable at {path}: {detail}\n{_START_HINT}")
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"n3d is not reachable at {self.path}: {self.detail}\n{_START_HINT}"
 
 
 class DaemonNotRunning(DaemonUnreachable):
@@ -95,6 +110,53 @@ class DaemonTimeout(DaemonUnreachable):
 
 class ConnectionLost(DaemonUnreachable):
     reason = "closed"
+
+
+class UntrustedSocket(DaemonUnreachable):
+    """The socket's directory or the process behind it is not ours (nor root's): refused.
+
+    Nothing was sent on it. ``detail`` says what is wrong and what to do.
+    """
+
+    reason = "untrusted"
+
+    def _describe(self) -> str:
+        return f"refusing the n3d socket at {self.path}: {self.detail}"
+
+
+def check_socket_dir(path: str) -> None:
+    """Refuse a socket in the default runtime dir unless that dir passes the daemon's check.
+
+    Only that directory: the daemon itself refuses to run from an unsafe one, so
+    a socket there was made by someone else. Other directories (``N3D_SOCKET``,
+    ``--socket``, ``[socket].path``) are the user's choice and may well be shared
+    ones like /tmp; for them the peer check (:func:`check_peer`) is what protects.
+    A directory that does not exist is no daemon, which connecting reports.
+    """
+    directory = os.path.normpath(os.path.dirname(path))
+    if directory != os.path.normpath(runtime_dir(os.environ)):
+        return
+    try:
+        problem = private_dir_problem(directory)
+    except OSError:
+        return  # missing or unreadable: connecting says what that means
+    if problem is not None:
+        raise UntrustedSocket(path, problem)
+
+
+def check_peer(sock: socket.socket, path: str) -> None:
+    """Refuse a connection whose other end runs as neither our uid nor root."""
+    try:
+        uid, pid = peer_credentials(sock)
+    except OSError as exc:
+        raise UntrustedSocket(path, f"cannot tell who answers ({exc.strerror or exc})") from exc
+    if not trusted_uid(uid):
+        raise UntrustedSocket(
+            path,
+            f"it is served by uid {uid} (pid {pid if pid is not None else '?'}), "
+            f"not by you (uid {os.geteuid()}) or root: another user may be posing as n3d. "
+            "Remove it, or set XDG_RUNTIME_DIR / N3D_SOCKET elsewhere.",
+        )
 
 
 def moved_socket(tried: str, *, explicit: bool) -> str:
@@ -150,12 +212,14 @@ class Connection:
             raise _connect_error(self.path, exc) from exc
 
     def _dial(self, timeout: float | None) -> None:
-        """A new socket connected to :attr:`path` (closed again if that fails)."""
+        """A new socket connected to :attr:`path` and checked (closed again if that fails)."""
+        check_socket_dir(self.path)
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(timeout)
         try:
             self._connect(timeout)
-        except OSError:
+            check_peer(self._sock, self.path)
+        except (OSError, UntrustedSocket):
             self._sock.close()
             raise
 

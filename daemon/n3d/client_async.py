@@ -12,7 +12,9 @@
 Calls may run concurrently on one connection (matched by id). Cancelling a
 waiting :meth:`AsyncConnection.call` sends ``$/cancelRequest`` so the daemon
 stops the work too. Errors are the ones of :mod:`n3d.client`: RpcError for a
-JSON-RPC error, DaemonUnreachable (and subclasses) when there is no answer.
+JSON-RPC error, DaemonUnreachable (and subclasses) when there is no answer, and
+its subclass UntrustedSocket for a socket that is not n3d's to trust (the same
+checks as the synchronous client, made before a byte is sent).
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ from n3d.client import (
     ConnectionLost,
     DaemonNotRunning,
     RpcError,
+    UntrustedSocket,
     _connect_error,
+    check_peer,
+    check_socket_dir,
     moved_socket,
 )
 from n3d.paths import socket_path
@@ -172,6 +177,7 @@ class AsyncConnection:
 async def _open_stream(path: Path, timeout_s: float) -> anyio.abc.SocketStream:
     # A stdlib socket wrapped as an asyncio-transport stream rather than
     # anyio.connect_unix: see n3d.rpc.server for the cancellation race this avoids.
+    check_socket_dir(str(path))
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.setblocking(False)
     deadline = anyio.current_time() + timeout_s
@@ -187,6 +193,11 @@ async def _open_stream(path: Path, timeout_s: float) -> anyio.abc.SocketStream:
     except OSError as exc:
         sock.close()
         raise _connect_error(str(path), exc) from exc
+    try:
+        check_peer(sock, str(path))
+    except UntrustedSocket:
+        sock.close()
+        raise
     return await anyio.abc.SocketStream.from_socket(sock)
 
 

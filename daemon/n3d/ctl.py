@@ -63,6 +63,8 @@ def _unreachable_hint(exc: DaemonUnreachable) -> str:
     if exc.reason == "permission":
         return (f"n3ctl: permission denied on {path}: it belongs to another user; "
                 "choose yours with --socket or N3D_SOCKET")
+    if exc.reason == "untrusted":
+        return f"n3ctl: refusing the socket at {path}: {exc.detail}"
     if exc.reason == "timeout":
         return f"n3ctl: n3d at {path} did not answer in time ({exc.detail}); try --timeout"
     return f"n3ctl: lost n3d at {path}: {exc.detail}"

@@ -15,13 +15,13 @@ The `/tmp/n3-$UID` fallback matters most: anyone can create that name first.
 from __future__ import annotations
 
 import os
-import stat
 from collections.abc import Mapping
 from pathlib import Path
 
 from n3d import locations
 from n3d.errors import PathError
 from n3d.locations import APP
+from n3d.trust import private_dir_problem
 
 __all__ = [
     "APP",
@@ -81,10 +81,12 @@ def socket_path(configured: str = "", env: Mapping[str, str] | None = None) -> P
 def ensure_private_dir(path: Path) -> Path:
     """Create `path` (and parents) 0700 if missing, then verify it is safe to use.
 
-    Safe means: a directory that is not a symlink, owned by the effective uid, with
-    no permission bits for group or others. Raises :class:`PathError` saying what is
-    wrong and what to do, and never changes an existing directory's owner or mode
-    (a directory with loose modes may be someone else's trap).
+    Safe means what :func:`n3d.trust.private_dir_problem` checks (the clients
+    apply the same check before they connect): a directory that is not a symlink,
+    owned by the effective uid, with no permission bits for group or others.
+    Raises :class:`PathError` saying what is wrong and what to do, and never
+    changes an existing directory's owner or mode (a directory with loose modes
+    may be someone else's trap).
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -94,21 +96,9 @@ def ensure_private_dir(path: Path) -> Path:
     except OSError as exc:
         raise PathError(f"cannot create directory {path}: {exc.strerror or exc}") from exc
     try:
-        st = os.lstat(path)
+        problem = private_dir_problem(str(path))
     except OSError as exc:
         raise PathError(f"cannot inspect directory {path}: {exc.strerror or exc}") from exc
-    if stat.S_ISLNK(st.st_mode):
-        raise PathError(f"{path} is a symlink; refusing to use it. Remove it and try again.")
-    if not stat.S_ISDIR(st.st_mode):
-        raise PathError(f"{path} exists and is not a directory. Remove it and try again.")
-    if st.st_uid != os.geteuid():
-        raise PathError(
-            f"{path} is owned by uid {st.st_uid}, not by you (uid {os.geteuid()}); "
-            "refusing to use it. Remove it, or set XDG_RUNTIME_DIR / N3D_SOCKET elsewhere."
-        )
-    if st.st_mode & 0o077:
-        raise PathError(
-            f"{path} has mode {stat.S_IMODE(st.st_mode):04o}; it must be private (0700). "
-            f"Fix it with: chmod 700 {path}"
-        )
+    if problem is not None:
+        raise PathError(problem)
     return path

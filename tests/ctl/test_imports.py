@@ -43,7 +43,7 @@ def test_hot_commands_load_only_the_standard_library(argv: list[str], fake: Fake
     assert set(ours) <= {"n3d", "n3d.client", "n3d.locations", "n3d.ctl",
                          "n3d.ctlkit", "n3d.ctlkit.commands", "n3d.ctlkit.context",
                          "n3d.ctlkit.fmt", "n3d.ctlkit.parse", "n3d.ctlkit.render",
-                         "n3d.ctlkit.streams", "n3d.ctlkit.tables"}, ours
+                         "n3d.ctlkit.streams", "n3d.ctlkit.tables", "n3d.trust"}, ours
     # The plain hot forms do not even need argparse (see n3d.ctlkit.parse.fast_parse),
     # nor typing or pathlib (a few milliseconds each at every start).
     assert "argparse" not in modules

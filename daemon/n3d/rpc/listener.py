@@ -27,8 +27,6 @@ import os
 import select
 import socket
 import stat
-import struct
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +34,7 @@ from pathlib import Path
 import structlog
 
 from n3d.errors import AlreadyRunning, PathError
+from n3d.trust import peer_credentials  # one implementation, shared with the clients
 
 __all__ = [
     "SD_LISTEN_FDS_START",
@@ -51,10 +50,6 @@ SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed fd
 _CONNECT_PROBE_S = 1.0
 # Unix-socket connects fail at once (EAGAIN) on a full backlog; make bursts fit.
 _BACKLOG = socket.SOMAXCONN
-
-# macOS: getsockopt(SOL_LOCAL=0, LOCAL_PEERCRED=1) → struct xucred {u_int version; uid_t uid; ...}
-_SOL_LOCAL, _LOCAL_PEERCRED, _LOCAL_PEERPID = 0, 1, 2
-_XUCRED_SIZE = 76
 
 
 @dataclass(slots=True)
@@ -150,22 +145,6 @@ def open_listening_socket(path: Path, env: Mapping[str, str] | None = None) -> B
             raise AlreadyRunning(f"another process created {path} while n3d was starting") from exc
         raise PathError(f"cannot listen on {path}: {exc.strerror or exc}") from exc
     return BoundSocket(sock, path, (st.st_dev, st.st_ino))
-
-
-def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
-    """``(uid, pid)`` of the process at the other end; ``None`` where the OS cannot say."""
-    if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid_t pid; uid_t uid; gid_t gid;}
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _gid = struct.unpack("3i", raw)
-        return uid, pid
-    if sys.platform == "darwin":  # getpeereid() is LOCAL_PEERCRED underneath
-        raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
-        _version, uid = struct.unpack_from("=II", raw)
-        pid = None
-        with contextlib.suppress(OSError):
-            pid = struct.unpack("i", sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERPID, 4))[0]
-        return uid, pid
-    return None, None
 
 
 def peer_hung_up(sock: socket.socket) -> bool:
