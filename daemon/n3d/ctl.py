@@ -53,7 +53,7 @@ _TIMEOUTS: dict[str, float | None] = {
 
 
 def _unreachable_hint(exc: DaemonUnreachable) -> str:
-    """One line: which socket was tried, why it failed, what to do."""
+    """One line: which socket was tried, why it failed, what to do (not yet printable)."""
     path = exc.path
     if exc.reason == "missing":
         return f"n3ctl: no n3d socket at {path}; is n3d running? start it with: n3d run"
@@ -78,12 +78,16 @@ def render_rpc_error(exc: RpcError, method: str | None = None) -> str:
     if exc.code == _METHOD_NOT_FOUND and not data.get("suggestion"):
         data = {**data, "suggestion": f"This n3d does not offer `{method or '?'}`; "
                 "it may be older than n3ctl. Compare: n3ctl version"}
-    return render_error(
-        exc.message or f"error {exc.code}",
+    from n3d.ctlkit.fmt import printable  # only on the error path, like render_error
+
+    # The daemon's message and data carry Ollama's own words, and whatever answers
+    # on the socket may send anything: made printable before a terminal sees them.
+    return printable(render_error(
+        str(exc.message or f"error {exc.code}"),
         model=data.get("model"),
         base_url=data.get("base_url"),
         suggestion=data.get("suggestion"),
-    )
+    ))
 
 
 def _method_of(args: Any) -> str:
@@ -112,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             setattr(args, name, default)
     from n3d.ctlkit.commands import COMMANDS
     from n3d.ctlkit.context import Context
-    from n3d.ctlkit.fmt import Style, color_enabled
+    from n3d.ctlkit.fmt import Style, color_enabled, printable
 
     timeout = args.timeout if args.timeout is not None else _TIMEOUTS.get(args.command, 5.0)
     ctx = Context(
@@ -125,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out.flush()
         return code
     except DaemonUnreachable as exc:
-        print(_unreachable_hint(exc), file=sys.stderr)
+        print(printable(_unreachable_hint(exc)), file=sys.stderr)
         return EXIT_UNAVAILABLE
     except RpcError as exc:
         print(render_rpc_error(exc, _method_of(args)), file=sys.stderr)

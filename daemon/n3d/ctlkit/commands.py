@@ -17,6 +17,7 @@ from collections.abc import Callable
 from n3d import __version__
 from n3d.client import DaemonUnreachable
 from n3d.ctlkit.context import Context
+from n3d.ctlkit.fmt import printable
 from n3d.ctlkit.streams import events, pull, with_progress
 
 TYPE_CHECKING = False
@@ -57,7 +58,7 @@ def models(ctx: Context) -> int:
 def rm(ctx: Context) -> int:
     result = ctx.call("models.delete", {"model": ctx.args.model})
     deleted = isinstance(result, dict) and bool(result.get("deleted"))
-    ctx.emit(result, lambda: f"deleted {ctx.args.model}" if deleted else "")
+    ctx.emit(result, lambda: f"deleted {printable(ctx.args.model)}" if deleted else "")
     if not deleted and not ctx.args.json:
         ctx.say(f"{ctx.args.model} was not deleted")
     return 0 if deleted else 1
@@ -70,10 +71,10 @@ def ensure(ctx: Context) -> int:
         params["pull"] = True
     # Even without --pull the daemon may pull (auto_pull_model): wait like `pull`.
     result = with_progress(ctx, "models.ensure", params, model)
-    r = result if isinstance(result, dict) else {}
+    r = ctx.shown(result) if isinstance(result, dict) else {}
     state = "available" if r.get("available") else "not available"
     pulled = " (pulled now)" if r.get("pulled") else ""
-    ctx.emit(result, lambda: f"{r.get('model') or model}: {state}{pulled}")
+    ctx.emit(result, lambda: f"{r.get('model') or printable(model)}: {state}{pulled}")
     if not r.get("available") and not ctx.args.json:
         ctx.say(f"pull it with: n3ctl pull {model}  (or: n3ctl ensure --pull {model})")
     return 0 if r.get("available") else 1
@@ -85,8 +86,8 @@ def validate(ctx: Context) -> int:
 
     def human() -> str:
         if r.get("valid"):
-            return f"valid: {r.get('normalized') or ctx.args.model}"
-        return f"invalid: {r.get('message') or ctx.args.model}"
+            return f"valid: {r.get('normalized') or printable(ctx.args.model)}"
+        return f"invalid: {r.get('message') or printable(ctx.args.model)}"
 
     ctx.emit(result, human)
     return 0 if r.get("valid") else 1

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from n3d.client import Connection
-from n3d.ctlkit.fmt import Style
+from n3d.ctlkit.fmt import Style, printable, printable_tree
 
 # typing costs n3ctl status ~2 ms to import; the hints need it only for checking.
 TYPE_CHECKING = False
@@ -43,8 +43,18 @@ class Context:
         return Connection(self.socket, timeout=self.timeout if timeout is None else timeout)
 
     def call(self, method: str, params: Mapping[str, Any] | None = None) -> Any:
+        """``method``'s result, as :meth:`shown` (ready for the renderers)."""
         with self.connect() as conn:
-            return conn.call(method, params)
+            return self.shown(conn.call(method, params))
+
+    def shown(self, result: Any) -> Any:
+        """``result`` for printing: exact with ``--json``, else every string made printable.
+
+        Results carry Ollama's text (versions, names, errors), which must not reach
+        a terminal as escape sequences; cleaning them where they enter the human
+        path covers every renderer at once, and JSON stays byte-exact.
+        """
+        return result if self.args.json else printable_tree(result)
 
     def emit(self, result: Any, human: Callable[[], str]) -> None:
         """Print ``result`` as JSON with ``--json``, else the text ``human()`` returns."""
@@ -59,4 +69,4 @@ class Context:
         self.out.flush()
 
     def say(self, text: str) -> None:
-        self.err.write(f"n3ctl: {text}\n")
+        self.err.write(f"n3ctl: {printable(text)}\n")

@@ -26,11 +26,46 @@ __all__ = [
     "human_duration",
     "local_time",
     "names",
+    "printable",
+    "printable_tree",
     "table",
 ]
 
 _RESET = "\x1b[0m"
+
+# What a terminal would act on rather than show: C0 controls but tab and newline
+# (ESC starts every escape sequence, BEL ends OSC titles, CR and BS overwrite),
+# DEL, C1 controls (0x9b is a one-byte CSI), and the bidi overrides and isolates
+# that reorder what follows them. Each is shown as its escape, ``\x1b``.
+_UNPRINTABLE = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in (*range(0x20), 0x7F, *range(0x80, 0xA0), *range(0x202A, 0x202F),
+                 *range(0x2066, 0x206A))
+    if code not in (0x09, 0x0A)
+}
 _CODES = {"green": "32", "yellow": "33", "red": "31", "dim": "2", "bold": "1", "cyan": "36"}
+
+
+def printable(text: str) -> str:
+    """``text`` safe to print on a terminal: each control character as its escape.
+
+    Everything n3ctl prints for humans goes through this (see :func:`printable_tree`),
+    because what it prints comes from Ollama (versions, model names, error texts)
+    and from whatever answers on the socket: ``\x1b]0;title\x07`` would set the
+    window title, ``\x1b[2J`` clear the screen. JSON output is never passed here.
+    """
+    return text if text.isprintable() else text.translate(_UNPRINTABLE)
+
+
+def printable_tree(value: Any) -> Any:
+    """``value`` (an RPC result) with every string in it, keys too, made :func:`printable`."""
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable_tree(k): printable_tree(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable_tree(v) for v in value]
+    return value
 
 
 def color_enabled(stream: TextIO, env: Mapping[str, str] | None = None) -> bool:

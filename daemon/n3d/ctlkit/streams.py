@@ -14,6 +14,7 @@ import time
 
 from n3d.client import Connection, DaemonUnreachable
 from n3d.ctlkit.context import Context
+from n3d.ctlkit.fmt import printable
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -44,7 +45,7 @@ def with_progress(ctx: Context, method: str, params: dict[str, Any], model: str)
         if streaming:
             ctx.json_line(value)
         elif not ctx.args.json:
-            ctx.err.write(view.update(value, time.monotonic()))
+            ctx.err.write(view.update(ctx.shown(value), time.monotonic()))
             ctx.err.flush()
 
     conn = Connection(ctx.socket, timeout=ctx.timeout if ctx.args.timeout is not None else None)
@@ -78,7 +79,7 @@ def pull(ctx: Context) -> int:
     else:
         took = result.get("duration_s") if isinstance(result, dict) else None
         extra = f" in {took:.1f}s" if isinstance(took, int | float) else ""
-        ctx.out.write(f"pulled {model}{extra}\n")
+        ctx.out.write(f"pulled {printable(model)}{extra}\n")
     return 0
 
 
@@ -100,7 +101,8 @@ def events(ctx: Context) -> int:
                 if ctx.args.json:
                     ctx.json_line(params)
                 else:
-                    ctx.out.write(render_event(params, now=ctx.now(), style=ctx.style) + "\n")
+                    shown = ctx.shown(params)
+                    ctx.out.write(render_event(shown, now=ctx.now(), style=ctx.style) + "\n")
                     ctx.out.flush()
         except KeyboardInterrupt:
             return 0
