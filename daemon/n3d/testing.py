@@ -60,7 +60,8 @@ class DaemonProcess:
     second n3d against the first) if each has its own ``name`` for its logs.
     ``default_socket`` leaves the socket where n3d puts it by default (the
     runtime dir) instead of ``home/s.sock``. The simulator's run-time control
-    file is ``control_path`` (see docs/simulator.md).
+    file is ``control_path`` (see docs/simulator.md). ``simulate=False`` runs the
+    config's ``[server] command`` instead of the simulator.
     """
 
     def __init__(
@@ -72,10 +73,12 @@ class DaemonProcess:
         name: str = "n3d",
         default_socket: bool = False,
         fast: bool = True,
+        simulate: bool = True,
         **env: str,
     ) -> None:
         self.home = home
         self.fast = fast
+        self.simulate = simulate
         self.port = free_port() if port is None else port
         self.socket = home / "run" / "n3" / "n3d.sock" if default_socket else home / "s.sock"
         self.config_path = home / "n3d.toml"
@@ -130,9 +133,10 @@ class DaemonProcess:
 
     def start(self, *extra: str) -> DaemonProcess:
         """Spawn n3d in a session of its own (does not wait; see :meth:`wait_ready`)."""
+        simulate = ["--simulate"] if self.simulate else []
         with self.log.open("ab") as out, self.err.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "n3d", "run", "--simulate", "--log-format", "json",
+                [sys.executable, "-m", "n3d", "run", *simulate, "--log-format", "json",
                  "--config", str(self.config_path), *extra],
                 env=self.env,
                 stdout=out,

@@ -115,6 +115,19 @@ def test_failing_health_exits_1(ctl: Ctl, fake: FakeDaemon) -> None:
     assert result.out == "failing: connection refused (checked 1s ago, cached)\n"
 
 
+def test_start_waits_out_a_start_under_way_and_fails_when_it_does_not_end(
+    ctl: Ctl, fake: FakeDaemon
+) -> None:
+    starting = {**samples.STATUS["server"], "state": "starting", "reason": "spawned"}
+    fake.handlers["server.start"] = lambda p, s: {"state": "starting", "server": starting}
+    fake.handlers["status"] = lambda p, s: {**samples.STATUS, "server": starting}
+    result = ctl("--timeout", "0.5", "start")
+    assert (result.code, result.out) == (1, "ollama: starting\n")
+    assert result.err.startswith("n3ctl: ollama is still starting after 0.5 s; ")
+    assert fake.calls[0] == ("server.start", {})
+    assert {call for call, _ in fake.calls[1:]} <= {"status"}  # polled while it waited
+
+
 def test_a_daemon_error_prints_the_seed_layout_with_its_suggestion(ctl: Ctl) -> None:
     result = ctl("rm", "nope")
     assert result.code == 1

@@ -12,6 +12,7 @@ commands to keep `status` fast.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from n3d import __version__
@@ -124,10 +125,69 @@ def warm(ctx: Context) -> int:
 
 
 def server(ctx: Context) -> int:
-    result = ctx.call(f"server.{ctx.args.command}")
-    state = result.get("state") if isinstance(result, dict) else None
+    """`start`/`restart` exit 0 only once the server is up; `stop` reports the state it reached.
+
+    `server.start` answers once its attempt has an outcome, but at once (``starting``)
+    when a start was already under way, and within its own bound: n3ctl waits out
+    ``starting``/``stopping`` by polling `status`, until ``--timeout`` (default 90 s,
+    120 s for restart) has passed since the command began.
+    """
+    from n3d.ctlkit.render import UP_STATES
+
+    command = ctx.args.command
+    deadline = time.monotonic() + ctx.timeout if ctx.timeout else float("inf")
+    with ctx.connect() as conn:
+        result = conn.call(f"server.{command}")
+        while (
+            command != "stop"
+            and _state_of(result) in _SETTLING
+            and time.monotonic() + _POLL_S < deadline
+        ):
+            time.sleep(_POLL_S)
+            found = conn.call("status")
+            server = found.get("server") if isinstance(found, dict) else None
+            if isinstance(server, dict):
+                result = {"state": server.get("state"), "server": server}
+    shown = ctx.shown(result)
+    state = _state_of(shown)
     ctx.emit(result, lambda: f"ollama: {state or 'unknown'}")
-    return 0
+    if command == "stop" or state in UP_STATES:
+        return 0
+    if not ctx.args.json:
+        ctx.say(_not_up(shown, state, ctx.timeout))
+    return 1
+
+
+_SETTLING = ("starting", "stopping")
+_POLL_S = 0.1
+
+
+def _state_of(result: Any) -> str | None:
+    state = result.get("state") if isinstance(result, dict) else None
+    return state if isinstance(state, str) else None
+
+
+def _not_up(result: dict[str, Any], state: str | None, timeout: float | None) -> str:
+    """Why `start`/`restart` did not leave the server up, and what comes next."""
+    from n3d.ctlkit.fmt import human_duration
+
+    found = result.get("server")
+    server: dict[str, Any] = found if isinstance(found, dict) else {}
+    why = server.get("last_error") or server.get("reason") or "no reason given"
+    if state in _SETTLING:
+        return (f"ollama is still {state} after {timeout or 0:g} s; "
+                "check with: n3ctl status (or wait longer with --timeout)")
+    if state == "backoff":
+        retry = server.get("next_start_in_s")
+        when = ""
+        if isinstance(retry, int | float):
+            when = f" in {human_duration(retry)}" if retry >= 1 else f" in {retry:.2g}s"
+        return (f"ollama did not start: {why}; n3d tries again{when} "
+                "(follow with: n3ctl events --topic server.state)")
+    if state == "fatal":
+        return (f"ollama did not start: {why}; n3d gave up after repeated failures: "
+                "fix the cause, then run: n3ctl start")
+    return f"ollama is {state or 'in an unknown state'}: {why}"
 
 
 def metrics(ctx: Context) -> int:
