@@ -31,6 +31,7 @@ from n3d.config_schema import SCHEMA, check_document, check_relations, defaults
 from n3d.config_url import DEFAULT, DEFAULT_BASE_URL, resolve_base_url
 from n3d.errors import ConfigError
 from n3d.ollama.duration import parse_keep_alive
+from n3d.redact import redact_url
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -127,9 +128,10 @@ class Settings:
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
-        """Effective values by section and TOML key; TOML- and JSON-able.
+        """Effective values by section and TOML key, for showing; TOML- and JSON-able.
 
-        Tuples become lists, tables plain dicts, keep_alive stays as configured.
+        Tuples become lists, tables plain dicts, keep_alive stays as configured,
+        and ``base_url`` has its credentials hidden (:func:`n3d.redact.redact_url`).
         """
         o, s, r, w, k, log = (
             self.ollama,
@@ -142,7 +144,7 @@ class Settings:
         url = urlsplit(o.base_url)
         return {
             "ollama": {
-                "base_url": o.base_url,
+                "base_url": redact_url(o.base_url),  # shown, never used to connect
                 "host": url.hostname or "",
                 "port": url.port or (443 if url.scheme == "https" else 80),
                 "auto_pull_model": o.auto_pull_model,

@@ -44,6 +44,7 @@ from n3d.errors import AlreadyRunning, ConfigError, N3dError, root_cause
 from n3d.models.service import Models
 from n3d.ollama.client import OllamaClient
 from n3d.paths import ensure_private_dir, runtime_dir
+from n3d.redact import redact_url
 from n3d.rpc.methods import DaemonView, build_methods
 from n3d.rpc.server import RpcServer
 from n3d.state import Snapshot
@@ -139,7 +140,7 @@ class Daemon:
                 runtime_dir=str(directory),
                 socket=str(socket_path),
                 mode=self.settings.server.mode,
-                base_url=self.settings.ollama.base_url,
+                base_url=redact_url(self.settings.ollama.base_url),
                 simulate=self.simulate,
             )
             for warning in self.settings.warnings:

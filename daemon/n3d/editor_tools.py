@@ -22,6 +22,7 @@ from n3d.client import DaemonTimeout, DaemonUnreachable, RpcError
 from n3d.client_async import connect
 from n3d.errors import N3dError, OllamaError
 from n3d.ollama.names import validate
+from n3d.redact import redact_url
 
 __all__ = ["OllamaEditorTools"]
 
@@ -98,14 +99,14 @@ class OllamaEditorTools:
         except OllamaError as exc:
             return {
                 "reachable": False,
-                "base_url": url,
+                "base_url": redact_url(url),
                 "error": exc.message,
                 "suggestion": exc.suggestion or "Ensure Ollama is installed and running",
                 "daemon": False,
             }
         return {
             "reachable": True,
-            "base_url": url,
+            "base_url": redact_url(url),
             "models_count": len(models),
             "models": [m.name for m in models],
             "daemon": False,

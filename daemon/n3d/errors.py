@@ -23,10 +23,14 @@ only ever catch these::
         └── UnexpectedResponse    1010 ollama_error (an answer n3d cannot use)
 
 `str(OllamaError)` is the seed's layout: the message, then `Model:` and `Server:`
-lines when known, a blank line and `Suggestion:` when there is one.
+lines when known, a blank line and `Suggestion:` when there is one. Credentials in
+a URL (``http://user:pass@host``) are hidden in every text an error carries
+(:mod:`n3d.redact`).
 """
 
 from __future__ import annotations
+
+from n3d.redact import redact_url
 
 # n3ctl's hot path imports this module: keep `typing` off it (type checkers see it).
 TYPE_CHECKING = False
@@ -109,6 +113,7 @@ class ConfigError(N3dError):
         if key:
             where.append(f"key '{key}'")
         prefix = f"{', '.join(where)}: " if where else ""
+        message = redact_url(message)  # a bad base_url is quoted back: not its password
         super().__init__(f"{prefix}{message}")
         self.message = message
 
@@ -140,10 +145,11 @@ class OllamaError(N3dError):
         suggestion: str | None = None,
         cause: BaseException | None = None,
     ) -> None:
-        self.message = message
+        # Shown to users, logged and sent to clients: a URL's credentials never are.
+        self.message = redact_url(message)
         self.model = model
-        self.base_url = base_url
-        self.suggestion = suggestion
+        self.base_url = redact_url(base_url) if base_url else base_url
+        self.suggestion = redact_url(suggestion) if suggestion else suggestion
         self.cause = cause
         # The HTTP status of Ollama's answer, when the error came from one.
         self.status_code: int | None = None

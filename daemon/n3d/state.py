@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
+from n3d.redact import redact_url
+
 __all__ = [
     "TRANSITIONS",
     "InvalidTransition",
@@ -134,7 +136,7 @@ class Snapshot:
 
     state: ServerState = ServerState.STOPPED
     mode: str = "auto"
-    base_url: str = ""
+    base_url: str = ""  # for showing: credentials hidden (see __post_init__)
     pid: int | None = None  # serve's pid when we own it (or adopted an orphan)
     owned: bool = False  # True when n3d started (or adopted as its own) the process
     version: str | None = None  # Ollama's version, when known
@@ -145,6 +147,11 @@ class Snapshot:
     last_error: str | None = None  # the last failed start or check, for humans
     port_holder: str | None = None  # "pid 123 (ollama)" when the port is taken
     next_start_in_s: float | None = None  # backoff delay, when in backoff
+
+    def __post_init__(self) -> None:
+        # A snapshot is what status, events and the service manager show; nothing
+        # connects with it, so the URL's userinfo is hidden once, here.
+        object.__setattr__(self, "base_url", redact_url(self.base_url))
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready fields (state as its lowercase string)."""
