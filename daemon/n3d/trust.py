@@ -22,7 +22,6 @@ from __future__ import annotations
 import os
 import socket
 import stat
-import struct
 import sys
 
 __all__ = ["peer_credentials", "private_dir_problem", "trusted_uid"]
@@ -69,10 +68,14 @@ def peer_credentials(sock: socket.socket) -> tuple[int | None, int | None]:
     Raises ``OSError`` if the socket cannot be asked (closed, not a Unix socket).
     """
     if hasattr(socket, "SO_PEERCRED"):  # Linux: struct ucred {pid_t pid; uid_t uid; gid_t gid;}
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _gid = struct.unpack("3i", raw)
+        # Three native C ints; memoryview reads them without importing struct,
+        # which n3ctl status would pay for on every call.
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        pid, uid, _gid = memoryview(raw).cast("i")
         return uid, pid
     if sys.platform == "darwin":  # getpeereid() is LOCAL_PEERCRED underneath
+        import struct
+
         raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
         _version, uid = struct.unpack_from("=II", raw)
         pid: int | None
