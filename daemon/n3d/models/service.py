@@ -23,7 +23,7 @@ import anyio.abc
 import structlog
 
 from n3d.config import Settings
-from n3d.errors import ModelNotFound, OllamaError
+from n3d.errors import ModelNotFound, OllamaError, StateNotSaved
 from n3d.logs import metric
 from n3d.models.cache import ModelCache
 from n3d.models.events import Publish, SafePublisher
@@ -31,7 +31,7 @@ from n3d.models.pulls import UPDATE_INTERVAL_S, ProgressSink, Pulls
 from n3d.models.warm import WarmKeeper
 from n3d.models.warm_policy import poll_interval
 from n3d.models.warm_state import loaded_row
-from n3d.models.warm_store import FILE_NAME, KeepAliveValue, WarmStore
+from n3d.models.warm_store import FILE_NAME, KeepAliveValue, SavedWarmList, WarmStore
 from n3d.ollama import names
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.types import LoadedModel
@@ -216,17 +216,19 @@ class Models:
         """`models.delete`: ``{model, deleted}``.
 
         A warm model leaves the warm list first (``warm_removed: true``): otherwise
-        the keeper, finding it missing, would pull it straight back.
+        the keeper, finding it missing, would pull it straight back. When that
+        change cannot be saved (StateNotSaved), nothing is deleted.
         """
         name = names.parse_model_name(model)
         entry = next((e for e in self.keeper.entries() if e.key == name.key), None)
+        before = self.keeper.store.saved()
         if entry is not None:
             await self._unwarm(name.display)
         try:
             await self.client.delete(name.display)
         except OllamaError as exc:
             if entry is not None and not isinstance(exc, ModelNotFound):
-                await self.keeper.store.add(entry.name, entry.keep_alive)  # nothing changed
+                await self._restore(before, entry.name, exc)
             raise
         self.cache.invalidate()
         self._relist()
@@ -235,6 +237,16 @@ class Models:
         if entry is not None:
             result["warm_removed"] = True
         return result
+
+    async def _restore(self, before: SavedWarmList, model: str, cause: OllamaError) -> None:
+        """Put the warm list back as it was before a delete that failed (nothing changed)."""
+        try:
+            await self.keeper.store.restore(before)
+        except StateNotSaved as exc:  # the caller gets the delete's own error
+            log.warning(
+                "warm.restore_failed", model=model, error=exc.message, delete_error=cause.message
+            )
+        self.keeper.poke()
 
     async def ensure(
         self, model: str, pull: bool | None = None, progress: ProgressSink | None = None
