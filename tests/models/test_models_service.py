@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import httpx
@@ -92,7 +93,7 @@ async def test_warm_list_changes_persist_for_the_next_instance(
         await first.warm_remove("never-warm")  # idempotent
         with pytest.raises(KeepAliveError, match="missing unit"):
             await first.warm_add("mistral", keep_alive="300")
-        with pytest.raises(KeepAliveError, match="unloads a model at once"):
+        with pytest.raises(KeepAliveError, match="would unload each model"):
             await first.warm_add("mistral", keep_alive=0)
         second = Models(client, settings, state_path=state)
         rows = (await second.warm_list())["models"]
@@ -166,3 +167,24 @@ async def test_a_failed_delete_puts_a_configured_warm_model_back_as_it_was(
         rows = (await models.warm_list())["models"]
     assert [(r["name"], r["source"]) for r in rows] == [("phi3:latest", "config")]
     assert json.loads(state.read_text()) == {"version": 1, "added": [], "removed": []}
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "reason"),
+    [
+        (1e-320, "Ollama rounds it to 0"),
+        ("0.5ns", "Ollama rounds it to 0"),
+        (1e10, "write -1 for forever"),
+        (0.5, "under 1 s"),
+        (math.inf, "finite"),
+    ],
+)
+async def test_warm_add_refuses_a_keep_alive_the_config_would_refuse(
+    make_settings: MakeSettings, tmp_path: Path, keep_alive: str | float, reason: str
+) -> None:
+    async with OllamaClient(DOWN) as client:
+        models = Models(client, make_settings(DOWN), state_path=tmp_path / "w.json")
+        with pytest.raises(KeepAliveError, match=reason):
+            await models.warm_add("qwen2.5:0.5b", keep_alive=keep_alive)
+        assert models.keeper.entries() == []
+    assert not (tmp_path / "w.json").exists()

@@ -34,6 +34,8 @@ import anyio.to_thread
 import structlog
 
 from n3d.atomic import write_atomically
+from n3d.config_checks import Invalid
+from n3d.config_schema import SCHEMA
 from n3d.errors import PathError, StateNotSaved
 from n3d.ollama.duration import KeepAliveError, parse_keep_alive
 from n3d.ollama.names import parse_model_name
@@ -46,6 +48,7 @@ log = structlog.get_logger(__name__)
 KeepAliveValue = str | float | int
 FILE_NAME = "warm.json"
 _Added = tuple[str, KeepAliveValue | None]  # (display name, keep_alive) of a runtime entry
+_WARM_KEEP_ALIVE = SCHEMA["warm"]["keep_alive"]  # one rule for the config and warm.add
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +96,14 @@ class WarmStore:
     async def add(self, model: str, keep_alive: KeepAliveValue | None) -> None:
         """Keep ``model`` warm (with its own keep_alive when given); persisted.
 
+        A keep_alive that `[warm] keep_alive` would refuse raises KeepAliveError.
         Raises StateNotSaved (and changes nothing) when the file cannot be written.
         """
-        if parse_keep_alive(keep_alive) == 0:  # else KeepAliveError with Ollama's words
-            raise KeepAliveError(
-                "keep_alive 0 unloads a model at once; keep it warm with -1 (forever) "
-                'or a duration such as "30m"'
-            )
+        if keep_alive is not None:
+            try:  # the rule of `[warm] keep_alive`, Ollama's own words included
+                _WARM_KEEP_ALIVE.check(keep_alive)
+            except Invalid as exc:
+                raise KeepAliveError(str(exc)) from None
         name = parse_model_name(model)
         async with self._lock:
             removed = {k: v for k, v in self._removed.items() if k != name.key}
