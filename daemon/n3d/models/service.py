@@ -14,7 +14,6 @@ supervisor's state changes, and ``apply_settings(new)`` after a config reload.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -113,17 +112,17 @@ class Models:
     def apply_settings(self, new: Settings) -> None:
         """Take the settings of a config reload (SIGHUP, `config.reload`).
 
-        Applied at once: `model_cache_ttl`, `pull_timeout` (running pulls too, from
-        their next line), `default_model`, `auto_pull_model`, `keep_alive` and
-        `num_ctx` for hand-backs, and for keep-warm `[warm].models` and
-        `keep_alive`, `num_ctx` and the poll interval (`health_check_interval`).
-        Run-time `warm.add`/`warm.remove` changes stay. A model that leaves
-        `[warm].models` is handed back like `warm.remove` does, so it unloads once
-        idle. `ollama.base_url` is *not* applied: this object keeps talking to the
-        server it was built for until n3d restarts (the daemon logs that).
+        ``new`` is a reload plan's ``effective`` (:mod:`n3d.config_reload`): its
+        `ollama.base_url` is the running one, since this object keeps talking to the
+        server it was built for until n3d restarts. Applied at once:
+        `model_cache_ttl`, `pull_timeout` (running pulls too, from their next line),
+        `default_model`, `auto_pull_model`, `keep_alive` and `num_ctx` for
+        hand-backs, and for keep-warm `[warm].models` and `keep_alive`, `num_ctx` and
+        the poll interval (`health_check_interval`). Run-time `warm.add`/`warm.remove`
+        changes stay. A model that leaves `[warm].models` is handed back like
+        `warm.remove` does, so it unloads once idle.
         """
-        kept_url = dataclasses.replace(new.ollama, base_url=self.settings.ollama.base_url)
-        self.settings = dataclasses.replace(new, ollama=kept_url)
+        self.settings = new
         o, w = self.settings.ollama, self.settings.warm
         self.cache.ttl_s = o.model_cache_ttl_s
         self.pulls.timeout_s = o.pull_timeout_s
