@@ -187,7 +187,7 @@ def keep_alive(*, minimum_s: float | None = None) -> Check:
                 hint = 'expected a duration like "5m", "1h30m" or "-1s", or seconds (-1 = forever)'
             raise Invalid(f"{exc}; {hint}") from None
         assert isinstance(value, str | int | float) and seconds is not None
-        problem = ollama_keep_alive_problem(value, seconds)
+        problem = ollama_keep_alive_problem(value, seconds, zero_ok=minimum_s is None)
         if problem:
             raise Invalid(problem)
         if minimum_s is not None and seconds == 0:
@@ -206,7 +206,9 @@ def keep_alive(*, minimum_s: float | None = None) -> Check:
     return check
 
 
-def ollama_keep_alive_problem(value: str | float, seconds: float) -> str | None:
+def ollama_keep_alive_problem(
+    value: str | float, seconds: float, *, zero_ok: bool = True
+) -> str | None:
     """Why Ollama cannot keep a model for ``value`` (``seconds`` as parsed), or None.
 
     Ollama holds a keep_alive as a Go ``time.Duration``, an int64 of nanoseconds
@@ -218,15 +220,17 @@ def ollama_keep_alive_problem(value: str | float, seconds: float) -> str | None:
     whatever it looked like. A number of 2**63 ns or more has no int64 value:
     Go's conversion is then platform-specific (on amd64 it turns negative and the
     model is unloaded at once). Negative values mean forever and 0 means 0: fine.
+    ``zero_ok`` only words the advice (whether to suggest writing 0).
     """
     if seconds <= 0 or math.isinf(seconds):
         return None
     nanoseconds = seconds * 1e9  # the same float64 product Ollama computes
     if nanoseconds < 1:
+        zero = "write 0 if that is meant, else " if zero_ok else "write "
         return (
             f"{describe(value)} is less than a nanosecond: Ollama rounds it to 0, which "
-            "unloads the model as soon as it is idle; write 0 if that is meant, else a "
-            'duration such as "5m" or -1 (forever)'
+            f'unloads the model as soon as it is idle; {zero}a duration such as "5m" '
+            "or -1 (forever)"
         )
     if nanoseconds >= 2.0**63:
         return (
