@@ -149,7 +149,7 @@ async def test_warm_changes_that_cannot_be_saved_are_refused_and_change_nothing(
     assert deleted == []  # nothing was deleted either
 
 
-async def test_a_failed_delete_puts_a_configured_warm_model_back_as_it_was(
+async def test_a_failed_delete_puts_a_warm_model_back_as_it_was(
     make_settings: MakeSettings, tmp_path: Path
 ) -> None:
     state = tmp_path / "state" / "warm.json"
@@ -162,11 +162,16 @@ async def test_a_failed_delete_puts_a_configured_warm_model_back_as_it_was(
     settings = make_settings(DOWN, warm_models=("phi3",))
     async with OllamaClient(DOWN, transport=httpx.MockTransport(server)) as client:
         models = Models(client, settings, state_path=state)
-        with pytest.raises(OllamaError, match="disk on fire"):
-            await models.delete("phi3")
+        await models.warm_add("qwen2.5:0.5b", keep_alive="30m")
+        for model in ("phi3", "qwen2.5:0.5b"):
+            with pytest.raises(OllamaError, match="disk on fire"):
+                await models.delete(model)
         rows = (await models.warm_list())["models"]
-    assert [(r["name"], r["source"]) for r in rows] == [("phi3:latest", "config")]
-    assert json.loads(state.read_text()) == {"version": 1, "added": [], "removed": []}
+    assert [(r["name"], r["keep_alive"], r["source"]) for r in rows] == [
+        ("phi3:latest", -1, "config"),  # still from the config, not turned into a runtime entry
+        ("qwen2.5:0.5b", "30m", "runtime"),
+    ]
+    assert json.loads(state.read_text())["removed"] == []
 
 
 @pytest.mark.parametrize(

@@ -240,7 +240,7 @@ class Models:
     async def _restore(self, before: SavedWarmList, model: str, cause: OllamaError) -> None:
         """Put the warm list back as it was before a delete that failed (nothing changed)."""
         try:
-            await self.keeper.store.restore(before)
+            await self.keeper.store.restore(model, before)
         except StateNotSaved as exc:  # the caller gets the delete's own error
             log.warning(
                 "warm.restore_failed", model=model, error=exc.message, delete_error=cause.message

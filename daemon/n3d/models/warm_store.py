@@ -126,10 +126,19 @@ class WarmStore:
         """The run-time changes as they are now, for :meth:`restore`."""
         return SavedWarmList(dict(self._added), dict(self._removed))
 
-    async def restore(self, saved: SavedWarmList) -> None:
-        """Go back to what :meth:`saved` returned (persisted; StateNotSaved if it cannot be)."""
+    async def restore(self, model: str, saved: SavedWarmList) -> None:
+        """Put ``model``'s run-time entries back as they were in ``saved`` (from
+        :meth:`saved`); other models keep what changed since. Persisted, or
+        StateNotSaved and nothing changed."""
+        key = parse_model_name(model).key
         async with self._lock:
-            await self._commit(dict(saved.added), dict(saved.removed))
+            added = {k: v for k, v in self._added.items() if k != key}
+            removed = {k: v for k, v in self._removed.items() if k != key}
+            if key in saved.added:
+                added[key] = saved.added[key]
+            if key in saved.removed:
+                removed[key] = saved.removed[key]
+            await self._commit(added, removed)
 
     async def _commit(self, added: dict[str, _Added], removed: dict[str, str]) -> None:
         """Persist the new lists, then (and only then) make them the current ones."""
