@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     from n3d.logs import configure_logging
 
     settings = load_settings(args.config)
-    configure_logging(args.log_format or settings.log.format, settings.log.level)
+    configure_logging(settings.log.format, settings.log.level, force_format=args.log_format)
     exit_code: int = daemon.run(settings, simulate=args.simulate)
     return exit_code
 

@@ -114,17 +114,22 @@ class Settings:
     file: Path | None  # the config file read; None when there was none
     sources: Mapping[str, str]  # dotted key -> source, for every key of SCHEMA
     warnings: tuple[str, ...] = ()  # things worth logging at start (e.g. OLLAMA_HOST bad port)
+    # Keys whose value in the file differs from the running one and waits for a
+    # restart of n3d (set by a reload: n3d.config_reload); () when freshly loaded.
+    pending_restart: tuple[str, ...] = ()
 
     def socket_path(self, env: Mapping[str, str] | None = None) -> Path:
         """`N3D_SOCKET`, else `[socket].path`, else `<runtime dir>/n3d.sock`."""
         return paths.socket_path(self.socket.path, env)
 
     def document(self) -> dict[str, Any]:
-        """``{file, values, sources}``: what `config show --json` and `config.get` return."""
+        """``{file, values, sources, pending_restart}``: what `config show --json` and
+        `config.get` return."""
         return {
             "file": str(self.file) if self.file else None,
             "values": self.as_dict(),
             "sources": dict(self.sources),
+            "pending_restart": list(self.pending_restart),
         }
 
     def as_dict(self) -> dict[str, dict[str, Any]]:

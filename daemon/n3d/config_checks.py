@@ -23,6 +23,7 @@ from n3d.ollama.duration import KeepAliveError, parse_go_duration, parse_keep_al
 from n3d.ollama.names import parse_model_name
 
 __all__ = [
+    "MAX_SECONDS",
     "Check",
     "Invalid",
     "base_url",
@@ -36,9 +37,9 @@ __all__ = [
     "host",
     "integer",
     "keep_alive",
-    "warm_keep_alive",
     "model_list",
     "model_name",
+    "ollama_keep_alive_problem",
     "seconds",
     "text",
 ]
@@ -56,6 +57,11 @@ class Invalid(ValueError):
 
 
 Check = Callable[[Any], Any]
+
+# The longest duration n3d accepts anywhere: Go's longest time.Duration (2**63-1 ns,
+# ~292 years), which is also the most any duration handed to Ollama can mean.
+MAX_SECONDS = (2**63 - 1) / 1e9
+_INT64_MAX = 2**63 - 1  # TOML integers are 64-bit signed (tomllib accepts any size)
 
 
 def describe(value: object) -> str:
@@ -94,25 +100,41 @@ def _number(value: object) -> float:
     return float(value)
 
 
-def seconds(*, zero_ok: bool = False) -> Check:
-    """Seconds as a float: positive, or non-negative when zero means 'off'."""
+def seconds(minimum: float, *, zero_ok: bool = False) -> Check:
+    """Seconds as a float from ``minimum`` (the key's floor) to :data:`MAX_SECONDS`.
+
+    ``zero_ok``: 0 is allowed too, where it means "off" or "at once". Between 0 and
+    the floor is an error, never a busy loop (DESIGN.md: "Every number has a sane
+    floor").
+    """
 
     def check(value: object) -> float:
         number = _number(value)
         if number < 0 or (number == 0 and not zero_ok):
             wanted = "zero or more" if zero_ok else "more than zero"
             raise Invalid(f"expected {wanted} seconds, got {value}")
+        if 0 < number < minimum:
+            zero = "0 or " if zero_ok else ""
+            raise Invalid(
+                f"expected {zero}at least {minimum:g} seconds, got {value}: anything "
+                "shorter would make n3d spin, not wait"
+            )
+        if number > MAX_SECONDS:
+            raise Invalid(f"expected at most {MAX_SECONDS:.0f} seconds (~292 years), got {value}")
         return number
 
     return check
 
 
 def integer(low: int, high: int | None = None, what: str = "an integer") -> Check:
+    """An integer in ``low..high`` (``high`` None: up to the largest TOML integer, 2**63-1)."""
+    top = _INT64_MAX if high is None else high
+
     def check(value: object) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise Invalid(f"expected {what}, got {describe(value)}")
-        if value < low or (high is not None and value > high):
-            bounds = f"in {low}..{high}" if high is not None else f"of at least {low}"
+        if value < low or value > top:
+            bounds = f"of at least {low}" if value < low and high is None else f"in {low}..{top}"
             raise Invalid(f"expected {what} {bounds}, got {value}")
         return value
 
@@ -143,32 +165,79 @@ def choice(*options: str) -> Check:
     return check
 
 
-def keep_alive(value: object) -> str | float:
-    """A Go duration string or a number of seconds, kept as written (it is sent as is)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        raise Invalid(f"expected a finite number of seconds (-1 = forever), got {value}")
-    try:
-        parse_keep_alive(value)
-    except KeepAliveError as exc:
-        if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?", value.strip()):
-            n = value.strip()
-            hint = f'write "{n}s" or the number {n}'
-        else:
-            hint = 'expected a duration like "5m", "1h30m" or "-1s", or seconds (-1 = forever)'
-        raise Invalid(f"{exc}; {hint}") from None
-    assert isinstance(value, str | int | float)
-    return value
+def keep_alive(*, minimum_s: float | None = None) -> Check:
+    """A `keep_alive` as Ollama reads it (Go duration string or seconds), kept as written.
+
+    Refused always: what Ollama rejects (with Ollama's words), and what Ollama
+    cannot hold as written (:func:`ollama_keep_alive_problem`). With ``minimum_s``
+    None, 0 is fine (unload when idle); otherwise 0 and any finite value under
+    ``minimum_s`` are refused too (negative, "forever", always passes).
+    """
+
+    def check(value: object) -> str | float:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Invalid(f"expected a finite number of seconds (-1 = forever), got {value}")
+        try:
+            seconds = parse_keep_alive(value)
+        except KeepAliveError as exc:
+            if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?", value.strip()):
+                n = value.strip()
+                hint = f'write "{n}s" or the number {n}'
+            else:
+                hint = 'expected a duration like "5m", "1h30m" or "-1s", or seconds (-1 = forever)'
+            raise Invalid(f"{exc}; {hint}") from None
+        assert isinstance(value, str | int | float) and seconds is not None
+        problem = ollama_keep_alive_problem(value, seconds, zero_ok=minimum_s is None)
+        if problem:
+            raise Invalid(problem)
+        if minimum_s is not None and seconds == 0:
+            raise Invalid(
+                "a warm keep_alive of 0 would unload each model as soon as it is warmed; "
+                'use -1 (forever) or a duration such as "24h"'
+            )
+        if minimum_s is not None and seconds < minimum_s:
+            raise Invalid(
+                f"a warm keep_alive under {minimum_s:g} s would have n3d reload the model "
+                "over and over (it renews a finite keep_alive halfway through); "
+                'use -1 (forever) or a duration such as "24h"'
+            )
+        return value
+
+    return check
 
 
-def warm_keep_alive(value: object) -> str | float:
-    """Like :func:`keep_alive`, but never 0: a warm-up that unloads at once warms nothing."""
-    checked = keep_alive(value)
-    if parse_keep_alive(checked) == 0:
-        raise Invalid(
-            "a warm keep_alive of 0 would unload each model as soon as it is warmed; "
-            'use -1 (forever) or a duration such as "24h"'
+def ollama_keep_alive_problem(
+    value: str | float, seconds: float, *, zero_ok: bool = True
+) -> str | None:
+    """Why Ollama cannot keep a model for ``value`` (``seconds`` as parsed), or None.
+
+    Ollama holds a keep_alive as a Go ``time.Duration``, an int64 of nanoseconds
+    (api/types.go ``Duration.UnmarshalJSON``): a number becomes
+    ``time.Duration(t * float64(time.Second))``, which truncates toward zero, and a
+    string goes through ``time.ParseDuration``, whose fractions truncate to whole
+    nanoseconds too. So a positive value under 1 ns is stored as 0, which unloads
+    the model as soon as it is idle (server/sched.go: ``sessionDuration <= 0``),
+    whatever it looked like. A number of 2**63 ns or more has no int64 value:
+    Go's conversion is then platform-specific (on amd64 it turns negative and the
+    model is unloaded at once). Negative values mean forever and 0 means 0: fine.
+    ``zero_ok`` only words the advice (whether to suggest writing 0).
+    """
+    if seconds <= 0 or math.isinf(seconds):
+        return None
+    nanoseconds = seconds * 1e9  # the same float64 product Ollama computes
+    if nanoseconds < 1:
+        zero = "write 0 if that is meant, else " if zero_ok else "write "
+        return (
+            f"{describe(value)} is less than a nanosecond: Ollama rounds it to 0, which "
+            f'unloads the model as soon as it is idle; {zero}a duration such as "5m" '
+            "or -1 (forever)"
         )
-    return checked
+    if nanoseconds >= 2.0**63:
+        return (
+            f"{describe(value)} seconds is longer than Ollama can hold (a Go duration: "
+            "at most 2**63-1 ns, about 292 years); write -1 for forever"
+        )
+    return None
 
 
 def model_name(value: object) -> str:

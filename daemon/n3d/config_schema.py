@@ -31,11 +31,19 @@ from n3d.config_checks import (
     model_name,
     seconds,
     text,
-    warm_keep_alive,
 )
 from n3d.errors import ConfigError
 
-__all__ = ["SCHEMA", "ErrorAt", "Key", "check_document", "check_relations", "defaults"]
+__all__ = [
+    "FLOOR_S",
+    "SCHEMA",
+    "WARM_KEEP_ALIVE_FLOOR_S",
+    "ErrorAt",
+    "Key",
+    "check_document",
+    "check_relations",
+    "defaults",
+]
 
 ErrorAt = Callable[[str, str], ConfigError]
 """Builds the error for a dotted key and a message (the caller knows file and line)."""
@@ -54,6 +62,15 @@ def _section(**keys: Key) -> dict[str, Key]:
     return dict(keys)
 
 
+# Each key's floor is written once, below. DESIGN.md: "Every number has a sane floor:
+# an interval or timeout below 0.05 s, or a keep-alive that Ollama would round to 0,
+# is a config error, not a busy loop" (1e-300 s health checks ran ~700 probes/s).
+FLOOR_S = 0.05
+# The keeper renews a finite warm keep_alive halfway through it: under 1 s that is
+# more than two loads a second of the same model.
+WARM_KEEP_ALIVE_FLOOR_S = 1.0
+
+
 SCHEMA: dict[str, dict[str, Key]] = {
     "ollama": _section(
         base_url=Key(None, base_url, "full URL of Ollama; wins over everything else"),
@@ -61,14 +78,18 @@ SCHEMA: dict[str, dict[str, Key]] = {
         port=Key(None, integer(1, 65535, "a port number"), "with host, when no base_url is set"),
         auto_pull_model=Key(False, boolean, "pull a missing model on models.ensure / warm"),
         model_cache_ttl=Key(
-            60, seconds(zero_ok=True), "seconds a model-availability answer is reused"
+            60, seconds(FLOOR_S, zero_ok=True), "seconds a model-availability answer is reused"
         ),
         health_check_interval=Key(
-            30, seconds(), "seconds: health check period and throttle window"
+            30, seconds(FLOOR_S), "seconds: health check period and throttle window"
         ),
-        pull_timeout=Key(600, seconds(), "seconds without pull progress before a pull fails"),
+        pull_timeout=Key(
+            600, seconds(FLOOR_S), "seconds without pull progress before a pull fails"
+        ),
         keep_alive=Key(
-            "5m", keep_alive, 'how long Ollama keeps a model loaded: "5m" or seconds; -1 = forever'
+            "5m",
+            keep_alive(),
+            'how long Ollama keeps a model loaded: "5m" or seconds; -1 = forever',
         ),
         num_ctx=Key(
             0,
@@ -83,22 +104,26 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         command=Key(["ollama", "serve"], command, "how to start Ollama (managed/auto)"),
         env=Key({}, env_table, "extra environment for `ollama serve`"),
-        start_timeout=Key(60, seconds(), "seconds to the first healthy check"),
-        stop_timeout=Key(10, seconds(zero_ok=True), "seconds from SIGTERM to SIGKILL"),
-        health_timeout=Key(5, seconds(), "seconds one health probe may take"),
+        start_timeout=Key(60, seconds(FLOOR_S), "seconds to the first healthy check"),
+        stop_timeout=Key(10, seconds(FLOOR_S, zero_ok=True), "seconds from SIGTERM to SIGKILL"),
+        health_timeout=Key(5, seconds(FLOOR_S), "seconds one health probe may take"),
         failures_before_restart=Key(
             3, integer(1, None, "a count"), "failed checks before a restart"
         ),
     ),
     "restart": _section(
-        backoff_initial=Key(0.5, seconds(), "seconds before retrying a failed start"),
-        backoff_max=Key(60.0, seconds(), "the doubling delay stops growing here"),
+        backoff_initial=Key(0.5, seconds(FLOOR_S), "seconds before retrying a failed start"),
+        backoff_max=Key(60.0, seconds(FLOOR_S), "the doubling delay stops growing here"),
         max_failures=Key(5, integer(1, None, "a count"), "failed starts in `window` → fatal"),
-        window=Key(300, seconds(), "seconds over which failed starts are counted"),
+        window=Key(300, seconds(FLOOR_S), "seconds over which failed starts are counted"),
     ),
     "warm": _section(
         models=Key([], model_list, "models kept loaded; re-warmed after eviction"),
-        keep_alive=Key(-1, warm_keep_alive, "keep_alive sent by warm-up loads; -1 = forever"),
+        keep_alive=Key(
+            -1,
+            keep_alive(minimum_s=WARM_KEEP_ALIVE_FLOOR_S),
+            "keep_alive sent by warm-up loads; -1 = forever",
+        ),
     ),
     "socket": _section(
         path=Key("", text, '"" = runtime dir / n3d.sock (N3D_SOCKET wins)'),

@@ -39,8 +39,10 @@ from anyio.abc import TaskStatus
 
 from n3d import __version__
 from n3d.config import Settings, load_settings
+from n3d.config_reload import plan_reload
 from n3d.daemon_events import EventBridge
 from n3d.errors import AlreadyRunning, ConfigError, N3dError, root_cause
+from n3d.logs import reconfigure_logging
 from n3d.models.service import Models
 from n3d.ollama.client import OllamaClient
 from n3d.paths import ensure_private_dir, runtime_dir
@@ -263,7 +265,12 @@ class Daemon:
                     self.request_shutdown()
 
     def reload(self) -> bool:
-        """Re-read the config file; a bad one is logged and the old settings kept."""
+        """Re-read the config file; a bad one is logged and the old settings kept.
+
+        A good one is planned (:func:`n3d.config_reload.plan_reload`: what applies
+        now, what waits for a restart of n3d) and the plan's settings are applied to
+        every part at once, so `config.get` shows exactly what runs.
+        """
         self.notifier.reloading()
         try:
             new = load_settings(self.settings.file, self.env)
@@ -272,31 +279,37 @@ class Daemon:
             log.error("config.reload_failed", error=str(exc), kept="the previous settings")
             self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
             return False
-        old = self.settings
-        later: list[str] = []
-        effective = new
-        if self.supervisor is not None:
-            # It keeps server.mode and ollama.base_url until n3d restarts.
-            later += self.supervisor.apply_settings(new)
-            effective = self.supervisor.settings
-            if not self.simulate:
-                self.supervisor.command = new.server.command
-        if new.socket.path != old.socket.path:  # the socket is bound once
-            later.append("socket.path")
-            effective = replace(effective, socket=replace(new.socket, path=old.socket.path))
-        if later:
+        plan = plan_reload(self.settings, new)
+        self._apply(plan.effective)
+        if plan.needs_restart:
             log.warning(
                 "config.reload_needs_restart",
-                keys=later,
+                keys=list(plan.needs_restart),
                 detail="these take effect when n3d restarts",
             )
-        # What config.get shows is what runs: the kept values, not the file's new ones.
-        self.settings = effective
-        if self.models is not None:
-            self.models.apply_settings(effective)
-        log.info("config.reloaded", file=str(new.file) if new.file else None)
+        log.info(
+            "config.reloaded",
+            file=str(new.file) if new.file else None,
+            changed=list(plan.changed),
+        )
         self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
         return True
+
+    def _apply(self, settings: Settings) -> None:
+        """Hand a reload plan's settings to every part; none keeps values of its own."""
+        self.settings = settings
+        reconfigure_logging(settings.log.format, settings.log.level)
+        if self.supervisor is not None:
+            self.supervisor.apply_settings(settings)
+            if not self.simulate:  # the simulator stands in for [server].command
+                self.supervisor.command = settings.server.command
+        if self.models is not None:
+            self.models.apply_settings(settings)
+        if self.rpc is not None:  # read at each accept: new connections get them
+            self.rpc.max_connections = settings.socket.max_connections
+            self.rpc.limits = replace(
+                self.rpc.limits, max_message_bytes=settings.socket.max_message_bytes
+            )
 
 
 def run(settings: Settings, *, simulate: bool) -> int:

@@ -7,6 +7,8 @@ only ever catch these::
     N3dError
     ├── ConfigError               bad config file, key or value (names file, key, line)
     ├── PathError                 runtime/config/state dir unsafe or unusable
+    │   └── StateNotSaved         1013 state_not_saved: a run-time change could not
+    │                             be written to the state dir (and was not made)
     ├── AlreadyRunning            another n3d holds the lock
     ├── ServiceError              `n3d service` could not render or install a unit
     └── OllamaError               anything about Ollama; carries model, base_url,
@@ -53,6 +55,7 @@ __all__ = [
     "PullFailed",
     "ServerNotRunning",
     "ServiceError",
+    "StateNotSaved",
     "UnexpectedResponse",
     "render_error",
     "root_cause",
@@ -120,6 +123,31 @@ class ConfigError(N3dError):
 
 class PathError(N3dError):
     """A runtime, config or state directory is missing, unsafe or unusable."""
+
+
+class StateNotSaved(PathError):
+    """A run-time change (`warm.add`, `warm.remove`) could not be saved in the state dir.
+
+    Raised *instead of* making the change: n3d never holds in memory what the next
+    start would lose. Maps to JSON-RPC code 1013 like an OllamaError does.
+    """
+
+    code: ClassVar[int] = 1013
+    kind: ClassVar[str] = "state_not_saved"
+
+    def __init__(self, what: str, path: str, reason: str) -> None:
+        self.path = path
+        self.message = f"Could not save {what} to {path}: {reason}. Nothing was changed."
+        directory = path.rpartition("/")[0] or "/"
+        self.suggestion = (
+            f"Check that {directory} is a directory n3d can write to "
+            "(is the disk full or read-only?), then try again."
+        )
+        super().__init__(render_error(self.message, suggestion=self.suggestion))
+
+    def rpc_data(self) -> dict[str, Any]:
+        """The ``data`` member of the JSON-RPC error: kind, path and suggestion."""
+        return {"kind": self.kind, "path": self.path, "suggestion": self.suggestion}
 
 
 class AlreadyRunning(N3dError):

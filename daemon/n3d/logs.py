@@ -1,4 +1,5 @@
-"""The only place structlog is configured, and the metrics registry.
+"""The only place structlog is configured (at start, and again on a reload), and the
+metrics registry.
 
 Every module does ``log = structlog.get_logger(__name__)``; the name becomes the
 ``logger`` field. Output is one JSON object per line on stdout (``timestamp`` ISO
@@ -33,6 +34,7 @@ __all__ = [
     "MetricsRegistry",
     "configure_logging",
     "metric",
+    "reconfigure_logging",
 ]
 
 LogFormat = Literal["auto", "json", "console"]
@@ -207,12 +209,15 @@ class _NamedWriteLogger(structlog.WriteLogger):
 
 
 class _NamedLoggerFactory:
-    def __init__(self, file: TextIO | None) -> None:
-        self._file = file
+    """Makes the loggers; also remembers how :func:`configure_logging` was called."""
+
+    def __init__(self, file: TextIO | None, forced_format: LogFormat | None = None) -> None:
+        self.file = file
+        self.forced_format = forced_format  # `n3d run --log-format`: wins over [log]
 
     def __call__(self, *args: Any) -> _NamedWriteLogger:
         name = str(args[0]) if args else "n3d"
-        return _NamedWriteLogger(self._file or sys.stdout, name)
+        return _NamedWriteLogger(self.file or sys.stdout, name)
 
 
 def _add_logger_name(
@@ -258,14 +263,38 @@ def _json_dumps(obj: Any, **kwargs: Any) -> str:
 
 
 def configure_logging(
-    fmt: LogFormat = "auto", level: str = "info", *, file: TextIO | None = None
+    fmt: LogFormat = "auto",
+    level: str = "info",
+    *,
+    file: TextIO | None = None,
+    force_format: LogFormat | None = None,
 ) -> None:
-    """Configure structlog once for the whole process.
+    """Configure structlog for the whole process.
 
     ``auto`` renders for humans when the output is a TTY and as JSON lines
     otherwise (systemd, launchd, pipes). Colour also needs NO_COLOR unset.
+    ``force_format`` (`n3d run --log-format`) wins over ``fmt``, now and at every
+    :func:`reconfigure_logging`.
     """
-    out = file or sys.stdout
+    _apply(_NamedLoggerFactory(file, force_format), force_format or fmt, level)
+
+
+def reconfigure_logging(fmt: LogFormat, level: str) -> bool:
+    """Apply a reloaded `[log]` section: same output, the new level and format.
+
+    Only a configuration made by :func:`configure_logging` and still in place is
+    changed (a format forced on the command line stays); otherwise (n3d used as a
+    library, tests capturing logs) structlog is left alone and this returns False.
+    """
+    factory = structlog.get_config().get("logger_factory")
+    if not isinstance(factory, _NamedLoggerFactory):
+        return False
+    _apply(factory, factory.forced_format or fmt, level)
+    return True
+
+
+def _apply(factory: _NamedLoggerFactory, fmt: LogFormat, level: str) -> None:
+    out = factory.file or sys.stdout
     is_tty = hasattr(out, "isatty") and out.isatty()
     use_json = fmt == "json" or (fmt == "auto" and not is_tty)
     shared: list[Any] = [
@@ -285,7 +314,8 @@ def configure_logging(
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS.get(level, logging.INFO)),
-        logger_factory=_NamedLoggerFactory(out),
-        # Not cached: tests reconfigure (capture_logs) and module loggers must follow.
+        logger_factory=factory,
+        # Not cached: tests reconfigure (capture_logs), a reload changes the level,
+        # and module loggers must follow both.
         cache_logger_on_first_use=False,
     )

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import httpx
 import pytest
 from models_support import Events, MakeSettings, StartSim, running, wait_until
 
-from n3d.errors import InvalidModelName, ModelNotFound
+from n3d.errors import InvalidModelName, ModelNotFound, OllamaError, StateNotSaved
 from n3d.logs import REGISTRY
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
@@ -92,7 +93,7 @@ async def test_warm_list_changes_persist_for_the_next_instance(
         await first.warm_remove("never-warm")  # idempotent
         with pytest.raises(KeepAliveError, match="missing unit"):
             await first.warm_add("mistral", keep_alive="300")
-        with pytest.raises(KeepAliveError, match="unloads a model at once"):
+        with pytest.raises(KeepAliveError, match="would unload each model"):
             await first.warm_add("mistral", keep_alive=0)
         second = Models(client, settings, state_path=state)
         rows = (await second.warm_list())["models"]
@@ -115,3 +116,80 @@ async def test_an_unreadable_warm_file_is_set_aside_not_fatal(
         rows = (await models.warm_list())["models"]  # the server is down: last known state
     assert [r["name"] for r in rows] == ["phi3:latest"]
     assert (tmp_path / "warm.json.bad").read_text() == "{not json"
+
+
+async def test_warm_changes_that_cannot_be_saved_are_refused_and_change_nothing(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # A state dir under a regular file cannot be created, whoever runs n3d (root too).
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    state = blocker / "n3" / "warm.json"
+    deleted: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/delete":
+            deleted.append(json.loads(request.content)["model"])
+        return httpx.Response(200, json={"models": []})
+
+    settings = make_settings(DOWN, warm_models=("phi3",))
+    async with OllamaClient(DOWN, transport=httpx.MockTransport(server)) as client:
+        models = Models(client, settings, state_path=state)
+        for change in (
+            models.warm_add("qwen2.5:0.5b", keep_alive="30m"),
+            models.warm_remove("phi3"),
+            models.delete("phi3"),  # a warm model leaves the list first: refused before
+        ):
+            with pytest.raises(StateNotSaved) as info:
+                await change
+            assert str(state) in info.value.message and info.value.path == str(state)
+            assert info.value.code == 1013 and info.value.rpc_data()["kind"] == "state_not_saved"
+        rows = (await models.warm_list())["models"]
+    assert [(r["name"], r["source"]) for r in rows] == [("phi3:latest", "config")]
+    assert deleted == []  # nothing was deleted either
+
+
+async def test_a_failed_delete_puts_a_warm_model_back_as_it_was(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    state = tmp_path / "state" / "warm.json"
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/delete":
+            return httpx.Response(500, json={"error": "disk on fire"})
+        return httpx.Response(200, json={"models": []})
+
+    settings = make_settings(DOWN, warm_models=("phi3",))
+    async with OllamaClient(DOWN, transport=httpx.MockTransport(server)) as client:
+        models = Models(client, settings, state_path=state)
+        await models.warm_add("qwen2.5:0.5b", keep_alive="30m")
+        for model in ("phi3", "qwen2.5:0.5b"):
+            with pytest.raises(OllamaError, match="disk on fire"):
+                await models.delete(model)
+        rows = (await models.warm_list())["models"]
+    assert [(r["name"], r["keep_alive"], r["source"]) for r in rows] == [
+        ("phi3:latest", -1, "config"),  # still from the config, not turned into a runtime entry
+        ("qwen2.5:0.5b", "30m", "runtime"),
+    ]
+    assert json.loads(state.read_text())["removed"] == []
+
+
+@pytest.mark.parametrize(
+    ("keep_alive", "reason"),
+    [
+        (1e-320, "Ollama rounds it to 0"),
+        ("0.5ns", "Ollama rounds it to 0"),
+        (1e10, "write -1 for forever"),
+        (0.5, "under 1 s"),
+        (math.inf, "finite"),
+    ],
+)
+async def test_warm_add_refuses_a_keep_alive_the_config_would_refuse(
+    make_settings: MakeSettings, tmp_path: Path, keep_alive: str | float, reason: str
+) -> None:
+    async with OllamaClient(DOWN) as client:
+        models = Models(client, make_settings(DOWN), state_path=tmp_path / "w.json")
+        with pytest.raises(KeepAliveError, match=reason):
+            await models.warm_add("qwen2.5:0.5b", keep_alive=keep_alive)
+        assert models.keeper.entries() == []
+    assert not (tmp_path / "w.json").exists()

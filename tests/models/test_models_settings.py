@@ -9,6 +9,7 @@ import pytest
 from models_support import Events, MakeSettings, StartSim, running, wait_until
 
 from n3d.config import load_settings
+from n3d.config_reload import plan_reload
 from n3d.daemon import Daemon
 from n3d.errors import ModelNotFound
 from n3d.models import Models
@@ -54,7 +55,9 @@ async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
                 model_cache_ttl_s=7.0,
                 pull_timeout_s=42.0,
             )
-            models.apply_settings(new)
+            plan = plan_reload(models.settings, new)
+            assert plan.needs_restart == ("ollama.base_url",)
+            models.apply_settings(plan.effective)
 
             assert models.default() == {"model": "mistral:7b"}
             assert await models.ensure("qwen2.5:0.5b") == {

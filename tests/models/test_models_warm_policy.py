@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -44,6 +45,38 @@ def test_forever_needs_nothing_unless_a_client_overrode_it() -> None:
 
 def test_backoff_starts_at_zero_and_doubles_to_a_minute() -> None:
     assert [backoff_delay(n) for n in range(9)] == [0, 0.5, 1, 2, 4, 8, 16, 32, 60]
+
+
+def test_warm_backoff_stays_at_a_minute_after_ten_thousand_failures() -> None:
+    # Its own uncapped copy raised OverflowError at attempt 1 025 (~17 h of failures).
+    assert backoff_delay(1_025) == 60.0
+    assert backoff_delay(10_000) == 60.0
+
+
+@pytest.mark.anyio
+async def test_warm_keeper_survives_thousands_of_failed_warm_ups(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """Each failed warm-up raises the attempt count; 17 h of them must not end n3d.
+
+    The keeper's warm-up is called directly, so no backoff is waited out.
+    """
+
+    def server(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, json={"error": "model requires more system memory"})
+
+    base = "http://ollama.test:11434"
+    settings = make_settings(base, warm_models=("llama3",))
+    async with OllamaClient(base, transport=httpx.MockTransport(server)) as client:
+        models = Models(client, settings, state_path=tmp_path / "w", poll_s=60)
+        keeper = models.keeper
+        entry = keeper.entries()[0]
+        state = keeper._state(entry)
+        for _ in range(1_100):
+            await keeper._warm(entry, state, "rewarm")
+    assert state.attempts == 1_100
+    assert 59.0 < state.next_attempt - time.monotonic() <= 60.0
+    assert state.last_error is not None and "more system memory" in state.last_error
 
 
 @pytest.mark.anyio

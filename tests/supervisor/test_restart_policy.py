@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
+from n3d.backoff import exponential_backoff
 from n3d.supervisor.restart import FailureRecord, RestartPolicy
 
 POLICY = RestartPolicy(
@@ -74,3 +75,15 @@ def test_never_gives_up_with_at_most_max_failures_in_any_window(gaps: list[float
         record, decision = record.failed_start(POLICY, now)
         in_window = sum(1 for t in record.times if now - t < POLICY.window_s)
         assert decision.give_up == (in_window > POLICY.max_failures)
+
+
+@given(
+    st.integers(min_value=-5, max_value=10**6),
+    st.floats(min_value=0.05, max_value=60.0),
+    st.floats(min_value=60.0, max_value=1e9),
+)
+def test_restart_delay_is_the_shared_capped_backoff(
+    failures: int, initial: float, cap: float
+) -> None:
+    policy = RestartPolicy(backoff_initial_s=initial, backoff_max_s=cap)
+    assert policy.delay(failures) == exponential_backoff(failures, initial_s=initial, max_s=cap)

@@ -15,6 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from n3d.config_reload import plan_reload
 from n3d.state import ServerState
 from n3d.supervisor.process import OllamaProcess, Resources
 from n3d.supervisor.supervisor import Supervisor
@@ -151,7 +152,9 @@ async def test_a_reload_keeps_mode_and_base_url_until_n3d_restarts(
         (tmp_path / "reloaded").mkdir()
         reloaded = settings_for(tmp_path / "reloaded", other_port,
                                 server={"mode": "managed", "start_timeout": 5})
-        assert sup.apply_settings(reloaded) == ("ollama.base_url",)
+        plan = plan_reload(sup.settings, reloaded)
+        assert plan.needs_restart == ("ollama.base_url",)
+        sup.apply_settings(plan.effective)
         assert sup.settings.server.start_timeout_s == 5  # the rest applies at once
         restarted = await sup.restart()
         assert restarted.state is S.RUNNING and restarted.pid != first.pid
@@ -160,7 +163,9 @@ async def test_a_reload_keeps_mode_and_base_url_until_n3d_restarts(
         # A new mode waits for the restart of n3d too: commands still work.
         (tmp_path / "external").mkdir()
         external = settings_for(tmp_path / "external", other_port, server={"mode": "external"})
-        assert sup.apply_settings(external) == ("server.mode", "ollama.base_url")
+        plan = plan_reload(sup.settings, external)
+        assert plan.needs_restart == ("ollama.base_url", "server.mode")
+        sup.apply_settings(plan.effective)
         assert (await sup.restart()).state is S.RUNNING and answers(port)
 
 

@@ -14,7 +14,6 @@ supervisor's state changes, and ``apply_settings(new)`` after a config reload.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import anyio.abc
 import structlog
 
 from n3d.config import Settings
-from n3d.errors import ModelNotFound, OllamaError
+from n3d.errors import ModelNotFound, OllamaError, StateNotSaved
 from n3d.logs import metric
 from n3d.models.cache import ModelCache
 from n3d.models.events import Publish, SafePublisher
@@ -31,7 +30,7 @@ from n3d.models.pulls import UPDATE_INTERVAL_S, ProgressSink, Pulls
 from n3d.models.warm import WarmKeeper
 from n3d.models.warm_policy import poll_interval
 from n3d.models.warm_state import loaded_row
-from n3d.models.warm_store import FILE_NAME, KeepAliveValue, WarmStore
+from n3d.models.warm_store import FILE_NAME, KeepAliveValue, SavedWarmList, WarmStore
 from n3d.ollama import names
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.types import LoadedModel
@@ -113,17 +112,17 @@ class Models:
     def apply_settings(self, new: Settings) -> None:
         """Take the settings of a config reload (SIGHUP, `config.reload`).
 
-        Applied at once: `model_cache_ttl`, `pull_timeout` (running pulls too, from
-        their next line), `default_model`, `auto_pull_model`, `keep_alive` and
-        `num_ctx` for hand-backs, and for keep-warm `[warm].models` and
-        `keep_alive`, `num_ctx` and the poll interval (`health_check_interval`).
-        Run-time `warm.add`/`warm.remove` changes stay. A model that leaves
-        `[warm].models` is handed back like `warm.remove` does, so it unloads once
-        idle. `ollama.base_url` is *not* applied: this object keeps talking to the
-        server it was built for until n3d restarts (the daemon logs that).
+        ``new`` is a reload plan's ``effective`` (:mod:`n3d.config_reload`): its
+        `ollama.base_url` is the running one, since this object keeps talking to the
+        server it was built for until n3d restarts. Applied at once:
+        `model_cache_ttl`, `pull_timeout` (running pulls too, from their next line),
+        `default_model`, `auto_pull_model`, `keep_alive` and `num_ctx` for
+        hand-backs, and for keep-warm `[warm].models` and `keep_alive`, `num_ctx` and
+        the poll interval (`health_check_interval`). Run-time `warm.add`/`warm.remove`
+        changes stay. A model that leaves `[warm].models` is handed back like
+        `warm.remove` does, so it unloads once idle.
         """
-        kept_url = dataclasses.replace(new.ollama, base_url=self.settings.ollama.base_url)
-        self.settings = dataclasses.replace(new, ollama=kept_url)
+        self.settings = new
         o, w = self.settings.ollama, self.settings.warm
         self.cache.ttl_s = o.model_cache_ttl_s
         self.pulls.timeout_s = o.pull_timeout_s
@@ -216,17 +215,19 @@ class Models:
         """`models.delete`: ``{model, deleted}``.
 
         A warm model leaves the warm list first (``warm_removed: true``): otherwise
-        the keeper, finding it missing, would pull it straight back.
+        the keeper, finding it missing, would pull it straight back. When that
+        change cannot be saved (StateNotSaved), nothing is deleted.
         """
         name = names.parse_model_name(model)
         entry = next((e for e in self.keeper.entries() if e.key == name.key), None)
+        before = self.keeper.store.saved()
         if entry is not None:
             await self._unwarm(name.display)
         try:
             await self.client.delete(name.display)
         except OllamaError as exc:
             if entry is not None and not isinstance(exc, ModelNotFound):
-                await self.keeper.store.add(entry.name, entry.keep_alive)  # nothing changed
+                await self._restore(before, entry.name, exc)
             raise
         self.cache.invalidate()
         self._relist()
@@ -235,6 +236,16 @@ class Models:
         if entry is not None:
             result["warm_removed"] = True
         return result
+
+    async def _restore(self, before: SavedWarmList, model: str, cause: OllamaError) -> None:
+        """Put the warm list back as it was before a delete that failed (nothing changed)."""
+        try:
+            await self.keeper.store.restore(model, before)
+        except StateNotSaved as exc:  # the caller gets the delete's own error
+            log.warning(
+                "warm.restore_failed", model=model, error=exc.message, delete_error=cause.message
+            )
+        self.keeper.poke()
 
     async def ensure(
         self, model: str, pull: bool | None = None, progress: ProgressSink | None = None

@@ -13,7 +13,8 @@
   "forever" back once, ``2*poll + 1`` s before that client's timer would unload it.
 - **Backoff**: a model that must be warmed again soon after the last warm-up (it
   failed, or was evicted again) waits ``backoff_delay(attempts)``: 0 for the first
-  attempt, then 0.5 s doubling to 60 s. ``attempts`` goes back to 0 once the model
+  attempt, then 0.5 s doubling to 60 s (:mod:`n3d.backoff`, shared with the restart
+  policy). ``attempts`` goes back to 0 once the model
   stayed loaded for ``STABLE_S`` seconds or the server restarted.
 """
 
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import math
 from datetime import datetime
+
+from n3d.backoff import exponential_backoff
 
 __all__ = [
     "BACKOFF_INITIAL_S",
@@ -50,10 +53,11 @@ def refresh_lead(keep_alive_s: float, poll_s: float) -> float:
 
 
 def backoff_delay(attempts: int) -> float:
-    """Seconds to wait before the next warm-up after ``attempts`` recent ones."""
-    if attempts <= 0:
-        return 0.0
-    return min(BACKOFF_MAX_S, BACKOFF_INITIAL_S * 2.0 ** (attempts - 1))
+    """Seconds to wait before the next warm-up after ``attempts`` recent ones.
+
+    The shared capped backoff (:mod:`n3d.backoff`): 60 s however many attempts failed.
+    """
+    return exponential_backoff(attempts, initial_s=BACKOFF_INITIAL_S, max_s=BACKOFF_MAX_S)
 
 
 def refresh_at(

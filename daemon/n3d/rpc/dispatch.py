@@ -9,7 +9,8 @@ turns one :class:`~n3d.rpc.protocol.Request` into its response:
   missing required params and wrong JSON types give ``-32602`` with a message
   naming the parameter (and ``data.param``). ``workDoneToken`` is taken out of
   named params before the check and becomes ``ctx.progress``'s token.
-- :class:`~n3d.errors.OllamaError` → its ``code``, ``message`` and ``rpc_data()``;
+- :class:`~n3d.errors.OllamaError` and :class:`~n3d.errors.StateNotSaved` → its
+  ``code``, ``message`` and ``rpc_data()``;
   :class:`MethodError` → its own code; anything else → ``-32603 Internal error``
   with the traceback logged, never sent.
 - each call emits the metric ``n3d.rpc.duration`` (seconds, tag ``method``).
@@ -28,7 +29,7 @@ from typing import Any, Protocol, TypeAlias
 
 import structlog
 
-from n3d.errors import OllamaError, root_cause
+from n3d.errors import OllamaError, StateNotSaved, root_cause
 from n3d.logs import metric
 from n3d.rpc.protocol import (
     INTERNAL_ERROR,
@@ -270,7 +271,7 @@ class MethodTable:
     def _error(request: Request, exc: BaseException) -> JsonObject:
         if isinstance(exc, MethodError):
             return error_response(request.id, exc.code, exc.message, exc.data)
-        if isinstance(exc, OllamaError):
+        if isinstance(exc, OllamaError | StateNotSaved):
             return error_response(request.id, exc.code, exc.message, exc.rpc_data())
         log.error("rpc.internal_error", method=request.method, exc_info=exc)
         return error_response(request.id, INTERNAL_ERROR, f"Internal error in {request.method}")

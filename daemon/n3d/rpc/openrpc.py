@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from n3d import __version__
-from n3d.errors import OllamaError
+from n3d.errors import OllamaError, StateNotSaved
 from n3d.rpc.dispatch import MethodTable
 
 __all__ = ["openrpc_document"]
@@ -24,7 +24,8 @@ def _schema(type_names: list[str]) -> dict[str, Any]:
 def _errors() -> dict[str, dict[str, Any]]:
     """OpenRPC Components.errors: a map of Error objects, keyed by `data.kind`."""
     errors: dict[str, dict[str, Any]] = {}
-    for cls in sorted(OllamaError.__subclasses__(), key=lambda c: c.code):
+    coded: list[type[OllamaError] | type[StateNotSaved]] = [*OllamaError.__subclasses__()]
+    for cls in sorted([*coded, StateNotSaved], key=lambda c: c.code):
         summary = (cls.__doc__ or cls.kind).strip().splitlines()[0]
         errors[cls.kind] = {"code": cls.code, "message": summary, "data": {"kind": cls.kind}}
     return errors

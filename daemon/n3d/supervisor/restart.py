@@ -7,7 +7,8 @@ Rules (docs/behavior.md, "Restart policy"):
   had been healthy for ``stable_after_s`` (a crash loop must not restart at full
   speed just because each run answered once).
 * The n-th failed start inside ``window_s`` waits ``backoff_initial_s * 2**(n-1)``
-  seconds, capped at ``backoff_max_s``.
+  seconds, capped at ``backoff_max_s`` (:func:`n3d.backoff.exponential_backoff`,
+  the one backoff rule of n3d).
 * More than ``max_failures`` failed starts inside ``window_s`` give up: state
   ``fatal`` until an explicit `server.start`.
 * A run that stayed healthy for ``stable_after_s`` clears the record, and the
@@ -20,6 +21,8 @@ the policy is tested exhaustively without waiting.
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from n3d.backoff import exponential_backoff
 
 __all__ = ["Decision", "FailureRecord", "RestartPolicy"]
 
@@ -36,11 +39,9 @@ class RestartPolicy:
 
     def delay(self, failures: int) -> float:
         """Seconds to wait after the ``failures``-th failed start in the window (>= 1)."""
-        if failures <= 0:
-            return 0.0
-        # Cap the exponent before computing: 2**10000 would overflow a float.
-        exponent = min(failures - 1, 64)
-        return min(self.backoff_initial_s * (2.0**exponent), self.backoff_max_s)
+        return exponential_backoff(
+            failures, initial_s=self.backoff_initial_s, max_s=self.backoff_max_s
+        )
 
 
 @dataclass(frozen=True, slots=True)

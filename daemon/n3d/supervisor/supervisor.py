@@ -149,32 +149,17 @@ class Supervisor:
         self._resources = (child, time.monotonic(), usage)
         return usage
 
-    def apply_settings(self, settings: Settings) -> tuple[str, ...]:
-        """Take new settings (SIGHUP): timings and policy now, the command at next start.
+    def apply_settings(self, settings: Settings) -> None:
+        """Run with reloaded settings: timings and policy now, command and env at next start.
 
-        ``server.mode`` and ``ollama.base_url`` keep their running values until n3d
-        restarts; returns the names of those that differ in ``settings`` (the caller
-        logs them as needing a restart, with its own keys such as ``socket.path``).
+        ``settings`` is a reload plan's ``effective`` (:mod:`n3d.config_reload`), which
+        already keeps ``server.mode`` and ``ollama.base_url`` as they run: the probe
+        client and the child's OLLAMA_HOST must agree on the address, and the mode
+        decides the whole lifecycle, so both wait for a restart of n3d.
         """
-        # The probe client and the child's OLLAMA_HOST must agree on the base URL,
-        # and the mode decides the whole lifecycle: both wait for a restart of n3d.
-        old = self.settings
-        kept = tuple(
-            name
-            for name, running, wanted in (
-                ("server.mode", old.server.mode, settings.server.mode),
-                ("ollama.base_url", old.ollama.base_url, settings.ollama.base_url),
-            )
-            if running != wanted
-        )
-        self.settings = dataclasses.replace(
-            settings,
-            server=dataclasses.replace(settings.server, mode=old.server.mode),
-            ollama=dataclasses.replace(settings.ollama, base_url=old.ollama.base_url),
-        )
+        self.settings = settings
         self.health.interval_s = settings.ollama.health_check_interval_s
         self.health.timeout_s = settings.server.health_timeout_s
-        return kept
 
     async def run(self, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Supervise until cancelled; ready once orphans are handled and commands work."""
