@@ -15,7 +15,6 @@ import anyio
 import psutil
 import pytest
 
-from n3d.errors import OllamaNotInstalled
 from n3d.supervisor.groups import VERIFY_S, descendant_pids
 from n3d.supervisor.process import (
     ExitStatus,
@@ -24,6 +23,7 @@ from n3d.supervisor.process import (
     kill_group,
     open_ollama,
 )
+from n3d.supervisor.spawn import SpawnFailed
 
 from .helpers import JsonLogs, eventually
 
@@ -151,10 +151,11 @@ async def test_environment_is_scrubbed_and_ollama_host_set(tmp_path: Path) -> No
 
 
 async def test_a_missing_executable_is_ollama_not_installed() -> None:
-    with pytest.raises(OllamaNotInstalled, match="no-such-ollama"):
+    with pytest.raises(SpawnFailed, match="Ollama executable not found: .*no-such-ollama") as e:
         async with open_ollama(["/nonexistent/no-such-ollama", "serve"], os.environ,
-                               stop_timeout_s=1, base_url="http://127.0.0.1:1"):
+                               stop_timeout_s=1):
             pass
+    assert not e.value.failure.retryable and e.value.failure.errno_name == "ENOENT"
 
 
 async def test_resources_cover_serve_and_runners(pgids: list[int]) -> None:

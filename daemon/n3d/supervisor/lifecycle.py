@@ -3,7 +3,9 @@
 Per mode: watch a foreign server (external), adopt one that answers (auto), or
 start our own. Each start attempt spawns the child, waits until it is ready,
 supervises its run and, when it ends, asks the restart policy what comes next:
-back off and start again, or give up (fatal). A command or shutdown cancels the
+back off and start again, or give up (fatal). A spawn that fails is a failed
+start like any other (:mod:`n3d.supervisor.spawn` says whether retrying can
+help; when it cannot, ``fatal`` at once). A command or shutdown cancels the
 lifecycle from :mod:`n3d.supervisor.supervisor`; the cancel edges below make sure
 no state is left that claims a child we no longer have.
 """
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from n3d.errors import OllamaNotInstalled
+from n3d.errors import render_error
 from n3d.logs import metric
 from n3d.state import ServerState
 from n3d.supervisor.foreign import adopt, watch_foreign
@@ -25,6 +27,7 @@ from n3d.supervisor.orphans import PidRecord, remove_pid_file, write_pid_file
 from n3d.supervisor.ports import endpoint_of, port_holder
 from n3d.supervisor.process import OllamaProcess, child_environment, open_ollama
 from n3d.supervisor.restart import Decision, FailureRecord, RestartPolicy
+from n3d.supervisor.spawn import SpawnFailed, SpawnFailure
 from n3d.supervisor.watch import wait_ready, watch_running
 
 if TYPE_CHECKING:
@@ -124,28 +127,42 @@ class Lifecycle:
         sup.health.forget()
         try:
             async with open_ollama(
-                sup.command,
-                env,
-                stop_timeout_s=server.stop_timeout_s,
-                base_url=sup.settings.ollama.base_url,
+                sup.command, env, stop_timeout_s=server.stop_timeout_s
             ) as child:
                 sup.process = child
                 if sup.pid_file is not None:
-                    write_pid_file(sup.pid_file, PidRecord.of(child))
+                    write_pid_file(sup.pid_file, PidRecord.of(child))  # never raises
                 sup.store.update(pid=child.pid, owned=True)
                 try:
                     return await self._supervise(child, policy)
                 except anyio.get_cancelled_exc_class():
                     self._stopping_on_cancel()  # now, while the child is being stopped
                     raise
-        except OllamaNotInstalled as exc:
-            # Retrying cannot help until someone installs it: say so once, go fatal,
-            # and let `server.start` (n3ctl start) try again afterwards.
-            sup.store.update(last_error=str(exc))
-            log.error("server.not_installed", error=str(exc))
-            return Decision(
-                True, 0.0, 1, f"{exc.message}; install it, then run: n3ctl start"
+        except SpawnFailed as exc:
+            return self._spawn_failed(policy, exc.failure)
+
+    def _spawn_failed(self, policy: RestartPolicy, failure: SpawnFailure) -> Decision:
+        """The one place a spawn that failed becomes a failed start, or ``fatal``."""
+        sup = self._sup
+        sup.store.update(
+            last_error=render_error(
+                failure.message,
+                base_url=sup.settings.ollama.base_url,
+                suggestion=failure.suggestion,
             )
+        )
+        log.error(
+            # The missing program keeps its own event, which alerts may match on.
+            "server.not_installed" if failure.not_installed else "server.spawn_failed",
+            error=failure.message,
+            errno=failure.errno_name,
+            retryable=failure.retryable,
+        )
+        if failure.retryable:
+            return self._record_failure(policy, failure.message)
+        # Retrying cannot help until someone fixes the command: say so once, go
+        # fatal, and let `server.start` (n3ctl start) try again afterwards.
+        return Decision(True, 0.0, 1, f"{failure.message}; {failure.fix}, then run: n3ctl start")
 
     def _stopping_on_cancel(self) -> None:
         """A command or shutdown cancelled the attempt: our child is (being) stopped."""

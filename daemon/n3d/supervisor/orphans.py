@@ -14,6 +14,10 @@ and stderr pipes died with the old n3d, so nobody can drain them, and a Go progr
 (Ollama) is killed by SIGPIPE at its next log line on a broken stdout or stderr.
 A fresh child is the only one n3d can fully own. Mode external never stops anything:
 the orphan is simply the server that answers (or not).
+
+Writing and removing the file never raise: a runtime dir that vanished while n3d
+ran (a ``/tmp`` cleaner, logind at logout) is created again with the same checks
+as at start-up, and anything else is logged; the server runs on either way.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import anyio
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 import structlog
 
+from n3d.errors import PathError
+from n3d.paths import ensure_private_dir
 from n3d.supervisor.process import OllamaProcess, group_members, kill_group
 
 __all__ = [
@@ -64,8 +70,7 @@ class PidRecord:
         return cls(child.pid, child.pgid, child.create_time, child.command)
 
 
-def write_pid_file(path: Path, record: PidRecord) -> None:
-    """Write ``ollama.pid`` atomically (write, then rename), mode 0600."""
+def _write(path: Path, record: PidRecord) -> None:
     data = {
         "pid": record.pid,
         "pgid": record.pgid,
@@ -73,10 +78,46 @@ def write_pid_file(path: Path, record: PidRecord) -> None:
         "cmdline": list(record.cmdline),
     }
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(f"{record.pid}\n{json.dumps(data)}\n")
     os.replace(tmp, path)
+
+
+def write_pid_file(path: Path, record: PidRecord) -> bool:
+    """Write ``ollama.pid`` atomically (write, then rename), mode 0600; never raises.
+
+    Its directory is checked first as at start-up (ours, not a symlink, private:
+    the runtime dir may have been removed and taken by someone else since), and
+    created again if it is gone, with ``runtime_dir.recreated`` saying what went
+    with it. Returns whether the file was written; when not, the error
+    ``pid_file.write_failed`` says why (the server runs on, but a killed n3d
+    would leave it for no one to clean up).
+    """
+    directory = path.parent
+    try:
+        gone = not os.path.lexists(directory)
+        # Only the last component: a missing $XDG_RUNTIME_DIR is logind's to make.
+        ensure_private_dir(directory, parents=False)
+        if gone:
+            log.warning(
+                "runtime_dir.recreated",
+                path=str(directory),
+                detail="the runtime dir was removed while n3d ran (a /tmp cleaner, or "
+                "logind at logout): created again; n3d.lock and n3d.pid went with it, "
+                "and the control socket if it lived there: restart n3d to restore them",
+            )
+        _write(path, record)
+    except (OSError, PathError) as exc:
+        error = str(exc) if isinstance(exc, PathError) else f"{exc.strerror or exc}"
+        log.error(
+            "pid_file.write_failed",
+            path=str(path),
+            error=error,
+            detail="the server runs on; if n3d is killed, the next one cannot find it",
+        )
+        return False
+    return True
 
 
 def read_pid_file(path: Path) -> PidRecord | None:
@@ -84,19 +125,26 @@ def read_pid_file(path: Path) -> PidRecord | None:
     try:
         lines = path.read_text().splitlines()
         data = json.loads(lines[1])
-        return PidRecord(
+        record = PidRecord(
             int(data["pid"]),
             int(data["pgid"]),
             float(data["create_time"]),
             tuple(str(a) for a in data["cmdline"]),
         )
-    except (OSError, IndexError, ValueError, KeyError, TypeError):
+    except (OSError, IndexError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
+    # 0, 1 and negatives are no child of ours (and pgid 0 would mean n3d's own group).
+    return record if record.pid > 1 and record.pgid > 1 else None
 
 
 def remove_pid_file(path: Path) -> None:
-    with suppress(FileNotFoundError):
+    """Remove ``ollama.pid`` if it is there; never raises (an error is logged)."""
+    try:
         path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log.error("pid_file.remove_failed", path=str(path), error=exc.strerror or str(exc))
 
 
 def looks_like_ollama(cmdline: tuple[str, ...] | list[str], recorded: tuple[str, ...] = ()) -> bool:

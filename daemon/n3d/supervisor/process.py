@@ -5,6 +5,8 @@
   killed with one ``killpg`` even after serve itself died.
 * stdout and stderr are read continuously and re-emitted as log events with
   ``logger: "ollama"``; a pipe never fills, whatever the child prints.
+* Whatever makes the spawn itself fail (any OS error, a NUL byte) is raised as
+  :class:`~n3d.supervisor.spawn.SpawnFailed`, classified once.
 * Exit is noticed by awaiting the child (a waitpid), not by polling.
 * :meth:`OllamaProcess.stop`: SIGTERM to serve, wait ``timeout_s``, SIGKILL to the
   whole group, then verify with psutil that no member of the group survives. A
@@ -27,9 +29,9 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 import structlog
 from anyio.abc import Process
 
-from n3d.errors import OllamaError
 from n3d.supervisor.groups import VERIFY_S, descendant_pids, group_members, kill_group
 from n3d.supervisor.output import drain
+from n3d.supervisor.spawn import SpawnFailed, classify
 
 __all__ = [
     "ExitStatus",
@@ -258,12 +260,11 @@ async def open_ollama(
     env: Mapping[str, str],
     *,
     stop_timeout_s: float,
-    base_url: str = "",
 ) -> AsyncIterator[OllamaProcess]:
     """Spawn ``command`` in a new session; on leaving the block, stop it (bounded).
 
-    Raises :class:`~n3d.errors.OllamaNotInstalled` when the executable is missing
-    or not executable.
+    Raises :class:`~n3d.supervisor.spawn.SpawnFailed` when the spawn fails, for any
+    reason.
     """
     try:
         process = await anyio.open_process(
@@ -274,8 +275,8 @@ async def open_ollama(
             env=dict(env),
             start_new_session=True,
         )
-    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-        raise OllamaError.not_installed(command[0], base_url) from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+        raise SpawnFailed(classify(exc, command[0] if command else "")) from exc
     child = OllamaProcess(process, command)
     log.info("ollama.spawned", pid=child.pid, command=list(command))
     try:
