@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from n3d.supervisor.groups import VERIFY_S, descendant_pids
+from n3d.supervisor.output import OutputLimiter
 from n3d.supervisor.process import (
     ExitStatus,
     child_environment,
@@ -69,7 +70,8 @@ async def test_output_is_drained_continuously_and_logged_as_ollama(
             sys.stderr.write('time=now level=WARN source=x.go:1 msg="w %d"\\n' % i)
         sys.exit(3)
     """
-    async with open_ollama(py(code), os.environ, stop_timeout_s=2) as p:
+    unlimited = OutputLimiter(burst=10**9)  # this test counts lines; the limit has its own
+    async with open_ollama(py(code), os.environ, stop_timeout_s=2, output=unlimited) as p:
         pgids.append(p.pgid)
         with anyio.fail_after(20):
             status = await p.wait()

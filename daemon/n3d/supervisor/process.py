@@ -4,7 +4,8 @@
   Ollama's runners (which share serve's group, research/ollama.md §3) can be
   killed with one ``killpg`` even after serve itself died.
 * stdout and stderr are read continuously and re-emitted as log events with
-  ``logger: "ollama"``; a pipe never fills, whatever the child prints.
+  ``logger: "ollama"`` (rate-limited, :mod:`n3d.supervisor.output`); a pipe never
+  fills, whatever the child prints.
 * Whatever makes the spawn itself fail (any OS error, a NUL byte) is raised as
   :class:`~n3d.supervisor.spawn.SpawnFailed`, classified once.
 * Exit is noticed by awaiting the child (a waitpid), not by polling.
@@ -30,7 +31,7 @@ import structlog
 from anyio.abc import Process
 
 from n3d.supervisor.groups import VERIFY_S, descendant_pids, group_members, kill_group
-from n3d.supervisor.output import drain
+from n3d.supervisor.output import OutputLimiter, drain
 from n3d.supervisor.spawn import SpawnFailed, classify
 
 __all__ = [
@@ -260,11 +261,13 @@ async def open_ollama(
     env: Mapping[str, str],
     *,
     stop_timeout_s: float,
+    output: OutputLimiter | None = None,
 ) -> AsyncIterator[OllamaProcess]:
     """Spawn ``command`` in a new session; on leaving the block, stop it (bounded).
 
-    Raises :class:`~n3d.supervisor.spawn.SpawnFailed` when the spawn fails, for any
-    reason.
+    The child's output is re-emitted through ``output`` (default: a fresh
+    :class:`OutputLimiter` with the standard rate). Raises
+    :class:`~n3d.supervisor.spawn.SpawnFailed` when the spawn fails, for any reason.
     """
     try:
         process = await anyio.open_process(
@@ -278,6 +281,7 @@ async def open_ollama(
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
         raise SpawnFailed(classify(exc, command[0] if command else "")) from exc
     child = OllamaProcess(process, command)
+    limiter = output if output is not None else OutputLimiter()
     log.info("ollama.spawned", pid=child.pid, command=list(command))
     try:
         async with anyio.create_task_group() as tg:
@@ -291,8 +295,8 @@ async def open_ollama(
             async def drain_all() -> None:
                 with drains:
                     async with anyio.create_task_group() as dtg:
-                        dtg.start_soon(drain, stdout, "stdout", child.note_stderr)
-                        dtg.start_soon(drain, stderr, "stderr", child.note_stderr)
+                        dtg.start_soon(drain, stdout, "stdout", None, limiter)
+                        dtg.start_soon(drain, stderr, "stderr", child.note_stderr, limiter)
 
             tg.start_soon(drain_all)
             try:
