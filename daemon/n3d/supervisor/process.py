@@ -6,6 +6,9 @@
 * stdout and stderr are read continuously and re-emitted as log events with
   ``logger: "ollama"`` (rate-limited, :mod:`n3d.supervisor.output`); a pipe never
   fills, whatever the child prints.
+* Every spawn carries a fresh random marker in the child's environment,
+  ``N3D_INSTANCE``, which Ollama's runners inherit: it is how a later n3d proves
+  that a process was started by this serve (:mod:`n3d.supervisor.orphans`).
 * Whatever makes the spawn itself fail (any OS error, a NUL byte) is raised as
   :class:`~n3d.supervisor.spawn.SpawnFailed`, classified once.
 * Exit is noticed by awaiting the child (a waitpid), not by polling.
@@ -17,6 +20,7 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import threading
@@ -30,11 +34,18 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 import structlog
 from anyio.abc import Process
 
-from n3d.supervisor.groups import VERIFY_S, descendant_pids, group_members, kill_group
+from n3d.supervisor.groups import (
+    INSTANCE_VAR,
+    VERIFY_S,
+    descendant_pids,
+    group_members,
+    kill_group,
+)
 from n3d.supervisor.output import OutputLimiter, drain
 from n3d.supervisor.spawn import SpawnFailed, classify
 
 __all__ = [
+    "INSTANCE_VAR",
     "ExitStatus",
     "OllamaProcess",
     "Resources",
@@ -110,9 +121,10 @@ class Resources:
 class OllamaProcess:
     """A running child; created by :func:`open_ollama`, which guarantees its stop."""
 
-    def __init__(self, process: Process, command: Sequence[str]) -> None:
+    def __init__(self, process: Process, command: Sequence[str], instance: str = "") -> None:
         self._process = process
         self.command = tuple(command)
+        self.instance = instance  # the N3D_INSTANCE marker this spawn carries
         self.pid = process.pid
         self.pgid = process.pid  # new session: the leader's pid is the group id
         self.started_at = time.monotonic()
@@ -269,18 +281,19 @@ async def open_ollama(
     :class:`OutputLimiter` with the standard rate). Raises
     :class:`~n3d.supervisor.spawn.SpawnFailed` when the spawn fails, for any reason.
     """
+    instance = secrets.token_hex(16)
     try:
         process = await anyio.open_process(
             list(command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(env),
+            env={**env, INSTANCE_VAR: instance},
             start_new_session=True,
         )
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
         raise SpawnFailed(classify(exc, command[0] if command else "")) from exc
-    child = OllamaProcess(process, command)
+    child = OllamaProcess(process, command, instance)
     limiter = output if output is not None else OutputLimiter()
     log.info("ollama.spawned", pid=child.pid, command=list(command))
     try:
