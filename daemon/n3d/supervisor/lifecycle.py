@@ -5,9 +5,10 @@ start our own. Each start attempt spawns the child, waits until it is ready,
 supervises its run and, when it ends, asks the restart policy what comes next:
 back off and start again, or give up (fatal). A spawn that fails is a failed
 start like any other (:mod:`n3d.supervisor.spawn` says whether retrying can
-help; when it cannot, ``fatal`` at once). A command or shutdown cancels the
-lifecycle from :mod:`n3d.supervisor.supervisor`; the cancel edges below make sure
-no state is left that claims a child we no longer have.
+help; when it cannot, ``fatal`` at once), and so is a command that daemonized
+itself (:mod:`n3d.supervisor.escape`, always ``fatal``). A command or shutdown
+cancels the lifecycle from :mod:`n3d.supervisor.supervisor`; the cancel edges
+below make sure no state is left that claims a child we no longer have.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import structlog
 from n3d.errors import render_error
 from n3d.logs import metric
 from n3d.state import ServerState
+from n3d.supervisor.escape import daemonized
 from n3d.supervisor.foreign import adopt, watch_foreign
 from n3d.supervisor.orphans import PidRecord, remove_pid_file, write_pid_file
 from n3d.supervisor.ports import endpoint_of, port_holder
@@ -175,6 +177,10 @@ class Lifecycle:
         sup = self._sup
         failure = await wait_ready(sup, child)
         if failure is not None:
+            # A backgrounded server may still be coming up: give it the start's time.
+            escaped = await self._daemonized(child, wait_s=sup.settings.server.start_timeout_s)
+            if escaped is not None:
+                return escaped
             sup.store.update(last_error=failure)
             await child.stop(sup.settings.server.stop_timeout_s)
             return self._record_failure(policy, failure)
@@ -183,6 +189,9 @@ class Lifecycle:
         metric("ollama.server.started", 1, "{start}", pid=child.pid)
         await sup.learn_version()
         reason, healthy_for_s = await watch_running(sup, child)
+        escaped = await self._daemonized(child)
+        if escaped is not None:
+            return escaped
         if sup.snapshot.state is not S.STOPPING:
             sup.store.update(last_error=reason)
         await child.stop(sup.settings.server.stop_timeout_s)
@@ -190,6 +199,19 @@ class Lifecycle:
         return Decision(
             decision.give_up, decision.delay_s, decision.failures, f"{reason}; {decision.reason}"
         )
+
+    async def _daemonized(self, child: OllamaProcess, wait_s: float = 0.0) -> Decision | None:
+        """``fatal`` if the child exited 0 and left a server behind (it daemonized)."""
+        sup = self._sup
+        reason = await daemonized(child, self._answers, wait_s=wait_s)
+        if reason is None:
+            return None
+        sup.store.update(last_error=reason)
+        await child.stop(sup.settings.server.stop_timeout_s)
+        return Decision(True, 0.0, 1, f"{reason}; then run: n3ctl start")
+
+    async def _answers(self) -> bool:
+        return (await self._sup.health.check(force=True)).ok
 
     def _record_failure(self, policy: RestartPolicy, why: str) -> Decision:
         self._record, decision = self._record.failed_start(policy, time.monotonic())
