@@ -25,7 +25,7 @@ from n3d.logs import metric
 from n3d.state import ServerState
 from n3d.supervisor.escape import daemonized
 from n3d.supervisor.foreign import adopt, watch_foreign
-from n3d.supervisor.orphans import PidRecord, remove_pid_file, write_pid_file
+from n3d.supervisor.pidfile import PidRecord, remove_pid_file, write_pid_file
 from n3d.supervisor.ports import endpoint_of, port_holder
 from n3d.supervisor.process import OllamaProcess, child_environment, open_ollama
 from n3d.supervisor.restart import Decision, FailureRecord, RestartPolicy

@@ -16,7 +16,7 @@ a pid, a group id nor a command line proves anything alone:
   like Ollama; the create time already ties it to that spawn).
 * a runner: a member of the recorded group, no older than serve, whose
   environment carries the recorded marker; where it cannot be read (another
-  user's process, a zombie, some platforms), one whose parent chain reaches the
+  user's process, some platforms), one whose parent chain reaches the
   verified live serve. A member proven by neither is left alone, and logged.
 
 Found orphans are stopped, never adopted in modes auto and managed: their stdout
@@ -25,14 +25,12 @@ and stderr pipes died with the old n3d, so nobody can drain them, and a Go progr
 A fresh child is the only one n3d can fully own. Mode external never stops anything:
 the orphan is simply the server that answers (or not).
 
-Writing and removing the file never raise: a runtime dir that vanished while n3d
-ran (a ``/tmp`` cleaner, logind at logout) is created again with the same checks
-as at start-up, and anything else is logged; the server runs on either way.
+The file itself (its format, and writing it so that nothing can end n3d) is
+:mod:`n3d.supervisor.pidfile`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -44,10 +42,8 @@ import anyio
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 import structlog
 
-from n3d.errors import PathError
-from n3d.paths import ensure_private_dir
 from n3d.supervisor.groups import VERIFY_S, group_members, instance_of
-from n3d.supervisor.process import OllamaProcess
+from n3d.supervisor.pidfile import PidRecord, read_pid_file, remove_pid_file, write_pid_file
 
 __all__ = [
     "OrphanOutcome",
@@ -66,104 +62,6 @@ log = structlog.get_logger("n3d.supervisor.orphans")
 # (`ollama runner`, `ollama_llama_server`, upstream `llama-server`) and the simulator.
 _OLLAMA_WORDS = ("ollama", "llama-server", "llama_server", "n3d.sim")
 _CREATE_TIME_TOLERANCE_S = 0.01  # psutil's create time is in clock ticks (10 ms)
-
-
-@dataclass(frozen=True, slots=True)
-class PidRecord:
-    """What ``ollama.pid`` says about the child a previous n3d started.
-
-    ``instance`` is the spawn's ``N3D_INSTANCE`` marker ("" in files written
-    before markers existed).
-    """
-
-    pid: int
-    pgid: int
-    create_time: float
-    cmdline: tuple[str, ...]
-    instance: str = ""
-
-    @classmethod
-    def of(cls, child: OllamaProcess) -> PidRecord:
-        return cls(child.pid, child.pgid, child.create_time, child.command, child.instance)
-
-
-def _write(path: Path, record: PidRecord) -> None:
-    data = {
-        "pid": record.pid,
-        "pgid": record.pgid,
-        "create_time": record.create_time,
-        "cmdline": list(record.cmdline),
-        "instance": record.instance,
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{record.pid}\n{json.dumps(data)}\n")
-    os.replace(tmp, path)
-
-
-def write_pid_file(path: Path, record: PidRecord) -> bool:
-    """Write ``ollama.pid`` atomically (write, then rename), mode 0600; never raises.
-
-    Its directory is checked first as at start-up (ours, not a symlink, private:
-    the runtime dir may have been removed and taken by someone else since), and
-    created again if it is gone, with ``runtime_dir.recreated`` saying what went
-    with it. Returns whether the file was written; when not, the error
-    ``pid_file.write_failed`` says why (the server runs on, but a killed n3d
-    would leave it for no one to clean up).
-    """
-    directory = path.parent
-    try:
-        gone = not os.path.lexists(directory)
-        # Only the last component: a missing $XDG_RUNTIME_DIR is logind's to make.
-        ensure_private_dir(directory, parents=False)
-        if gone:
-            log.warning(
-                "runtime_dir.recreated",
-                path=str(directory),
-                detail="the runtime dir was removed while n3d ran (a /tmp cleaner, or "
-                "logind at logout): created again; n3d.lock and n3d.pid went with it, "
-                "and the control socket if it lived there: restart n3d to restore them",
-            )
-        _write(path, record)
-    except (OSError, PathError) as exc:
-        error = str(exc) if isinstance(exc, PathError) else f"{exc.strerror or exc}"
-        log.error(
-            "pid_file.write_failed",
-            path=str(path),
-            error=error,
-            detail="the server runs on; if n3d is killed, the next one cannot find it",
-        )
-        return False
-    return True
-
-
-def read_pid_file(path: Path) -> PidRecord | None:
-    """The record in ``path``; None if missing or unreadable (a foreign or broken file)."""
-    try:
-        lines = path.read_text().splitlines()
-        data = json.loads(lines[1])
-        record = PidRecord(
-            int(data["pid"]),
-            int(data["pgid"]),
-            float(data["create_time"]),
-            tuple(str(a) for a in data["cmdline"]),
-            str(data.get("instance") or ""),
-        )
-    except (OSError, IndexError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
-        return None
-    # 0, 1 and negatives are no child of ours (and pgid 0 would mean n3d's own group).
-    return record if record.pid > 1 and record.pgid > 1 else None
-
-
-def remove_pid_file(path: Path) -> None:
-    """Remove ``ollama.pid`` if it is there; never raises (an error is logged)."""
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.error("pid_file.remove_failed", path=str(path), error=exc.strerror or str(exc))
 
 
 def looks_like_ollama(cmdline: tuple[str, ...] | list[str], recorded: tuple[str, ...] = ()) -> bool:
