@@ -271,6 +271,9 @@ def command(value: object) -> tuple[str, ...]:
     for i, arg in enumerate(value, start=1):
         if not isinstance(arg, str):
             raise Invalid(f"expected strings only; entry {i} is {describe(arg)}")
+        if "\0" in arg:
+            # exec takes C strings: no program or argument can hold a NUL byte.
+            raise Invalid(f"entry {i} contains a NUL byte (\\u0000): no program can receive it")
     if not value or not value[0]:
         raise Invalid('expected a program and its arguments, like ["ollama", "serve"]; got none')
     return tuple(value)
@@ -286,6 +289,12 @@ def env_table(value: object) -> MappingProxyType[str, str]:
             raise Invalid(f'"{name}" is not a usable environment variable name', subkey=name)
         if not isinstance(item, str):
             raise Invalid(f"expected a string, got {describe(item)}", subkey=name)
+        if "\0" in item:
+            # The environment is C strings too: the child could not be started.
+            raise Invalid(
+                "the value contains a NUL byte (\\u0000): no environment can carry it",
+                subkey=name,
+            )
     return MappingProxyType(dict(value))
 
 

@@ -149,7 +149,7 @@ class Daemon:
                 log.warning("config.warning", warning=warning)
             await self._run_parts(directory, task_status)
         finally:
-            with suppress(FileNotFoundError):
+            with suppress(OSError):  # the runtime dir may be gone (a /tmp cleaner): fine
                 pid_file.unlink()
             os.close(lock_fd)
             log.info("n3d.stopped")

@@ -78,8 +78,8 @@ def socket_path(configured: str = "", env: Mapping[str, str] | None = None) -> P
     return Path(locations.socket_path(configured, _env(env)))
 
 
-def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) 0700 if missing, then verify it is safe to use.
+def ensure_private_dir(path: Path, *, parents: bool = True) -> Path:
+    """Create `path` (and its parents, unless told not to) 0700 if missing, then verify it.
 
     Safe means what :func:`n3d.trust.private_dir_problem` checks (the clients
     apply the same check before they connect): a directory that is not a symlink,
@@ -89,7 +89,8 @@ def ensure_private_dir(path: Path) -> Path:
     may be someone else's trap).
     """
     try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if parents:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         path.mkdir(mode=0o700)
     except FileExistsError:
         pass

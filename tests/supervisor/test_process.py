@@ -15,8 +15,8 @@ import anyio
 import psutil
 import pytest
 
-from n3d.errors import OllamaNotInstalled
 from n3d.supervisor.groups import VERIFY_S, descendant_pids
+from n3d.supervisor.output import OutputLimiter
 from n3d.supervisor.process import (
     ExitStatus,
     child_environment,
@@ -24,6 +24,7 @@ from n3d.supervisor.process import (
     kill_group,
     open_ollama,
 )
+from n3d.supervisor.spawn import SpawnFailed
 
 from .helpers import JsonLogs, eventually
 
@@ -69,7 +70,8 @@ async def test_output_is_drained_continuously_and_logged_as_ollama(
             sys.stderr.write('time=now level=WARN source=x.go:1 msg="w %d"\\n' % i)
         sys.exit(3)
     """
-    async with open_ollama(py(code), os.environ, stop_timeout_s=2) as p:
+    unlimited = OutputLimiter(burst=10**9)  # this test counts lines; the limit has its own
+    async with open_ollama(py(code), os.environ, stop_timeout_s=2, output=unlimited) as p:
         pgids.append(p.pgid)
         with anyio.fail_after(20):
             status = await p.wait()
@@ -151,10 +153,11 @@ async def test_environment_is_scrubbed_and_ollama_host_set(tmp_path: Path) -> No
 
 
 async def test_a_missing_executable_is_ollama_not_installed() -> None:
-    with pytest.raises(OllamaNotInstalled, match="no-such-ollama"):
+    with pytest.raises(SpawnFailed, match="Ollama executable not found: .*no-such-ollama") as e:
         async with open_ollama(["/nonexistent/no-such-ollama", "serve"], os.environ,
-                               stop_timeout_s=1, base_url="http://127.0.0.1:1"):
+                               stop_timeout_s=1):
             pass
+    assert not e.value.failure.retryable and e.value.failure.errno_name == "ENOENT"
 
 
 async def test_resources_cover_serve_and_runners(pgids: list[int]) -> None:

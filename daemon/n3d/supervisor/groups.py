@@ -9,6 +9,12 @@ no memory, and their parent (or init) reaps them.
 ``/proc/PID/task/TID/children`` (~0.05 ms), where psutil's ``children()``
 reads every process on the machine to build a parent map (~1 ms at 70
 processes, growing with their number).
+
+Every spawn carries a random marker in its environment, ``N3D_INSTANCE``, which
+its descendants inherit (Ollama starts runners with ``os.Environ()``): the proof
+that a process came from that spawn, whatever its group, pid or name.
+:func:`instance_of` reads it back (``/proc/PID/environ``, or what psutil has on
+other systems); :func:`marked_processes` finds every live carrier.
 """
 
 from __future__ import annotations
@@ -21,9 +27,18 @@ from contextlib import suppress
 import anyio
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 
-__all__ = ["VERIFY_S", "descendant_pids", "group_members", "kill_group"]
+__all__ = [
+    "INSTANCE_VAR",
+    "VERIFY_S",
+    "descendant_pids",
+    "group_members",
+    "instance_of",
+    "kill_group",
+    "marked_processes",
+]
 
 VERIFY_S = 2.0  # how long to wait for SIGKILLed members to vanish
+INSTANCE_VAR = "N3D_INSTANCE"  # the marker of one spawn, in its environment
 # Kernels built without CONFIG_PROC_CHILDREN (and macOS) have no children files.
 _PROC_CHILDREN = os.path.exists(f"/proc/self/task/{os.getpid()}/children")
 
@@ -66,6 +81,30 @@ def group_members(pgid: int) -> list[psutil.Process]:
         except (ProcessLookupError, psutil.Error):
             continue
     return members
+
+
+def instance_of(proc: psutil.Process) -> str | None:
+    """The ``N3D_INSTANCE`` in ``proc``'s environment ("" if absent or gone); None if unreadable."""
+    try:
+        return str(proc.environ().get(INSTANCE_VAR, ""))
+    except psutil.NoSuchProcess:  # gone, or a zombie (also a NoSuchProcess): nothing to stop
+        return ""
+    except (psutil.Error, OSError):  # AccessDenied: another user's, or not readable here
+        return None
+
+
+def marked_processes(instance: str) -> list[psutil.Process]:
+    """Live (non-zombie) processes whose environment carries ``instance``; blocking."""
+    if not instance:
+        return []
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE and instance_of(proc) == instance:
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
 
 
 def _killpg(pgid: int) -> None:

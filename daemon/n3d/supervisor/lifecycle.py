@@ -3,9 +3,12 @@
 Per mode: watch a foreign server (external), adopt one that answers (auto), or
 start our own. Each start attempt spawns the child, waits until it is ready,
 supervises its run and, when it ends, asks the restart policy what comes next:
-back off and start again, or give up (fatal). A command or shutdown cancels the
-lifecycle from :mod:`n3d.supervisor.supervisor`; the cancel edges below make sure
-no state is left that claims a child we no longer have.
+back off and start again, or give up (fatal). A spawn that fails is a failed
+start like any other (:mod:`n3d.supervisor.spawn` says whether retrying can
+help; when it cannot, ``fatal`` at once), and so is a command that daemonized
+itself (:mod:`n3d.supervisor.escape`, always ``fatal``). A command or shutdown
+cancels the lifecycle from :mod:`n3d.supervisor.supervisor`; the cancel edges
+below make sure no state is left that claims a child we no longer have.
 """
 
 from __future__ import annotations
@@ -17,14 +20,16 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from n3d.errors import OllamaNotInstalled
+from n3d.errors import render_error
 from n3d.logs import metric
 from n3d.state import ServerState
+from n3d.supervisor.escape import daemonized
 from n3d.supervisor.foreign import adopt, watch_foreign
-from n3d.supervisor.orphans import PidRecord, remove_pid_file, write_pid_file
+from n3d.supervisor.pidfile import PidRecord, remove_pid_file, write_pid_file
 from n3d.supervisor.ports import endpoint_of, port_holder
 from n3d.supervisor.process import OllamaProcess, child_environment, open_ollama
 from n3d.supervisor.restart import Decision, FailureRecord, RestartPolicy
+from n3d.supervisor.spawn import SpawnFailed, SpawnFailure
 from n3d.supervisor.watch import wait_ready, watch_running
 
 if TYPE_CHECKING:
@@ -124,28 +129,42 @@ class Lifecycle:
         sup.health.forget()
         try:
             async with open_ollama(
-                sup.command,
-                env,
-                stop_timeout_s=server.stop_timeout_s,
-                base_url=sup.settings.ollama.base_url,
+                sup.command, env, stop_timeout_s=server.stop_timeout_s
             ) as child:
                 sup.process = child
                 if sup.pid_file is not None:
-                    write_pid_file(sup.pid_file, PidRecord.of(child))
+                    write_pid_file(sup.pid_file, PidRecord.of(child))  # never raises
                 sup.store.update(pid=child.pid, owned=True)
                 try:
                     return await self._supervise(child, policy)
                 except anyio.get_cancelled_exc_class():
                     self._stopping_on_cancel()  # now, while the child is being stopped
                     raise
-        except OllamaNotInstalled as exc:
-            # Retrying cannot help until someone installs it: say so once, go fatal,
-            # and let `server.start` (n3ctl start) try again afterwards.
-            sup.store.update(last_error=str(exc))
-            log.error("server.not_installed", error=str(exc))
-            return Decision(
-                True, 0.0, 1, f"{exc.message}; install it, then run: n3ctl start"
+        except SpawnFailed as exc:
+            return self._spawn_failed(policy, exc.failure)
+
+    def _spawn_failed(self, policy: RestartPolicy, failure: SpawnFailure) -> Decision:
+        """The one place a spawn that failed becomes a failed start, or ``fatal``."""
+        sup = self._sup
+        sup.store.update(
+            last_error=render_error(
+                failure.message,
+                base_url=sup.settings.ollama.base_url,
+                suggestion=failure.suggestion,
             )
+        )
+        log.error(
+            # The missing program keeps its own event, which alerts may match on.
+            "server.not_installed" if failure.not_installed else "server.spawn_failed",
+            error=failure.message,
+            errno=failure.errno_name,
+            retryable=failure.retryable,
+        )
+        if failure.retryable:
+            return self._record_failure(policy, failure.message)
+        # Retrying cannot help until someone fixes the command: say so once, go
+        # fatal, and let `server.start` (n3ctl start) try again afterwards.
+        return Decision(True, 0.0, 1, f"{failure.message}; {failure.fix}, then run: n3ctl start")
 
     def _stopping_on_cancel(self) -> None:
         """A command or shutdown cancelled the attempt: our child is (being) stopped."""
@@ -158,6 +177,10 @@ class Lifecycle:
         sup = self._sup
         failure = await wait_ready(sup, child)
         if failure is not None:
+            # A backgrounded server may still be coming up: give it the start's time.
+            escaped = await self._daemonized(child, wait_s=sup.settings.server.start_timeout_s)
+            if escaped is not None:
+                return escaped
             sup.store.update(last_error=failure)
             await child.stop(sup.settings.server.stop_timeout_s)
             return self._record_failure(policy, failure)
@@ -166,6 +189,9 @@ class Lifecycle:
         metric("ollama.server.started", 1, "{start}", pid=child.pid)
         await sup.learn_version()
         reason, healthy_for_s = await watch_running(sup, child)
+        escaped = await self._daemonized(child)
+        if escaped is not None:
+            return escaped
         if sup.snapshot.state is not S.STOPPING:
             sup.store.update(last_error=reason)
         await child.stop(sup.settings.server.stop_timeout_s)
@@ -173,6 +199,19 @@ class Lifecycle:
         return Decision(
             decision.give_up, decision.delay_s, decision.failures, f"{reason}; {decision.reason}"
         )
+
+    async def _daemonized(self, child: OllamaProcess, wait_s: float = 0.0) -> Decision | None:
+        """``fatal`` if the child exited 0 and left a server behind (it daemonized)."""
+        sup = self._sup
+        reason = await daemonized(child, self._answers, wait_s=wait_s)
+        if reason is None:
+            return None
+        sup.store.update(last_error=reason)
+        await child.stop(sup.settings.server.stop_timeout_s)
+        return Decision(True, 0.0, 1, f"{reason}; then run: n3ctl start")
+
+    async def _answers(self) -> bool:
+        return (await self._sup.health.check(force=True)).ok
 
     def _record_failure(self, policy: RestartPolicy, why: str) -> Decision:
         self._record, decision = self._record.failed_start(policy, time.monotonic())

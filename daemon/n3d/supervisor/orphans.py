@@ -2,25 +2,38 @@
 
 While n3d owns a server it keeps ``ollama.pid`` in the runtime dir: the pid on the
 first line (for humans and tools), then one JSON object with the pid, its process
-group, its create time and its command line. If n3d was SIGKILLed the file stays.
+group, its create time, its command line and its instance marker (the random
+``N3D_INSTANCE`` value n3d put in that spawn's environment, which Ollama's runners
+inherit). If n3d was SIGKILLed the file stays.
 
-The next n3d reads it and looks for the previous child. A process counts as that
-child only if **all** hold: the pid exists, its create time equals the recorded one
-(so a pid reused by an unrelated process never matches), and its command line is
-the recorded one or looks like Ollama. Anything else is left alone.
+The next n3d reads it and signals only processes it can prove that serve started;
+pids and process groups are reused (``kernel.pid_max`` may be 32768), so neither
+a pid, a group id nor a command line proves anything alone:
+
+* serve: the pid exists, its create time equals the recorded one, and its
+  environment carries the recorded marker (where the environment cannot be read,
+  or the file predates markers: its command line is the recorded one or looks
+  like Ollama; the create time already ties it to that spawn).
+* a runner: a member of the recorded group, no older than serve, whose
+  environment carries the recorded marker; where it cannot be read (another
+  user's process, some platforms), one whose parent chain reaches the
+  verified live serve. A member proven by neither is left alone, and logged.
 
 Found orphans are stopped, never adopted in modes auto and managed: their stdout
 and stderr pipes died with the old n3d, so nobody can drain them, and a Go program
 (Ollama) is killed by SIGPIPE at its next log line on a broken stdout or stderr.
 A fresh child is the only one n3d can fully own. Mode external never stops anything:
 the orphan is simply the server that answers (or not).
+
+The file itself (its format, and writing it so that nothing can end n3d) is
+:mod:`n3d.supervisor.pidfile`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import signal
+import time
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +42,8 @@ import anyio
 import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 import structlog
 
-from n3d.supervisor.process import OllamaProcess, group_members, kill_group
+from n3d.supervisor.groups import VERIFY_S, group_members, instance_of
+from n3d.supervisor.pidfile import PidRecord, read_pid_file, remove_pid_file, write_pid_file
 
 __all__ = [
     "OrphanOutcome",
@@ -50,55 +64,6 @@ _OLLAMA_WORDS = ("ollama", "llama-server", "llama_server", "n3d.sim")
 _CREATE_TIME_TOLERANCE_S = 0.01  # psutil's create time is in clock ticks (10 ms)
 
 
-@dataclass(frozen=True, slots=True)
-class PidRecord:
-    """What ``ollama.pid`` says about the child a previous n3d started."""
-
-    pid: int
-    pgid: int
-    create_time: float
-    cmdline: tuple[str, ...]
-
-    @classmethod
-    def of(cls, child: OllamaProcess) -> PidRecord:
-        return cls(child.pid, child.pgid, child.create_time, child.command)
-
-
-def write_pid_file(path: Path, record: PidRecord) -> None:
-    """Write ``ollama.pid`` atomically (write, then rename), mode 0600."""
-    data = {
-        "pid": record.pid,
-        "pgid": record.pgid,
-        "create_time": record.create_time,
-        "cmdline": list(record.cmdline),
-    }
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(f"{record.pid}\n{json.dumps(data)}\n")
-    os.replace(tmp, path)
-
-
-def read_pid_file(path: Path) -> PidRecord | None:
-    """The record in ``path``; None if missing or unreadable (a foreign or broken file)."""
-    try:
-        lines = path.read_text().splitlines()
-        data = json.loads(lines[1])
-        return PidRecord(
-            int(data["pid"]),
-            int(data["pgid"]),
-            float(data["create_time"]),
-            tuple(str(a) for a in data["cmdline"]),
-        )
-    except (OSError, IndexError, ValueError, KeyError, TypeError):
-        return None
-
-
-def remove_pid_file(path: Path) -> None:
-    with suppress(FileNotFoundError):
-        path.unlink()
-
-
 def looks_like_ollama(cmdline: tuple[str, ...] | list[str], recorded: tuple[str, ...] = ()) -> bool:
     """Whether a command line is the recorded one or names Ollama (or the simulator)."""
     if recorded and tuple(cmdline) == recorded:
@@ -108,36 +73,66 @@ def looks_like_ollama(cmdline: tuple[str, ...] | list[str], recorded: tuple[str,
     )
 
 
-def _matches(proc: psutil.Process, record: PidRecord, *, leader: bool) -> bool:
+def _is_serve(proc: psutil.Process, record: PidRecord) -> bool:
     try:
         created = proc.create_time()
         cmdline = proc.cmdline()
     except psutil.Error:
         return False
-    if leader and abs(created - record.create_time) > _CREATE_TIME_TOLERANCE_S:
-        return False
-    if not leader and created + _CREATE_TIME_TOLERANCE_S < record.create_time:
-        return False  # older than the old serve: cannot be one of its runners
+    if abs(created - record.create_time) > _CREATE_TIME_TOLERANCE_S:
+        return False  # the pid was reused
+    marker = instance_of(proc) if record.instance else None
+    if marker is not None:
+        return marker == record.instance
     return looks_like_ollama(cmdline, record.cmdline)
 
 
-def find_orphans(record: PidRecord) -> tuple[psutil.Process | None, list[psutil.Process]]:
-    """The old serve (if it is still the same process) and the members of its group.
+def _descends_from(proc: psutil.Process, serve: psutil.Process) -> bool:
+    try:
+        return any(p.pid == serve.pid for p in proc.parents()) and serve.is_running()
+    except psutil.Error:
+        return False
 
-    Group members count only if they are no older than serve and look like Ollama:
-    once the whole group has died its id can be reused by an unrelated session.
+
+def _is_runner(proc: psutil.Process, record: PidRecord, serve: psutil.Process | None) -> bool:
+    try:
+        if proc.create_time() + _CREATE_TIME_TOLERANCE_S < record.create_time:
+            return False  # older than the old serve: cannot be one of its runners
+    except psutil.Error:
+        return False
+    marker = instance_of(proc) if record.instance else None
+    if marker is not None:
+        return marker == record.instance
+    return serve is not None and _descends_from(proc, serve)
+
+
+def find_orphans(record: PidRecord) -> tuple[psutil.Process | None, list[psutil.Process]]:
+    """The old serve (if it is still the same process) and its proven runners.
+
+    Blocking (it scans /proc): call it in a worker thread. Members of the group
+    that cannot be proven to be serve's are logged as ``orphan.unproven`` and
+    never returned.
     """
     serve: psutil.Process | None = None
     with suppress(psutil.Error):
         candidate = psutil.Process(record.pid)
-        if _matches(candidate, record, leader=True):
+        if _is_serve(candidate, record):
             serve = candidate
-    members = [
-        p
-        for p in group_members(record.pgid)
-        if p.pid != record.pid and _matches(p, record, leader=False)
-    ]
-    return serve, members
+    runners: list[psutil.Process] = []
+    unproven: list[psutil.Process] = []
+    for proc in group_members(record.pgid):
+        if proc.pid == record.pid:
+            continue
+        (runners if _is_runner(proc, record, serve) else unproven).append(proc)
+    if unproven:
+        log.warning(
+            "orphan.unproven",
+            pgid=record.pgid,
+            pids=[p.pid for p in unproven],
+            detail="in the recorded process group, but not provably started by the old "
+            "serve (the group id may have been reused): left alone",
+        )
+    return serve, runners
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,11 +145,13 @@ class OrphanOutcome:
 
 
 async def stop_orphans(path: Path, *, stop_timeout_s: float) -> OrphanOutcome:
-    """Find the previous child from ``path`` and stop it and its group (bounded).
+    """Find the previous child from ``path`` and stop it and its runners (bounded).
 
-    SIGTERM to serve, up to ``stop_timeout_s`` for it to exit, then SIGKILL to the
-    group when serve was verified (its group id cannot have been reused while it
-    lives) or to each verified member otherwise. Removes the file afterwards.
+    SIGTERM to a verified serve, up to ``stop_timeout_s`` for it to exit, then
+    SIGKILL to each proven process (psutil checks before each signal that the pid
+    still names the same process), looking again for runners serve started
+    meanwhile, for at most ``VERIFY_S``. Never ``killpg``: a reused group id would
+    reach strangers. Removes the file afterwards.
     """
     record = read_pid_file(path)
     if record is None:
@@ -166,20 +163,43 @@ async def stop_orphans(path: Path, *, stop_timeout_s: float) -> OrphanOutcome:
         remove_pid_file(path)
         return OrphanOutcome("stale", record.pid)
     log.warning("orphan.found", pid=record.pid, serve_alive=serve is not None, runners=len(members))
+    proven = {p.pid: p for p in ([serve] if serve is not None else []) + members}
     if serve is not None:
         with suppress(psutil.Error):
             serve.send_signal(signal.SIGTERM)
         with suppress(psutil.Error):
             await anyio.to_thread.run_sync(_wait_gone, serve, stop_timeout_s)
-        await kill_group(record.pgid)
-    for proc in members:
-        with suppress(psutil.Error):
-            proc.kill()
+    deadline = time.monotonic() + VERIFY_S
+    while True:
+        alive = [p for p in proven.values() if _kill(p)]
+        if not alive or time.monotonic() >= deadline:
+            break
+        await anyio.to_thread.run_sync(_wait_all, alive, 0.1)
+        # Runners serve started before it died are proven by their marker alone.
+        again, more = await anyio.to_thread.run_sync(find_orphans, record)
+        for proc in ([again] if again is not None else []) + more:
+            proven.setdefault(proc.pid, proc)
     remove_pid_file(path)
-    log.warning("orphan.stopped", pid=record.pid, processes=len(members) + (serve is not None))
-    return OrphanOutcome("stopped", record.pid, len(members) + (serve is not None))
+    log.warning("orphan.stopped", pid=record.pid, processes=len(proven))
+    return OrphanOutcome("stopped", record.pid, len(proven))
+
+
+def _kill(proc: psutil.Process) -> bool:
+    """SIGKILL ``proc`` if it is still the same, living process; whether it was."""
+    try:
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        proc.kill()
+    except psutil.Error:
+        return False
+    return True
 
 
 def _wait_gone(proc: psutil.Process, timeout_s: float) -> None:
     with suppress(psutil.TimeoutExpired):
         proc.wait(timeout_s)
+
+
+def _wait_all(procs: list[psutil.Process], timeout_s: float) -> None:
+    with suppress(psutil.Error):
+        psutil.wait_procs(procs, timeout=timeout_s)

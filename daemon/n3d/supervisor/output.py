@@ -7,20 +7,42 @@ line per health check is noise. Lines longer than 16 KiB are cut, so a child tha
 never prints a newline cannot grow n3d's memory, and so the JSON event stays
 under journald's LineMax (48 KiB), which would otherwise split it. Reading never stops before EOF,
 so a pipe never fills and the child never blocks on a write.
+
+Re-emitting is rate-limited, reading is not. A chatty serve (9 MB/s of lines) once
+made 74 MB of n3d log in 8 s at 98 % CPU, and journald's rate limit (by default
+10 000 messages per 30 s per service) then dropped n3d's own events with it. So the
+lines of one child pass a token bucket, :class:`OutputLimiter`: ``RATE_PER_S``
+lines per second with bursts of ``BURST``. Ollama prints ~50–300 lines at start-up
+(more with ``OLLAMA_DEBUG``), which fit the burst, and one gin line per request,
+which fits the rate up to 100 requests a second. At the limit the child uses at
+most 1 000 + 30 × 100 = 4 000 of journald's 10 000 per 30 s, leaving the rest to
+n3d. Lines over the limit are read and dropped (a whole read at a time, so a
+flood costs little more than reading it); they are counted in the metric
+``ollama.output_suppressed`` and summed up in a warning event of that name (n3d's
+own logger, never limited) at most every ``SUMMARY_EVERY_S`` and at EOF. The
+newest stderr line is always seen (it goes into error messages), limited or not.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 
 import anyio
 import structlog
 from anyio.abc import ByteReceiveStream
 
-__all__ = ["drain", "emit"]
+from n3d.logs import metric
+
+__all__ = ["BURST", "RATE_PER_S", "SUMMARY_EVERY_S", "OutputLimiter", "drain", "emit"]
 
 ollama_log = structlog.get_logger("ollama")
+log = structlog.get_logger("n3d.supervisor.output")
+
+RATE_PER_S = 100.0
+BURST = 1000
+SUMMARY_EVERY_S = 10.0
 
 _MAX_LINE = 16 * 1024
 _SLOG_LEVEL = re.compile(r"\blevel=(DEBUG|INFO|WARN|ERROR)\b")
@@ -28,15 +50,80 @@ _LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error"
 _PROBE_LINE = re.compile(r'^\[GIN\] .*\|\s*HEAD\s+"/"\s*$')
 
 
-def emit(stream: str, raw: bytes, on_stderr: Callable[[str], None] | None = None) -> None:
+class OutputLimiter:
+    """A token bucket over one child's lines (both streams share it), with the drop count.
+
+    ``clock`` is monotonic seconds (injected by tests, which then never sleep).
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float = RATE_PER_S,
+        burst: int = BURST,
+        *,
+        summary_every_s: float = SUMMARY_EVERY_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate_per_s = rate_per_s
+        self.burst = burst
+        self.summary_every_s = summary_every_s
+        self._clock = clock
+        self._tokens = float(burst)
+        self._at = clock()
+        self._summarized_at = self._at
+        self.pending = 0  # dropped since the last summary
+        self.suppressed = 0  # dropped in all
+
+    def take(self, lines: int) -> int:
+        """How many of ``lines`` new lines may be logged (the first ones); the rest count
+        as suppressed. Whole reads at a time: a flood costs n3d no work per line."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
+        self._at = now
+        allowed = min(lines, int(self._tokens))
+        self._tokens -= allowed
+        self.pending += lines - allowed
+        self.suppressed += lines - allowed
+        return allowed
+
+    def summary_due(self, *, final: bool = False) -> int:
+        """How many dropped lines to report now (0: none, or not yet); resets the count.
+
+        Due ``summary_every_s`` after the previous summary, or at the end (``final``):
+        a summary per gap would itself be a flood at the limit.
+        """
+        if not self.pending:
+            return 0
+        now = self._clock()
+        if not final and now - self._summarized_at < self.summary_every_s:
+            return 0
+        count, self.pending, self._summarized_at = self.pending, 0, now
+        return count
+
+
+def report_suppressed(count: int) -> None:
+    """The summary: a warning event and the counter, both n3d's own (never limited)."""
+    if count:
+        log.warning(
+            "ollama.output_suppressed",
+            lines=count,
+            detail=f"Ollama printed more than {RATE_PER_S:g} lines/s (bursts of {BURST}): "
+            "these lines were read and dropped, not logged",
+        )
+        metric("ollama.output_suppressed", count, "{line}", kind="counter")
+
+
+def _decode(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace").rstrip("\r")
+
+
+def emit(stream: str, raw: bytes) -> None:
     """Log one output line of ``stream`` ("stdout" or "stderr")."""
-    line = raw.decode("utf-8", "replace").rstrip("\r")
+    line = _decode(raw)
     if not line:
         return
     level = "info"
     if stream == "stderr":
-        if on_stderr is not None:
-            on_stderr(line)
         found = _SLOG_LEVEL.search(line)
         if found:
             level = _LEVELS[found.group(1)]
@@ -45,21 +132,51 @@ def emit(stream: str, raw: bytes, on_stderr: Callable[[str], None] | None = None
     getattr(ollama_log, level)("ollama.output", stream=stream, line=line)
 
 
+def _pass(name: str, lines: list[bytes], limiter: OutputLimiter | None) -> None:
+    allowed = len(lines) if limiter is None else limiter.take(len(lines))
+    for raw in lines[:allowed]:
+        emit(name, raw[:_MAX_LINE])
+    if limiter is not None:
+        report_suppressed(limiter.summary_due())
+
+
+def _note_last(lines: list[bytes], on_stderr: Callable[[str], None] | None) -> None:
+    if on_stderr is None:
+        return
+    for raw in reversed(lines):
+        line = _decode(raw[:_MAX_LINE])
+        if line:
+            on_stderr(line)
+            return
+
+
 async def drain(
-    stream: ByteReceiveStream, name: str, on_stderr: Callable[[str], None] | None = None
+    stream: ByteReceiveStream,
+    name: str,
+    on_stderr: Callable[[str], None] | None = None,
+    limiter: OutputLimiter | None = None,
 ) -> None:
-    """Read ``stream`` to EOF, logging each line; ``on_stderr`` sees each stderr line."""
+    """Read ``stream`` to EOF, logging each line through ``limiter`` (None: all).
+
+    ``on_stderr`` sees the newest non-empty stderr line (the last of each read),
+    whether or not the limiter let it be logged.
+    """
     buffer = b""
     try:
         async for chunk in stream:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
-            for line in lines:
-                emit(name, line[:_MAX_LINE], on_stderr)
             if len(buffer) > _MAX_LINE:
-                emit(name, buffer[:_MAX_LINE], on_stderr)
+                lines.append(buffer)
                 buffer = b""
+            _pass(name, lines, limiter)
+            if name == "stderr":
+                _note_last(lines, on_stderr)
     except (anyio.BrokenResourceError, anyio.ClosedResourceError):
         pass
     if buffer:
-        emit(name, buffer, on_stderr)
+        _pass(name, [buffer], limiter)
+        if name == "stderr":
+            _note_last([buffer], on_stderr)
+    if limiter is not None:
+        report_suppressed(limiter.summary_due(final=True))

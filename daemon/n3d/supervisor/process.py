@@ -4,7 +4,13 @@
   Ollama's runners (which share serve's group, research/ollama.md §3) can be
   killed with one ``killpg`` even after serve itself died.
 * stdout and stderr are read continuously and re-emitted as log events with
-  ``logger: "ollama"``; a pipe never fills, whatever the child prints.
+  ``logger: "ollama"`` (rate-limited, :mod:`n3d.supervisor.output`); a pipe never
+  fills, whatever the child prints.
+* Every spawn carries a fresh random marker in the child's environment,
+  ``N3D_INSTANCE``, which Ollama's runners inherit: it is how a later n3d proves
+  that a process was started by this serve (:mod:`n3d.supervisor.orphans`).
+* Whatever makes the spawn itself fail (any OS error, a NUL byte) is raised as
+  :class:`~n3d.supervisor.spawn.SpawnFailed`, classified once.
 * Exit is noticed by awaiting the child (a waitpid), not by polling.
 * :meth:`OllamaProcess.stop`: SIGTERM to serve, wait ``timeout_s``, SIGKILL to the
   whole group, then verify with psutil that no member of the group survives. A
@@ -14,6 +20,7 @@
 
 from __future__ import annotations
 
+import secrets
 import signal
 import subprocess
 import threading
@@ -27,11 +34,18 @@ import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
 import structlog
 from anyio.abc import Process
 
-from n3d.errors import OllamaError
-from n3d.supervisor.groups import VERIFY_S, descendant_pids, group_members, kill_group
-from n3d.supervisor.output import drain
+from n3d.supervisor.groups import (
+    INSTANCE_VAR,
+    VERIFY_S,
+    descendant_pids,
+    group_members,
+    kill_group,
+)
+from n3d.supervisor.output import OutputLimiter, drain
+from n3d.supervisor.spawn import SpawnFailed, classify
 
 __all__ = [
+    "INSTANCE_VAR",
     "ExitStatus",
     "OllamaProcess",
     "Resources",
@@ -107,9 +121,10 @@ class Resources:
 class OllamaProcess:
     """A running child; created by :func:`open_ollama`, which guarantees its stop."""
 
-    def __init__(self, process: Process, command: Sequence[str]) -> None:
+    def __init__(self, process: Process, command: Sequence[str], instance: str = "") -> None:
         self._process = process
         self.command = tuple(command)
+        self.instance = instance  # the N3D_INSTANCE marker this spawn carries
         self.pid = process.pid
         self.pgid = process.pid  # new session: the leader's pid is the group id
         self.started_at = time.monotonic()
@@ -258,25 +273,28 @@ async def open_ollama(
     env: Mapping[str, str],
     *,
     stop_timeout_s: float,
-    base_url: str = "",
+    output: OutputLimiter | None = None,
 ) -> AsyncIterator[OllamaProcess]:
     """Spawn ``command`` in a new session; on leaving the block, stop it (bounded).
 
-    Raises :class:`~n3d.errors.OllamaNotInstalled` when the executable is missing
-    or not executable.
+    The child's output is re-emitted through ``output`` (default: a fresh
+    :class:`OutputLimiter` with the standard rate). Raises
+    :class:`~n3d.supervisor.spawn.SpawnFailed` when the spawn fails, for any reason.
     """
+    instance = secrets.token_hex(16)
     try:
         process = await anyio.open_process(
             list(command),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            env=dict(env),
+            env={**env, INSTANCE_VAR: instance},
             start_new_session=True,
         )
-    except (FileNotFoundError, PermissionError, NotADirectoryError) as exc:
-        raise OllamaError.not_installed(command[0], base_url) from exc
-    child = OllamaProcess(process, command)
+    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
+        raise SpawnFailed(classify(exc, command[0] if command else "")) from exc
+    child = OllamaProcess(process, command, instance)
+    limiter = output if output is not None else OutputLimiter()
     log.info("ollama.spawned", pid=child.pid, command=list(command))
     try:
         async with anyio.create_task_group() as tg:
@@ -290,8 +308,8 @@ async def open_ollama(
             async def drain_all() -> None:
                 with drains:
                     async with anyio.create_task_group() as dtg:
-                        dtg.start_soon(drain, stdout, "stdout", child.note_stderr)
-                        dtg.start_soon(drain, stderr, "stderr", child.note_stderr)
+                        dtg.start_soon(drain, stdout, "stdout", None, limiter)
+                        dtg.start_soon(drain, stderr, "stderr", child.note_stderr, limiter)
 
             tg.start_soon(drain_all)
             try:
