@@ -29,6 +29,7 @@ from n3d.ollama.types import (
     find_model,
     has_model,
 )
+from n3d.ollama.wire import brief
 
 __all__ = ["OllamaClient", "find_model", "has_model"]
 
@@ -38,14 +39,14 @@ _T = TypeVar("_T")
 def _models(data: dict[str, Any], parse: Callable[[dict[str, Any]], _T]) -> list[_T]:
     entries = data.get("models") or []  # `[]`, never null, says Ollama; be lenient anyway
     if not isinstance(entries, list):
-        raise ValueError(f"'models' should be a list, got {entries!r}")
+        raise ValueError(f"'models' should be a list, got {brief(entries)}")
     return [parse(entry) for entry in entries if isinstance(entry, dict)]
 
 
 def _version(data: dict[str, Any]) -> str:
     version = data.get("version")
     if not isinstance(version, str):
-        raise ValueError(f"no 'version' in {data!r}")
+        raise ValueError(f"no 'version' in {brief(data)}")
     return version
 
 

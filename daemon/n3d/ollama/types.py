@@ -3,7 +3,8 @@
 Every type is a frozen dataclass built by ``from_json``, which tolerates extra fields
 (Ollama adds some in most releases) and missing optional ones, and raises
 :class:`ValueError` only when a field the type cannot do without is absent or of the
-wrong type; the client turns that into :class:`~n3d.errors.UnexpectedResponse`.
+wrong type, or an integer field holds a number no integer can (``1e400`` decodes to
+inf); the client turns that into :class:`~n3d.errors.UnexpectedResponse`.
 
 Durations from Ollama are integer nanoseconds and keep an ``_ns`` suffix here;
 properties ending in ``_s`` give seconds. Times stay the strings Ollama sent, with
@@ -13,6 +14,7 @@ including the year-2318 "forever" of a negative keep-alive).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from typing import Any, Self, TypeVar
 
 from n3d.errors import InvalidModelName
 from n3d.ollama.names import parse_model_name
+from n3d.ollama.wire import brief
 
 __all__ = [
     "ChatChunk",
@@ -64,16 +67,23 @@ def parse_go_time(text: str | None) -> datetime | None:
 def _str(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
     value = data.get(key, default)
     if not isinstance(value, str):
-        raise ValueError(f"field '{key}' should be a string, got {value!r}")
+        raise ValueError(f"field '{key}' should be a string, got {brief(value)}")
     return value
 
 
 def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    """An integer field (Go's int64: sizes, counts, nanoseconds), None when absent.
+
+    A double that is not finite (`1e400` decodes to inf) is no integer: ValueError,
+    never the OverflowError of ``int(inf)``.
+    """
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"field '{key}' should be a number, got {value!r}")
+        raise ValueError(f"field '{key}' should be a number, got {brief(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"field '{key}' should be an integer, got {value!r}")
     return int(value)
 
 

@@ -4,33 +4,75 @@ Nothing from httpx or json gets past this module: transport failures, error stat
 error lines inside a stream and unreadable bodies all become :class:`OllamaError`
 subclasses, worded like the seed (research/ollama.md §1, §7). The HTTP status, when
 there is one, is kept on the error as ``status_code``.
+
+Every JSON body is decoded by :func:`decode_json`, which raises only ValueError: a
+number that overflows a double (``1e400``) or a bare ``NaN``/``Infinity`` is refused
+where an integer is read, and nesting deeper than ``MAX_DEPTH`` (Python's parser
+raises RecursionError near 1 000 levels) is refused for the whole answer, so nothing
+downstream (the RPC encoder, the log) can recurse on Ollama's data. Whatever else
+shaping an answer raises (:data:`SHAPE_ERRORS`) becomes UnexpectedResponse
+(``ollama_error``, 1010) in :meth:`Translator.entering`, logged once as a warning.
 """
 
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import httpx
+import structlog
 
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
 
 __all__ = [
+    "MAX_DEPTH",
+    "SHAPE_ERRORS",
     "Translator",
     "aiter_objects",
+    "brief",
+    "decode_json",
     "error_text",
     "is_context_overflow",
     "parse_final_object",
     "parse_object",
 ]
 
-# Ollama's wordings for over-long input with `truncate:false` (v0.12+ and llama-server HEAD).
+log = structlog.get_logger(__name__)
+
+# Ollama's wordings for over-long input: `truncate:false` (v0.12+, routes.go "the input
+# length exceeds the context length"), llama-server HEAD ("the prompt is longer than the
+# context length ..."), and embed's truncation failures (v0.13.5 routes.go:731, 734;
+# HEAD routes.go:910, 934, 968): "input exceeds maximum context length and cannot be
+# truncated further", "input after truncation exceeds maximum context length".
 _CONTEXT_MARKERS = (
     "exceeds the context length",
     "longer than the context length",
+    "exceeds maximum context length",
 )
+
+# Deeper than any answer Ollama gives (/api/show's tensors are 3 levels, tool-call
+# arguments a handful), shallow enough that re-encoding it can never recurse too far.
+MAX_DEPTH = 64
+
+# What decoding or shaping a foreign answer can raise: json's ValueError (and
+# UnicodeDecodeError), OverflowError from int(inf), RecursionError from deep nesting,
+# TypeError/LookupError/AttributeError from a field of an unexpected shape.
+SHAPE_ERRORS: tuple[type[Exception], ...] = (
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+    RecursionError,
+)
+
+# A field value quoted in an error message: short, shallow, whatever Ollama sent.
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother = 2, 60, 60
+_MAX_ERROR_TEXT = 2000
 _UNKNOWN_IN_REGISTRY = "pull model manifest: file does not exist"
 _BUSY_SUGGESTION = (
     "Ollama may be loading a model, busy, or stuck. Check `ollama ps` and the server "
@@ -38,19 +80,54 @@ _BUSY_SUGGESTION = (
 )
 
 
+def brief(value: object) -> str:
+    """``repr(value)`` cut short (a few levels, a few dozen characters each)."""
+    return _BRIEF.repr(value)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # Go never writes NaN or Infinity
+
+
+def _check_depth(value: dict[str, Any] | list[Any], what: str) -> None:
+    """ValueError when ``value`` nests containers more than MAX_DEPTH levels deep.
+
+    A loop, not recursion: the point is to never recurse on Ollama's data.
+    """
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ValueError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+
+
+def decode_json(body: bytes | str, *, what: str) -> Any:
+    """One JSON value; every way it can be unusable is a ValueError naming ``what``."""
+    try:
+        data = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(f"{what} is nested too deeply to read") from None
+    if isinstance(data, dict | list):
+        _check_depth(data, what)
+    return data
+
+
 def error_text(body: bytes | str) -> str:
     """Ollama's `{"error": ...}` text, else the raw body, like the official client."""
     raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
     try:
-        data = json.loads(raw)
+        data = decode_json(raw, what="the error body")
     except ValueError:
         data = None
     if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])
-    text = raw.strip()
-    if text:
-        return text
-    return "an empty body"
+        text = str(data["error"])
+    else:
+        text = raw.strip() or "an empty body"
+    if len(text) > _MAX_ERROR_TEXT:  # an error, not a document: keep messages readable
+        text = text[:_MAX_ERROR_TEXT] + f"... ({len(text) - _MAX_ERROR_TEXT} more characters)"
+    return text
 
 
 def _names_missing_model(text: str) -> bool:
@@ -76,12 +153,14 @@ def _with_status(err: _E, status: int | None) -> _E:
 def parse_object(body: bytes | str, *, what: str) -> dict[str, Any]:
     """Decode a JSON object; raises ValueError naming `what` when it is not one."""
     try:
-        data = json.loads(body)
+        data = decode_json(body, what=what)
     except ValueError as exc:
+        if str(exc).startswith(what):
+            raise
         shown = body[:200] if isinstance(body, str) else body[:200].decode("utf-8", "replace")
         raise ValueError(f"{what} is not JSON: {shown!r}") from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{what} is not a JSON object: {data!r}")
+        raise ValueError(f"{what} is not a JSON object: {brief(data)}")
     return data
 
 
@@ -160,8 +239,13 @@ class Translator:
             None,
         )
 
-    def malformed(self, exc: ValueError, *, model: str | None) -> OllamaError:
-        return _with_status(OllamaError.unexpected(self.base_url, str(exc), model=model), None)
+    def malformed(self, exc: Exception, *, model: str | None) -> OllamaError:
+        """An answer n3d cannot use (``exc`` says why: a ValueError or any SHAPE_ERRORS)."""
+        # A TypeError, OverflowError, ... is not worded for users: name its type.
+        detail = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        return _with_status(
+            OllamaError.unexpected(self.base_url, detail, model=model, cause=exc), None
+        )
 
     def transport_error(
         self, exc: Exception, *, model: str | None, request: str, timeout_s: float | None
@@ -206,13 +290,22 @@ class Translator:
     def entering(
         self, request: str, *, model: str | None, timeout_s: float | None = None
     ) -> Iterator[None]:
-        """Translate httpx and JSON failures raised inside the block."""
+        """Translate httpx failures and every failure to decode or shape an answer
+        (:data:`SHAPE_ERRORS`) raised inside the block; the latter are logged."""
         try:
             yield
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self.transport_error(
                 exc, model=model, request=request, timeout_s=timeout_s
             ) from exc
-        except ValueError as exc:
+        except SHAPE_ERRORS as exc:
             # json and the `from_json` parsers: an answer n3d cannot use.
-            raise self.malformed(exc, model=model) from exc
+            err = self.malformed(exc, model=model)
+            log.warning(
+                "ollama.unusable_answer",
+                base_url=self.base_url,
+                request=request,
+                model=model,
+                error=err.message,
+            )
+            raise err from exc
