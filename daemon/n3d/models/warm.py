@@ -31,7 +31,7 @@ import anyio
 import anyio.abc
 import structlog
 
-from n3d.errors import ModelNotFound, OllamaError
+from n3d.errors import ModelNotFound, OllamaError, UnexpectedResponse
 from n3d.logs import metric
 from n3d.models.events import SafePublisher
 from n3d.models.warm_policy import STABLE_S, backoff_delay, refresh_at, refresh_lead
@@ -187,6 +187,10 @@ class WarmKeeper:
             loaded = await self.client.ps()
             if epoch != self._epoch:
                 return 0.0  # answered by a server that has gone since: look again
+        except UnexpectedResponse:
+            # It answered, with something unreadable (logged where it entered): no sign
+            # of a restart, so nothing to reset; look again at the next poll.
+            return self.poll_s
         except OllamaError as exc:
             if not self._server_gone:
                 log.info("warm.server_unavailable", error=exc.message)
