@@ -46,6 +46,7 @@ class SimConfig:
     hang_after_s: float | None
     fail_pulls: str  # "" = off, "midway", or the error text every pull ends with
     fail_loads: bool
+    poison: bool  # /api/tags and /api/ps answer poisoned JSON (faults.py)
     control_path: Path | None
     request_log_path: Path | None
     preload: tuple[str, ...]
@@ -129,6 +130,7 @@ def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
         hang_after_s=_seconds(env, "OLLAMA_SIM_HANG_AFTER", None),
         fail_pulls=_fail_pulls(_trimmed(env, "OLLAMA_SIM_FAIL_PULLS")),
         fail_loads=_trimmed(env, "OLLAMA_SIM_FAIL_LOADS").lower() in ("1", "true", "yes", "on"),
+        poison=_trimmed(env, "OLLAMA_SIM_POISON").lower() in ("1", "true", "yes", "on"),
         control_path=Path(control) if control else None,
         request_log_path=Path(request_log) if request_log else None,
         preload=preload,
