@@ -164,7 +164,14 @@ class LoadedModel:
 
 @dataclass(frozen=True, slots=True)
 class PullProgress:
-    """One line of a streamed ``POST /api/pull``; byte counts are absent while zero."""
+    """One line of a streamed ``POST /api/pull``; byte counts are absent while zero.
+
+    ``status`` is optional on the wire, as in the official Python client: Ollama's
+    experimental client2 pull (``OLLAMA_EXPERIMENT=client2``, v0.5-v0.13;
+    server/internal/registry/server.go, `progressUpdateJSON` with `omitempty`) sends
+    layer lines with only digest, total and completed. Such a line gets the status a
+    classic pull sends for it, ``pulling <digest[7:19]>`` (server/download.go).
+    """
 
     status: str
     digest: str | None = None
@@ -174,9 +181,15 @@ class PullProgress:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         digest = data.get("digest")
+        digest = digest if isinstance(digest, str) else None
+        status = data.get("status")
+        if status is None or status == "":
+            status = f"pulling {digest[7:19]}" if digest else "pulling"
+        elif not isinstance(status, str):
+            raise ValueError(f"field 'status' should be a string, got {brief(status)}")
         return cls(
-            status=_str(data, "status"),
-            digest=digest if isinstance(digest, str) else None,
+            status=status,
+            digest=digest,
             total=_opt_int(data, "total"),
             completed=_opt_int(data, "completed"),
         )

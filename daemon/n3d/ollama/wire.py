@@ -211,8 +211,15 @@ class Translator:
         return _with_status(err, status)
 
     def pull_error(self, status: int | None, text: str, *, model: str) -> OllamaError:
-        """The error for a failed pull: a typo'd name, a bad name, or a resumable failure."""
-        if _UNKNOWN_IN_REGISTRY in text:
+        """The error for a failed pull: a typo'd name, a bad name, or a resumable failure.
+
+        A name the registry lacks reads `pull model manifest: file does not exist`
+        (images.go), or with the experimental client2 pull `model "x" not found`
+        (a line in the stream, after its 200) or 404 `model not found` (not streamed;
+        server/internal/registry/server.go).
+        """
+        unknown = status in (None, 404) and _names_missing_model(text)
+        if _UNKNOWN_IN_REGISTRY in text or unknown:
             return _with_status(OllamaError.unknown_in_registry(model, self.base_url, text), status)
         if status == 400:
             return self.status_error(status, text, model=model)
