@@ -51,6 +51,8 @@ class Hostile:
             if self.poisoned:
                 return httpx.Response(200, content=DEEP_PS)
             return httpx.Response(200, json=self.ps_rows())
+        if request.url.path == "/api/show":
+            return httpx.Response(200, json={"capabilities": ["completion"]})
         if request.url.path == "/api/generate":
             reason = "unload" if body.get("keep_alive") == 0 else "load"
             if reason == "load":

@@ -8,7 +8,8 @@ timing rule) and sooner when poked (``poke()``: a warm.add, a successful pull,
 
 - a warm model that is not loaded gets a load-only request (`/api/generate` with just
   the model, the warm keep_alive and, when configured, `options.num_ctx`: any other
-  runner option would make Ollama reload it for the next real request);
+  runner option would make Ollama reload it for the next real request; an embedding
+  model gets the same through `/api/embed`, see ``OllamaClient.load``);
 - a missing model is pulled first only when ``auto_pull`` (else the warm-up fails
   with the seed's "not available locally" error and is retried with backoff);
 - a finite keep-alive is refreshed shortly before ``expires_at``;
