@@ -163,3 +163,14 @@ def test_our_own_errors_pass_through_untranslated() -> None:
     with pytest.raises(PullFailed), translator.entering("POST /api/pull", model="m"):
         raise failure
     assert not isinstance(failure, SHAPE_ERRORS) and isinstance(failure, OllamaError)
+
+
+@pytest.mark.parametrize("size", [b"1e300", b"9223372036854775808", b"-1e19"])
+async def test_integers_beyond_int64_are_refused(
+    client: OllamaClient, fake: FakeOllama, size: bytes
+) -> None:
+    # Go's sizes and counts are int64: a larger one is not Ollama, and a pull's
+    # percentage of it (100 * completed / total) would overflow a double later.
+    raw("GET /api/tags", fake, b'{"models":[{"name":"m","size":' + size + b"}]}")
+    with pytest.raises(UnexpectedResponse, match="64-bit integer"):
+        await client.tags()

@@ -38,6 +38,7 @@ __all__ = [
     "parse_go_time",
 ]
 
+_INT64 = 1 << 63
 # `ollama ps` prints "Forever" beyond this horizon (`format/time.go`).
 _FOREVER_AFTER = timedelta(days=365 * 20)
 _GO_TIME = re.compile(r"^(?P<base>[^.]+?)(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?$")
@@ -75,7 +76,8 @@ def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
     """An integer field (Go's int64: sizes, counts, nanoseconds), None when absent.
 
     A double that is not finite (`1e400` decodes to inf) is no integer: ValueError,
-    never the OverflowError of ``int(inf)``.
+    never the OverflowError of ``int(inf)``. Nor is a value beyond int64, which Go
+    never sends and whose arithmetic (a percentage of 1e308 bytes) would overflow later.
     """
     value = data.get(key)
     if value is None:
@@ -84,7 +86,10 @@ def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
         raise ValueError(f"field '{key}' should be a number, got {brief(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"field '{key}' should be an integer, got {value!r}")
-    return int(value)
+    number = int(value)
+    if not -_INT64 <= number < _INT64:
+        raise ValueError(f"field '{key}' should be a 64-bit integer, got {brief(value)}")
+    return number
 
 
 def _dict(data: Mapping[str, Any], key: str) -> dict[str, Any]:
