@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 
 from n3d.errors import OllamaError, PullFailed, UnexpectedResponse
 from n3d.ollama.client import OllamaClient
+from n3d.ollama.types import InstalledModel
 from n3d.ollama.wire import MAX_DEPTH, SHAPE_ERRORS, Translator
 
 pytestmark = pytest.mark.anyio
@@ -53,8 +54,25 @@ async def test_overflowing_number_from_ollama_is_an_error_not_a_crash(
     with pytest.raises(UnexpectedResponse) as info:
         await call(client)
     assert info.value.code == 1010 and info.value.kind == "ollama_error"
-    assert "should be an integer" in info.value.message
+    assert "holds a number beyond a double" in info.value.message
+    assert "1e400" in info.value.message
     assert info.value.base_url == BASE_URL
+
+
+async def test_overflowing_number_anywhere_in_an_answer_is_refused(
+    client: OllamaClient, fake: FakeOllama
+) -> None:
+    # Not only where an integer is read: in `details`, inf would reach n3d's clients
+    # as `Infinity`, which is not JSON.
+    raw("GET /api/tags", fake, b'{"models":[{"name":"m","details":{"x":[-1e400]}}]}')
+    with pytest.raises(UnexpectedResponse, match="beyond a double: -1e400"):
+        await client.tags()
+
+
+def test_an_infinite_integer_field_is_a_value_error_not_an_overflow() -> None:
+    # The types' own guard, for data that did not come through decode_json.
+    with pytest.raises(ValueError, match="should be an integer, got inf"):
+        InstalledModel.from_json({"name": "m", "size": float("inf")})
 
 
 @pytest.mark.parametrize(("route", "call"), LISTINGS, ids=["tags", "ps"])
@@ -113,7 +131,7 @@ async def test_poisoned_lines_of_a_stream_are_an_error(
 ) -> None:
     body = b'{"status":"pulling manifest"}\n{"status":"pulling x","total":1e400}\n'
     raw("POST /api/pull", fake, body)
-    with pytest.raises(UnexpectedResponse, match="should be an integer"):
+    with pytest.raises(UnexpectedResponse, match="beyond a double"):
         async for _ in client.pull("m"):
             pass
 
@@ -132,7 +150,7 @@ async def test_an_unusable_answer_is_logged_as_a_warning(
     [entry] = [e for e in logs if e["event"] == "ollama.unusable_answer"]
     assert entry["log_level"] == "warning"
     assert entry["request"] == "GET /api/tags"
-    assert "should be an integer" in entry["error"]
+    assert "beyond a double" in entry["error"]
 
 
 @pytest.mark.parametrize(

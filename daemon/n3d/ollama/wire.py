@@ -6,10 +6,11 @@ subclasses, worded like the seed (research/ollama.md §1, §7). The HTTP status,
 there is one, is kept on the error as ``status_code``.
 
 Every JSON body is decoded by :func:`decode_json`, which raises only ValueError: a
-number that overflows a double (``1e400``) or a bare ``NaN``/``Infinity`` is refused
-where an integer is read, and nesting deeper than ``MAX_DEPTH`` (Python's parser
-raises RecursionError near 1 000 levels) is refused for the whole answer, so nothing
-downstream (the RPC encoder, the log) can recurse on Ollama's data. Whatever else
+number that overflows a double (``1e400``, inf to Python) or a bare
+``NaN``/``Infinity`` is refused anywhere in the answer (it would reach clients as
+``Infinity``, which is not JSON), and nesting deeper than ``MAX_DEPTH`` (Python's
+parser raises RecursionError near 1 000 levels) is refused for the whole answer, so
+nothing downstream (the RPC encoder, the log) can recurse on Ollama's data. Whatever else
 shaping an answer raises (:data:`SHAPE_ERRORS`) becomes UnexpectedResponse
 (``ollama_error``, 1010) in :meth:`Translator.entering`, logged once as a warning.
 """
@@ -17,6 +18,7 @@ shaping an answer raises (:data:`SHAPE_ERRORS`) becomes UnexpectedResponse
 from __future__ import annotations
 
 import json
+import math
 import reprlib
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
@@ -105,8 +107,17 @@ def _check_depth(value: dict[str, Any] | list[Any], what: str) -> None:
 
 def decode_json(body: bytes | str, *, what: str) -> Any:
     """One JSON value; every way it can be unusable is a ValueError naming ``what``."""
+
+    def finite(text: str) -> float:
+        # `1e400` is inf to Python: refused anywhere in the answer, because it would
+        # go on to a client as `Infinity`, which is not JSON.
+        value = float(text)
+        if math.isinf(value):
+            raise ValueError(f"{what} holds a number beyond a double: {text[:40]}")
+        return value
+
     try:
-        data = json.loads(body, parse_constant=_refuse_constant)
+        data = json.loads(body, parse_constant=_refuse_constant, parse_float=finite)
     except RecursionError:
         raise ValueError(f"{what} is nested too deeply to read") from None
     if isinstance(data, dict | list):
