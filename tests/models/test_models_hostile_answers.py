@@ -137,3 +137,27 @@ async def test_handing_back_with_keep_alive_zero_unloads_instead_of_crashing(
             # Still running: another look at /api/ps happens after the hand-back.
             polls = fake.count("/api/ps")
             await wait_until(lambda: fake.count("/api/ps") > polls, 10, "a later poll")
+
+
+async def test_a_poisoned_pull_line_fails_that_pull_with_1010_and_nothing_else(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    fake = Hostile()
+    fake.poisoned = False
+    lines = b'{"status":"pulling manifest"}\n{"status":"pulling x","digest":"sha256:ab",'
+    lines += b'"total":1e400}\n{"status":"success"}\n'
+
+    def pulls(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/api/pull":
+            return httpx.Response(200, content=lines)
+        return fake(request)
+
+    async with OllamaClient(BASE, transport=httpx.MockTransport(pulls)) as client:
+        models = Models(client, make_settings(BASE), state_path=tmp_path / "w.json", poll_s=0.02)
+        async with running(models):
+            with pytest.raises(UnexpectedResponse) as info:
+                await models.pull("llama3")
+            assert info.value.code == 1010
+            assert models.pulls.active() == []
+            polls = fake.count("/api/ps")  # the keeper still looks: nothing ended
+            await wait_until(lambda: fake.count("/api/ps") > polls, 10, "a later poll")
