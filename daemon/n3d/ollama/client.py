@@ -18,6 +18,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from n3d.errors import OllamaError
+from n3d.ollama.decoding import brief
 from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.inference import Inference, KeepAlive, request_body
 from n3d.ollama.types import (
@@ -29,7 +30,6 @@ from n3d.ollama.types import (
     find_model,
     has_model,
 )
-from n3d.ollama.wire import brief
 
 __all__ = ["OllamaClient", "find_model", "has_model"]
 

@@ -22,8 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
 from n3d.errors import InvalidModelName
+from n3d.ollama.decoding import brief
 from n3d.ollama.names import parse_model_name
-from n3d.ollama.wire import brief
 
 __all__ = [
     "ChatChunk",
