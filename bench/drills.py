@@ -6,7 +6,8 @@ Clients call ``status``, ``health`` and ``models.list`` continuously on their ow
 connections, and a subscriber stays connected to ``events.subscribe``. Meanwhile
 the drill, one fault at a time with random gaps, SIGKILLs serve, SIGSTOPs it
 (briefly: SIGCONT once n3d marks it degraded; or until n3d replaces it), flips the
-simulator's ``hang`` and ``fail_pulls`` switches through its control file, runs
+simulator's ``hang``, ``fail_pulls`` and ``poison`` (hostile JSON for ``/api/tags``
+and ``/api/ps``: ``models.list`` must answer 1010) switches through its control file, runs
 concurrent pulls (the same model from several clients, other models, one
 cancelled with ``$/cancelRequest``, one abandoned by closing the connection),
 opens a burst of 300 connections, sends garbage, oversized and half-written

@@ -79,7 +79,7 @@ def run_schedule(drill: Drill, duration_s: float) -> None:
     gap = (0.2, 0.6) if drill.short else (1.0, 4.0)
     warmup = ["n3d_kill", "burst"] if drill.short else ["n3d_kill", "burst", "pulls"]
     kinds = ["serve_kill", "sigstop", "sim_hang", "fail_pulls", "pulls", "burst",
-             "bad_frames", "sighup"]
+             "bad_frames", "sighup", "poisoned_json"]
     for kind in warmup:
         inject(drill, kind)
         time.sleep(drill.rng.uniform(*gap))

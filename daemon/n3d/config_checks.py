@@ -180,6 +180,8 @@ def keep_alive(*, minimum_s: float | None = None) -> Check:
         try:
             seconds = parse_keep_alive(value)
         except KeepAliveError as exc:
+            if "forever" in str(exc):  # the parser's own advice (a value past Go's range)
+                raise Invalid(str(exc)) from None
             if isinstance(value, str) and re.fullmatch(r"[+-]?\d+(\.\d*)?", value.strip()):
                 n = value.strip()
                 hint = f'write "{n}s" or the number {n}'
@@ -217,25 +219,25 @@ def ollama_keep_alive_problem(
     string goes through ``time.ParseDuration``, whose fractions truncate to whole
     nanoseconds too. So a positive value under 1 ns is stored as 0, which unloads
     the model as soon as it is idle (server/sched.go: ``sessionDuration <= 0``),
-    whatever it looked like. A number of 2**63 ns or more has no int64 value:
-    Go's conversion is then platform-specific (on amd64 it turns negative and the
-    model is unloaded at once). Negative values mean forever and 0 means 0: fine.
-    ``zero_ok`` only words the advice (whether to suggest writing 0).
+    whatever it looked like. (Values past int64 are refused by the parser itself.)
+    Negative values mean forever and 0 written as 0 means 0: fine. ``zero_ok``
+    only words the advice (whether to suggest writing 0).
     """
-    if seconds <= 0 or math.isinf(seconds):
+    if seconds < 0 or math.isinf(seconds):
         return None
-    nanoseconds = seconds * 1e9  # the same float64 product Ollama computes
-    if nanoseconds < 1:
+    # parse_keep_alive already keeps whole nanoseconds as Ollama does, so a value
+    # under 1 ns arrives here as 0: tell it from a 0 that was written as such.
+    written_nonzero = (
+        any(c in "123456789" for c in value) if isinstance(value, str) else value != 0
+    )
+    if seconds == 0 and not written_nonzero:
+        return None
+    if seconds == 0:
         zero = "write 0 if that is meant, else " if zero_ok else "write "
         return (
             f"{describe(value)} is less than a nanosecond: Ollama rounds it to 0, which "
             f'unloads the model as soon as it is idle; {zero}a duration such as "5m" '
             "or -1 (forever)"
-        )
-    if nanoseconds >= 2.0**63:
-        return (
-            f"{describe(value)} seconds is longer than Ollama can hold (a Go duration: "
-            "at most 2**63-1 ns, about 292 years); write -1 for forever"
         )
     return None
 

@@ -179,7 +179,7 @@ async def test_a_failed_delete_puts_a_warm_model_back_as_it_was(
     [
         (1e-320, "Ollama rounds it to 0"),
         ("0.5ns", "Ollama rounds it to 0"),
-        (1e10, "write -1 for forever"),
+        (1e10, "-1 for forever"),
         (0.5, "under 1 s"),
         (math.inf, "finite"),
     ],

@@ -150,3 +150,26 @@ async def test_missing_warm_model_is_pulled_only_with_auto_pull(
             await wait_until(lambda: is_loaded(client, "tinyllama"), 10, "pull and warm-up")
     assert events.of("pull", status="success", model="tinyllama:latest")
     assert events.of("warm", action="pulling")
+
+
+async def test_warm_embedding_model_becomes_loaded(
+    start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    # Ollama answers a load through /api/generate with 400 "does not support generate"
+    # for an embedding model: the keeper loads it through /api/embed instead.
+    sim = start_sim({"OLLAMA_SIM_MODELS_PRELOAD": "nomic-embed-text"})
+    events = Events()
+    settings = make_settings(sim.url, warm_models=("nomic-embed-text",))
+    async with OllamaClient(sim.url) as client:
+        models = Models(
+            client, settings, publish=events, state_path=tmp_path / "w.json", poll_s=0.1
+        )
+        async with running(models):
+            await wait_until(lambda: is_loaded(client, "nomic-embed-text"), 5, "the warm-up")
+            (row,) = (await models.warm_list())["models"]
+            assert row["loaded"] is True and row["last_error"] is None
+            assert row["expires_at"].startswith("23")  # the warm keep_alive, -1: forever
+    assert events.of("warm", action="warmed", model="nomic-embed-text:latest")
+    assert not events.of("warm", action="failed")
+    paths = [r["path"] for r in sim.request_log()]
+    assert "/api/embed" in paths and "/api/generate" not in paths

@@ -59,6 +59,9 @@ class FakeOllama:
         self.requests.append(request)
         route = f"{request.method} {request.url.path}"
         handler = self.routes.get(route)
+        if handler is None and route == "POST /api/show":
+            # Unless scripted, every model generates (load() asks before it loads).
+            return httpx.Response(200, json={"capabilities": ["completion"]})
         if handler is None:
             return httpx.Response(404, text="404 page not found")
         return handler(request)

@@ -232,3 +232,22 @@ async def test_an_unusable_base_url_is_unreachable(fake: FakeOllama) -> None:
     async with OllamaClient("ftp://ollama.test") as client:
         with pytest.raises(OllamaUnreachable):
             await client.version()
+
+
+# Embed truncation failures are context overflows too (v0.13.5 server/routes.go:731, 734;
+# HEAD routes.go:910, 934, 968), from /api/embed and the OpenAI embeddings route.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input exceeds maximum context length and cannot be truncated further",
+        "input after truncation exceeds maximum context length",
+    ],
+)
+async def test_embed_truncation_failures_are_context_overflow(fake: FakeOllama, text: str) -> None:
+    fake.reply("POST /api/generate", 500, json_body={"error": text})
+    transport = httpx.MockTransport(fake.handle)
+    async with OllamaClient(BASE_URL, transport=transport, num_ctx=512) as client:
+        with pytest.raises(ContextOverflow) as info:
+            await client.generate("nomic-embed-text", "long")
+    assert info.value.code == 1007 and info.value.kind == "context_overflow"
+    assert "Current context setting: 512 tokens" in str(info.value)

@@ -165,3 +165,52 @@ async def test_closing_a_pull_early_closes_its_response(
         await anext(stream)
         assert not body.closed
     assert body.closed
+
+
+async def test_client2_pull_lines_without_status_are_progress(
+    client: OllamaClient, fake: FakeOllama
+) -> None:
+    # OLLAMA_EXPERIMENT=client2 (v0.5-v0.13, server/internal/registry/server.go:250-300):
+    # `pulling manifest`, then layer lines with no status, then the classic tail.
+    digest = "sha256:" + "ab" * 32
+    fake.reply(
+        "POST /api/pull",
+        lines=[
+            {"status": "pulling manifest"},
+            {"digest": digest, "total": 100},
+            {"digest": digest, "total": 100, "completed": 100},
+            {"status": "verifying sha256 digest"},
+            {"status": "writing manifest"},
+            {"status": "success"},
+        ],
+    )
+    seen = [(p.status, p.completed) async for p in client.pull("llama3")]
+    assert seen[1:3] == [("pulling abababababab", None), ("pulling abababababab", 100)]
+    assert seen[-1] == ("success", None)
+
+
+@pytest.mark.parametrize(
+    ("status", "reply"),
+    [
+        # streamed: the 200 is long sent when the registry says no, so it is a line
+        (
+            200,
+            {
+                "lines": [
+                    {"status": "pulling manifest"},
+                    {"code": "not_found", "error": 'model "llama99:latest" not found'},
+                ]
+            },
+        ),
+        # not streamed: errModelNotFound, 404
+        (404, {"json_body": {"code": "not_found", "error": "model not found"}}),
+    ],
+    ids=["streamed", "status-404"],
+)
+async def test_client2_unknown_model_is_model_not_found(
+    client: OllamaClient, fake: FakeOllama, status: int, reply: dict[str, Any]
+) -> None:
+    fake.reply("POST /api/pull", status, **reply)
+    with pytest.raises(ModelNotFound) as info:
+        await collect(client, "llama99")
+    assert "could not find model 'llama99:latest' in its registry" in str(info.value)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from ollama_fakes import FakeOllama
 
-from n3d.errors import InvalidModelName
+from n3d.errors import InvalidModelName, UnexpectedResponse
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.duration import KeepAliveError
 
@@ -225,3 +226,53 @@ async def test_invalid_names_fail_before_any_request(
     with pytest.raises(InvalidModelName):
         client.pull(bad)
     assert fake.requests == []
+
+
+async def test_embedding_models_load_through_embed_with_no_input(
+    client: OllamaClient, fake: FakeOllama
+) -> None:
+    # /api/generate answers an embedding model 400 "does not support generate"; Ollama's
+    # own way to preload one is /api/embed without input (v0.13.5 routes.go:681-691).
+    fake.reply("POST /api/show", json_body={"capabilities": ["embedding"]})
+    fake.reply("POST /api/embed", json_body={"model": "nomic-embed-text", "embeddings": []})
+    result = await client.load("nomic-embed-text", keep_alive=-1, num_ctx=2048)
+    assert [(r.method, r.url.path) for r in fake.requests] == [
+        ("POST", "/api/show"),
+        ("POST", "/api/embed"),
+    ]
+    assert fake.last_json() == {
+        "model": "nomic-embed-text:latest",
+        "keep_alive": -1,
+        "options": {"num_ctx": 2048},
+    }
+    assert (result.model, result.done_reason, result.load_duration_s) == (
+        "nomic-embed-text:latest",
+        "load",
+        None,
+    )
+
+
+@pytest.mark.parametrize(
+    "show",
+    [
+        {"capabilities": ["completion", "embedding"]},  # both: generate loads it
+        {"capabilities": ["completion", "tools"]},
+        {"details": {}},  # a server from before `capabilities`: as it always did
+    ],
+)
+async def test_other_models_load_through_generate(
+    client: OllamaClient, fake: FakeOllama, show: dict[str, Any]
+) -> None:
+    fake.reply("POST /api/show", json_body=show)
+    fake.reply("POST /api/generate", json_body={**LOADED_REPLY, "done_reason": "load"})
+    await client.load("llama3")
+    assert fake.last.url.path == "/api/generate"
+
+
+async def test_embed_load_that_is_not_an_embed_answer_is_unexpected(
+    client: OllamaClient, fake: FakeOllama
+) -> None:
+    fake.reply("POST /api/show", json_body={"capabilities": ["embedding"]})
+    fake.reply("POST /api/embed", json_body={"model": "m"})
+    with pytest.raises(UnexpectedResponse, match="no 'embeddings' list"):
+        await client.load("all-minilm")

@@ -70,9 +70,21 @@ def test_installed_model_without_usable_fields_is_rejected(data: dict[str, objec
         InstalledModel.from_json(data)
 
 
-def test_pull_progress_needs_a_status() -> None:
+def test_pull_progress_without_status_is_a_layer_line_not_an_error() -> None:
+    # Ollama's client2 pull (server/internal/registry/server.go, progressUpdateJSON,
+    # `status` omitempty) sends layer lines without a status; the official Python
+    # client has `status: Optional[str]`. n3d names them as a classic pull does.
+    digest = "sha256:6a0746a1ec1aef3e7ec53868f220ff6e389f6f8ef87a01d77c96807de94ca2aa"
+    line = PullProgress.from_json({"digest": digest, "total": 10, "completed": 4})
+    assert (line.status, line.digest, line.total, line.completed) == (
+        "pulling 6a0746a1ec1a",
+        digest,
+        10,
+        4,
+    )
+    assert PullProgress.from_json({}).status == "pulling"
     with pytest.raises(ValueError):
-        PullProgress.from_json({"digest": "sha256:00"})
+        PullProgress.from_json({"status": 3})
 
 
 @pytest.mark.parametrize(

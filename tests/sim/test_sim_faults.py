@@ -153,3 +153,26 @@ def test_preload_installs_models_instantly(start_sim: StartSim) -> None:
     names = {m["name"] for m in httpx.get(sim.url + "/api/tags").json()["models"]}
     assert names == {"llama3.2:latest", "nomic-embed-text:latest"}
     assert "no such model" in sim.stderr()
+
+
+def test_poison_answers_hostile_json_for_tags_and_ps(start_sim: StartSim, tmp_path: Path) -> None:
+    control = tmp_path / "control.json"
+    sim = start_sim({"OLLAMA_SIM_POISON": "1", "OLLAMA_SIM_CONTROL": str(control),
+                     "OLLAMA_SIM_MODELS_PRELOAD": "tinyllama"})
+    tags = httpx.get(sim.url + "/api/tags")
+    assert tags.status_code == 200 and b'"size":1e400' in tags.content
+    assert json.loads(tags.content)["models"][0]["size"] == float("inf")  # as Python reads it
+    ps = httpx.get(sim.url + "/api/ps")
+    assert ps.status_code == 200 and ps.content.startswith(b'{"models":' + b"[" * 1000)
+    with pytest.raises(RecursionError):
+        json.loads(ps.content)
+    assert httpx.get(sim.url + "/api/version").status_code == 200  # other routes answer
+    _write_control(control, {"poison": False})
+    time.sleep(0.15)  # the control file is checked at most every 100 ms
+    assert [m["name"] for m in httpx.get(sim.url + "/api/tags").json()["models"]] == [
+        "tinyllama:latest"
+    ]
+    assert httpx.get(sim.url + "/api/ps").json() == {"models": []}
+    _write_control(control, {"poison": True})
+    time.sleep(0.15)
+    assert b"1e400" in httpx.get(sim.url + "/api/tags").content

@@ -255,3 +255,25 @@ def test_loads_beyond_max_loaded_models_evict_an_idle_one(start_sim: StartSim) -
         names = {m["name"] for m in _ps(c)}
     assert names == {"qwen2.5:0.5b", "all-minilm:latest"}
     assert len(sim.runner_pids()) == 2
+
+
+def test_embedding_model_loads_through_embed_with_no_input_not_generate(
+    client_models: httpx.Client,
+) -> None:
+    # Ollama v0.13.5 server/routes.go: generate's load asks for the completion
+    # capability (l. 372-375: 400 "does not support generate"); embed schedules the
+    # model with no capability and answers an empty input at once (l. 681-691).
+    reply = client_models.post("/api/generate", json={"model": "nomic-embed-text"})
+    assert (reply.status_code, reply.json()) == (
+        400, {"error": '"nomic-embed-text" does not support generate'})
+    assert client_models.get("/api/ps").json() == {"models": []}
+    reply = client_models.post("/api/embed", json={"model": "nomic-embed-text",
+                                                   "keep_alive": -1})
+    assert reply.json() == {"model": "nomic-embed-text", "embeddings": []}
+    (loaded,) = client_models.get("/api/ps").json()["models"]
+    assert loaded["name"] == "nomic-embed-text:latest"
+    assert loaded["expires_at"].startswith("23")  # keep_alive -1: forever, about 2318
+    # Unloading through generate works for it, before the capability check (l. 316-328).
+    reply = client_models.post("/api/generate", json={"model": "nomic-embed-text",
+                                                      "keep_alive": 0})
+    assert reply.json()["done_reason"] == "unload"

@@ -14,7 +14,7 @@ from ..drill import Drill
 from ..records import FaultRecord
 from .daemon import n3d_kill, sighup
 from .pulls import fail_pulls, pulls
-from .serve import serve_kill, sigstop, sim_hang
+from .serve import poisoned_json, serve_kill, sigstop, sim_hang
 from .wire import bad_frames, burst
 
 __all__ = ["FAULTS"]
@@ -29,4 +29,5 @@ FAULTS: dict[str, Callable[[Drill, FaultRecord], None]] = {
     "burst": burst,
     "bad_frames": bad_frames,
     "sighup": sighup,
+    "poisoned_json": poisoned_json,
 }

@@ -1,4 +1,5 @@
-"""Faults against serve, the process n3d supervises: SIGKILL, SIGSTOP, a hung simulator.
+"""Faults against serve, the process n3d supervises: SIGKILL, SIGSTOP, a hung simulator,
+poisoned JSON.
 
 Each injector takes the :class:`~..drill.Drill` and the fault's record, injects once
 and waits (:meth:`~..drill.Drill.recover`) for running again, the old serve's process
@@ -14,6 +15,8 @@ import os
 import signal
 import threading
 import time
+
+from n3d.client import RpcError
 
 from ..bounds import PULLABLE, RECOVERY_BOUND_S, REQUEST_BOUND_S
 from ..drill import Drill, poll
@@ -88,3 +91,31 @@ def sim_hang(drill: Drill, rec: FaultRecord) -> None:
         drill.write_control()
     t_clear = time.monotonic()
     drill.recover(rec, t, old_pid=pid, new_pid=not brief, t_from=t_clear)
+
+
+def _list_outcome(drill: Drill) -> str:
+    """A fresh `models.list` (not the cache): "ok" or the error code."""
+    try:
+        drill.call("models.list", {"refresh": True})
+    except RpcError as exc:
+        return str(exc.code)
+    return "ok"
+
+
+def poisoned_json(drill: Drill, rec: FaultRecord) -> None:
+    """The simulator answers /api/tags with a 1e400 size and /api/ps nested 100 000 deep
+    (whoever binds Ollama's port can): `models.list` is 1010 while it lasts, then lists."""
+    pid = drill.status()["server"]["pid"]
+    t = time.monotonic()
+    drill.overrides["poison"] = True
+    drill.write_control()
+    try:
+        if not poll(lambda: _list_outcome(drill) == "1010", REQUEST_BOUND_S, 0.2):
+            rec.fail(f"models.list never answered 1010 to poisoned JSON: {drill.describe_state()}")
+    finally:
+        drill.overrides.pop("poison", None)
+        drill.write_control()
+    t_clear = time.monotonic()
+    if not poll(lambda: _list_outcome(drill) == "ok", RECOVERY_BOUND_S, 0.2):
+        rec.fail("models.list still failing once the answers were sane")
+    drill.recover(rec, t, old_pid=pid, new_pid=False, t_from=t_clear)

@@ -33,6 +33,7 @@ from n3d.models.warm_state import loaded_row
 from n3d.models.warm_store import FILE_NAME, KeepAliveValue, SavedWarmList, WarmStore
 from n3d.ollama import names
 from n3d.ollama.client import OllamaClient
+from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.types import LoadedModel
 from n3d.paths import state_dir
 
@@ -324,14 +325,15 @@ class Models:
 
     async def _hand_back(self, name: str) -> None:
         """Give a loaded model Ollama's normal keep_alive again, so it unloads once idle
-        instead of staying "forever" after n3d stopped looking after it."""
+        instead of staying "forever" after n3d stopped looking after it. A configured
+        keep_alive of 0 means exactly that: it is unloaded (``load`` refuses 0)."""
+        keep_alive, num_ctx = self.settings.ollama.keep_alive, self.settings.ollama.num_ctx
         try:
             if not any(names.same_model(name, m.name) for m in await self.client.ps()):
                 return
-            await self.client.load(
-                name,
-                keep_alive=self.settings.ollama.keep_alive,
-                num_ctx=self.settings.ollama.num_ctx,
-            )
+            if parse_keep_alive(keep_alive) == 0:
+                await self.client.unload(name)
+            else:
+                await self.client.load(name, keep_alive=keep_alive, num_ctx=num_ctx)
         except OllamaError as exc:
             log.warning("warm.hand_back_failed", model=name, error=exc.message)

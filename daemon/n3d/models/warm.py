@@ -8,7 +8,8 @@ timing rule) and sooner when poked (``poke()``: a warm.add, a successful pull,
 
 - a warm model that is not loaded gets a load-only request (`/api/generate` with just
   the model, the warm keep_alive and, when configured, `options.num_ctx`: any other
-  runner option would make Ollama reload it for the next real request);
+  runner option would make Ollama reload it for the next real request; an embedding
+  model gets the same through `/api/embed`, see ``OllamaClient.load``);
 - a missing model is pulled first only when ``auto_pull`` (else the warm-up fails
   with the seed's "not available locally" error and is retried with backoff);
 - a finite keep-alive is refreshed shortly before ``expires_at``;
@@ -31,7 +32,7 @@ import anyio
 import anyio.abc
 import structlog
 
-from n3d.errors import ModelNotFound, OllamaError
+from n3d.errors import ModelNotFound, OllamaError, UnexpectedResponse
 from n3d.logs import metric
 from n3d.models.events import SafePublisher
 from n3d.models.warm_policy import STABLE_S, backoff_delay, refresh_at, refresh_lead
@@ -187,6 +188,10 @@ class WarmKeeper:
             loaded = await self.client.ps()
             if epoch != self._epoch:
                 return 0.0  # answered by a server that has gone since: look again
+        except UnexpectedResponse:
+            # It answered, with something unreadable (logged where it entered): no sign
+            # of a restart, so nothing to reset; look again at the next poll.
+            return self.poll_s
         except OllamaError as exc:
             if not self._server_gone:
                 log.info("warm.server_unavailable", error=exc.message)

@@ -18,6 +18,7 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from n3d.errors import OllamaError
+from n3d.ollama.decoding import brief
 from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.inference import Inference, KeepAlive, request_body
 from n3d.ollama.types import (
@@ -38,14 +39,28 @@ _T = TypeVar("_T")
 def _models(data: dict[str, Any], parse: Callable[[dict[str, Any]], _T]) -> list[_T]:
     entries = data.get("models") or []  # `[]`, never null, says Ollama; be lenient anyway
     if not isinstance(entries, list):
-        raise ValueError(f"'models' should be a list, got {entries!r}")
+        raise ValueError(f"'models' should be a list, got {brief(entries)}")
     return [parse(entry) for entry in entries if isinstance(entry, dict)]
+
+
+def _embeds_only(show: dict[str, Any]) -> bool:
+    """True for a model Ollama runs only for embeddings (capabilities from /api/show;
+    servers older than `capabilities` are taken to generate)."""
+    caps = show.get("capabilities")
+    return isinstance(caps, list) and "embedding" in caps and "completion" not in caps
+
+
+def _embed_loaded(data: dict[str, Any]) -> dict[str, Any]:
+    # Ollama's answer to an embed with no input: {"model": M, "embeddings": []}.
+    if not isinstance(data.get("embeddings"), list):
+        raise ValueError(f"no 'embeddings' list in {brief(data)}")
+    return data
 
 
 def _version(data: dict[str, Any]) -> str:
     version = data.get("version")
     if not isinstance(version, str):
-        raise ValueError(f"no 'version' in {data!r}")
+        raise ValueError(f"no 'version' in {brief(data)}")
     return version
 
 
@@ -121,6 +136,11 @@ class OllamaClient(Inference):
         Sends only the model, plus `keep_alive` when given and `options.num_ctx` when
         above 0: warm-ups must ask for the same options as real traffic, or Ollama
         reloads the model on the next request. Pass `keep_alive=0` to `unload` instead.
+
+        A model whose `/api/show` capabilities have `embedding` but not `completion` is
+        loaded with `POST /api/embed` and no input, which schedules it and answers
+        `{"model", "embeddings": []}` (server/routes.go EmbedHandler, v0.13.5 l. 681-691);
+        `/api/generate` answers such a model 400 "does not support generate" (l. 372-375).
         """
         name = self._name(model)
         options = {"num_ctx": num_ctx} if num_ctx > 0 else None
@@ -128,6 +148,17 @@ class OllamaClient(Inference):
         if parse_keep_alive(keep_alive) == 0:
             raise ValueError("keep_alive=0 unloads the model; call unload() instead")
         started = time.perf_counter()
+        if _embeds_only(await self.show(name)):
+            await self._json(
+                "POST",
+                "/api/embed",
+                _embed_loaded,
+                model=name,
+                body=body,
+                long=True,
+                num_ctx=num_ctx or None,
+            )
+            return LoadResult(name, time.perf_counter() - started, None, "load")
         chunk = await self._load_request(name, body, "load", num_ctx or None)
         stats = chunk.stats
         load_ns = stats.load_duration_ns if stats else None

@@ -6,6 +6,13 @@ without brackets, and falls back to the default port (with a warning) when the p
 is not a number in 0..65535. `0.0.0.0`, `::` and an empty host mean "every
 interface" to a server; :meth:`OllamaHost.connect_url` rewrites them to loopback,
 because nobody can connect to "every interface".
+
+Go's rules, not Python's, decide the edge cases (Ollama's envconfig/config.go
+`Host` and `Var`): spaces are Go's `unicode.IsSpace` set (Python's ``strip`` also
+drops U+001C..U+001F), the port is `strconv.ParseInt(port, 10, 32)` (ASCII digits
+and a sign only: `1_000`, `١٠٠٠` or ` 80` are no port, where ``int()`` takes them),
+and a bare address is printed by Go's `net.IP.String` (an IPv4-mapped `::ffff:1.2.3.4`
+is `1.2.3.4`; a `%zone` is no IP for `net.ParseIP`).
 """
 
 from __future__ import annotations
@@ -13,10 +20,16 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
+from n3d.ollama.gonum import parse_go_int
+
 __all__ = ["DEFAULT_PORT", "OllamaHost", "format_hostport", "parse_ollama_host"]
 
 DEFAULT_PORT = 11434
 _UNSPECIFIED = {"", "0.0.0.0", "::"}
+# Go's unicode.IsSpace: Latin-1 spaces, then the White_Space property.
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2028\u2029\u202f\u205f\u3000" + "".join(
+    map(chr, range(0x2000, 0x200B))
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,15 +94,30 @@ def _split_host_port(hostport: str) -> tuple[str, str] | None:
 
 
 def _parse_ip(text: str) -> str | None:
+    """Go's `net.ParseIP(text).String()`, None where ParseIP fails."""
+    if "%" in text:
+        return None  # ipaddress takes a scope id, Go's ParseIP does not
     try:
-        return str(ipaddress.ip_address(text))
+        ip = ipaddress.ip_address(text)
     except ValueError:
         return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)  # Go's IP.String prints a 4-in-6 address as IPv4
+    return str(ip)
+
+
+def _parse_port(text: str) -> int | None:
+    """The port Ollama accepts: `strconv.ParseInt(text, 10, 32)` within 0..65535."""
+    try:
+        port = parse_go_int(text, 32)
+    except ValueError:
+        return None
+    return port if 0 <= port <= 65535 else None
 
 
 def parse_ollama_host(value: str | None) -> OllamaHost:
     """Parse an `OLLAMA_HOST` value; None or blank gives `http://127.0.0.1:11434`."""
-    text = (value or "").strip().strip("\"'").strip()
+    text = (value or "").strip(_GO_SPACE).strip("\"'").strip(_GO_SPACE)
     default_port = DEFAULT_PORT
     scheme, sep, hostport = text.partition("://")
     if not sep:
@@ -111,11 +139,7 @@ def parse_ollama_host(value: str | None) -> OllamaHost:
             host = hostport
     else:
         host, port_text = split
-    invalid = False
-    try:
-        port = int(port_text, 10)
-        if not 0 <= port <= 65535:
-            raise ValueError(port_text)
-    except ValueError:
-        port, invalid = default_port, True
-    return OllamaHost(scheme, host, port, path, invalid)
+    port = _parse_port(port_text)
+    if port is None:
+        return OllamaHost(scheme, host, default_port, path, port_was_invalid=True)
+    return OllamaHost(scheme, host, port, path)

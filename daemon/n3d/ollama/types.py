@@ -3,7 +3,8 @@
 Every type is a frozen dataclass built by ``from_json``, which tolerates extra fields
 (Ollama adds some in most releases) and missing optional ones, and raises
 :class:`ValueError` only when a field the type cannot do without is absent or of the
-wrong type; the client turns that into :class:`~n3d.errors.UnexpectedResponse`.
+wrong type, or an integer field holds a number no integer can (``1e400`` decodes to
+inf); the client turns that into :class:`~n3d.errors.UnexpectedResponse`.
 
 Durations from Ollama are integer nanoseconds and keep an ``_ns`` suffix here;
 properties ending in ``_s`` give seconds. Times stay the strings Ollama sent, with
@@ -13,6 +14,7 @@ including the year-2318 "forever" of a negative keep-alive).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
 from n3d.errors import InvalidModelName
+from n3d.ollama.decoding import brief
 from n3d.ollama.names import parse_model_name
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "parse_go_time",
 ]
 
+_INT64 = 1 << 63
 # `ollama ps` prints "Forever" beyond this horizon (`format/time.go`).
 _FOREVER_AFTER = timedelta(days=365 * 20)
 _GO_TIME = re.compile(r"^(?P<base>[^.]+?)(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?$")
@@ -64,17 +68,28 @@ def parse_go_time(text: str | None) -> datetime | None:
 def _str(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
     value = data.get(key, default)
     if not isinstance(value, str):
-        raise ValueError(f"field '{key}' should be a string, got {value!r}")
+        raise ValueError(f"field '{key}' should be a string, got {brief(value)}")
     return value
 
 
 def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
+    """An integer field (Go's int64: sizes, counts, nanoseconds), None when absent.
+
+    A double that is not finite (`1e400` decodes to inf) is no integer: ValueError,
+    never the OverflowError of ``int(inf)``. Nor is a value beyond int64, which Go
+    never sends and whose arithmetic (a percentage of 1e308 bytes) would overflow later.
+    """
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"field '{key}' should be a number, got {value!r}")
-    return int(value)
+        raise ValueError(f"field '{key}' should be a number, got {brief(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"field '{key}' should be an integer, got {value!r}")
+    number = int(value)
+    if not -_INT64 <= number < _INT64:
+        raise ValueError(f"field '{key}' should be a 64-bit integer, got {brief(value)}")
+    return number
 
 
 def _dict(data: Mapping[str, Any], key: str) -> dict[str, Any]:
@@ -154,7 +169,14 @@ class LoadedModel:
 
 @dataclass(frozen=True, slots=True)
 class PullProgress:
-    """One line of a streamed ``POST /api/pull``; byte counts are absent while zero."""
+    """One line of a streamed ``POST /api/pull``; byte counts are absent while zero.
+
+    ``status`` is optional on the wire, as in the official Python client: Ollama's
+    experimental client2 pull (``OLLAMA_EXPERIMENT=client2``, v0.5-v0.13;
+    server/internal/registry/server.go, `progressUpdateJSON` with `omitempty`) sends
+    layer lines with only digest, total and completed. Such a line gets the status a
+    classic pull sends for it, ``pulling <digest[7:19]>`` (server/download.go).
+    """
 
     status: str
     digest: str | None = None
@@ -164,9 +186,15 @@ class PullProgress:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         digest = data.get("digest")
+        digest = digest if isinstance(digest, str) else None
+        status = data.get("status")
+        if status is None or status == "":
+            status = f"pulling {digest[7:19]}" if digest else "pulling"
+        elif not isinstance(status, str):
+            raise ValueError(f"field 'status' should be a string, got {brief(status)}")
         return cls(
-            status=_str(data, "status"),
-            digest=digest if isinstance(digest, str) else None,
+            status=status,
+            digest=digest,
             total=_opt_int(data, "total"),
             completed=_opt_int(data, "completed"),
         )

@@ -4,53 +4,65 @@ Nothing from httpx or json gets past this module: transport failures, error stat
 error lines inside a stream and unreadable bodies all become :class:`OllamaError`
 subclasses, worded like the seed (research/ollama.md §1, §7). The HTTP status, when
 there is one, is kept on the error as ``status_code``.
+
+Every JSON body is decoded by :mod:`n3d.ollama.decoding` (bounded: no inf, NaN, or
+nesting past ``MAX_DEPTH``); whatever decoding or shaping an answer raises
+(:data:`SHAPE_ERRORS`) becomes UnexpectedResponse (``ollama_error``, 1010) in
+:meth:`Translator.entering`, logged once as a warning.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import httpx
+import structlog
 
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
+from n3d.ollama.decoding import (
+    MAX_DEPTH,
+    SHAPE_ERRORS,
+    aiter_objects,
+    brief,
+    decode_json,
+    error_text,
+    parse_final_object,
+    parse_object,
+)
 
 __all__ = [
+    "MAX_DEPTH",
+    "SHAPE_ERRORS",
     "Translator",
     "aiter_objects",
+    "brief",
+    "decode_json",
     "error_text",
     "is_context_overflow",
     "parse_final_object",
     "parse_object",
 ]
 
-# Ollama's wordings for over-long input with `truncate:false` (v0.12+ and llama-server HEAD).
+log = structlog.get_logger(__name__)
+
+# Ollama's wordings for over-long input: `truncate:false` (v0.12+, routes.go "the input
+# length exceeds the context length"), llama-server HEAD ("the prompt is longer than the
+# context length ..."), and embed's truncation failures (v0.13.5 routes.go:731, 734;
+# HEAD routes.go:910, 934, 968): "input exceeds maximum context length and cannot be
+# truncated further", "input after truncation exceeds maximum context length".
 _CONTEXT_MARKERS = (
     "exceeds the context length",
     "longer than the context length",
+    "exceeds maximum context length",
 )
+
 _UNKNOWN_IN_REGISTRY = "pull model manifest: file does not exist"
 _BUSY_SUGGESTION = (
     "Ollama may be loading a model, busy, or stuck. Check `ollama ps` and the server "
     "logs; n3d restarts a managed server that keeps failing health checks."
 )
-
-
-def error_text(body: bytes | str) -> str:
-    """Ollama's `{"error": ...}` text, else the raw body, like the official client."""
-    raw = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
-    try:
-        data = json.loads(raw)
-    except ValueError:
-        data = None
-    if isinstance(data, dict) and isinstance(data.get("error"), str):
-        return str(data["error"])
-    text = raw.strip()
-    if text:
-        return text
-    return "an empty body"
 
 
 def _names_missing_model(text: str) -> bool:
@@ -71,36 +83,6 @@ _E = TypeVar("_E", bound=OllamaError)
 def _with_status(err: _E, status: int | None) -> _E:
     err.status_code = status
     return err
-
-
-def parse_object(body: bytes | str, *, what: str) -> dict[str, Any]:
-    """Decode a JSON object; raises ValueError naming `what` when it is not one."""
-    try:
-        data = json.loads(body)
-    except ValueError as exc:
-        shown = body[:200] if isinstance(body, str) else body[:200].decode("utf-8", "replace")
-        raise ValueError(f"{what} is not JSON: {shown!r}") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{what} is not a JSON object: {data!r}")
-    return data
-
-
-def parse_final_object(body: bytes, *, what: str) -> dict[str, Any]:
-    """One JSON object, or the last line of an NDJSON body (a server that streamed anyway)."""
-    try:
-        return parse_object(body, what=what)
-    except ValueError:
-        lines = [line for line in body.splitlines() if line.strip()]
-        if len(lines) < 2:
-            raise
-        return parse_object(lines[-1], what=what)
-
-
-async def aiter_objects(response: httpx.Response, *, what: str) -> AsyncIterator[dict[str, Any]]:
-    """The JSON objects of an NDJSON body, one per non-blank line (ValueError if not)."""
-    async for line in response.aiter_lines():
-        if line.strip():
-            yield parse_object(line, what=what)
 
 
 class Translator:
@@ -132,8 +114,15 @@ class Translator:
         return _with_status(err, status)
 
     def pull_error(self, status: int | None, text: str, *, model: str) -> OllamaError:
-        """The error for a failed pull: a typo'd name, a bad name, or a resumable failure."""
-        if _UNKNOWN_IN_REGISTRY in text:
+        """The error for a failed pull: a typo'd name, a bad name, or a resumable failure.
+
+        A name the registry lacks reads `pull model manifest: file does not exist`
+        (images.go), or with the experimental client2 pull `model "x" not found`
+        (a line in the stream, after its 200) or 404 `model not found` (not streamed;
+        server/internal/registry/server.go).
+        """
+        unknown = status in (None, 404) and _names_missing_model(text)
+        if _UNKNOWN_IN_REGISTRY in text or unknown:
             return _with_status(OllamaError.unknown_in_registry(model, self.base_url, text), status)
         if status == 400:
             return self.status_error(status, text, model=model)
@@ -160,8 +149,13 @@ class Translator:
             None,
         )
 
-    def malformed(self, exc: ValueError, *, model: str | None) -> OllamaError:
-        return _with_status(OllamaError.unexpected(self.base_url, str(exc), model=model), None)
+    def malformed(self, exc: Exception, *, model: str | None) -> OllamaError:
+        """An answer n3d cannot use (``exc`` says why: a ValueError or any SHAPE_ERRORS)."""
+        # A TypeError, OverflowError, ... is not worded for users: name its type.
+        detail = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        return _with_status(
+            OllamaError.unexpected(self.base_url, detail, model=model, cause=exc), None
+        )
 
     def transport_error(
         self, exc: Exception, *, model: str | None, request: str, timeout_s: float | None
@@ -206,13 +200,22 @@ class Translator:
     def entering(
         self, request: str, *, model: str | None, timeout_s: float | None = None
     ) -> Iterator[None]:
-        """Translate httpx and JSON failures raised inside the block."""
+        """Translate httpx failures and every failure to decode or shape an answer
+        (:data:`SHAPE_ERRORS`) raised inside the block; the latter are logged."""
         try:
             yield
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise self.transport_error(
                 exc, model=model, request=request, timeout_s=timeout_s
             ) from exc
-        except ValueError as exc:
+        except SHAPE_ERRORS as exc:
             # json and the `from_json` parsers: an answer n3d cannot use.
-            raise self.malformed(exc, model=model) from exc
+            err = self.malformed(exc, model=model)
+            log.warning(
+                "ollama.unusable_answer",
+                base_url=self.base_url,
+                request=request,
+                model=model,
+                error=err.message,
+            )
+            raise err from exc

@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from n3d.ollama.duration import KeepAliveError, parse_go_duration
+from n3d.ollama.duration import KeepAliveError, parse_go_duration_ns
+from n3d.ollama.gonum import parse_go_int
 from n3d.ollama.host import OllamaHost, parse_ollama_host
 
 __all__ = ["DEFAULT_VERSION", "SimConfig", "SimConfigError", "load_config"]
@@ -46,6 +47,7 @@ class SimConfig:
     hang_after_s: float | None
     fail_pulls: str  # "" = off, "midway", or the error text every pull ends with
     fail_loads: bool
+    poison: bool  # /api/tags and /api/ps answer poisoned JSON (faults.py)
     control_path: Path | None
     request_log_path: Path | None
     preload: tuple[str, ...]
@@ -71,19 +73,34 @@ def _seconds(env: Mapping[str, str], key: str, default: float | None) -> float |
     return value
 
 
+def _go_uint(text: str) -> int | None:
+    """Go's `strconv.ParseUint(text, 10, 64)` (envconfig.Uint): ASCII digits only, so
+    `"²"` or `"١"` (digits to ``str.isdigit``) are no number; None when Go fails."""
+    if not text or text[0] in "+-":
+        return None
+    try:
+        return parse_go_int(text, 65)
+    except ValueError:
+        return None
+
+
 def _keep_alive(env: Mapping[str, str]) -> float:
-    """`OLLAMA_KEEP_ALIVE`: a Go duration or bare integer seconds; negative = forever."""
+    """`OLLAMA_KEEP_ALIVE` as envconfig.KeepAlive reads it: a Go duration, else an
+    integer of seconds (`strconv.ParseInt(s, 10, 64)`: ASCII digits only); negative
+    means forever; anything else keeps the default, 5m."""
     text = _trimmed(env, "OLLAMA_KEEP_ALIVE")
     if not text:
         return 300.0
     try:
-        seconds = float(int(text))
-    except ValueError:
+        ns = parse_go_duration_ns(text)
+    except KeepAliveError:
         try:
-            seconds = parse_go_duration(text)
-        except KeepAliveError:
-            return 300.0  # Ollama warns and keeps its default
-    return math.inf if seconds < 0 else seconds
+            seconds = parse_go_int(text)
+        except ValueError:
+            return 300.0  # Ollama keeps its default
+        # time.Duration(n) * time.Second wraps around in int64, as Go's does.
+        ns = (seconds * 1_000_000_000 + (1 << 63)) % (1 << 64) - (1 << 63)
+    return math.inf if ns < 0 else ns / 1_000_000_000
 
 
 def _fail_pulls(text: str) -> str:
@@ -103,12 +120,12 @@ def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
     models = _trimmed(env, "OLLAMA_MODELS")
     models_dir = Path(models).expanduser() if models else Path.home() / ".ollama-sim" / "models"
     max_loaded_text = _trimmed(env, "OLLAMA_MAX_LOADED_MODELS")
-    max_loaded = int(max_loaded_text) if max_loaded_text.isdigit() else 0
+    max_loaded = _go_uint(max_loaded_text) or 0
     ctx_text = _trimmed(env, "OLLAMA_CONTEXT_LENGTH")
     control = _trimmed(env, "OLLAMA_SIM_CONTROL")
     request_log = _trimmed(env, "OLLAMA_SIM_REQUEST_LOG")
     crash_code_text = _trimmed(env, "OLLAMA_SIM_CRASH_CODE") or "2"
-    if not crash_code_text.isdigit() or not 1 <= int(crash_code_text) <= 255:
+    if not 1 <= (_go_uint(crash_code_text) or 0) <= 255:
         raise SimConfigError(f"OLLAMA_SIM_CRASH_CODE={crash_code_text!r} must be 1..255")
     preload_text = _trimmed(env, "OLLAMA_SIM_MODELS_PRELOAD")
     preload = tuple(p.strip() for p in preload_text.split(",") if p.strip())
@@ -117,7 +134,7 @@ def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
         models_dir=models_dir,
         keep_alive_s=_keep_alive(env),
         max_loaded=max_loaded or 3,  # 0 = auto = 3 per GPU, and 3 on CPU
-        default_num_ctx=int(ctx_text) if ctx_text.isdigit() and int(ctx_text) > 0 else 4096,
+        default_num_ctx=_go_uint(ctx_text) or 4096,
         version=_trimmed(env, "OLLAMA_SIM_VERSION") or DEFAULT_VERSION,
         ready_delay_s=_seconds(env, "OLLAMA_SIM_READY_DELAY", 0.0) or 0.0,
         pull_seconds=_seconds(env, "OLLAMA_SIM_PULL_SECONDS", 1.5) or 0.0,
@@ -129,6 +146,7 @@ def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
         hang_after_s=_seconds(env, "OLLAMA_SIM_HANG_AFTER", None),
         fail_pulls=_fail_pulls(_trimmed(env, "OLLAMA_SIM_FAIL_PULLS")),
         fail_loads=_trimmed(env, "OLLAMA_SIM_FAIL_LOADS").lower() in ("1", "true", "yes", "on"),
+        poison=_trimmed(env, "OLLAMA_SIM_POISON").lower() in ("1", "true", "yes", "on"),
         control_path=Path(control) if control else None,
         request_log_path=Path(request_log) if request_log else None,
         preload=preload,

@@ -5,9 +5,14 @@ The environment (`OLLAMA_SIM_*`, read once by `config.py`) sets the starting sta
 while the simulator runs; the file is re-read when its mtime or size changes,
 checked at most every 100 ms, so a test or a drill can flip a fault without a
 restart. Keys: `hang` (bool), `crash` (bool or exit code), `fail_pulls` (false,
-"midway", true or an error text), `fail_loads` (bool), `response_delay`,
-`pull_seconds`, `load_seconds`, `token_seconds` (seconds) and `version`.
-A missing or unreadable file means "no overrides".
+"midway", true or an error text), `fail_loads` (bool), `poison` (bool),
+`response_delay`, `pull_seconds`, `load_seconds`, `token_seconds` (seconds) and
+`version`. A missing or unreadable file means "no overrides".
+
+`poison` is not how Ollama breaks but what anyone who binds its port first can send
+(in n3d's `auto` and `external` modes): `/api/tags` lists a model whose size is
+`1e400` (beyond a double) and `/api/ps` answers JSON nested 100 000 levels deep
+(:data:`POISONED_TAGS`, :data:`POISONED_PS`).
 """
 
 from __future__ import annotations
@@ -20,7 +25,14 @@ from typing import Any
 
 from n3d.sim.config import SimConfig
 
-__all__ = ["FaultState", "Faults", "OFFLINE_PULL_ERROR", "pull_error_text"]
+__all__ = [
+    "OFFLINE_PULL_ERROR",
+    "POISONED_PS",
+    "POISONED_TAGS",
+    "FaultState",
+    "Faults",
+    "pull_error_text",
+]
 
 _CHECK_INTERVAL_S = 0.1
 _SECONDS = ("response_delay", "pull_seconds", "load_seconds", "token_seconds")
@@ -28,6 +40,12 @@ OFFLINE_PULL_ERROR = (
     'pull model manifest: Get "https://registry.ollama.ai/v2/library/{model}/manifests/{tag}": '
     "dial tcp: lookup registry.ollama.ai: no such host"
 )
+POISONED_TAGS = (
+    b'{"models":[{"name":"poison:latest","model":"poison:latest","size":1e400,'
+    b'"digest":"","modified_at":"2026-01-01T00:00:00Z","details":{}}]}'
+)
+_DEPTH = 100_000
+POISONED_PS = b'{"models":' + b"[" * _DEPTH + b"]" * _DEPTH + b"}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +56,7 @@ class FaultState:
     crash: int = 0  # 0 = no crash requested; else the exit code to die with
     fail_pulls: str = ""  # "" off, "midway", "offline", or a literal error text
     fail_loads: bool = False
+    poison: bool = False
     response_delay_s: float = 0.0
     pull_seconds: float = 1.5
     load_seconds: float = 0.5
@@ -61,6 +80,7 @@ class Faults:
         self._base = FaultState(
             fail_pulls=config.fail_pulls,
             fail_loads=config.fail_loads,
+            poison=config.poison,
             response_delay_s=config.response_delay_s,
             pull_seconds=config.pull_seconds,
             load_seconds=config.load_seconds,
@@ -113,6 +133,8 @@ class Faults:
             state = replace(state, fail_pulls=mode)
         if "fail_loads" in o:
             state = replace(state, fail_loads=bool(o["fail_loads"]))
+        if "poison" in o:
+            state = replace(state, poison=bool(o["poison"]))
         seconds = {
             key: float(value)
             for key, value in o.items()

@@ -10,8 +10,9 @@ from typing import Any
 
 from n3d.errors import InvalidModelName
 from n3d.ollama.names import ModelName, parse_model_name
-from n3d.sim.app import App, HttpError
+from n3d.sim.app import JSON, App, HttpError
 from n3d.sim.bodies import get_bool, get_str, parse_body
+from n3d.sim.faults import POISONED_PS, POISONED_TAGS
 from n3d.sim.http import Request, Response
 from n3d.sim.store import InstalledModel
 from n3d.sim.wire import go_json, go_quote, rfc3339_local
@@ -46,10 +47,16 @@ def _listing(model: InstalledModel) -> dict[str, Any]:
 
 
 async def tags(app: App, req: Request, resp: Response) -> None:
+    if app.faults.state().poison:
+        await resp.send(200, POISONED_TAGS, JSON)
+        return
     await app.reply_json(resp, 200, {"models": [_listing(m) for m in app.store.list()]})
 
 
 async def ps(app: App, req: Request, resp: Response) -> None:
+    if app.faults.state().poison:
+        await resp.send(200, POISONED_PS, JSON)
+        return
     rows = []
     for lm in app.scheduler.loaded():
         expires_ns = lm.expires_at_ns()
