@@ -88,6 +88,11 @@ def make_table(record: Record | None = None) -> MethodTable:
         await ctx.progress({"kind": "end", "message": "done"})
         return {"steps": p["steps"]}
 
+    @table.method("notify_nan")
+    async def notify_nan(ctx: Context, p: dict[str, Any]) -> Any:
+        await ctx.notify("measured", {"value": float("nan")})  # n3d's bug: not JSON
+        return {"notified": True}
+
     @table.method("events.subscribe", Param("topics", list))
     async def subscribe(ctx: Context, p: dict[str, Any]) -> Any:
         ctx.subscribe(p.get("topics"))

@@ -145,6 +145,38 @@ def test_unencodable_result_becomes_internal_error_for_the_same_id() -> None:
     assert json.loads(encode(result_response(1, "\ud800")))["result"] == "\ud800"
 
 
+def _strict_json(data: bytes) -> Any:
+    """``json.loads`` that refuses NaN and Infinity, as every other JSON parser does."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(data, parse_constant=refuse)
+
+
+@pytest.mark.parametrize("raw_id", [b"1e400", b"-1e400", b"1E999"])
+def test_non_finite_id_is_an_invalid_request_with_null_id_before_anything_runs(
+    raw_id: bytes,
+) -> None:
+    single = parse(b'{"jsonrpc":"2.0","method":"get_data","id":%b}' % raw_id)
+    assert single.requests == []
+    assert single.errors == [error_response(None, -32600)]
+    batch = parse(b'[{"jsonrpc":"2.0","method":"get_data","id":%b},'
+                  b'{"jsonrpc":"2.0","method":"get_data","id":2}]' % raw_id)
+    assert [r.id for r in batch.requests] == [2]
+    assert batch.errors == [error_response(None, -32600)]
+
+
+def test_nothing_encoded_is_ever_anything_but_json() -> None:
+    # An id that slipped through (n3d's own bug) must not make the fallback write Infinity.
+    for bad_id in (float("inf"), float("-inf"), float("nan")):
+        out = _strict_json(encode(result_response(bad_id, {"x": float("nan")})))
+        assert out["id"] is None and out["error"]["code"] == INTERNAL_ERROR
+    assert _strict_json(encode([result_response(1, float("inf")), result_response(2, 1)]))[1] == {
+        "jsonrpc": "2.0", "result": 1, "id": 2
+    }
+
+
 def test_empty_batch_reply_is_nothing_not_an_empty_array() -> None:
     assert Incoming(batch=True).reply([None, None]) is None
 
@@ -173,6 +205,28 @@ def test_lsp_headers_case_insensitive_content_type_ignored_bodies_exact() -> Non
     )
     assert framer.feed(wire) == [b'{"a":1}', b"[]"]
     assert framer.frame(b"{}") == b"Content-Length: 2\r\n\r\n{}"
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        b"Content-Length: 2\r\nContent-Length: 12\r\n",
+        b"Content-Length: 12\r\ncontent-length: 2\r\n",
+        b"Content-Length: 2, 12\r\n",
+    ],
+)
+def test_differing_content_lengths_are_a_fatal_parse_error(header: bytes) -> None:
+    framer = Framer(100)
+    items = framer.feed(header + b'\r\n{}{"a":[1,2]}')
+    assert len(items) == 1 and isinstance(items[0], FrameError) and framer.failed
+    assert "conflicting Content-Length" in items[0].message
+
+
+def test_identical_repeated_content_lengths_frame_the_body_once() -> None:
+    # RFC 9112 §6.3: a list of equal values is processed as that single value.
+    framer = Framer(100)
+    wire = b"Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}Content-Length: 2, 2\r\n\r\n[]"
+    assert framer.feed(wire) == [b"{}", b"[]"]
 
 
 def test_lsp_body_may_contain_newlines_and_length_counts_bytes() -> None:

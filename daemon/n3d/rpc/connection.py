@@ -105,7 +105,14 @@ class Connection(asyncio.Protocol):
     # -- Session ------------------------------------------------------------------
 
     def send(self, message: JsonObject | list[Any]) -> None:
-        self.push(self.framer.frame(encode(message)))
+        try:
+            body = encode(message)
+        except ValueError as exc:
+            # Only a notification can fail (a reply falls back to an error): dropped
+            # and logged, never raised into the pull or handler that reported it.
+            log.error("rpc.notification_not_json", connection=self.id, error=str(exc))
+            return
+        self.push(self.framer.frame(body))
 
     def subscribe(self, topics: frozenset[str] | None) -> None:
         self._on_subscribe(self.id, topics)

@@ -9,17 +9,20 @@ The first non-blank byte of a connection decides, once, for its lifetime:
   line, then exactly ``Content-Length`` bytes. Header names are matched
   case-insensitively, other headers (``Content-Type``) are ignored, and bare
   ``\\n`` line ends are accepted for hand-typed input. What vscode-jsonrpc,
-  Emacs jsonrpc.el and Neovim's ``vim.lsp.rpc`` speak.
+  Emacs jsonrpc.el and Neovim's ``vim.lsp.rpc`` speak. A repeated
+  ``Content-Length`` (or a comma list) is accepted only when every value is the
+  same, as RFC 9112 §6.3 allows; differing values are fatal (which one frames
+  the body is what request smuggling plays on).
 
 Replies are framed the same way (:meth:`Framer.frame`); before detection, NDJSON.
 
 Fatal errors end the connection: anything else as first byte, a line or body
 longer than ``max_message_bytes``, a header block over 8 KiB, a missing,
-negative, non-numeric or oversized ``Content-Length``. :meth:`Framer.feed` then
-returns a :class:`FrameError` as its last item and ignores all later input; the
-server answers it with ``-32700 Parse error`` (``id: null``: nothing was parsed,
-so no id can be known) and closes. -32700 rather than -32600 because the bytes
-were never read as JSON at all.
+negative, non-numeric, conflicting or oversized ``Content-Length``.
+:meth:`Framer.feed` then returns a :class:`FrameError` as its last item and
+ignores all later input; the server answers it with ``-32700 Parse error``
+(``id: null``: nothing was parsed, so no id can be known) and closes. -32700
+rather than -32600 because the bytes were never read as JSON at all.
 """
 
 from __future__ import annotations
@@ -183,11 +186,18 @@ class Framer:
                 return self._fail(f"Parse error: malformed header line {shown!r}")
             if name.strip().lower() != b"content-length":
                 continue  # Content-Type and anything else: ignored, UTF-8 is assumed
-            value = value.strip()
-            if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
-                shown = value[:20].decode("ascii", "replace")
-                return self._fail(f"Parse error: invalid Content-Length {shown!r}")
-            length = int(value)
+            # RFC 9112 §6.3: repeated lines are one comma-separated list; its values
+            # must all be valid and equal, else the framing is lost: fatal.
+            for item in value.split(b","):
+                item = item.strip()
+                if not item.isdigit() or len(item) > _MAX_LENGTH_DIGITS:
+                    shown = value.strip()[:20].decode("ascii", "replace")
+                    return self._fail(f"Parse error: invalid Content-Length {shown!r}")
+                if length is not None and int(item) != length:
+                    return self._fail(
+                        f"Parse error: conflicting Content-Length values {length} and {int(item)}"
+                    )
+                length = int(item)
         if length is None:
             return self._fail("Parse error: header block without Content-Length")
         if length > self.max_message_bytes:

@@ -16,8 +16,13 @@ tested by feeding bytes (tests/rpc/test_protocol.py):
 - ``"params": null`` is read as absent params: the specification wants an array
   or an object, but Emacs ``jsonrpc.el`` sends ``null`` for a nil argument and
   nothing is lost by being lenient.
-- :func:`encode` never fails for a response: a result that is not JSON (NaN, an
-  arbitrary object) becomes an Internal error response for the same id.
+- A request id must be a string, an integer, a *finite* number or null: JSON
+  allows ``1e400``, which Python reads as infinity, and echoing it would write
+  ``Infinity``, which is not JSON. Anything else is ``-32600`` with ``id: null``,
+  before the method runs.
+- :func:`encode` never fails for a response and never writes anything but JSON
+  (``allow_nan=False``, the fallback included): a result that is not JSON (NaN,
+  an arbitrary object) becomes an Internal error response for the same id.
 
 Framing (NDJSON or LSP ``Content-Length``) lives in :mod:`n3d.rpc.framing` and is
 re-exported here.
@@ -26,6 +31,7 @@ re-exported here.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
@@ -141,8 +147,10 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 
 
 def _is_valid_id(value: Any) -> bool:
-    # bool is an int in Python but not a Number in JSON.
-    return value is None or (isinstance(value, str | int | float) and not isinstance(value, bool))
+    # bool is an int in Python but not a Number in JSON; 1e400 parses as inf.
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return value is None or (isinstance(value, str | int) and not isinstance(value, bool))
 
 
 def _validate(obj: Any) -> Request | JsonObject | None:
@@ -215,4 +223,4 @@ def encode(message: JsonObject | list[Any]) -> bytes:
             INTERNAL_ERROR,
             "Internal error: the reply could not be encoded as JSON",
         )
-        return json.dumps(fallback, separators=(",", ":")).encode()
+        return _ENCODER.encode(fallback).encode()

@@ -146,7 +146,11 @@ class RpcServer:
 
     def broadcast(self, topic: str, payload: Mapping[str, Any] | None = None) -> int:
         """Send ``event {topic, ...payload}`` to subscribers of ``topic``; returns how many."""
-        body = encode(notification("event", {"topic": topic, **(payload or {})}))
+        try:
+            body = encode(notification("event", {"topic": topic, **(payload or {})}))
+        except ValueError as exc:  # a payload that is not JSON: n3d's bug, not the publisher's end
+            log.error("rpc.event_not_json", topic=topic, error=str(exc))
+            return 0
         sent = 0
         for cid, topics in list(self._subscribers.items()):
             conn = self._connections.get(cid)
