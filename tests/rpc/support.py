@@ -28,6 +28,8 @@ class Record:
     cancelled: list[str] = field(default_factory=list)
     notified: list[Any] = field(default_factory=list)
     started: list[str] = field(default_factory=list)  # `sleep` tags, as each one begins
+    concurrent: int = 0  # `gauge` calls running now
+    most_concurrent: int = 0  # the most that ever ran at once
 
     def wait_started(self, tag: str, timeout: float = 10.0) -> None:
         """Block until the `sleep` handler tagged ``tag`` runs (a cancel can then hit it)."""
@@ -87,6 +89,16 @@ def make_table(record: Record | None = None) -> MethodTable:
         await anyio.sleep(p.get("hold", 0))
         await ctx.progress({"kind": "end", "message": "done"})
         return {"steps": p["steps"]}
+
+    @table.method("gauge", Param("seconds", float))
+    async def gauge(ctx: Context, p: dict[str, Any]) -> Any:
+        rec.concurrent += 1
+        rec.most_concurrent = max(rec.most_concurrent, rec.concurrent)
+        try:
+            await anyio.sleep(p.get("seconds", 0.001))
+        finally:
+            rec.concurrent -= 1
+        return {"ok": True}
 
     @table.method("notify_nan")
     async def notify_nan(ctx: Context, p: dict[str, Any]) -> Any:

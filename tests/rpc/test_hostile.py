@@ -6,6 +6,7 @@ trouble could reach others; ``stop()`` fails the test if any of its calls failed
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import time
@@ -18,6 +19,7 @@ from .support import Raw, Running, Steady
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+SERVER_BUSY = -32000
 
 
 @contextlib.contextmanager
@@ -118,6 +120,94 @@ def test_a_notification_that_is_not_json_is_dropped_and_the_call_still_answers(
             "jsonrpc": "2.0", "result": {"notified": True}, "id": 1
         }
     assert any(e["event"] == "rpc.notification_not_json" for e in logs)
+
+
+# -- batches and the reply cap ---------------------------------------------------------
+
+
+def _echo(value: Any, request_id: Any) -> bytes:
+    message = {"jsonrpc": "2.0", "method": "echo", "params": {"value": value}, "id": request_id}
+    return json.dumps(message).encode()
+
+
+def _batch(members: list[bytes]) -> bytes:
+    return b"[" + b",".join(members) + b"]\n"
+
+
+def _busy_then_closed(client: Raw, request_id: Any) -> dict[str, Any]:
+    reply: dict[str, Any] = client.recv()
+    assert reply["id"] == request_id and reply["error"]["code"] == SERVER_BUSY, reply
+    assert "closing it" in reply["error"]["message"]
+    client.expect_closed()
+    return reply
+
+
+def test_a_batch_whose_replies_pass_the_cap_ends_that_connection_with_an_error(
+    dial: Callable[..., Raw], start_server: Callable[..., Running]
+) -> None:
+    running = start_server(max_outgoing_bytes=64 * 1024)
+    with steady(running), capture_logs() as logs:
+        attacker = dial(running)
+        # 2 000 replies of ~150 bytes: 300 KB of reply for a 140 KB request.
+        attacker.send_raw(_batch([_echo("x" * 100, i) for i in range(2000)]))
+        _busy_then_closed(attacker, None)
+    assert any(e["event"] == "rpc.reply_too_large" for e in logs)
+
+
+def test_a_reply_larger_than_the_cap_ends_the_connection_even_with_nothing_unread(
+    dial: Callable[..., Raw], start_server: Callable[..., Running]
+) -> None:
+    running = start_server(max_outgoing_bytes=64 * 1024)
+    with steady(running):
+        client = dial(running)
+        assert client.call(json.loads(_echo("small", 1)))["result"] == {"value": "small"}
+        client.send_raw(_echo("x" * 100_000, 2) + b"\n")
+        _busy_then_closed(client, 2)
+
+
+def test_a_batch_within_the_cap_is_answered_whole(
+    dial: Callable[..., Raw], start_server: Callable[..., Running]
+) -> None:
+    running = start_server(max_outgoing_bytes=64 * 1024, max_inflight=4)
+    client = dial(running)
+    client.send_raw(b'[1,{"jsonrpc":"2.0","method":"update"},' + b",".join(
+        _echo(i, i) for i in range(300)) + b"]\n")
+    reply = client.recv()
+    assert len(reply) == 301  # the invalid member's error, 300 results, no notification
+    assert sorted(r["id"] for r in reply if "result" in r) == list(range(300))
+
+
+def test_batch_members_count_toward_the_connections_in_flight_limit(
+    dial: Callable[..., Raw], start_server: Callable[..., Running]
+) -> None:
+    running = start_server(max_inflight=4)
+    client = dial(running)
+    gauges = [b'{"jsonrpc":"2.0","method":"gauge","params":{"seconds":0.002},"id":%d}' % i
+              for i in range(200)]
+    # Two batches and single requests pipelined: together never more than 4 at once.
+    client.send_raw(_batch(gauges[:100]) + b"\n".join(gauges[100:150]) + b"\n"
+                    + _batch(gauges[150:]))
+    replies = [client.recv() for _ in range(52)]
+    flat = [r for reply in replies for r in (reply if isinstance(reply, list) else [reply])]
+    assert sorted(r["id"] for r in flat) == list(range(200))
+    assert running.record.most_concurrent == 4
+
+
+def test_a_batch_of_10000_slow_calls_is_not_10000_tasks(
+    dial: Callable[..., Raw], start_server: Callable[..., Running]
+) -> None:
+    running = start_server(max_inflight=8)
+    client = dial(running)
+    client.send_raw(_batch([
+        b'{"jsonrpc":"2.0","method":"sleep","params":{"seconds":30,"tag":"t%d"},"id":%d}' % (i, i)
+        for i in range(10_000)
+    ]))
+    _wait_for(lambda: len(running.record.started) == 8)
+    tasks = running.portal.call(lambda: len(asyncio.all_tasks()))
+    assert tasks < 50  # a pool of 8 workers and the server's own, not one per member
+    assert running.record.started == [f"t{i}" for i in range(8)]
+    client.close()  # hanging up cancels the batch
+    _wait_for(lambda: len(running.record.cancelled) == 8)
 
 
 def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:

@@ -6,13 +6,18 @@
   error is answered ``-32700`` and the connection closed.
 - Running: frames with requests go to the connection's
   :class:`~n3d.rpc.running.Runner` (worker, in-flight table, cancellation). At
-  most ``max_inflight`` frames run at once; beyond that the connection stops
-  reading (the kernel buffer then pushes back on the client).
+  most ``max_inflight`` calls run at once, batch members included, and one
+  batch at a time; beyond that the connection stops reading (the kernel buffer
+  then pushes back on the client).
   ``$/cancelRequest {id}`` and ``window/workDoneProgress/cancel {token}`` are
   handled as they are read, so they are never stuck behind the work they cancel.
 - Writing: replies go to the transport, which sends at once what the kernel
-  takes and buffers the rest. A client that leaves more than
-  ``max_outgoing_bytes`` unread is dropped, so it cannot grow the daemon's memory.
+  takes and buffers the rest. Every reply is checked against
+  ``max_outgoing_bytes`` *before* it is buffered, together with what is still
+  unread and what a batch has assembled (:class:`~n3d.rpc.bounds.ReplyBudget`):
+  past it the client gets ``-32000`` and the connection is closed, its handlers
+  cancelled, so no client can grow the daemon's memory, by not reading or by
+  asking for a huge reply.
 - End of input: a half-closed client (``socat`` after its stdin ends) still gets
   the answers to what it sent; a client that hung up gets nothing and its
   handlers are cancelled at once (checked with ``poll`` for ``POLLHUP``).
@@ -37,10 +42,20 @@ from typing import Any
 import anyio
 import structlog
 
+from n3d.rpc.bounds import ReplyBudget
 from n3d.rpc.dispatch import MethodTable
 from n3d.rpc.framing import FrameError, Framer
 from n3d.rpc.listener import peer_hung_up
-from n3d.rpc.protocol import PARSE_ERROR, Incoming, JsonObject, encode, error_response, parse
+from n3d.rpc.protocol import (
+    PARSE_ERROR,
+    SERVER_BUSY,
+    Incoming,
+    JsonObject,
+    RequestId,
+    encode,
+    error_response,
+    parse,
+)
 from n3d.rpc.running import CANCEL_METHODS, Runner
 
 __all__ = ["Connection", "Limits"]
@@ -81,7 +96,8 @@ class Connection(asyncio.Protocol):
         self.framer = Framer(limits.max_message_bytes)
         self._sock = sock
         self._limits = limits
-        self._runner = Runner(self, table, limits.max_inflight, self.send, self._frame_done)
+        self._budget = ReplyBudget(limits.max_outgoing_bytes)
+        self._runner = Runner(self, table, limits.max_inflight, self, self._frame_done)
         self._on_subscribe, self._on_unsubscribe = on_subscribe, on_unsubscribe
         self._transport: asyncio.Transport | None = None
         self._scope = anyio.CancelScope()
@@ -100,6 +116,7 @@ class Connection(asyncio.Protocol):
         self._closing = False
         self._closed = False
         self._fatal = False
+        self._abandon = False  # over the reply cap: in-flight work is cancelled, not awaited
         self._slot_freed: anyio.Event | None = None  # set while serve waits for the last ones
 
     # -- Session ------------------------------------------------------------------
@@ -112,7 +129,9 @@ class Connection(asyncio.Protocol):
             # and logged, never raised into the pull or handler that reported it.
             log.error("rpc.notification_not_json", connection=self.id, error=str(exc))
             return
-        self.push(self.framer.frame(body))
+        is_reply = isinstance(message, dict) and "method" not in message
+        reply_to = message.get("id") if isinstance(message, dict) and is_reply else None
+        self._write(self.framer.frame(body), reply_to)
 
     def subscribe(self, topics: frozenset[str] | None) -> None:
         self._on_subscribe(self.id, topics)
@@ -121,18 +140,55 @@ class Connection(asyncio.Protocol):
         self._on_unsubscribe(self.id)
 
     def push(self, data: bytes) -> None:
-        """Send framed bytes; never blocks. Past ``max_outgoing_bytes`` unread: dropped."""
+        """Send framed bytes (an event); never blocks. Past the reply cap: see :meth:`_write`."""
+        self._write(data, None)
+
+    # -- Outbox (the runner's batches) ----------------------------------------------
+
+    def send_body(self, body: bytes) -> None:
+        self._write(self.framer.frame(body), None)
+
+    def hold(self, size: int) -> bool:
+        transport = self._transport
+        if transport is None or self._closed or self._abandon:
+            return False
+        unread = transport.get_write_buffer_size()
+        if self._budget.hold(unread, size):
+            return True
+        self._over_cap(size, unread, None)
+        return False
+
+    def release(self, size: int) -> None:
+        self._budget.release(size)
+
+    # -- output -----------------------------------------------------------------------
+
+    def _write(self, data: bytes, reply_to: RequestId) -> None:
+        """Write framed bytes, checked against the reply cap before they are buffered."""
         transport = self._transport
         if transport is None or self._closed or self._scope.cancel_called:
             return
         if transport.is_closing():
             return  # lost: connection_lost is on its way and will abort
         unread = transport.get_write_buffer_size()
-        if unread and unread + len(data) > self._limits.max_outgoing_bytes:
-            log.warning("rpc.client_too_slow", connection=self.id, queued_bytes=unread)
-            self.abort()
+        if not self._budget.admits(unread, len(data)):
+            self._over_cap(len(data), unread, reply_to)
             return
         transport.write(data)
+
+    def _over_cap(self, size: int, unread: int, reply_to: RequestId) -> None:
+        """A reply that would pass the cap: -32000, then close; its work is abandoned."""
+        cap, assembling = self._budget.cap, self._budget.assembling
+        if unread:
+            log.warning("rpc.client_too_slow", connection=self.id, queued_bytes=unread, cap=cap)
+        else:
+            log.warning("rpc.reply_too_large", connection=self.id, reply_bytes=assembling + size,
+                        cap=cap)
+        message = (
+            f"Server busy: the replies would leave {unread + assembling + size} bytes unread on "
+            f"this connection, over its cap of {cap}; closing it"
+        )
+        self._end_with(error_response(reply_to, SERVER_BUSY, message), abandon=True)
 
     def abort(self) -> None:
         """Drop the connection now: stop reading and writing, cancel its handlers."""
@@ -152,12 +208,12 @@ class Connection(asyncio.Protocol):
                     await self._input_ended.wait()
                     await self._finish_inflight()
                     self._closing = True
-                    with anyio.move_on_after(_FLUSH_TIMEOUT_S):
-                        if self._write_paused:
-                            await self._drained.wait()
-                        if self._fatal:
-                            await self._linger()
-                    tg.cancel_scope.cancel()
+                    tg.cancel_scope.cancel()  # the idle worker, or an abandoned connection's work
+                with anyio.move_on_after(_FLUSH_TIMEOUT_S):
+                    if self._write_paused:
+                        await self._drained.wait()
+                    if self._fatal:
+                        await self._linger()
         finally:
             self._closed = True
             self._end_input()
@@ -168,7 +224,7 @@ class Connection(asyncio.Protocol):
 
     async def _finish_inflight(self) -> None:
         """After input ends: let in-flight work answer, unless the peer has left."""
-        while self._runner.running:
+        while self._runner.running and not self._abandon:
             if peer_hung_up(self._sock):
                 self.abort()
                 return
@@ -239,12 +295,24 @@ class Connection(asyncio.Protocol):
 
     def _fail(self, message: str) -> None:
         """A fatal framing error: answer -32700, stop reading, then close (see serve)."""
+        self._end_with(error_response(None, PARSE_ERROR, message), abandon=False)
+
+    def _end_with(self, error: JsonObject, *, abandon: bool) -> None:
+        """Send ``error``, stop reading, then close (see serve); with ``abandon``,
+        nothing more is run or written: the work in flight is cancelled unanswered."""
+        if self._fatal:
+            return
         self._fatal = True
         self._frames.clear()
-        self.send(error_response(None, PARSE_ERROR, message))
+        transport = self._transport
+        if transport is not None and not self._closed and not transport.is_closing():
+            transport.write(self.framer.frame(encode(error)))  # small: past the cap on purpose
+        if abandon:
+            self._abandon = self._closed = True
+            self._waiting = None
         self._end_input()
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
 
     def _watch_partial_frame(self, *, completed: bool) -> None:
         """Arm the partial-frame clock at a frame's first byte; a trickle does not reset it."""
@@ -270,7 +338,7 @@ class Connection(asyncio.Protocol):
         """Run the frames read so far, in order, until they are done or the slots are."""
         while True:
             if self._waiting is not None:
-                if self._runner.running >= self._limits.max_inflight:
+                if not self._runner.can_start(self._waiting):
                     self._pause_reading()  # the kernel buffer then pushes back on the client
                     return
                 incoming, self._waiting = self._waiting, None
@@ -283,7 +351,9 @@ class Connection(asyncio.Protocol):
                 self._fail(item.message)
                 return
             incoming = parse(item)
-            if not incoming.requests:
+            if incoming.batch:
+                self._waiting = incoming  # even all-invalid: its errors count against the cap
+            elif not incoming.requests:
                 reply = incoming.reply()
                 if reply is not None:
                     self.send(reply)

@@ -1,9 +1,10 @@
 """Running one connection's requests: the worker, the in-flight table, cancellation.
 
-- A per-connection worker task runs a frame when it is idle; a frame that
+- A per-connection worker task runs a single request when it is idle; one that
   arrives while the worker is busy gets a task of its own, so a slow request
-  never holds up the next one. :attr:`Runner.running` counts the frames accepted
-  and not yet answered; the connection stops reading at ``max_inflight``.
+  never holds up the next one. :attr:`Runner.running` counts the calls in
+  flight (:class:`~n3d.rpc.bounds.Slots`); the connection stops reading at
+  ``max_inflight``.
 - Every request runs in a cancel scope, entered in the in-flight table under its
   id and, when its named params carry one, under its ``workDoneToken``.
   ``$/cancelRequest {id}`` and LSP's ``window/workDoneProgress/cancel {token}``
@@ -11,17 +12,26 @@
   request is answered ``-32800 Request cancelled``. The connection handles both
   as they are read (:meth:`Runner.cancel`), so they are never stuck behind the
   work they cancel; an id or token that is not running is ignored.
-- A batch's members run concurrently within the same in-flight bound.
+- A batch runs in a task of its own, one batch at a time per connection. Its
+  members run from a pool of at most ``max_inflight`` workers (not a task per
+  member: 20 000 members were 20 000 tasks up front), each member in a slot of
+  the connection's, so a batch obeys the bound that pipelined requests do.
+  Each member's response is encoded as it comes and counted against the
+  connection's reply budget (:meth:`Outbox.hold`); past it the connection is
+  closed and the batch stops, long before its reply could fill the memory.
+  The invalid members' errors come first in the reply, as before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
+from n3d.rpc.bounds import Slots
 from n3d.rpc.dispatch import MethodTable, Session
 from n3d.rpc.protocol import (
     REQUEST_CANCELLED,
@@ -29,22 +39,41 @@ from n3d.rpc.protocol import (
     JsonObject,
     Request,
     RequestId,
+    encode,
     error_response,
     result_response,
 )
 
-__all__ = ["CANCEL_METHODS", "Runner"]
+__all__ = ["CANCEL_METHODS", "Outbox", "Runner"]
 
 CANCEL_BY_ID = "$/cancelRequest"
 CANCEL_BY_TOKEN = "window/workDoneProgress/cancel"
 CANCEL_METHODS = frozenset({CANCEL_BY_ID, CANCEL_BY_TOKEN})
 
 
+_ERRORS_PER_CHECKPOINT = 512  # a batch's invalid members are encoded in turns with others
+
+
+class Outbox(Protocol):
+    """Where a runner's replies go (the connection)."""
+
+    def send(self, message: JsonObject | list[Any]) -> None:
+        """Write one reply; never blocks."""
+
+    def send_body(self, body: bytes) -> None:
+        """Write a reply already encoded as JSON (a batch's)."""
+
+    def hold(self, size: int) -> bool:
+        """Count ``size`` bytes of a batch reply being assembled; False: over the
+        cap, and the connection is closing (the batch should stop)."""
+
+    def release(self, size: int) -> None: ...
+
+
 class Runner:
     """Runs the frames a connection hands over (:meth:`start`); see the module docstring.
 
-    ``send`` writes a reply; ``on_done`` is called each time a frame has been
-    answered (a slot is free).
+    ``outbox`` takes the replies; ``on_done`` is called each time a slot is free.
     """
 
     def __init__(
@@ -52,15 +81,17 @@ class Runner:
         session: Session,
         table: MethodTable,
         max_inflight: int,
-        send: Callable[[JsonObject | list[Any]], None],
+        outbox: Outbox,
         on_done: Callable[[], None],
     ) -> None:
-        self.running = 0  # frames accepted and not yet answered
+        self.slots = Slots(max_inflight)
         self._session = session
         self._table = table
         self._max_inflight = max_inflight
-        self._send = send
+        self._outbox = outbox
+        self._send = outbox.send
         self._on_done = on_done
+        self._slot_freed: anyio.Event | None = None  # set when a batch member may take a slot
         self._tg: anyio.abc.TaskGroup | None = None
         # Running requests: id → cancel scope, workDoneToken → cancel scope.
         self._inflight: dict[Any, anyio.CancelScope] = {}
@@ -69,16 +100,26 @@ class Runner:
         self._worker_next: Incoming | None = None
         self._worker_request: tuple[Incoming, Request] | None = None  # running in the worker
 
+    @property
+    def running(self) -> int:
+        """Calls in flight (slots in use)."""
+        return self.slots.used
+
     def start_worker(self, tg: anyio.abc.TaskGroup) -> None:
         """Run frames in ``tg`` from now on (the worker, and tasks for the overflow)."""
         self._tg = tg
         tg.start_soon(self._work_loop)
 
+    def can_start(self, incoming: Incoming) -> bool:
+        """Whether :meth:`start` may take ``incoming`` now (a slot, one batch at a time)."""
+        return self.slots.can_start(batch=incoming.batch)
+
     def start(self, incoming: Incoming) -> None:
-        """Run a frame with requests: in the worker when it is idle, else in a task."""
-        self.running += 1
+        """Run a frame (:meth:`can_start` said yes): a single request in the worker
+        when it is idle, else in a task; a batch in a task of its own."""
+        self.slots.start(batch=incoming.batch)
         wake = self._worker_wake
-        if wake is not None and self._worker_next is None:
+        if not incoming.batch and wake is not None and self._worker_next is None:
             self._worker_next = incoming  # the idle worker takes it: no task to start
             wake.set()
         else:
@@ -143,34 +184,87 @@ class Runner:
         self, incoming: Incoming, worker_scope: anyio.CancelScope | None = None
     ) -> None:
         try:
-            requests = incoming.requests
-            if len(requests) > 1:
-                responses = await self._run_batch(requests)
-            elif worker_scope is None or requests[0].is_notification:
-                responses = [await self._run_one(requests[0])]
+            if incoming.batch:
+                await self._run_batch(incoming)
+                return
+            request = incoming.requests[0]
+            if worker_scope is None or request.is_notification:
+                response = await self._run_one(request)
             else:
-                responses = [await self._run_in_worker(incoming, requests[0], worker_scope)]
-            reply = incoming.reply(responses)
+                response = await self._run_in_worker(incoming, request, worker_scope)
+            reply = incoming.reply([response])
             if reply is not None:
                 self._send(reply)
         finally:
-            self.running -= 1
-            self._on_done()
+            self.slots.finish(batch=incoming.batch)
+            self._slot_is_free()
 
-    async def _run_batch(self, requests: list[Request]) -> list[JsonObject | None]:
-        # Members run concurrently (the spec allows any order) but within the same
-        # in-flight bound as separate frames, so a 50 000-member batch is not 50 000 tasks.
-        responses: list[JsonObject | None] = [None] * len(requests)
-        limiter = anyio.CapacityLimiter(self._max_inflight)
+    def _slot_is_free(self) -> None:
+        if self._slot_freed is not None:
+            self._slot_freed.set()
+            self._slot_freed = None
+        self._on_done()
 
-        async def one(index: int, request: Request) -> None:
-            async with limiter:
-                responses[index] = await self._run_one(request)
+    async def _take_slot(self) -> None:
+        while not self.slots.take():
+            if self._slot_freed is None:
+                self._slot_freed = anyio.Event()
+            await self._slot_freed.wait()
 
-        async with anyio.create_task_group() as tg:
-            for index, request in enumerate(requests):
-                tg.start_soon(one, index, request)
-        return responses
+    async def _run_batch(self, incoming: Incoming) -> None:
+        """The batch's errors, then its members from a bounded pool; one reply, or none.
+
+        Members run concurrently (the specification allows any order) and their
+        responses are encoded as they come; nothing but those bytes is kept.
+        """
+        parts: list[bytes] = []
+        held = 0
+        outbox = self._outbox
+
+        def add(response: JsonObject) -> bool:
+            nonlocal held
+            body = encode(response)
+            if not outbox.hold(len(body) + 1):  # + its comma or bracket
+                return False
+            held += len(body) + 1
+            parts.append(body)
+            return True
+
+        try:
+            for count, error in enumerate(incoming.errors, 1):
+                if not add(error):
+                    return
+                if count % _ERRORS_PER_CHECKPOINT == 0:
+                    await anyio.lowlevel.checkpoint()
+            members = iter(incoming.requests)
+
+            async def worker(own_slot: bool) -> None:
+                for request in members:  # shared: each member is taken once
+                    if not own_slot:
+                        await self._take_slot()
+                    try:
+                        response = await self._run_one(request)
+                    finally:
+                        if not own_slot:
+                            self.slots.give()
+                            self._slot_is_free()
+                    if response is not None and not add(response):
+                        pool.cancel_scope.cancel()  # over the cap: the connection is closing
+                        return
+                    await anyio.lowlevel.checkpoint()  # members that never wait take turns
+
+            async with anyio.create_task_group() as pool:
+                # The first worker runs in the batch's own slot; the others take one per member.
+                for index in range(min(len(incoming.requests), self._max_inflight)):
+                    pool.start_soon(worker, index == 0)
+            if parts and not pool.cancel_scope.cancel_called:
+                body = b"[" + b",".join(parts) + b"]"
+                parts.clear()
+                outbox.release(held)
+                held = 0
+                outbox.send_body(body)
+        finally:
+            outbox.release(held)
 
     async def _run_one(self, request: Request) -> JsonObject | None:
         if request.method in CANCEL_METHODS:
