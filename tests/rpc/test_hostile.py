@@ -210,6 +210,72 @@ def test_a_batch_of_10000_slow_calls_is_not_10000_tasks(
     _wait_for(lambda: len(running.record.cancelled) == 8)
 
 
+# -- idle connections at max_connections -------------------------------------------------
+
+
+def _status(request_id: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "method": "status", "id": request_id}
+
+
+def _served_newcomer(running: Running, dial: Callable[..., Raw]) -> Raw:
+    """A new connection whose `status` is answered, retried while n3d says busy."""
+    deadline = time.monotonic() + 10
+    while True:
+        client = dial(running)
+        with contextlib.suppress(EOFError, ConnectionResetError, BrokenPipeError):
+            reply = client.call(_status("new"))
+            if "result" in reply:
+                return client
+            assert reply["error"]["code"] == SERVER_BUSY and reply["id"] == "new"
+        client.close()
+        assert time.monotonic() < deadline, "a new client was never served"
+        time.sleep(0.05)
+
+
+def test_idle_connections_filling_the_limit_make_room_for_a_new_client(
+    dial: Callable[..., Raw], start_server: Callable[..., Running]
+) -> None:
+    running = start_server(max_connections=8, evict_idle_after_s=0.2)
+    leaked = [dial(running) for _ in range(8)]  # a leaking plugin: one call each, then nothing
+    for i, conn in enumerate(leaked):
+        assert conn.call(_status(i))["id"] == i
+    with capture_logs() as logs:
+        newcomer = _served_newcomer(running, dial)
+    # The one idle longest (the first) was told why, then closed.
+    notice = leaked[0].recv()
+    assert notice["id"] is None and notice["error"]["code"] == SERVER_BUSY
+    assert "is closed to make room" in notice["error"]["message"]
+    leaked[0].expect_closed()
+    evicted = [e for e in logs if e["event"] == "rpc.evicted"]
+    assert len(evicted) == 1 and evicted[0]["pid"] is not None
+    assert leaked[1].call(_status("still"))["id"] == "still"  # the others are untouched
+    assert newcomer.call(_status("again"))["id"] == "again"
+
+
+def test_connections_with_calls_in_flight_or_subscriptions_are_never_evicted(
+    dial: Callable[..., Raw], start_server: Callable[..., Running]
+) -> None:
+    running = start_server(max_connections=3, evict_idle_after_s=0.2)
+    subscriber, busy, idle = dial(running), dial(running), dial(running)
+    assert subscriber.call({"jsonrpc": "2.0", "method": "events.subscribe", "id": 1})["id"] == 1
+    busy.send({"jsonrpc": "2.0", "method": "sleep", "params": {"seconds": 30, "tag": "b"}, "id": 2})
+    running.record.wait_started("b")
+    assert idle.call(_status(3))["id"] == 3
+    newcomer = _served_newcomer(running, dial)  # only `idle` could make room
+    assert idle.recv()["error"]["code"] == SERVER_BUSY
+    idle.expect_closed()
+    newcomer.send({"jsonrpc": "2.0", "method": "sleep", "params": {"seconds": 30, "tag": "n"},
+                   "id": 4})
+    running.record.wait_started("n")
+    refused = dial(running)  # nobody is idle now: the newcomer is refused, nobody evicted
+    assert refused.call(_status("late"))["error"]["code"] == SERVER_BUSY
+    refused.expect_closed()
+    assert running.broadcast("health", {"ok": True}) == 1
+    assert subscriber.recv()["params"] == {"topic": "health", "ok": True}
+    busy.send({"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 2}})
+    assert busy.recv()["error"]["code"] == -32800
+
+
 def _wait_for(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():

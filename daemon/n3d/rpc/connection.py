@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,7 @@ class Connection(asyncio.Protocol):
         on_unsubscribe: Callable[[int], None],
     ) -> None:
         self.id = connection_id
+        self.peer_pid: int | None = None  # for the logs: which process a connection is
         self.framer = Framer(limits.max_message_bytes)
         self._sock = sock
         self._limits = limits
@@ -118,6 +120,7 @@ class Connection(asyncio.Protocol):
         self._fatal = False
         self._abandon = False  # over the reply cap: in-flight work is cancelled, not awaited
         self._slot_freed: anyio.Event | None = None  # set while serve waits for the last ones
+        self._last_active = time.monotonic()  # bytes read or a frame answered (for eviction)
 
     # -- Session ------------------------------------------------------------------
 
@@ -195,6 +198,30 @@ class Connection(asyncio.Protocol):
         self._closing = True
         self._scope.cancel()
 
+    @property
+    def idle_since(self) -> float | None:
+        """When it last read a byte or answered a frame (``time.monotonic``), if it has
+        nothing to do now: no call in flight, no frame read or half-read, no reply
+        unread, not closing. None otherwise: such a connection is never evicted."""
+        transport = self._transport
+        if (
+            transport is None
+            or self._fatal
+            or self._input_done
+            or self._closing
+            or self._runner.running
+            or self._waiting is not None
+            or self._frames
+            or self.framer.pending
+            or transport.get_write_buffer_size()
+        ):
+            return None
+        return self._last_active
+
+    def evict(self, message: str) -> None:
+        """Close an idle connection to make room: ``-32000`` with ``message``, then close."""
+        self._end_with(error_response(None, SERVER_BUSY, message), abandon=True)
+
     # -- lifecycle ----------------------------------------------------------------
 
     async def serve(self) -> None:
@@ -258,6 +285,7 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._input_done:
             return  # after a fatal error: discarded while lingering
+        self._last_active = time.monotonic()
         items = self.framer.feed(data)
         self._frames.extend(items)
         self._dispatch()
@@ -381,6 +409,7 @@ class Connection(asyncio.Protocol):
 
     def _frame_done(self) -> None:
         """The runner answered a frame: a slot is free."""
+        self._last_active = time.monotonic()
         if self._waiting is not None and not self._closing:
             self._dispatch()  # go on with what was read
         if self._slot_freed is not None:

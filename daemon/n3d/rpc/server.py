@@ -11,10 +11,17 @@ Each accepted connection is checked before anything is read from it:
 - a peer with another uid (root aside) is closed without a word and logged
   ``rpc.peer_refused`` (``peer_credentials`` is injectable so tests can play a
   stranger without root);
-- beyond ``max_connections`` the newcomer gets ``-32000 Server busy`` in its own
-  framing (for the id of its first request when that arrives within a second)
-  and is closed; at most ``_MAX_REFUSING`` such goodbyes run at once, the rest
-  are closed at once.
+- at ``max_connections``, the connection idle longest makes room, if it has
+  been idle at least ``evict_idle_after_s`` (:func:`~n3d.rpc.bounds.longest_idle`):
+  it gets ``-32000 Server busy`` (``id: null``) and is closed, logged
+  ``rpc.evicted`` with its pid. Idle means no call in flight, no frame read or
+  half-read, no reply unread, and no event subscription: a connection with any
+  of these is never evicted. So a leaking client (an editor plugin that opens
+  connections and forgets them) cannot lock n3ctl out for longer than that;
+- when no connection can make room the newcomer gets ``-32000 Server busy`` in
+  its own framing (for the id of its first request when that arrives within a
+  second) and is closed; at most ``_MAX_REFUSING`` such goodbyes run at once,
+  the rest are closed at once.
 
 Accepting uses the public ``anyio.wait_readable`` plus the socket's own
 ``accept()``; each connection is an asyncio protocol on its socket (see
@@ -36,6 +43,7 @@ from __future__ import annotations
 import itertools
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -44,6 +52,7 @@ import anyio
 import anyio.abc
 import structlog
 
+from n3d.rpc.bounds import longest_idle
 from n3d.rpc.connection import Connection, Limits
 from n3d.rpc.dispatch import MethodTable
 from n3d.rpc.framing import FrameError, Framer
@@ -59,6 +68,10 @@ _MAX_REFUSING = 32
 _REFUSE_WAIT_S = 1.0
 _ACCEPT_RETRY_S = 0.1  # after EMFILE and friends: let connections close, do not spin
 _ACCEPT_BURST = 64  # connections accepted per wake-up before yielding to the others
+# Long enough that a burst of newcomers never evicts itself (they all arrive within
+# a second or two) and that a client between two calls is not taken for a leak;
+# short enough that n3ctl is not locked out for long by a leaking client.
+EVICT_IDLE_AFTER_S = 10.0
 
 
 class RpcServer:
@@ -74,12 +87,14 @@ class RpcServer:
         frame_timeout_s: float = 10.0,
         max_outgoing_bytes: int = 8 * 1_048_576,
         max_inflight: int = 64,
+        evict_idle_after_s: float = EVICT_IDLE_AFTER_S,
         env: Mapping[str, str] | None = None,
         peer_credentials: PeerCredentials = peer_credentials,
     ) -> None:
         self.path = Path(path)
         self.table = table
         self.max_connections = max_connections
+        self.evict_idle_after_s = evict_idle_after_s
         self.limits = Limits(max_message_bytes, frame_timeout_s, max_outgoing_bytes, max_inflight)
         self._env = env
         self._peer_credentials = peer_credentials
@@ -178,11 +193,12 @@ class RpcServer:
             sock.close()
             return
         sock.setblocking(False)
-        if len(self._connections) >= self.max_connections:
+        if len(self._connections) >= self.max_connections and not self._make_room():
             await self._refuse_busy(await anyio.abc.SocketStream.from_socket(sock))
             return
         cid = next(self._ids)
         conn = Connection(cid, sock, self.table, self.limits, self.subscribe, self.unsubscribe)
+        conn.peer_pid = pid
         self._connections[cid] = conn
         log.debug("rpc.connected", connection=cid, pid=pid)
         try:
@@ -191,6 +207,27 @@ class RpcServer:
             del self._connections[cid]
             self._subscribers.pop(cid, None)
             log.debug("rpc.disconnected", connection=cid)
+
+    def _make_room(self) -> bool:
+        """Evict the connection idle longest, if one has been idle long enough."""
+        now = time.monotonic()
+        idle = (
+            (cid, since)
+            for cid, conn in self._connections.items()
+            if cid not in self._subscribers and (since := conn.idle_since) is not None
+        )
+        victim = longest_idle(idle, now, self.evict_idle_after_s)
+        if victim is None:
+            return False
+        conn = self._connections[victim]
+        idle_s = now - (conn.idle_since or now)
+        log.warning("rpc.evicted", connection=victim, pid=conn.peer_pid, idle_s=round(idle_s, 1),
+                    max_connections=self.max_connections)
+        conn.evict(
+            f"Server busy: {self.max_connections} connections open; this one, idle for "
+            f"{idle_s:.0f} s, is closed to make room for a new one"
+        )
+        return True
 
     async def _refuse_busy(self, stream: anyio.abc.SocketStream) -> None:
         """Tell an over-limit client it is refused, in its framing when it shows it quickly."""
