@@ -15,7 +15,8 @@ Start (docs/behavior.md, "Start-up order"):
 8. ``READY=1`` to systemd (only now are clients answered), and the watchdog pings.
 
 Shutdown is an input (:meth:`Daemon.request_shutdown`); the order is bounded:
-``STOPPING=1`` → the socket stops accepting and its connections end → the
+``STOPPING=1`` → the socket stops accepting and is removed; calls in flight
+answer for up to 2 s, then every connection is cancelled → the
 supervisor stops the server (SIGTERM, ``stop_timeout``, SIGKILL of the group,
 verification) → the task group is cancelled → pid files removed, lock released.
 Exit code 0.
@@ -60,6 +61,10 @@ events_log = structlog.get_logger("n3d.events")
 
 SIMULATOR = (sys.executable, "-m", "n3d.sim", "serve")
 _SHUTDOWN_SLACK_S = 5.0  # on top of stop_timeout and verification, for the whole stop
+# Socket calls are quick (status, lists: milliseconds); the slow ones (a pull, a
+# restart) could not finish within any deadline short enough for a stop. 2 s lets
+# every quick call in flight answer while adding little to the bounded stop.
+_DRAIN_S = 2.0
 
 
 def summary(snapshot: Snapshot) -> str:
@@ -219,8 +224,10 @@ class Daemon:
             await self._shutdown.wait()
             log.info("n3d.shutting_down")
             self.notifier.stopping("n3d is stopping ollama")
-            # Stop accepting and end every connection (their handlers are
-            # cancelled), then stop the server: clients never wait on a dying n3d.
+            # Stop accepting, let the calls in flight answer (bounded), then end every
+            # connection; only then stop the server: clients never wait on a dying n3d.
+            with anyio.move_on_after(_DRAIN_S):
+                await rpc.drain()
             rpc_scope.cancel()
             s = self.settings.server
             with anyio.move_on_after(s.stop_timeout_s + _SHUTDOWN_SLACK_S, shield=True):

@@ -20,7 +20,9 @@
   asking for a huge reply.
 - End of input: a half-closed client (``socat`` after its stdin ends) still gets
   the answers to what it sent; a client that hung up gets nothing and its
-  handlers are cancelled at once (checked with ``poll`` for ``POLLHUP``).
+  handlers are cancelled at once (checked with ``poll`` for ``POLLHUP``). At
+  shutdown (:meth:`Connection.drain`) input ends the same way: what was read is
+  answered, then the connection closes.
 
 Why an asyncio protocol: the event loop keeps the socket registered and hands
 each chunk straight to :meth:`Connection.data_received`, which frames, parses and
@@ -217,6 +219,13 @@ class Connection(asyncio.Protocol):
         ):
             return None
         return self._last_active
+
+    def drain(self) -> None:
+        """Shutdown: read nothing more; what was read is run and answered, then close."""
+        self._end_input()
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.pause_reading()
 
     def evict(self, message: str) -> None:
         """Close an idle connection to make room: ``-32000`` with ``message``, then close."""

@@ -4,7 +4,10 @@
 replaced, live ones refused, 0600 from the first instant, or the systemd-activated
 fd), reports ``task_status.started(server)`` once connections are accepted, and
 serves until cancelled; then it stops accepting, cancels every connection and
-unlinks the socket if it is still ours.
+unlinks the socket if it is still ours. Shutdown drains first (:meth:`RpcServer.drain`):
+the socket stops accepting and is removed, each connection stops reading and
+answers what it has read, and drain returns once every connection has closed;
+the caller bounds that with a deadline, then cancels :meth:`RpcServer.run`.
 
 Each accepted connection is checked before anything is read from it:
 
@@ -103,6 +106,9 @@ class RpcServer:
         self._subscribers: dict[int, frozenset[str] | None] = {}
         self._refusing = 0
         self._bound: BoundSocket | None = None
+        self._accepting: anyio.CancelScope | None = None  # made in run(): needs the event loop
+        self._draining = False
+        self._all_closed: anyio.Event | None = None  # set when draining and none are left
 
     @property
     def connection_count(self) -> int:
@@ -126,20 +132,42 @@ class RpcServer:
             async with anyio.create_task_group() as tg:
                 log.info("rpc.listening", path=str(self.path), activated=bound.activated)
                 task_status.started(self)
-                while True:
-                    await anyio.wait_readable(bound.sock)
-                    for _ in range(_ACCEPT_BURST):
-                        try:
-                            sock, _addr = bound.sock.accept()
-                        except BlockingIOError:
-                            break
-                        except OSError as exc:  # EMFILE, ENFILE, ENOMEM: the server stays up
-                            log.warning("rpc.accept_failed", error=str(exc))
-                            await anyio.sleep(_ACCEPT_RETRY_S)
-                            break
-                        tg.start_soon(self._handle, sock)
+                self._accepting = anyio.CancelScope()
+                if self._draining:
+                    self._accepting.cancel()
+                with self._accepting:
+                    while True:
+                        await anyio.wait_readable(bound.sock)
+                        for _ in range(_ACCEPT_BURST):
+                            try:
+                                sock, _addr = bound.sock.accept()
+                            except BlockingIOError:
+                                break
+                            except OSError as exc:  # EMFILE, ENFILE, ENOMEM: the server stays up
+                                log.warning("rpc.accept_failed", error=str(exc))
+                                await anyio.sleep(_ACCEPT_RETRY_S)
+                                break
+                            tg.start_soon(self._handle, sock)
+                self.close()  # draining: a new client is refused at once, not left in the backlog
         finally:
             self.close()
+
+    async def drain(self) -> None:
+        """Stop accepting; let each connection answer what it has read, then close.
+
+        Returns once every connection has closed, which a call that never
+        finishes would postpone forever: the daemon bounds it with a deadline
+        and then cancels :meth:`run` (docs/behavior.md, "Shutdown order").
+        """
+        self._draining = True
+        if self._accepting is not None:
+            self._accepting.cancel()
+        for conn in list(self._connections.values()):
+            conn.drain()
+        log.info("rpc.draining", connections=len(self._connections))
+        while self._connections:
+            self._all_closed = anyio.Event()
+            await self._all_closed.wait()
 
     def bind(self) -> BoundSocket:
         """Claim the socket now (idempotent): refuses a live daemon, replaces a stale
@@ -183,6 +211,9 @@ class RpcServer:
         self._subscribers.pop(connection_id, None)
 
     async def _handle(self, sock: socket.socket) -> None:
+        if self._draining:  # accepted just before the socket stopped accepting
+            sock.close()
+            return
         try:
             uid, pid = self._peer_credentials(sock)
         except OSError as exc:
@@ -207,6 +238,8 @@ class RpcServer:
             del self._connections[cid]
             self._subscribers.pop(cid, None)
             log.debug("rpc.disconnected", connection=cid)
+            if not self._connections and self._all_closed is not None:
+                self._all_closed.set()
 
     def _make_room(self) -> bool:
         """Evict the connection idle longest, if one has been idle long enough."""

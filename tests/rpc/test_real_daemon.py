@@ -1,23 +1,28 @@
-"""Hostile clients against a real `n3d run --simulate` (issue 13): bounded memory, others served.
+"""The control socket of a real `n3d run --simulate` (issue 13): attacked, and shut down.
 
-The attack that took 37 MB to 1.5 GB: one 1 MiB batch of 20 000 ``rpc.discover``
-calls, whose reply would be ~133 MB. Memory is judged by n3d's RSS, sampled every
-10 ms, against a generous bound; nothing here bounds wall-clock time.
+- The attack that took n3d from 37 MB to 1.5 GB: one 1 MiB batch of 20 000
+  ``rpc.discover`` calls, whose reply would be ~133 MB. Memory is judged by n3d's
+  RSS, sampled every 10 ms, against a generous bound.
+- Shutdown drains: a call in flight at SIGTERM is answered; one that never ends
+  does not hold the stop.
+
+Nothing here bounds wall-clock time beyond generous waits for an outcome.
 """
 
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from n3d.client import Connection
+from n3d.client import Connection, ConnectionLost
 from n3d.testing import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.slow
@@ -27,14 +32,26 @@ LIMIT = 1_048_576  # the default max_message_bytes
 
 
 @pytest.fixture
-def daemon() -> Iterator[DaemonProcess]:
+def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
+    """``start_daemon(**OLLAMA_SIM_env)`` → a running daemon, cleaned up after the test."""
     home = Path(tempfile.mkdtemp(prefix="n3x", dir="/tmp"))
-    d = DaemonProcess(home)
+    made: list[DaemonProcess] = []
+
+    def start(**env: str) -> DaemonProcess:
+        made.append(DaemonProcess(home, **env))
+        return made[-1].start().wait_ready()
+
     try:
-        yield d.start().wait_ready()
+        yield start
     finally:
-        d.cleanup()
+        for d in made:
+            d.cleanup()
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def daemon(start_daemon: Callable[..., DaemonProcess]) -> DaemonProcess:
+    return start_daemon()
 
 
 class _Peak(threading.Thread):
@@ -123,3 +140,52 @@ def test_a_huge_batch_ends_that_connection_with_an_error_and_memory_stays_bounde
     assert grown < 100, f"RSS grew by {grown:.0f} MiB during the attack"
     assert daemon.events("rpc.reply_too_large")
     assert daemon.call("status")["server"]["state"] == "running"
+
+
+def _pull_in_thread(
+    daemon: DaemonProcess, outcome: dict[str, object], progressed: threading.Event
+) -> threading.Thread:
+    def pull() -> None:
+        try:
+            outcome["result"] = daemon.call(
+                "models.pull", {"model": "qwen2.5:0.5b"}, timeout=60,
+                progress=lambda _value: progressed.set(),
+            )
+        except Exception as exc:  # noqa: BLE001 - asserted by the test
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=pull, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_call_in_flight_at_sigterm_gets_its_answer_before_n3d_exits(
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    daemon = start_daemon(OLLAMA_SIM_PULL_SECONDS="0.5")  # a pull that takes a moment
+    outcome: dict[str, object] = {}
+    progressed = threading.Event()
+    thread = _pull_in_thread(daemon, outcome, progressed)
+    assert progressed.wait(30), "the pull never reported progress"
+    assert daemon.proc is not None
+    daemon.proc.send_signal(signal.SIGTERM)
+    thread.join(60)
+    assert outcome.get("result", outcome.get("error")) is not None
+    result = outcome.get("result")
+    assert isinstance(result, dict) and result["status"] == "success", outcome
+    assert daemon.proc.wait(60) == 0
+    drained = daemon.events("rpc.draining")
+    assert drained and drained[0]["connections"] >= 1
+
+
+def test_a_call_that_never_finishes_does_not_hold_the_stop(
+    start_daemon: Callable[..., DaemonProcess],
+) -> None:
+    daemon = start_daemon(OLLAMA_SIM_PULL_SECONDS="3600")
+    outcome: dict[str, object] = {}
+    progressed = threading.Event()
+    thread = _pull_in_thread(daemon, outcome, progressed)
+    assert progressed.wait(30), "the pull never reported progress"
+    assert daemon.stop(within_s=60) == 0  # drained for 2 s, then cancelled, then stopped
+    thread.join(60)
+    assert isinstance(outcome.get("error"), ConnectionLost), outcome
