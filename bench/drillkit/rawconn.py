@@ -15,6 +15,10 @@ from pathlib import Path
 from typing import Any
 
 
+def _not_json(name: str) -> Any:
+    raise ValueError(f"n3d wrote {name}, which is not JSON")
+
+
 class RawConn:
     """A bare NDJSON connection, for what :class:`Connection` will not send."""
 
@@ -43,7 +47,10 @@ class RawConn:
         self.send(json.dumps(message).encode() + b"\n")
 
     def read(self, timeout: float) -> dict[str, Any] | None:
-        """The next message; None at EOF (or reset); TimeoutError if none in time."""
+        """The next message; None at EOF (or reset); TimeoutError if none in time.
+
+        Strict JSON: ``NaN`` or ``Infinity`` from n3d raise ValueError.
+        """
         deadline = time.monotonic() + timeout
         while True:
             head = self.buf.find(b"\r\n\r\n")
@@ -52,14 +59,14 @@ class RawConn:
                 if len(self.buf) >= head + 4 + length:
                     body = bytes(self.buf[head + 4 : head + 4 + length])
                     del self.buf[: head + 4 + length]
-                    lsp: dict[str, Any] = json.loads(body)
+                    lsp: dict[str, Any] = json.loads(body, parse_constant=_not_json)
                     return lsp
             nl = -1 if self.buf[:1] in (b"C", b"c") else self.buf.find(b"\n")
             if nl >= 0:
                 line = bytes(self.buf[:nl])
                 del self.buf[: nl + 1]
                 if line.strip():
-                    message: dict[str, Any] = json.loads(line)
+                    message: dict[str, Any] = json.loads(line, parse_constant=_not_json)
                     return message
                 continue
             left = deadline - time.monotonic()

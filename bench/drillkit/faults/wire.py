@@ -4,8 +4,11 @@
 must get a result or a refusal (-32000, or closed) within the request bound, never
 hang, and n3d serves no more than its 256 connections. :func:`bad_frames` sends
 garbage, a bad LSP header and an oversized line (-32700, then close), valid JSON that
-is no request (-32600, connection still usable), half a line then close, and half a
-line held open, checked in a late thread for -32700 after the frame timeout.
+is no request (-32600, connection still usable), a request id of ``1e400`` (-32600
+with id null, valid JSON, connection still usable), a huge batch (``rpc.discover``
+as many times as one message holds, a reply far over the 8 MiB unread-reply cap:
+-32000, then close), half a line then close, and half a line held open, checked in
+a late thread for -32700 after the frame timeout.
 """
 
 from __future__ import annotations
@@ -143,6 +146,8 @@ def bad_frames(drill: Drill, rec: FaultRecord) -> None:
     ]
     if rec.detail["not_a_request"] not in ([-32600, "result"], ["result", -32600]):
         rec.fail(f"invalid request then health on one connection: {replies}")
+    _non_finite_id(drill, rec)
+    _huge_batch(drill, rec)
     conn = RawConn(drill.d.socket)
     conn.send(b'{"jsonrpc":"2.0","id":1,"method":"sta')
     conn.close()
@@ -153,6 +158,54 @@ def bad_frames(drill: Drill, rec: FaultRecord) -> None:
     thread = threading.Thread(target=_held_half_frame, args=(held, rec), daemon=True)
     thread.start()
     drill.late_checks.append(thread)
+
+
+def _non_finite_id(drill: Drill, rec: FaultRecord) -> None:
+    """``"id": 1e400`` overflows to infinity: -32600 with id null, never ``Infinity``."""
+    conn = RawConn(drill.d.socket)
+    replies: list[dict[str, Any] | None] = []
+    try:
+        conn.send(b'{"jsonrpc":"2.0","id":1e400,"method":"status"}\n'
+                  b'{"jsonrpc":"2.0","id":2,"method":"health"}\n')
+        for _ in range(2):
+            replies.append(conn.read(REQUEST_BOUND_S))  # RawConn refuses NaN and Infinity
+    except (TimeoutError, ValueError) as exc:
+        rec.fail(f"non-finite id: {exc!r}")
+        return
+    finally:
+        conn.close()
+    seen = sorted(
+        (((r or {}).get("error", {}).get("code", "result"), (r or {}).get("id")) for r in replies),
+        key=str,
+    )
+    rec.detail["non_finite_id"] = seen
+    if seen != sorted([(-32600, None), ("result", 2)], key=str):
+        rec.fail(f"non-finite id then health on one connection: {replies}")
+
+
+def _huge_batch(drill: Drill, rec: FaultRecord) -> None:
+    """One message of ``rpc.discover`` calls (~1 360 × 6.6 KB of reply): -32000 and close."""
+    members: list[bytes] = []
+    member = b'{"jsonrpc":"2.0","id":0,"method":"rpc.discover"}'  # short: as many as fit
+    while (len(members) + 1) * (len(member) + 1) + 2 < MAX_MESSAGE_BYTES:
+        members.append(member)
+    conn = RawConn(drill.d.socket)
+    try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            conn.send(b"[" + b",".join(members) + b"]\n")
+        first = conn.read(REQUEST_BOUND_S)
+        after = conn.read(REQUEST_BOUND_S) if first is not None else None
+    except (TimeoutError, ValueError) as exc:
+        rec.fail(f"huge batch: {exc!r}")
+        return
+    finally:
+        conn.close()
+    error = first.get("error", {}) if isinstance(first, dict) else {}
+    rec.detail["huge_batch"] = {"members": len(members), "code": error.get("code")}
+    refused = isinstance(first, dict) and first.get("id", 0) is None and error.get("code") == -32000
+    if not refused or after is not None:
+        shown = str(first)[:200]
+        rec.fail(f"huge batch: expected -32000 (id null) and close, got {shown} then {after}")
 
 
 def _held_half_frame(conn: RawConn, rec: FaultRecord) -> None:
