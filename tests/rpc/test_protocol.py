@@ -229,6 +229,13 @@ def test_identical_repeated_content_lengths_frame_the_body_once() -> None:
     assert framer.feed(wire) == [b"{}", b"[]"]
 
 
+@pytest.mark.parametrize("first", [b"{}\n", b"Content-Length: 2\r\n\r\n{}"])
+def test_framing_a_batch_reply_in_place_is_framing_it(first: bytes) -> None:
+    framer = Framer(100)
+    framer.feed(first)
+    assert framer.frame_in_place(bytearray(b'[{"a":1}]')) == framer.frame(b'[{"a":1}]')
+
+
 def test_lsp_body_may_contain_newlines_and_length_counts_bytes() -> None:
     body = '{"s": "é\\n"}\n'.encode()
     framer = Framer(100)

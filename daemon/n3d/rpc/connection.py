@@ -150,8 +150,8 @@ class Connection(asyncio.Protocol):
 
     # -- Outbox (the runner's batches) ----------------------------------------------
 
-    def send_body(self, body: bytes) -> None:
-        self._write(self.framer.frame(body), None)
+    def send_body(self, body: bytearray) -> None:
+        self._write(self.framer.frame_in_place(body), None)
 
     def hold(self, size: int) -> bool:
         transport = self._transport
@@ -168,7 +168,7 @@ class Connection(asyncio.Protocol):
 
     # -- output -----------------------------------------------------------------------
 
-    def _write(self, data: bytes, reply_to: RequestId) -> None:
+    def _write(self, data: bytes | bytearray, reply_to: RequestId) -> None:
         """Write framed bytes, checked against the reply cap before they are buffered."""
         transport = self._transport
         if transport is None or self._closed or self._scope.cancel_called:

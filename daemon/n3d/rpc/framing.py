@@ -80,6 +80,14 @@ class Framer:
             return b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
         return body + b"\n"
 
+    def frame_in_place(self, body: bytearray) -> bytearray:
+        """:meth:`frame` without a copy of ``body`` (a batch reply of up to the cap)."""
+        if self.framing == "lsp":
+            body[0:0] = b"Content-Length: %d\r\n\r\n" % len(body)
+        else:
+            body += b"\n"
+        return body
+
     def feed(self, data: bytes) -> list[bytes | FrameError]:
         """Add received bytes; return the complete bodies, then a FrameError if fatal."""
         if self.failed:

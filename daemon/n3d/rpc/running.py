@@ -60,8 +60,8 @@ class Outbox(Protocol):
     def send(self, message: JsonObject | list[Any]) -> None:
         """Write one reply; never blocks."""
 
-    def send_body(self, body: bytes) -> None:
-        """Write a reply already encoded as JSON (a batch's)."""
+    def send_body(self, body: bytearray) -> None:
+        """Write a reply already encoded as JSON (a batch's); framed in place."""
 
     def hold(self, size: int) -> bool:
         """Count ``size`` bytes of a batch reply being assembled; False: over the
@@ -215,9 +215,11 @@ class Runner:
         """The batch's errors, then its members from a bounded pool; one reply, or none.
 
         Members run concurrently (the specification allows any order) and their
-        responses are encoded as they come; nothing but those bytes is kept.
+        responses are encoded as they come into one buffer; nothing else is kept.
+        One buffer, not a bytes object per member: a thousand small blocks freed
+        between long-lived ones stay in the C heap, and n3d's RSS with them.
         """
-        parts: list[bytes] = []
+        reply = bytearray(b"[")
         held = 0
         outbox = self._outbox
 
@@ -227,7 +229,8 @@ class Runner:
             if not outbox.hold(len(body) + 1):  # + its comma or bracket
                 return False
             held += len(body) + 1
-            parts.append(body)
+            reply.extend(body)
+            reply.extend(b",")
             return True
 
         try:
@@ -257,12 +260,11 @@ class Runner:
                 # The first worker runs in the batch's own slot; the others take one per member.
                 for index in range(min(len(incoming.requests), self._max_inflight)):
                     pool.start_soon(worker, index == 0)
-            if parts and not pool.cancel_scope.cancel_called:
-                body = b"[" + b",".join(parts) + b"]"
-                parts.clear()
+            if held and not pool.cancel_scope.cancel_called:
+                reply[-1:] = b"]"  # the last comma
                 outbox.release(held)
                 held = 0
-                outbox.send_body(body)
+                outbox.send_body(reply)
         finally:
             outbox.release(held)
 
