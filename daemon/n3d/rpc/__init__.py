@@ -3,6 +3,8 @@
 - :mod:`~n3d.rpc.protocol` and :mod:`~n3d.rpc.framing`: sans-IO messages and framing.
 - :mod:`~n3d.rpc.dispatch`: the method table, params checking, errors, ``Context``.
 - :mod:`~n3d.rpc.listener`: the socket file (stale/live checks, 0600, activation, peers).
+- :mod:`~n3d.rpc.bounds`: the per-connection limits as sans-IO bookkeeping (reply cap,
+  in-flight slots, which idle connection makes room).
 - :mod:`~n3d.rpc.connection`: one connection as an asyncio protocol (input, limits, output).
 - :mod:`~n3d.rpc.running`: running its requests (worker, cancellation by id or token).
 - :mod:`~n3d.rpc.server`: accepting, peer checks, broadcasting events.

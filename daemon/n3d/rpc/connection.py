@@ -134,8 +134,9 @@ class Connection(asyncio.Protocol):
             # and logged, never raised into the pull or handler that reported it.
             log.error("rpc.notification_not_json", connection=self.id, error=str(exc))
             return
-        is_reply = isinstance(message, dict) and "method" not in message
-        reply_to = message.get("id") if isinstance(message, dict) and is_reply else None
+        reply_to: RequestId = None
+        if isinstance(message, dict) and "method" not in message:
+            reply_to = message.get("id")  # a response: an over-cap error answers its id
         self._write(self.framer.frame(body), reply_to)
 
     def subscribe(self, topics: frozenset[str] | None) -> None:
@@ -337,19 +338,20 @@ class Connection(asyncio.Protocol):
     def _end_with(self, error: JsonObject, *, abandon: bool) -> None:
         """Send ``error``, stop reading, then close (see serve); with ``abandon``,
         nothing more is run or written: the work in flight is cancelled unanswered."""
-        if self._fatal:
-            return
-        self._fatal = True
-        self._frames.clear()
         transport = self._transport
-        if transport is not None and not self._closed and not transport.is_closing():
-            transport.write(self.framer.frame(encode(error)))  # small: past the cap on purpose
-        if abandon:
+        if not self._fatal:  # the first error is the one the client is told
+            self._fatal = True
+            self._frames.clear()
+            if transport is not None and not self._closed and not transport.is_closing():
+                transport.write(self.framer.frame(encode(error)))  # small: past the cap on purpose
+            self._end_input()
+            if transport is not None and not transport.is_closing():
+                transport.pause_reading()
+        if abandon and not self._abandon:
             self._abandon = self._closed = True
             self._waiting = None
-        self._end_input()
-        if transport is not None and not transport.is_closing():
-            transport.pause_reading()
+            if self._slot_freed is not None:
+                self._slot_freed.set()  # serve stops waiting for the work in flight
 
     def _watch_partial_frame(self, *, completed: bool) -> None:
         """Arm the partial-frame clock at a frame's first byte; a trickle does not reset it."""
