@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from structlog.testing import capture_logs
 
 from .support import Raw, Running, Steady
@@ -142,14 +143,15 @@ def _busy_then_closed(client: Raw, request_id: Any) -> dict[str, Any]:
     return reply
 
 
+@pytest.mark.parametrize("framing", ["ndjson", "lsp"])
 def test_a_batch_whose_replies_pass_the_cap_ends_that_connection_with_an_error(
-    dial: Callable[..., Raw], start_server: Callable[..., Running]
+    dial: Callable[..., Raw], start_server: Callable[..., Running], framing: str
 ) -> None:
     running = start_server(max_outgoing_bytes=64 * 1024)
     with steady(running), capture_logs() as logs:
-        attacker = dial(running)
+        attacker = dial(running, framing)
         # 2 000 replies of ~150 bytes: 300 KB of reply for a 140 KB request.
-        attacker.send_raw(_batch([_echo("x" * 100, i) for i in range(2000)]))
+        attacker.send(_batch([_echo("x" * 100, i) for i in range(2000)]))
         _busy_then_closed(attacker, None)
     assert any(e["event"] == "rpc.reply_too_large" for e in logs)
 
