@@ -29,14 +29,10 @@ Invariants, checked throughout and at the end (exit status 1 if one fails):
 - every logged ``server.state`` edge (and every one the subscriber received) is in
   ``n3d.state.TRANSITIONS`` and starts where the previous one ended.
 
-The engine is the package ``bench/drillkit`` (:func:`run_drill`, :func:`render`,
-:class:`DrillResult`, re-exported here); ``tests/drills`` imports this module as
-``bench.drills``, runs ``run_drill(short=True)`` (every fault kind once, short gaps) and
-asserts on the returned :class:`DrillResult`. Run as a script, this file's folder
-``bench/`` is ``sys.path[0]`` and the engine is the top-level package ``drillkit`` (as
-the other bench scripts import ``peers``); imported as ``bench.drills`` (``__package__``
-is ``bench``), it is the relative ``.drillkit``. Either way the package is imported
-once under one name, and nothing is added to ``sys.path``.
+The engine is the package :mod:`n3d.testing.drill` (:func:`run_drill`, :func:`render`,
+:class:`DrillResult`); ``tests/drills`` imports it from there and runs
+``run_drill(short=True)`` (every fault kind once, short gaps). This script is the
+long version.
 """
 
 from __future__ import annotations
@@ -45,12 +41,9 @@ import argparse
 import json
 import sys
 
-if __package__:
-    from .drillkit import DrillResult, render, run_drill
-else:
-    from drillkit import DrillResult, render, run_drill
+from n3d.testing.drill import render, run_drill
 
-__all__ = ["DrillResult", "main", "render", "run_drill"]
+__all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,8 @@ against the echo server's ~7); this splits the Python part of one small
 `status`-shaped call into the stages the server runs, each in a tight loop over
 ``--calls`` iterations, no sockets:
 
-- **frame**: the connection's :class:`~n3d.rpc.framing.Framer` cutting one NDJSON line;
-- **parse**: :func:`~n3d.rpc.protocol.parse` (UTF-8, JSON decode, validation);
+- **frame**: the connection's :class:`~n3d.jsonrpc.framing.Framer` cutting one NDJSON line;
+- **parse**: :func:`~n3d.jsonrpc.protocol.parse` (UTF-8, JSON decode, validation);
 - **dispatch**: :meth:`MethodTable.call <n3d.rpc.dispatch.MethodTable.call>`:
   params bound, context made, the handler run, the per-call metric aggregated;
 - **encode**: the reply assembled, encoded and framed;
@@ -30,10 +30,10 @@ from typing import Any
 
 import anyio
 
+from n3d.jsonrpc.framing import Framer
+from n3d.jsonrpc.protocol import JsonObject, encode, parse
 from n3d.logs import configure_logging
 from n3d.rpc.dispatch import Context, MethodTable
-from n3d.rpc.framing import Framer
-from n3d.rpc.protocol import JsonObject, encode, parse
 
 REQUEST = b'{"jsonrpc":"2.0","method":"status","id":1}\n'
 

@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 
-from n3d.sim.testing import free_port, head_ok
+from n3d.testing.simulator import free_port, head_ok
 
 
 def one_run(models_dir: str, extra_env: dict[str, str] | None = None,

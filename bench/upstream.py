@@ -61,8 +61,8 @@ from pathlib import Path
 from typing import Any
 
 from n3d.models.warm_policy import poll_interval
-from n3d.sim.testing import SimulatorProcess
 from n3d.testing import DaemonProcess, wait_until
+from n3d.testing.simulator import SimulatorProcess
 
 HEALTH_INTERVAL_S = 30.0  # the default `health_check_interval`
 WARM_MODEL = "llama3.2"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from n3d.logs import REGISTRY
+from n3d.metrics import REGISTRY
 
 # Variables a developer's shell may carry that would change what n3d resolves.
 _LEAKY_ENV = (
@@ -38,3 +38,9 @@ def _fresh_logging() -> Iterator[None]:
     yield
     structlog.reset_defaults()
     REGISTRY.reset()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """n3d runs on anyio's asyncio backend (docs/index.md says why); tests do too."""
+    return "asyncio"

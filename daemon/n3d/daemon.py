@@ -39,20 +39,20 @@ import structlog
 from anyio.abc import TaskStatus
 
 from n3d import __version__
+from n3d.api.methods import DaemonView, build_methods
+from n3d.bridge import EventBridge
 from n3d.config import Settings, load_settings
-from n3d.config_reload import plan_reload
-from n3d.daemon_events import EventBridge
+from n3d.config.reload import plan_reload
 from n3d.errors import AlreadyRunning, ConfigError, N3dError, root_cause
 from n3d.logs import reconfigure_logging
 from n3d.models.service import Models
 from n3d.ollama.client import OllamaClient
 from n3d.paths import ensure_private_dir, runtime_dir
 from n3d.redact import redact_url
-from n3d.rpc.methods import DaemonView, build_methods
 from n3d.rpc.server import RpcServer
+from n3d.service.notify import Notifier
 from n3d.state import Snapshot
 from n3d.supervisor import Supervisor
-from n3d.supervisor.notify import Notifier
 
 __all__ = ["SIMULATOR", "Daemon", "acquire_lock", "run", "summary"]
 
@@ -274,7 +274,7 @@ class Daemon:
     def reload(self) -> bool:
         """Re-read the config file; a bad one is logged and the old settings kept.
 
-        A good one is planned (:func:`n3d.config_reload.plan_reload`: what applies
+        A good one is planned (:func:`n3d.config.reload.plan_reload`: what applies
         now, what waits for a restart of n3d) and the plan's settings are applied to
         every part at once, so `config.get` shows exactly what runs.
         """

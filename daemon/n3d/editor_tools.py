@@ -19,7 +19,7 @@ from typing import Any
 import anyio
 
 from n3d.client import DaemonTimeout, DaemonUnreachable, RpcError
-from n3d.client_async import connect
+from n3d.client.aio import connect
 from n3d.errors import N3dError, OllamaError
 from n3d.ollama.names import validate
 from n3d.redact import redact_url

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from n3d.cli.config import add_config_commands, run_config
 from n3d.config import default_toml, load_settings
-from n3d.config_cli import add_config_commands, run_config
 from n3d.paths import config_file
 
 from .conftest import WriteConfig
@@ -40,7 +40,7 @@ def test_init_writes_the_defaults_privately(
     capsys: pytest.CaptureFixture[str], home_env: dict[str, str]
 ) -> None:
     code, out, err = _run(capsys, home_env, "config", "init")
-    path = config_file(home_env)
+    path = Path(config_file(home_env))
     assert (code, out, err) == (0, f"{path}\n", "")
     assert path.read_text() == default_toml()
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -131,7 +131,7 @@ def test_show_warns_about_a_bad_ollama_host_port_on_stderr(
 def test_path_prints_only_the_path(
     capsys: pytest.CaptureFixture[str], home_env: dict[str, str], tmp_path: Path
 ) -> None:
-    default = config_file(home_env)
+    default = Path(config_file(home_env))
     assert _run(capsys, home_env, "config", "path") == (0, f"{default}\n", "")
     named = {**home_env, "N3D_CONFIG": str(tmp_path / "x.toml")}
     assert _run(capsys, named, "config", "path") == (0, f"{tmp_path / 'x.toml'}\n", "")

@@ -174,7 +174,7 @@ def test_a_missing_file_at_the_default_place_means_defaults(home_env: dict[str, 
 
 @given(st.integers())
 def test_every_port_in_range_is_accepted_and_every_other_refused(port: int) -> None:
-    from n3d.config_schema import SCHEMA
+    from n3d.config.schema import SCHEMA
 
     check = SCHEMA["ollama"]["port"].check
     if 1 <= port <= 65535:

@@ -7,8 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from n3d.config import load_settings
-from n3d.config_checks import MAX_SECONDS, Invalid
-from n3d.config_schema import FLOOR_S, SCHEMA
+from n3d.config.checks import MAX_SECONDS, Invalid
+from n3d.config.schema import FLOOR_S, SCHEMA
 from n3d.errors import ConfigError
 
 from .conftest import WriteConfig

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from n3d.config import Settings, load_settings
-from n3d.config_reload import RESTART_KEYS, plan_reload
+from n3d.config.reload import RESTART_KEYS, plan_reload
 
 from .conftest import WriteConfig
 

@@ -21,8 +21,8 @@ from n3d.config import (
     default_toml,
     load_settings,
 )
-from n3d.config_file import find_line
-from n3d.config_schema import SCHEMA
+from n3d.config.file import find_line
+from n3d.config.schema import SCHEMA
 
 from .conftest import WriteConfig
 
@@ -133,7 +133,7 @@ def test_n3d_config_names_the_file(tmp_path: Path, write_config: WriteConfig) ->
 
 
 def test_the_default_file_is_found_in_the_config_dir(home_env: dict[str, str]) -> None:
-    path = paths.config_file(home_env)
+    path = Path(paths.config_file(home_env))
     assert path.is_relative_to(Path(home_env["HOME"]).parent)  # XDG_CONFIG_HOME or HOME
     path.parent.mkdir(parents=True)
     path.write_text('[log]\nformat = "json"\n')
@@ -156,7 +156,7 @@ def test_n3d_socket_wins_and_is_shown_as_its_source(
 def test_default_socket_is_in_the_runtime_dir(write_config: WriteConfig, tmp_path: Path) -> None:
     s = load_settings(write_config(""), {})
     env = {"XDG_RUNTIME_DIR": str(tmp_path), "TMPDIR": str(tmp_path)}
-    assert s.socket_path(env) == paths.runtime_dir(env) / "n3d.sock"
+    assert s.socket_path(env) == Path(paths.runtime_dir(env)) / "n3d.sock"
 
 
 def test_default_toml_parses_back_to_the_defaults(write_config: WriteConfig) -> None:

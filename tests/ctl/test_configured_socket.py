@@ -12,9 +12,9 @@ from pathlib import Path
 import anyio
 import pytest
 
-from n3d import locations
+from n3d import paths
 from n3d.client import Connection, DaemonNotRunning
-from n3d.client_async import connect
+from n3d.client.aio import connect
 
 from .conftest import clean_env, default_handlers, run_ctl
 from .fake_daemon import FakeDaemon
@@ -71,10 +71,10 @@ def test_the_python_clients_find_it_too(
 def test_configured_socket_reads_only_what_it_can(tmp_path: Path) -> None:
     config = tmp_path / "n3d.toml"
     env = {"N3D_CONFIG": str(config), "HOME": str(tmp_path)}
-    assert locations.configured_socket(env) == ""  # no file
+    assert paths.configured_socket(env) == ""  # no file
     config.write_text("[socket\npath = ")
-    assert locations.configured_socket(env) == ""  # broken: n3d reports that, not clients
+    assert paths.configured_socket(env) == ""  # broken: n3d reports that, not clients
     config.write_text('[socket]\npath = "~/n3.sock"\n')
-    assert locations.configured_socket(env) == str(Path("~/n3.sock").expanduser())
+    assert paths.configured_socket(env) == str(Path("~/n3.sock").expanduser())
     config.write_text("[socket]\npath = 7\n")
-    assert locations.configured_socket(env) == ""
+    assert paths.configured_socket(env) == ""

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from n3d.ctlkit.fmt import printable
+from n3d.ctl.fmt import printable
 
 from . import samples
 from .conftest import N3CTL, Run, clean_env, run_ctl

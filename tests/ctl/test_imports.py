@@ -40,11 +40,11 @@ def test_hot_commands_load_only_the_standard_library(argv: list[str], fake: Fake
     assert code == 0
     assert _heavy(modules) == []
     ours = sorted(m for m in modules if m.split(".")[0] == "n3d")
-    assert set(ours) <= {"n3d", "n3d.client", "n3d.locations", "n3d.ctl",
-                         "n3d.ctlkit", "n3d.ctlkit.commands", "n3d.ctlkit.context",
-                         "n3d.ctlkit.fmt", "n3d.ctlkit.parse", "n3d.ctlkit.render",
-                         "n3d.ctlkit.streams", "n3d.ctlkit.tables", "n3d.trust"}, ours
-    # The plain hot forms do not even need argparse (see n3d.ctlkit.parse.fast_parse),
+    assert set(ours) <= {"n3d", "n3d.client", "n3d.paths", "n3d.ctl",
+                         "n3d.ctl.commands", "n3d.ctl.context",
+                         "n3d.ctl.fmt", "n3d.ctl.parse", "n3d.ctl.render",
+                         "n3d.ctl.streams", "n3d.ctl.tables", "n3d.trust"}, ours
+    # The plain hot forms do not even need argparse (see n3d.ctl.parse.fast_parse),
     # nor typing or pathlib (a few milliseconds each at every start).
     assert "argparse" not in modules
     assert "pathlib" not in modules and "typing" not in modules

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from n3d.ctlkit.parse import build_parser, fast_parse
+from n3d.ctl.parse import build_parser, fast_parse
 
 TOKENS = ["status", "health", "models", "--force", "--loaded", "--refresh", "--json",
           "--socket", "/tmp/x.sock", "--timeout", "2.5", "0", "-1", "nan", "--help",

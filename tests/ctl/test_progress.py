@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from n3d.ctlkit.progress import PullProgress
+from n3d.ctl.progress import PullProgress
 
 from . import samples
 

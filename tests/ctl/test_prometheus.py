@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from n3d.ctlkit.prometheus import prometheus_name, render_prometheus
+from n3d.ctl.prometheus import prometheus_name, render_prometheus
 
 from . import samples
 

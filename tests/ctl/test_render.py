@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from n3d.ctlkit.fmt import Style, ago, color_enabled, epoch, human_bytes, human_duration
-from n3d.ctlkit.render import (
+from n3d.ctl.fmt import Style, ago, color_enabled, epoch, human_bytes, human_duration
+from n3d.ctl.render import (
     render_event,
     render_health,
     render_status,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from n3d.ctlkit.fmt import Style
-from n3d.ctlkit.tables import render_loaded, render_metrics, render_models, render_warm
+from n3d.ctl.fmt import Style
+from n3d.ctl.tables import render_loaded, render_metrics, render_models, render_warm
 
 from . import samples
 

@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 from n3d.client import Connection, DaemonUnreachable, UntrustedSocket
-from n3d.client_async import connect
+from n3d.client.aio import connect
 from n3d.editor_tools import OllamaEditorTools
 
 from .conftest import clean_env, default_handlers, run_ctl

@@ -1,6 +1,6 @@
 """The fault drill, compressed: every fault kind once against a real n3d, every invariant.
 
-Real processes, signals and sockets (``bench/drills.py``); about 40 s on a 2-core machine.
+Real processes, signals and sockets (:mod:`n3d.testing.drill`); about 40 s on a 2-core machine.
 Run the long version with ``.venv/bin/python bench/drills.py``.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from bench.drills import render, run_drill
+
+from n3d.testing.drill import render, run_drill
 
 
 @pytest.mark.timeout(240)

@@ -12,7 +12,7 @@ import pytest
 
 from n3d import editor_tools
 from n3d.editor_tools import OllamaEditorTools
-from n3d.sim.testing import SimulatorProcess, free_port
+from n3d.testing.simulator import SimulatorProcess, free_port
 
 from .conftest import Daemon
 

@@ -21,12 +21,7 @@ from models_support import MakeSettings, StartSim
 
 from n3d.config import Settings, load_settings
 from n3d.ollama.duration import parse_keep_alive
-from n3d.sim.testing import SimulatorProcess
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
+from n3d.testing.simulator import SimulatorProcess
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import anyio
 
 from n3d.config import Settings
 from n3d.models import Models
-from n3d.sim.testing import SimulatorProcess
+from n3d.testing.simulator import SimulatorProcess
 
 StartSim = Callable[..., SimulatorProcess]
 MakeSettings = Callable[..., Settings]

@@ -10,7 +10,7 @@ import pytest
 from models_support import MakeSettings, StartSim, count_requests, running, wait_until
 
 from n3d.errors import ModelNotFound, OllamaUnreachable
-from n3d.logs import REGISTRY
+from n3d.metrics import REGISTRY
 from n3d.models import ModelCache, Models
 from n3d.ollama.client import OllamaClient
 

@@ -13,7 +13,7 @@ from models_support import Events, wait_until
 from structlog.testing import capture_logs
 
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
-from n3d.logs import REGISTRY
+from n3d.metrics import REGISTRY
 from n3d.models import Pulls
 from n3d.models.events import SafePublisher
 from n3d.ollama.client import OllamaClient

@@ -9,7 +9,7 @@ import pytest
 from models_support import Events, MakeSettings, StartSim, running, wait_until
 
 from n3d.config import load_settings
-from n3d.config_reload import plan_reload
+from n3d.config.reload import plan_reload
 from n3d.daemon import Daemon
 from n3d.errors import ModelNotFound
 from n3d.models import Models

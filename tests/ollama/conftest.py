@@ -12,11 +12,6 @@ from n3d.ollama.client import OllamaClient
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def fake() -> FakeOllama:
     return FakeOllama()
 

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from n3d.errors import ModelNotFound, OllamaUnreachable, PullFailed
 from n3d.ollama.client import OllamaClient, has_model
-from n3d.sim.testing import SimulatorProcess, free_port
+from n3d.testing.simulator import SimulatorProcess, free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

@@ -22,11 +22,6 @@ from .support import Raw, Record, Running, make_table
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def sock_dir() -> Iterator[Path]:
     # AF_UNIX paths are limited to ~104 bytes; pytest's tmp_path can be longer.
     path = Path(tempfile.mkdtemp(prefix="n3rpc-", dir="/tmp"))

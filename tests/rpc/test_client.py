@@ -22,7 +22,7 @@ from n3d.client import (
     SocketPermissionDenied,
     StaleSocket,
 )
-from n3d.client_async import connect
+from n3d.client.aio import connect
 from n3d.rpc import RpcServer
 
 from .support import Record, Running, make_table

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from n3d.logs import REGISTRY
+from n3d.jsonrpc.protocol import JsonObject, Request
+from n3d.metrics import REGISTRY
 from n3d.rpc import Context, MethodTable, Param
-from n3d.rpc.protocol import JsonObject, Request
 
 from .support import make_table
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from n3d.rpc.protocol import (
+from n3d.jsonrpc.protocol import (
     INTERNAL_ERROR,
     FrameError,
     Framer,

@@ -8,7 +8,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from n3d.rpc.protocol import (
+from n3d.jsonrpc.protocol import (
     FrameError,
     Framer,
     JsonObject,

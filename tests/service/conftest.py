@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from n3d.service_cli import add_service_commands, run_service
+from n3d.cli.service import add_service_commands, run_service
 
 RunService = Callable[..., int]
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from n3d import service
 from n3d.errors import ServiceError
+from n3d.service import units as service
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_COPIES = {
@@ -21,7 +21,7 @@ REPO_COPIES = {
 @pytest.mark.parametrize("name", service.TEMPLATES)
 def test_repo_copy_is_identical_to_the_package_data(name: str) -> None:
     assert REPO_COPIES[name].read_text("utf-8") == service.template_text(name), (
-        f"{REPO_COPIES[name]} differs from daemon/n3d/service_templates/{name}; "
+        f"{REPO_COPIES[name]} differs from daemon/n3d/service/templates/{name}; "
         "the package copy is canonical: copy it over the repo's"
     )
 

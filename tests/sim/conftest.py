@@ -2,7 +2,7 @@
 
 - `start_sim(env=None, *, port=None, fast=True, ready=True)`: a factory; each call
   starts one simulator in its own session with a fresh OLLAMA_MODELS under tmp_path
-  and returns an `n3d.sim.testing.SimulatorProcess` (ready unless `ready=False`).
+  and returns an `n3d.testing.simulator.SimulatorProcess` (ready unless `ready=False`).
   Every process group it started is SIGKILLed at teardown.
 - `sim`: one ready simulator with fast timings and no models.
 - `sim_with_models`: one ready simulator with llama3.2 and nomic-embed-text installed.
@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from n3d.sim.testing import SimulatorProcess
+from n3d.testing.simulator import SimulatorProcess
 
 StartSim = Callable[..., SimulatorProcess]
 

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from n3d.sim.testing import SimulatorProcess
+from n3d.testing.simulator import SimulatorProcess
 
 
 def test_root_says_ollama_is_running(client: httpx.Client) -> None:

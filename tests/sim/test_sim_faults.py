@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from n3d.sim.testing import SimulatorProcess
+from n3d.testing.simulator import SimulatorProcess
 
 StartSim = Callable[..., SimulatorProcess]
 

@@ -10,7 +10,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from n3d.sim.testing import SimulatorProcess
+from n3d.testing.simulator import SimulatorProcess
 
 StartSim = Callable[..., SimulatorProcess]
 

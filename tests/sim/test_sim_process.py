@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from n3d.sim.testing import SimulatorProcess
+from n3d.testing.simulator import SimulatorProcess
 
 StartSim = Callable[..., SimulatorProcess]
 

@@ -23,11 +23,6 @@ from .helpers import JsonLogs, start_simulator
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def json_logs() -> JsonLogs:
     """n3d's real JSON logging, written to memory (tests/conftest.py resets it)."""
     logs = JsonLogs()

@@ -6,7 +6,7 @@ import anyio
 import pytest
 
 from n3d.errors import OllamaError
-from n3d.logs import REGISTRY
+from n3d.metrics import REGISTRY
 from n3d.supervisor.health import HealthChecker
 
 pytestmark = pytest.mark.anyio

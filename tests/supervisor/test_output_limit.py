@@ -10,7 +10,7 @@ import time
 import anyio
 import pytest
 
-from n3d.logs import REGISTRY
+from n3d.metrics import REGISTRY
 from n3d.supervisor.output import BURST, RATE_PER_S, OutputLimiter
 from n3d.supervisor.process import open_ollama
 

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from n3d.errors import NotManaged
-from n3d.logs import REGISTRY
+from n3d.metrics import REGISTRY
 from n3d.state import ServerState
 from n3d.supervisor.process import group_members
 from n3d.supervisor.supervisor import Supervisor

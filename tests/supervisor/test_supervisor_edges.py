@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from n3d.config_reload import plan_reload
+from n3d.config.reload import plan_reload
 from n3d.state import ServerState
 from n3d.supervisor.process import OllamaProcess, Resources
 from n3d.supervisor.supervisor import Supervisor

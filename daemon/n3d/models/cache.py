@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import anyio
 
 from n3d.errors import InvalidModelName, OllamaError
-from n3d.logs import metric
+from n3d.metrics import metric
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.names import parse_model_name
 from n3d.ollama.types import InstalledModel

@@ -37,7 +37,7 @@ import anyio.abc
 import structlog
 
 from n3d.errors import OllamaError, PullFailed
-from n3d.logs import metric
+from n3d.metrics import metric
 from n3d.models.events import SafePublisher
 from n3d.models.job import PullJob, PullResult, work_done
 from n3d.ollama.client import OllamaClient

@@ -23,7 +23,7 @@ import structlog
 
 from n3d.config import Settings
 from n3d.errors import ModelNotFound, OllamaError, StateNotSaved
-from n3d.logs import metric
+from n3d.metrics import metric
 from n3d.models.cache import ModelCache
 from n3d.models.events import Publish, SafePublisher
 from n3d.models.pulls import UPDATE_INTERVAL_S, ProgressSink, Pulls
@@ -82,7 +82,7 @@ class Models:
             keep_alive=w.keep_alive,
             num_ctx=o.num_ctx,
             auto_pull=o.auto_pull_model,
-            store=WarmStore(state_path or state_dir() / FILE_NAME),
+            store=WarmStore(state_path or Path(state_dir()) / FILE_NAME),
             pull=self.pulls.pull,
             publish=events,
             poll_s=self._poll_interval(settings),
@@ -113,7 +113,7 @@ class Models:
     def apply_settings(self, new: Settings) -> None:
         """Take the settings of a config reload (SIGHUP, `config.reload`).
 
-        ``new`` is a reload plan's ``effective`` (:mod:`n3d.config_reload`): its
+        ``new`` is a reload plan's ``effective`` (:mod:`n3d.config.reload`): its
         `ollama.base_url` is the running one, since this object keeps talking to the
         server it was built for until n3d restarts. Applied at once:
         `model_cache_ttl`, `pull_timeout` (running pulls too, from their next line),

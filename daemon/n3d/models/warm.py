@@ -33,7 +33,7 @@ import anyio.abc
 import structlog
 
 from n3d.errors import ModelNotFound, OllamaError, UnexpectedResponse
-from n3d.logs import metric
+from n3d.metrics import metric
 from n3d.models.events import SafePublisher
 from n3d.models.warm_policy import STABLE_S, backoff_delay, refresh_at, refresh_lead
 from n3d.models.warm_state import LoadedRow, WarmState, loaded_row

@@ -34,8 +34,8 @@ import anyio.to_thread
 import structlog
 
 from n3d.atomic import write_atomically
-from n3d.config_checks import Invalid
-from n3d.config_schema import SCHEMA
+from n3d.config.checks import Invalid
+from n3d.config.schema import SCHEMA
 from n3d.errors import PathError, StateNotSaved
 from n3d.ollama.duration import KeepAliveError, parse_keep_alive
 from n3d.ollama.names import parse_model_name

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from n3d.logs import metric
+from n3d.metrics import metric
 from n3d.ollama.types import InferenceStats
 
 __all__ = ["StreamMeter", "record_request"]

@@ -1,6 +1,8 @@
-"""The control socket: JSON-RPC 2.0 over a Unix socket (DESIGN.md, docs/protocol.md).
+"""The control socket's transport: JSON-RPC 2.0 over a Unix socket (docs/protocol.md).
 
-- :mod:`~n3d.rpc.protocol` and :mod:`~n3d.rpc.framing`: sans-IO messages and framing.
+The messages and their framing are :mod:`n3d.jsonrpc` (sans-IO, shared with the
+clients); the methods the socket offers are :mod:`n3d.api`. Here:
+
 - :mod:`~n3d.rpc.dispatch`: the method table, params checking, errors, ``Context``.
 - :mod:`~n3d.rpc.listener`: the socket file (stale/live checks, 0600, activation, peers).
 - :mod:`~n3d.rpc.bounds`: the per-connection limits as sans-IO bookkeeping (reply cap,
@@ -8,8 +10,6 @@
 - :mod:`~n3d.rpc.connection`: one connection as an asyncio protocol (input, limits, output).
 - :mod:`~n3d.rpc.running`: running its requests (worker, cancellation by id or token).
 - :mod:`~n3d.rpc.server`: accepting, peer checks, broadcasting events.
-- :mod:`~n3d.rpc.methods`, :mod:`~n3d.rpc.methods_models`, :mod:`~n3d.rpc.openrpc`:
-  the method table of DESIGN.md and its OpenRPC description.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """One client connection: read frames, hand them to its runner, write replies, within bounds.
 
-- Reading: bytes go through the connection's :class:`~n3d.rpc.framing.Framer`.
+- Reading: bytes go through the connection's :class:`~n3d.jsonrpc.framing.Framer`.
   A frame that has started must complete within ``frame_timeout_s`` (a slow
   trickle does not reset the clock), else ``-32700`` and close. A fatal framing
   error is answered ``-32700`` and the connection closed.
@@ -45,11 +45,8 @@ from typing import Any
 import anyio
 import structlog
 
-from n3d.rpc.bounds import ReplyBudget
-from n3d.rpc.dispatch import MethodTable
-from n3d.rpc.framing import FrameError, Framer
-from n3d.rpc.listener import peer_hung_up
-from n3d.rpc.protocol import (
+from n3d.jsonrpc.framing import FrameError, Framer
+from n3d.jsonrpc.protocol import (
     PARSE_ERROR,
     SERVER_BUSY,
     Incoming,
@@ -59,6 +56,9 @@ from n3d.rpc.protocol import (
     error_response,
     parse,
 )
+from n3d.rpc.bounds import ReplyBudget
+from n3d.rpc.dispatch import MethodTable
+from n3d.rpc.listener import peer_hung_up
 from n3d.rpc.running import CANCEL_METHODS, Runner
 
 __all__ = ["Connection", "Limits"]

@@ -2,7 +2,7 @@
 
 A handler is ``async def handler(ctx: Context, params: dict[str, Any]) -> Any``
 (by convention n3d's methods return a JSON object). :meth:`MethodTable.call`
-turns one :class:`~n3d.rpc.protocol.Request` into its response:
+turns one :class:`~n3d.jsonrpc.protocol.Request` into its response:
 
 - params are checked against the declared :class:`Param` list: named params by
   name (unknown names rejected), positional params mapped in declared order;
@@ -30,8 +30,7 @@ from typing import Any, Protocol, TypeAlias
 import structlog
 
 from n3d.errors import OllamaError, StateNotSaved, root_cause
-from n3d.logs import metric
-from n3d.rpc.protocol import (
+from n3d.jsonrpc.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
     METHOD_NOT_FOUND,
@@ -42,6 +41,7 @@ from n3d.rpc.protocol import (
     notification,
     result_response,
 )
+from n3d.metrics import metric
 
 __all__ = ["Context", "Handler", "Method", "MethodError", "MethodTable", "Param", "Session"]
 

@@ -31,9 +31,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
-from n3d.rpc.bounds import Slots
-from n3d.rpc.dispatch import MethodTable, Session
-from n3d.rpc.protocol import (
+from n3d.jsonrpc.protocol import (
     REQUEST_CANCELLED,
     Incoming,
     JsonObject,
@@ -43,6 +41,8 @@ from n3d.rpc.protocol import (
     error_response,
     result_response,
 )
+from n3d.rpc.bounds import Slots
+from n3d.rpc.dispatch import MethodTable, Session
 
 __all__ = ["CANCEL_METHODS", "Outbox", "Runner"]
 

@@ -55,12 +55,12 @@ import anyio
 import anyio.abc
 import structlog
 
+from n3d.jsonrpc.framing import FrameError, Framer
+from n3d.jsonrpc.protocol import SERVER_BUSY, encode, error_response, notification, parse
 from n3d.rpc.bounds import longest_idle
 from n3d.rpc.connection import Connection, Limits
 from n3d.rpc.dispatch import MethodTable
-from n3d.rpc.framing import FrameError, Framer
 from n3d.rpc.listener import BoundSocket, open_listening_socket, peer_credentials
-from n3d.rpc.protocol import SERVER_BUSY, encode, error_response, notification, parse
 
 __all__ = ["PeerCredentials", "RpcServer", "serve"]
 

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 
 import anyio
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
+import psutil
 import structlog
 
 from n3d.supervisor.groups import marked_processes

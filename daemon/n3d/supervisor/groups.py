@@ -25,7 +25,7 @@ import time
 from contextlib import suppress
 
 import anyio
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
+import psutil
 
 __all__ = [
     "INSTANCE_VAR",

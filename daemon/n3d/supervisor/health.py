@@ -22,7 +22,7 @@ from typing import Any
 import anyio
 
 from n3d.errors import OllamaError
-from n3d.logs import metric
+from n3d.metrics import metric
 
 __all__ = ["HealthChecker", "HealthReport", "HealthResult", "Probe"]
 

@@ -21,7 +21,7 @@ import anyio
 import structlog
 
 from n3d.errors import render_error
-from n3d.logs import metric
+from n3d.metrics import metric
 from n3d.state import ServerState
 from n3d.supervisor.escape import daemonized
 from n3d.supervisor.foreign import adopt, watch_foreign

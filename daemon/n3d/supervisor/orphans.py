@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
+import psutil
 import structlog
 
 from n3d.supervisor.groups import VERIFY_S, group_members, instance_of

@@ -33,7 +33,7 @@ import anyio
 import structlog
 from anyio.abc import ByteReceiveStream
 
-from n3d.logs import metric
+from n3d.metrics import metric
 
 __all__ = ["BURST", "RATE_PER_S", "SUMMARY_EVERY_S", "OutputLimiter", "drain", "emit"]
 

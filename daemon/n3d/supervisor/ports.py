@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import anyio
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
+import psutil
 
 from n3d.ollama.host import format_hostport
 

@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
 import anyio
-import psutil  # type: ignore[import-untyped]  # no stubs in the dev deps (yet)
+import psutil
 import structlog
 from anyio.abc import Process
 

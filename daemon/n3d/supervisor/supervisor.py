@@ -152,7 +152,7 @@ class Supervisor:
     def apply_settings(self, settings: Settings) -> None:
         """Run with reloaded settings: timings and policy now, command and env at next start.
 
-        ``settings`` is a reload plan's ``effective`` (:mod:`n3d.config_reload`), which
+        ``settings`` is a reload plan's ``effective`` (:mod:`n3d.config.reload`), which
         already keeps ``server.mode`` and ``ollama.base_url`` as they run: the probe
         client and the child's OLLAMA_HOST must agree on the address, and the mode
         decides the whole lifecycle, so both wait for a restart of n3d.

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import anyio
 
-from n3d.logs import metric
+from n3d.metrics import metric
 from n3d.state import ServerState
 from n3d.supervisor.process import ExitStatus, OllamaProcess
 

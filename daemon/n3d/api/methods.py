@@ -1,0 +1,182 @@
+"""The method table of DESIGN.md over the daemon's parts: thin functions, no I/O of their own.
+
+Each handler reads a snapshot or sends a command to the supervisor or the model
+service and returns a JSON object. Errors are the parts' own (`OllamaError`
+subclasses carry their JSON-RPC code); the table turns them into responses.
+Model and warm methods live in :mod:`n3d.api.models`; ``rpc.discover``
+is generated from this same table by :mod:`n3d.api.openrpc`.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from n3d import __version__
+from n3d.api.models import add_model_methods
+from n3d.api.openrpc import openrpc_document
+from n3d.config import Settings
+from n3d.jsonrpc.protocol import INVALID_PARAMS
+from n3d.metrics import REGISTRY
+from n3d.models.service import Models
+from n3d.rpc.dispatch import Context, MethodError, MethodTable, Param
+from n3d.supervisor import Supervisor
+from n3d.supervisor.health import HealthReport
+
+__all__ = ["EVENT_TOPICS", "DaemonView", "build_methods"]
+
+EVENT_TOPICS = ("server.state", "health", "model.loaded", "model.unloaded", "pull", "warm")
+
+
+@dataclass
+class DaemonView:
+    """What the methods may see and do; the daemon fills it in."""
+
+    supervisor: Supervisor
+    models: Models
+    socket_path: Path
+    settings: Callable[[], Settings]
+    reload: Callable[[], str | None]  # None when reloaded, else why not
+    simulate: bool = False
+    started_at: float = field(default_factory=time.monotonic)
+
+
+def _last_health(sup: Supervisor) -> dict[str, Any]:
+    last = sup.health.last
+    if last is None:
+        return {"ok": None, "latency_ms": None, "checked_at": None, "age_s": None, "cached": True}
+    age = max(0.0, time.monotonic() - last.at)
+    return HealthReport(last, age, cached=True).as_dict()
+
+
+def build_methods(view: DaemonView) -> MethodTable:
+    """The full method table, ready for :class:`~n3d.rpc.server.RpcServer`."""
+    table = MethodTable()
+    sup = view.supervisor
+
+    @table.method("status", summary="Daemon, server, health, resources and model counts.")
+    async def status(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        snap = sup.snapshot
+        # The newest health answer with its age, never a new probe: status must
+        # answer at once even while Ollama hangs (that is when people ask).
+        health = _last_health(sup) | {"version": snap.version}
+        usage = await sup.resources_async()
+        server = snap.as_dict()
+        return {
+            "daemon": {
+                "version": __version__,
+                "pid": os.getpid(),
+                "uptime_s": round(time.monotonic() - view.started_at, 3),
+                "socket": str(view.socket_path),
+                "simulate": view.simulate,
+            },
+            "server": server,
+            "health": health,
+            "resources": {
+                "rss_bytes": usage.rss_bytes,
+                "cpu_percent": usage.cpu_percent,
+                "processes": usage.processes,
+            },
+            "models": view.models.counts(),
+        }
+
+    @table.method(
+        "health",
+        Param("force", bool, description="probe now instead of reusing a recent answer"),
+        summary="The newest health check, shared by every caller inside the interval.",
+    )
+    async def health(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        report = await sup.health.check(force=bool(params.get("force", False)))
+        return report.as_dict() | {"version": sup.snapshot.version}
+
+    async def _state(snap_state: str) -> dict[str, Any]:
+        return {"state": snap_state, "server": sup.snapshot.as_dict()}
+
+    @table.method("server.start", summary="Start the server (clears fatal).")
+    async def server_start(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return await _state((await sup.start()).state.value)
+
+    @table.method("server.stop", summary="Stop the server and its runners.")
+    async def server_stop(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return await _state((await sup.stop()).state.value)
+
+    @table.method("server.restart", summary="Stop, then start the server.")
+    async def server_restart(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return await _state((await sup.restart()).state.value)
+
+    add_model_methods(table, view.models, sup)
+
+    @table.method("capabilities", summary="What Ollama and this daemon can do.")
+    async def capabilities(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        settings = view.settings()
+        return {
+            "chat": True,
+            "completion": True,
+            "streaming": True,
+            "embeddings": True,
+            "function_calling": True,
+            "vision": True,
+            "model_dependent": ["function_calling", "vision", "embeddings"],
+            "auto_pull": settings.ollama.auto_pull_model,
+            "local_deployment": True,
+            "daemon": {
+                "version": __version__,
+                "framing": ["ndjson", "lsp"],
+                "progress": True,
+                "cancel": True,
+                "events": list(EVENT_TOPICS),
+                "keep_warm": True,
+                "mode": settings.server.mode,
+                "simulate": view.simulate,
+            },
+        }
+
+    @table.method("metrics", summary="Counters, gauges and histograms (count, sum, p50, p99).")
+    async def metrics(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return REGISTRY.snapshot()
+
+    @table.method("config.get", summary="The effective config and where each value came from.")
+    async def config_get(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return view.settings().document()
+
+    @table.method("config.reload", summary="Re-read the config file (as SIGHUP does).")
+    async def config_reload(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        error = view.reload()
+        result = view.settings().document() | {"reloaded": error is None}
+        if error is not None:
+            result["error"] = error
+        return result
+
+    @table.method(
+        "events.subscribe",
+        Param("topics", list, description=f"any of {', '.join(EVENT_TOPICS)}; default all"),
+        summary="Receive `event` notifications on this connection.",
+    )
+    async def events_subscribe(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        topics = params.get("topics")
+        if topics is not None:
+            unknown = [t for t in topics if t not in EVENT_TOPICS]
+            if unknown:
+                raise MethodError(
+                    INVALID_PARAMS,
+                    f"Invalid params: unknown topic {unknown[0]!r}; "
+                    f"topics are {', '.join(EVENT_TOPICS)}",
+                    {"param": "topics"},
+                )
+        ctx.subscribe(topics)
+        return {"topics": list(topics) if topics is not None else list(EVENT_TOPICS)}
+
+    @table.method("events.unsubscribe", summary="Stop receiving `event` notifications.")
+    async def events_unsubscribe(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        ctx.unsubscribe()
+        return {"topics": []}
+
+    @table.method("rpc.discover", summary="This interface as an OpenRPC document.")
+    async def discover(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+        return openrpc_document(table)
+
+    return table

@@ -1,0 +1,39 @@
+"""n3d's configuration: one TOML file, the environment and defaults, as frozen settings.
+
+- :mod:`~n3d.config.schema`: every key once (default, check, meaning, where it lands);
+- :mod:`~n3d.config.checks`: the checks a value passes (types, floors, Go durations);
+- :mod:`~n3d.config.file`: reading the file (line numbers for errors) and writing it;
+- :mod:`~n3d.config.url`: where the Ollama URL comes from (DESIGN.md's five steps);
+- :mod:`~n3d.config.settings`: the :class:`Settings` values and :func:`load_settings`;
+- :mod:`~n3d.config.reload`: the pure reload plan (what applies now, what waits).
+
+docs/configuration.md describes every key.
+"""
+
+from __future__ import annotations
+
+from n3d.config.settings import (
+    DEFAULT_BASE_URL,
+    LogSettings,
+    OllamaSettings,
+    RestartSettings,
+    ServerSettings,
+    Settings,
+    SocketSettings,
+    WarmSettings,
+    default_toml,
+    load_settings,
+)
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "LogSettings",
+    "OllamaSettings",
+    "RestartSettings",
+    "ServerSettings",
+    "Settings",
+    "SocketSettings",
+    "WarmSettings",
+    "default_toml",
+    "load_settings",
+]

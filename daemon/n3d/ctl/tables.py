@@ -1,0 +1,142 @@
+"""The human form of list results (`models`, `models --loaded`, `warm`, `metrics`): tables.
+
+Pure functions of the RPC result, ``now`` (epoch seconds) and a
+:class:`~n3d.ctl.fmt.Style`; columns as ``ollama list``/``ollama ps`` name them
+where an equivalent exists, so the tables read like what users already know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from n3d.ctl.fmt import Style, ago, epoch, human_bytes, table
+
+# typing costs n3ctl status ~2 ms to import; the hints need it only for checking.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__all__ = ["render_loaded", "render_metrics", "render_models", "render_warm"]
+
+_FOREVER_S = 10 * 365 * 86400  # keep_alive -1 shows as an expiry centuries away
+
+
+def _rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
+    models = result.get("models")
+    if not isinstance(models, list):
+        return []
+    return [m if isinstance(m, dict) else {"name": str(m)} for m in models]
+
+
+def _size(value: Any) -> str:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return human_bytes(value) if ok else "-"
+
+
+def _until(value: Any, now: float) -> str:
+    then = epoch(value)
+    if then is None:
+        return "-"
+    if then - now > _FOREVER_S:
+        return "forever"
+    if then <= now:
+        return "expired"
+    return ago(then, now).removeprefix("in ")
+
+
+def _short_digest(digest: Any) -> str:
+    if not isinstance(digest, str) or not digest:
+        return "-"
+    return digest.removeprefix("sha256:")[:12]
+
+
+def render_models(result: Mapping[str, Any], *, now: float, style: Style) -> str:
+    """``NAME  ID  SIZE  PARAMS  QUANT  MODIFIED`` (header alone when nothing is installed)."""
+    rows = []
+    for m in _rows(result):
+        found = m.get("details")
+        details: dict[str, Any] = found if isinstance(found, dict) else {}
+        rows.append([
+            str(m.get("name", "-")),
+            _short_digest(m.get("digest")),
+            _size(m.get("size")),
+            str(details.get("parameter_size") or "-"),
+            str(details.get("quantization_level") or "-"),
+            ago(epoch(m.get("modified_at")), now),
+        ])
+    return table(("NAME", "ID", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows, style)
+
+
+def render_loaded(result: Mapping[str, Any], *, now: float, style: Style) -> str:
+    """``NAME  SIZE  VRAM  UNTIL  WARM``: what ``ollama ps`` shows, plus n3d's warm flag."""
+    rows = [
+        [
+            str(m.get("name", "-")),
+            _size(m.get("size")),
+            _size(m.get("size_vram")),
+            _until(m.get("expires_at"), now),
+            "yes" if m.get("warm") else "no",
+        ]
+        for m in _rows(result)
+    ]
+    return table(("NAME", "SIZE", "VRAM", "UNTIL", "WARM"), rows, style)
+
+
+def render_warm(result: Mapping[str, Any], *, now: float, style: Style) -> str:
+    """``NAME  KEEP ALIVE  LOADED  UNTIL  LAST WARMED``."""
+    rows = []
+    for m in _rows(result):
+        keep = m.get("keep_alive")
+        rows.append([
+            str(m.get("name", "-")),
+            "-" if keep is None else "forever" if keep in (-1, "-1") else str(keep),
+            "yes" if m.get("loaded") else "no",
+            _until(m.get("expires_at"), now) if m.get("loaded") else "-",
+            ago(epoch(m.get("last_warmed_at")), now),
+        ])
+    return table(("NAME", "KEEP ALIVE", "LOADED", "UNTIL", "LAST WARMED"), rows, style)
+
+
+def _value(value: Any, unit: str) -> str:
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    if unit == "s":
+        return f"{value * 1000:.1f} ms" if abs(value) < 1 else f"{value:.2f} s"
+    if unit == "By":
+        return human_bytes(value)
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    label = unit.replace("{", "").replace("}", "")  # UCUM annotations: {token}/s → token/s
+    return f"{text} {label}".rstrip()
+
+
+def render_metrics(result: Mapping[str, Any], *, style: Style) -> str:
+    """``NAME  TYPE  VALUE  P50  P99  COUNT``, sorted by name within each type.
+
+    VALUE is a counter's total, a gauge's last value, a histogram's mean.
+    """
+    found = result.get("units")
+    units: dict[str, Any] = found if isinstance(found, dict) else {}
+    rows: list[list[str]] = []
+    for kind in ("counter", "gauge"):
+        group = result.get(f"{kind}s")
+        if isinstance(group, dict):
+            for name in sorted(group):
+                unit = str(units.get(name, ""))
+                rows.append([name, kind, _value(group[name], unit), "", "", ""])
+    histograms = result.get("histograms")
+    if isinstance(histograms, dict):
+        for name in sorted(histograms):
+            entry = histograms[name]
+            h: dict[str, Any] = entry if isinstance(entry, dict) else {}
+            unit = str(units.get(name, ""))
+            count, total = h.get("count"), h.get("sum")
+            mean = total / count if isinstance(total, int | float) and count else None
+            rows.append([
+                name,
+                "histogram",
+                _value(mean, unit),
+                _value(h.get("p50"), unit),
+                _value(h.get("p99"), unit),
+                str(h.get("count", "-")),
+            ])
+    return table(("NAME", "TYPE", "VALUE", "P50", "P99", "COUNT"), rows, style)
