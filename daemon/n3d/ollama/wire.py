@@ -21,10 +21,10 @@ import httpx
 import structlog
 
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
+from n3d.ollama.bodies import aiter_objects, read_body
 from n3d.ollama.decoding import (
     MAX_DEPTH,
     SHAPE_ERRORS,
-    aiter_objects,
     brief,
     decode_json,
     error_text,
@@ -43,6 +43,7 @@ __all__ = [
     "is_context_overflow",
     "parse_final_object",
     "parse_object",
+    "read_body",
 ]
 
 log = structlog.get_logger(__name__)
@@ -171,9 +172,14 @@ class Translator:
         ):
             # Nothing accepted the connection (refused, DNS, silent host, unusable URL).
             err = OllamaError.unreachable(self.base_url, model=model, cause=exc)
-        elif isinstance(exc, httpx.TimeoutException):
+        elif isinstance(exc, httpx.TimeoutException | TimeoutError):
             limit = f" within {timeout_s:g}s" if timeout_s is not None else ""
-            phase = "all connections busy" if isinstance(exc, httpx.PoolTimeout) else "no answer"
+            if isinstance(exc, httpx.PoolTimeout):
+                phase = "all connections busy"
+            elif isinstance(exc, TimeoutError):  # the deadline on a whole quick call
+                phase = "the answer did not complete"
+            else:
+                phase = "no answer"
             err = OllamaTimeout(
                 f"Ollama did not answer {request}{limit} ({phase}).",
                 model=model,
@@ -200,11 +206,12 @@ class Translator:
     def entering(
         self, request: str, *, model: str | None, timeout_s: float | None = None
     ) -> Iterator[None]:
-        """Translate httpx failures and every failure to decode or shape an answer
-        (:data:`SHAPE_ERRORS`) raised inside the block; the latter are logged."""
+        """Translate httpx failures, a deadline (TimeoutError), and every failure to
+        decode or shape an answer (:data:`SHAPE_ERRORS`) raised inside the block; the
+        latter are logged."""
         try:
             yield
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as exc:
             raise self.transport_error(
                 exc, model=model, request=request, timeout_s=timeout_s
             ) from exc
