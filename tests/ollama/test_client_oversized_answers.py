@@ -27,7 +27,7 @@ from hostile_http import (
 from ollama_fakes import FakeOllama
 
 from n3d.errors import OllamaTimeout, UnexpectedResponse
-from n3d.ollama.bodies import MAX_ANSWER_BYTES, MAX_LINE_BYTES
+from n3d.ollama.bodies import MAX_ANSWER_BYTES, MAX_LINE_BYTES, iter_lines
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.decoding import MAX_VALUES
 
@@ -182,3 +182,20 @@ async def test_an_answer_of_millions_of_tiny_values_is_refused_before_decoding(
         await client.tags()
     assert growth() < 96 * MiB, f"peak RSS rose {growth() / MiB:.0f} MiB"
     assert f"more than {MAX_VALUES:,} values" in info.value.message
+
+
+async def test_lines_split_across_reads_are_joined_and_the_limit_is_per_line() -> None:
+    async def reads(*chunks: bytes) -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    async def lines(*chunks: bytes, limit: int = 8) -> list[bytes]:
+        return [line async for line in iter_lines(reads(*chunks), what="x", limit=limit)]
+
+    assert await lines(b"ab", b"c\nde", b"f\n\ngh") == [b"abc", b"def", b"", b"gh"]
+    assert await lines(b"12345678\n", b"1234", b"5678") == [b"12345678", b"12345678"]
+    assert await lines(b"1234\r\n") == [b"1234\r"]  # JSON reads the \r as whitespace
+    with pytest.raises(ValueError, match="x is longer than"):
+        await lines(b"123456789\nshort\n")  # too long, though its break came with it
+    with pytest.raises(ValueError, match="x is longer than"):
+        await lines(b"1234", b"5678", b"9")  # too long, and still no break
