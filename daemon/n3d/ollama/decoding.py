@@ -5,7 +5,10 @@
 answer (it would reach n3d's clients as ``Infinity``, which is not JSON), bytes that
 are not UTF-8 are refused, and nesting deeper than ``MAX_DEPTH`` (Python's parser
 raises RecursionError near 1 000 levels) is refused for the whole answer, so nothing
-downstream (the RPC encoder, the log) can recurse on Ollama's data.
+downstream (the RPC encoder, the log) can recurse on Ollama's data. An answer with
+more than ``MAX_VALUES`` values is refused before decoding: `{},` is 3 bytes of
+text but ~70 as a Python dict, so the byte caps of :mod:`n3d.ollama.bodies` alone
+would let 64 MiB of text become gigabytes of objects.
 :data:`SHAPE_ERRORS` lists what shaping a decoded answer can raise; the translator in
 :mod:`n3d.ollama.wire` turns each into UnexpectedResponse.
 """
@@ -15,15 +18,12 @@ from __future__ import annotations
 import json
 import math
 import reprlib
-from collections.abc import AsyncIterator
 from typing import Any
-
-import httpx
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_VALUES",
     "SHAPE_ERRORS",
-    "aiter_objects",
     "brief",
     "decode_json",
     "error_text",
@@ -34,6 +34,12 @@ __all__ = [
 # Deeper than any answer Ollama gives (/api/show's tensors are 3 levels, tool-call
 # arguments a handful), shallow enough that re-encoding it can never recurse too far.
 MAX_DEPTH = 64
+
+# Far more values than any answer holds (a listing has hundreds, /api/show's tensor
+# list a few thousand, a generation's `context` one per token of a 256K context), few
+# enough that even empty dicts stay near 150 MB. Counted as commas and brackets,
+# strings included: an upper bound, never too low.
+MAX_VALUES = 2_000_000
 
 # What decoding or shaping a foreign answer can raise: json's ValueError (and
 # UnicodeDecodeError), OverflowError from int(inf), RecursionError from deep nesting,
@@ -87,6 +93,13 @@ def decode_json(body: bytes | str, *, what: str) -> Any:
             raise ValueError(f"{what} holds a number beyond a double: {text[:40]}")
         return value
 
+    separators = (
+        body.count(",") + body.count("[") + body.count("{")
+        if isinstance(body, str)
+        else body.count(b",") + body.count(b"[") + body.count(b"{")
+    )
+    if separators > MAX_VALUES:
+        raise ValueError(f"{what} holds more than {MAX_VALUES:,} values, too many to decode")
     try:
         data = json.loads(body, parse_constant=_refuse_constant, parse_float=finite)
     except RecursionError:
@@ -136,9 +149,3 @@ def parse_final_object(body: bytes, *, what: str) -> dict[str, Any]:
             raise
         return parse_object(lines[-1], what=what)
 
-
-async def aiter_objects(response: httpx.Response, *, what: str) -> AsyncIterator[dict[str, Any]]:
-    """The JSON objects of an NDJSON body, one per non-blank line (ValueError if not)."""
-    async for line in response.aiter_lines():
-        if line.strip():
-            yield parse_object(line, what=what)

@@ -1,10 +1,13 @@
 """One pooled HTTP session with an Ollama server, and the request plumbing under the client.
 
-Quick calls are bounded by ``timeout_s`` as a whole. Streams (pulls, generations) and
-loads have no read timeout, because a model load or a 40 GB download legitimately
-takes minutes; their caller bounds progress (``anyio.fail_after`` around each step).
-Connecting, writing and waiting for a pooled connection are always bounded by
-``timeout_s``. Every failure leaves here as an :class:`~n3d.errors.OllamaError`.
+Quick calls are bounded by ``timeout_s`` as a whole: httpx's timeouts bound each
+read, so a server sending a byte just within each would otherwise hold a call
+forever. Streams (pulls, generations) and loads have no read timeout, because a
+model load or a 40 GB download legitimately takes minutes; their caller bounds
+progress (``anyio.fail_after`` around each step). Connecting, writing and waiting
+for a pooled connection are always bounded by ``timeout_s``. Every body is read as
+it arrives and capped (:mod:`n3d.ollama.bodies`). Every failure leaves here as an
+:class:`~n3d.errors.OllamaError`.
 """
 
 from __future__ import annotations
@@ -13,12 +16,19 @@ from collections.abc import AsyncGenerator, Callable
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
+import anyio
 import httpx
 
 from n3d import __version__
 from n3d.errors import OllamaError
 from n3d.ollama.names import parse_model_name
-from n3d.ollama.wire import Translator, aiter_objects, error_text, parse_final_object
+from n3d.ollama.wire import (
+    Translator,
+    aiter_objects,
+    error_text,
+    parse_final_object,
+    read_body,
+)
 
 __all__ = ["OllamaSession"]
 
@@ -59,7 +69,8 @@ class OllamaSession:
             timeout=self._quick,
             limits=_LIMITS,
             trust_env=False,
-            headers={"User-Agent": f"n3d/{__version__}"},
+            # identity: a compressed body could inflate past any cap inside the decoder.
+            headers={"User-Agent": f"n3d/{__version__}", "Accept-Encoding": "identity"},
         )
 
     async def __aenter__(self) -> Self:
@@ -96,21 +107,29 @@ class OllamaSession:
         long: bool = False,
         timeout_s: float | None = None,
         num_ctx: int | None = None,
-    ) -> httpx.Response:
-        """Send one request; any answer but 2xx raises the matching OllamaError.
+    ) -> bytes:
+        """Send one request and read its answer; any answer but 2xx raises the matching
+        OllamaError, and so does one larger than MAX_ANSWER_BYTES (1010).
 
-        ``long`` lifts the read timeout; ``timeout_s`` overrides the quick limit.
+        ``long`` lifts the read timeout and the deadline; ``timeout_s`` overrides the
+        quick limit.
         """
         limit = self.timeout_s if timeout_s is None else timeout_s
         timeout = self._long if long else httpx.Timeout(limit)
-        with self._errors.entering(f"{method} {path}", model=model, timeout_s=limit):
-            response = await self._http.request(method, path, json=body, timeout=timeout)
-        if not response.is_success:
-            text = error_text(response.content)
+        with (
+            self._errors.entering(f"{method} {path}", model=model, timeout_s=limit),
+            anyio.fail_after(None if long else limit),
+        ):
+            async with self._http.stream(method, path, json=body, timeout=timeout) as response:
+                ok = response.is_success
+                what = f"the {'' if ok else 'error '}answer to {path}"
+                content = await read_body(response, what=what)
+        if not ok:
+            text = error_text(content)
             raise self._errors.status_error(
                 response.status_code, text, model=model, num_ctx=num_ctx
             )
-        return response
+        return content
 
     async def _json(
         self,
@@ -124,11 +143,11 @@ class OllamaSession:
         num_ctx: int | None = None,
     ) -> _T:
         """Send one request and parse its JSON object answer with ``parse``."""
-        response = await self._call(
+        content = await self._call(
             method, path, model=model, body=body, long=long, num_ctx=num_ctx
         )
         with self._errors.entering(f"{method} {path}", model=model):
-            return parse(parse_final_object(response.content, what=f"the answer to {path}"))
+            return parse(parse_final_object(content, what=f"the answer to {path}"))
 
     async def _stream(
         self, path: str, body: dict[str, Any], *, model: str, failure: Failure
@@ -142,9 +161,11 @@ class OllamaSession:
         with self._errors.entering(f"POST {path}", model=model, timeout_s=self.timeout_s):
             async with self._http.stream("POST", path, json=body, timeout=self._long) as r:
                 if not r.is_success:
-                    await r.aread()
-                    raise failure(r.status_code, error_text(r.content))
-                async for data in aiter_objects(r, what=f"a line of {path}"):
+                    # Ollama's error answers come whole and at once: bounded like a quick call.
+                    with anyio.fail_after(self.timeout_s):
+                        content = await read_body(r, what=f"the error answer to {path}")
+                    raise failure(r.status_code, error_text(content))
+                async for data in aiter_objects(r, path=path):
                     if "error" in data:
                         raise failure(None, str(data["error"]))
                     yield data

@@ -8,12 +8,16 @@ there is one, is kept on the error as ``status_code``.
 Every JSON body is decoded by :mod:`n3d.ollama.decoding` (bounded: no inf, NaN, or
 nesting past ``MAX_DEPTH``); whatever decoding or shaping an answer raises
 (:data:`SHAPE_ERRORS`) becomes UnexpectedResponse (``ollama_error``, 1010) in
-:meth:`Translator.entering`, logged once as a warning.
+:meth:`Translator.entering`, logged as a warning ``ollama.unusable_answer``. A server
+that keeps poisoning would make one per keep-warm poll, forever: the first of each
+kind (request and exception type) is logged at once, the repeats are counted and
+summed up in the same warning (``repeats``) at most once a minute.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -21,16 +25,17 @@ import httpx
 import structlog
 
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
+from n3d.ollama.bodies import aiter_objects, read_body
 from n3d.ollama.decoding import (
     MAX_DEPTH,
     SHAPE_ERRORS,
-    aiter_objects,
     brief,
     decode_json,
     error_text,
     parse_final_object,
     parse_object,
 )
+from n3d.ratelimit import TokenBucket
 
 __all__ = [
     "MAX_DEPTH",
@@ -43,9 +48,12 @@ __all__ = [
     "is_context_overflow",
     "parse_final_object",
     "parse_object",
+    "read_body",
 ]
 
 log = structlog.get_logger(__name__)
+
+UNUSABLE_SUMMARY_EVERY_S = 60.0
 
 # Ollama's wordings for over-long input: `truncate:false` (v0.12+, routes.go "the input
 # length exceeds the context length"), llama-server HEAD ("the prompt is longer than the
@@ -89,12 +97,19 @@ class Translator:
     """Turns foreign failures into :class:`OllamaError` for one server.
 
     ``num_ctx`` is the context size n3d asked for (0 = Ollama's default); it only
-    makes the context-overflow suggestion precise.
+    makes the context-overflow suggestion precise. ``clock`` (monotonic seconds)
+    paces the warnings about unusable answers.
     """
 
-    def __init__(self, base_url: str, num_ctx: int = 0) -> None:
+    def __init__(
+        self, base_url: str, num_ctx: int = 0, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.base_url = base_url
         self.num_ctx = num_ctx
+        self._clock = clock
+        # One bucket per (request, exception type): a handful of routes n3d calls
+        # times SHAPE_ERRORS, so the set cannot grow with what a server sends.
+        self._warned: dict[tuple[str, str], TokenBucket] = {}
 
     def status_error(
         self, status: int | None, text: str, *, model: str | None, num_ctx: int | None = None
@@ -171,9 +186,14 @@ class Translator:
         ):
             # Nothing accepted the connection (refused, DNS, silent host, unusable URL).
             err = OllamaError.unreachable(self.base_url, model=model, cause=exc)
-        elif isinstance(exc, httpx.TimeoutException):
+        elif isinstance(exc, httpx.TimeoutException | TimeoutError):
             limit = f" within {timeout_s:g}s" if timeout_s is not None else ""
-            phase = "all connections busy" if isinstance(exc, httpx.PoolTimeout) else "no answer"
+            if isinstance(exc, httpx.PoolTimeout):
+                phase = "all connections busy"
+            elif isinstance(exc, TimeoutError):  # the deadline on a whole quick call
+                phase = "the answer did not complete"
+            else:
+                phase = "no answer"
             err = OllamaTimeout(
                 f"Ollama did not answer {request}{limit} ({phase}).",
                 model=model,
@@ -200,22 +220,36 @@ class Translator:
     def entering(
         self, request: str, *, model: str | None, timeout_s: float | None = None
     ) -> Iterator[None]:
-        """Translate httpx failures and every failure to decode or shape an answer
-        (:data:`SHAPE_ERRORS`) raised inside the block; the latter are logged."""
+        """Translate httpx failures, a deadline (TimeoutError), and every failure to
+        decode or shape an answer (:data:`SHAPE_ERRORS`) raised inside the block; the
+        latter are logged (paced, see the module's docstring)."""
         try:
             yield
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, TimeoutError) as exc:
             raise self.transport_error(
                 exc, model=model, request=request, timeout_s=timeout_s
             ) from exc
         except SHAPE_ERRORS as exc:
             # json and the `from_json` parsers: an answer n3d cannot use.
             err = self.malformed(exc, model=model)
+            self._warn_unusable(request, model, err, type(exc).__name__)
+            raise err from exc
+
+    def _warn_unusable(self, request: str, model: str | None, err: OllamaError, kind: str) -> None:
+        bucket = self._warned.get((request, kind))
+        if bucket is None:  # the first of its kind: logged now, the repeats paced
+            bucket = self._warned[(request, kind)] = TokenBucket(
+                0.0, 1, summary_every_s=UNUSABLE_SUMMARY_EVERY_S, clock=self._clock
+            )
+        fields = {"base_url": self.base_url, "request": request, "model": model}
+        if bucket.take(1):
+            log.warning("ollama.unusable_answer", **fields, error=err.message)
+        elif repeats := bucket.summary_due():
             log.warning(
                 "ollama.unusable_answer",
-                base_url=self.base_url,
-                request=request,
-                model=model,
+                **fields,
                 error=err.message,
+                repeats=repeats,
+                detail=f"{repeats} more answers like this since the last warning; "
+                f"warned about at most once every {UNUSABLE_SUMMARY_EVERY_S:g}s",
             )
-            raise err from exc

@@ -34,6 +34,7 @@ import structlog
 from anyio.abc import ByteReceiveStream
 
 from n3d.metrics import metric
+from n3d.ratelimit import TokenBucket
 
 __all__ = ["BURST", "RATE_PER_S", "SUMMARY_EVERY_S", "OutputLimiter", "drain", "emit"]
 
@@ -50,11 +51,9 @@ _LEVELS = {"DEBUG": "debug", "INFO": "info", "WARN": "warning", "ERROR": "error"
 _PROBE_LINE = re.compile(r'^\[GIN\] .*\|\s*HEAD\s+"/"\s*$')
 
 
-class OutputLimiter:
-    """A token bucket over one child's lines (both streams share it), with the drop count.
-
-    ``clock`` is monotonic seconds (injected by tests, which then never sleep).
-    """
+class OutputLimiter(TokenBucket):
+    """The bucket over one child's lines (both streams share it), with the drop count:
+    ``RATE_PER_S`` lines/s, bursts of ``BURST`` (:class:`~n3d.ratelimit.TokenBucket`)."""
 
     def __init__(
         self,
@@ -64,41 +63,7 @@ class OutputLimiter:
         summary_every_s: float = SUMMARY_EVERY_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.rate_per_s = rate_per_s
-        self.burst = burst
-        self.summary_every_s = summary_every_s
-        self._clock = clock
-        self._tokens = float(burst)
-        self._at = clock()
-        self._summarized_at = self._at
-        self.pending = 0  # dropped since the last summary
-        self.suppressed = 0  # dropped in all
-
-    def take(self, lines: int) -> int:
-        """How many of ``lines`` new lines may be logged (the first ones); the rest count
-        as suppressed. Whole reads at a time: a flood costs n3d no work per line."""
-        now = self._clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate_per_s)
-        self._at = now
-        allowed = min(lines, int(self._tokens))
-        self._tokens -= allowed
-        self.pending += lines - allowed
-        self.suppressed += lines - allowed
-        return allowed
-
-    def summary_due(self, *, final: bool = False) -> int:
-        """How many dropped lines to report now (0: none, or not yet); resets the count.
-
-        Due ``summary_every_s`` after the previous summary, or at the end (``final``):
-        a summary per gap would itself be a flood at the limit.
-        """
-        if not self.pending:
-            return 0
-        now = self._clock()
-        if not final and now - self._summarized_at < self.summary_every_s:
-            return 0
-        count, self.pending, self._summarized_at = self.pending, 0, now
-        return count
+        super().__init__(rate_per_s, burst, summary_every_s=summary_every_s, clock=clock)
 
 
 def report_suppressed(count: int) -> None:
