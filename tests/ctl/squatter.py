@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import socket
+import time
 import warnings
 from pathlib import Path
 
@@ -85,12 +87,41 @@ class Squatter:
                     conn.sendall(REPLY)
                     conn.recv(65536)  # until the client hangs up
 
-    def stop(self) -> list[str]:
-        """Kill the child (ours, by pid); what it reported, line by line. Idempotent."""
+    def stop(self, expect: int = 0, within_s: float = 10.0) -> list[str]:
+        """Kill the child (ours, by pid); what it reported, line by line. Idempotent.
+
+        ``expect`` lines are waited for first (up to ``within_s``): a client that
+        connected and hung up may still sit in the backlog when the test stops the
+        squatter, and killing it then would lose that ``accept`` from the record.
+        """
         if self._reports.closed:
             return self.seen
+        deadline = time.monotonic() + within_s
+        early: list[str] = []
+        fd = self._reports.fileno()
+        pending = b""
+        while len(early) < expect and time.monotonic() < deadline:
+            ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                break
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            pending += chunk
+            *lines, rest = pending.split(b"\n")
+            pending = rest
+            early += [line.decode() for line in lines]
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
-        self.seen = self._reports.read().splitlines()
+        tail = (pending + _read_all(fd)).decode()
+        self.seen = early + tail.splitlines()
         self._reports.close()
         return self.seen
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything left in the pipe once the writer is gone."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 16):
+        chunks.append(chunk)
+    return b"".join(chunks)

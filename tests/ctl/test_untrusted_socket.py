@@ -93,7 +93,7 @@ def test_n3ctl_refuses_a_socket_served_by_another_user(
             assert result.code == 69, (argv, result)
             assert f"it is served by uid {NOBODY} (pid " in result.err, result.err
     # Four connections, and not one byte of any request reached the squatter.
-    assert squatter.stop() == ["accept", "recv 0"] * 4
+    assert squatter.stop(expect=8) == ["accept", "recv 0"] * 4
 
 
 def test_python_clients_refuse_a_squatted_runtime_dir(
@@ -134,7 +134,7 @@ def test_python_clients_refuse_a_socket_served_by_another_user(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(base / "cfg"))
     monkeypatch.delenv("N3D_CONFIG", raising=False)
     assert OllamaEditorTools(path).get_default_model() == "llama3:8b"
-    assert squatter.stop() == ["accept", "recv 0"] * 3
+    assert squatter.stop(expect=6) == ["accept", "recv 0"] * 3
 
 
 @pytest.mark.parametrize("unsafe", ["symlink", "group-writable", "world-writable"])
