@@ -7,12 +7,13 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from models_support import MakeSettings, StartSim, count_requests, running, wait_until
 
 from n3d.errors import ModelNotFound, OllamaUnreachable
 from n3d.metrics import REGISTRY
 from n3d.models import ModelCache, Models
 from n3d.ollama.client import OllamaClient
+
+from .models_support import MakeSettings, StartSim, count_requests, running, wait_until
 
 pytestmark = pytest.mark.anyio
 

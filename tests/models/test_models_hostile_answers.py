@@ -13,11 +13,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from models_support import Events, MakeSettings, running, wait_until
 
 from n3d.errors import UnexpectedResponse
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
+
+from .models_support import Events, MakeSettings, running, wait_until
 
 pytestmark = pytest.mark.anyio
 

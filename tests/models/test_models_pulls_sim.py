@@ -8,11 +8,12 @@ from typing import Any
 
 import anyio
 import pytest
-from models_support import Events, MakeSettings, StartSim, count_requests, running, wait_until
 
 from n3d.errors import ModelNotFound, PullFailed
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
+
+from .models_support import Events, MakeSettings, StartSim, count_requests, running, wait_until
 
 pytestmark = pytest.mark.anyio
 

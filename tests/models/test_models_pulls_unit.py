@@ -9,7 +9,6 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from models_support import Events, wait_until
 from structlog.testing import capture_logs
 
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
@@ -17,6 +16,8 @@ from n3d.metrics import REGISTRY
 from n3d.models import Pulls
 from n3d.models.events import SafePublisher
 from n3d.ollama.client import OllamaClient
+
+from .models_support import Events, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from models_support import Events, MakeSettings, StartSim, running, wait_until
 
 from n3d.errors import InvalidModelName, ModelNotFound, OllamaError, StateNotSaved
 from n3d.metrics import REGISTRY
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.duration import KeepAliveError
+
+from .models_support import Events, MakeSettings, StartSim, running, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from models_support import Events, MakeSettings, StartSim, running, wait_until
 
 from n3d.config import load_settings
 from n3d.config.reload import plan_reload
@@ -16,6 +15,8 @@ from n3d.models import Models
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.names import same_model
 from n3d.ollama.types import LoadedModel
+
+from .models_support import Events, MakeSettings, StartSim, running, wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from models_support import Events, MakeSettings, running, wait_until
 
 from n3d.models import Models
 from n3d.models.warm_policy import backoff_delay, poll_interval, refresh_at, refresh_lead
 from n3d.ollama.client import OllamaClient
+
+from .models_support import Events, MakeSettings, running, wait_until
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

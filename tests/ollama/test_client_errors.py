@@ -6,7 +6,6 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama
 
 from n3d.errors import (
     ContextOverflow,
@@ -18,6 +17,8 @@ from n3d.errors import (
     UnexpectedResponse,
 )
 from n3d.ollama.client import OllamaClient
+
+from .ollama_fakes import BASE_URL, FakeOllama
 
 pytestmark = pytest.mark.anyio
 

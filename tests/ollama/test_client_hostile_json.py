@@ -13,13 +13,14 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama
 from structlog.testing import capture_logs
 
 from n3d.errors import OllamaError, PullFailed, UnexpectedResponse
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.types import InstalledModel
 from n3d.ollama.wire import MAX_DEPTH, SHAPE_ERRORS, Translator
+
+from .ollama_fakes import BASE_URL, FakeOllama
 
 pytestmark = pytest.mark.anyio
 

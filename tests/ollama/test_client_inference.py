@@ -7,12 +7,13 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from ollama_fakes import FakeOllama
 from structlog.testing import capture_logs
 
 from n3d.errors import ContextOverflow, ModelNotFound, UnexpectedResponse
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.types import ChatChunk, GenerateChunk
+
+from .ollama_fakes import FakeOllama
 
 pytestmark = pytest.mark.anyio
 

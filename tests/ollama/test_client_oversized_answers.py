@@ -15,7 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import httpx
 import pytest
-from hostile_http import (
+
+from n3d.errors import OllamaTimeout, UnexpectedResponse
+from n3d.ollama.bodies import MAX_ANSWER_BYTES, MAX_LINE_BYTES, iter_lines
+from n3d.ollama.client import OllamaClient
+from n3d.ollama.decoding import MAX_VALUES
+
+from .hostile_http import (
     HostileHandler,
     HostileServer,
     MiB,
@@ -24,12 +30,7 @@ from hostile_http import (
     peak_growth,
     serving,
 )
-from ollama_fakes import FakeOllama
-
-from n3d.errors import OllamaTimeout, UnexpectedResponse
-from n3d.ollama.bodies import MAX_ANSWER_BYTES, MAX_LINE_BYTES, iter_lines
-from n3d.ollama.client import OllamaClient
-from n3d.ollama.decoding import MAX_VALUES
+from .ollama_fakes import FakeOllama
 
 pytestmark = pytest.mark.anyio
 

@@ -8,11 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama, ndjson
 
 from n3d.errors import InvalidModelName, ModelNotFound, OllamaUnreachable, PullFailed
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.types import PullProgress
+
+from .ollama_fakes import BASE_URL, FakeOllama, ndjson
 
 pytestmark = pytest.mark.anyio
 

@@ -6,11 +6,12 @@ import math
 from typing import Any
 
 import pytest
-from ollama_fakes import FakeOllama
 
 from n3d.errors import InvalidModelName, UnexpectedResponse
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.duration import KeepAliveError
+
+from .ollama_fakes import FakeOllama
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostile_http import (
+
+from n3d.client import RpcError
+from n3d.testing import DaemonProcess, wait_until
+
+from .hostile_http import (
     HostileServer,
     MiB,
     endless_body,
@@ -26,9 +30,6 @@ from hostile_http import (
     reset_peak,
     serving,
 )
-
-from n3d.client import RpcError
-from n3d.testing import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -11,12 +11,13 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama
 from structlog.testing import capture_logs
 
 from n3d.errors import UnexpectedResponse
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.wire import UNUSABLE_SUMMARY_EVERY_S, Translator
+
+from .ollama_fakes import BASE_URL, FakeOllama
 
 POISON = b'{"models":[{"name":"m","size":1e400}]}'
 
