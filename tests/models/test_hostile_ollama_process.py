@@ -8,8 +8,6 @@ JSON nested 100 000 deep. Before the fix either one ended n3d from a background 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,8 +76,8 @@ class HostileServer(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def daemon_beside_hostile_server() -> Iterator[tuple[DaemonProcess, HostileServer]]:
-    home = Path(tempfile.mkdtemp(prefix="n3h", dir="/tmp"))
+def daemon_beside_hostile_server(short_dir: Path) -> Iterator[tuple[DaemonProcess, HostileServer]]:
+    home = short_dir
     d = DaemonProcess(home, config={"server": {"mode": "external"}})
     server = HostileServer(d.port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -90,7 +88,6 @@ def daemon_beside_hostile_server() -> Iterator[tuple[DaemonProcess, HostileServe
         d.cleanup()
         server.shutdown()
         server.server_close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_poisoned_json_from_a_hostile_server_is_1010_and_n3d_lives_on(

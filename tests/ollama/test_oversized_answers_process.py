@@ -11,8 +11,6 @@ the kernel's OOM killer ended it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,8 +38,8 @@ BOUND = 512 * MiB
 
 
 @pytest.fixture
-def daemon_beside_endless_server() -> Iterator[tuple[DaemonProcess, HostileServer]]:
-    home = Path(tempfile.mkdtemp(prefix="n3o", dir="/tmp"))
+def daemon_beside_endless_server(short_dir: Path) -> Iterator[tuple[DaemonProcess, HostileServer]]:
+    home = short_dir
     d = DaemonProcess(home, config={"server": {"mode": "external"}})
     server = HostileServer(d.port)
     try:
@@ -49,7 +47,6 @@ def daemon_beside_endless_server() -> Iterator[tuple[DaemonProcess, HostileServe
             yield d, server
     finally:
         d.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_endless_answers_from_a_hostile_server_are_1010_and_n3d_memory_stays_bounded(

@@ -62,20 +62,20 @@ def test_stdlib_only_at_import_time() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
-def test_unreachable_reasons(sock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    missing = sock_dir / "missing.sock"
+def test_unreachable_reasons(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = short_dir / "missing.sock"
     with pytest.raises(DaemonNotRunning, match="n3d run") as caught:
         Connection(missing)
     assert caught.value.reason == "missing" and isinstance(caught.value, DaemonUnreachable)
 
-    stale = sock_dir / "stale.sock"
+    stale = short_dir / "stale.sock"
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(stale))
     dead.close()
     with pytest.raises(StaleSocket):
         Connection(stale)
 
-    mute = sock_dir / "mute.sock"  # listens (backlog accepts) but never answers
+    mute = short_dir / "mute.sock"  # listens (backlog accepts) but never answers
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(str(mute))
         listener.listen()
@@ -111,9 +111,9 @@ def test_default_path_comes_from_n3d_socket(
 
 
 @pytest.mark.anyio
-async def test_async_client_concurrent_calls_progress_events_and_cancel(sock_dir: Path) -> None:
+async def test_async_client_concurrent_calls_progress_events_and_cancel(short_dir: Path) -> None:
     record = Record()
-    path = sock_dir / "n3d.sock"
+    path = short_dir / "n3d.sock"
     async with anyio.create_task_group() as tg:
         server: RpcServer = await tg.start(RpcServer(path, make_table(record)).run)
         async with connect(path) as conn:
@@ -151,7 +151,7 @@ async def test_async_client_concurrent_calls_progress_events_and_cancel(sock_dir
 
 
 @pytest.mark.anyio
-async def test_async_client_unreachable(sock_dir: Path) -> None:
+async def test_async_client_unreachable(short_dir: Path) -> None:
     with pytest.raises(DaemonNotRunning):
-        async with connect(sock_dir / "none.sock"):
+        async with connect(short_dir / "none.sock"):
             pass

@@ -11,10 +11,8 @@ Nothing here bounds wall-clock time beyond generous waits for an outcome.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,9 +30,9 @@ LIMIT = 1_048_576  # the default max_message_bytes
 
 
 @pytest.fixture
-def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
+def start_daemon(short_dir: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """``start_daemon(**OLLAMA_SIM_env)`` → a running daemon, cleaned up after the test."""
-    home = Path(tempfile.mkdtemp(prefix="n3x", dir="/tmp"))
+    home = short_dir
     made: list[DaemonProcess] = []
 
     def start(**env: str) -> DaemonProcess:
@@ -46,7 +44,6 @@ def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
     finally:
         for d in made:
             d.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
