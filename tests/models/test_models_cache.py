@@ -15,8 +15,6 @@ from n3d.ollama.client import OllamaClient
 
 from .models_support import MakeSettings, StartSim, count_requests, running, wait_until
 
-pytestmark = pytest.mark.anyio
-
 BASE = "http://ollama.test:11434"
 
 

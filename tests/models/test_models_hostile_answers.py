@@ -20,8 +20,6 @@ from n3d.ollama.client import OllamaClient
 
 from .models_support import Events, MakeSettings, running, wait_until
 
-pytestmark = pytest.mark.anyio
-
 BASE = "http://ollama.test:11434"
 OVERFLOWING_TAGS = b'{"models":[{"name":"m:latest","size":1e400}]}'
 DEEP_PS = b'{"models":' + b"[" * 100_000 + b"]" * 100_000 + b"}"

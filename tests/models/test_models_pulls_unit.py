@@ -19,8 +19,6 @@ from n3d.ollama.client import OllamaClient
 
 from .models_support import Events, wait_until
 
-pytestmark = pytest.mark.anyio
-
 BASE = "http://ollama.test:11434"
 
 

@@ -17,8 +17,6 @@ from n3d.ollama.duration import KeepAliveError
 
 from .models_support import Events, MakeSettings, StartSim, running, wait_until
 
-pytestmark = pytest.mark.anyio
-
 DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 

@@ -18,8 +18,6 @@ from n3d.ollama.types import LoadedModel
 
 from .models_support import Events, MakeSettings, StartSim, running, wait_until
 
-pytestmark = pytest.mark.anyio
-
 PRELOAD = {"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2,tinyllama"}
 DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import pytest
 
 from n3d.models import Models
 from n3d.models.warm_policy import backoff_delay, poll_interval, refresh_at, refresh_lead
@@ -54,7 +53,6 @@ def test_warm_backoff_stays_at_a_minute_after_ten_thousand_failures() -> None:
     assert backoff_delay(10_000) == 60.0
 
 
-@pytest.mark.anyio
 async def test_warm_keeper_survives_thousands_of_failed_warm_ups(
     make_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -80,7 +78,6 @@ async def test_warm_keeper_survives_thousands_of_failed_warm_ups(
     assert state.last_error is not None and "more system memory" in state.last_error
 
 
-@pytest.mark.anyio
 async def test_failing_warm_ups_back_off(make_settings: MakeSettings, tmp_path: Path) -> None:
     loads: list[float] = []
 

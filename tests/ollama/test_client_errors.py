@@ -20,8 +20,6 @@ from n3d.ollama.client import OllamaClient
 
 from .ollama_fakes import BASE_URL, FakeOllama
 
-pytestmark = pytest.mark.anyio
-
 OVERFLOW_TEXTS = [
     "the input length exceeds the context length",
     "the prompt is longer than the context length currently available to the model; "

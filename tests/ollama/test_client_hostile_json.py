@@ -22,8 +22,6 @@ from n3d.ollama.wire import MAX_DEPTH, SHAPE_ERRORS, Translator
 
 from .ollama_fakes import BASE_URL, FakeOllama
 
-pytestmark = pytest.mark.anyio
-
 DEEP = 100_000
 OVERFLOWING_TAGS = b'{"models":[{"name":"m:latest","model":"m:latest","size":1e400}]}'
 OVERFLOWING_PS = (

@@ -15,8 +15,6 @@ from n3d.ollama.types import ChatChunk, GenerateChunk
 
 from .ollama_fakes import FakeOllama
 
-pytestmark = pytest.mark.anyio
-
 STATS = {
     "total_duration": 5_000_000_000,
     "load_duration": 1_000_000,

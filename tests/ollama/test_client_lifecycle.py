@@ -11,8 +11,6 @@ from n3d.ollama.client import OllamaClient
 
 from .ollama_fakes import BASE_URL, FakeOllama
 
-pytestmark = pytest.mark.anyio
-
 
 class CountingTransport(httpx.MockTransport):
     def __init__(self, fake: FakeOllama) -> None:

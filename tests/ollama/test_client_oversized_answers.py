@@ -32,8 +32,6 @@ from .hostile_http import (
 )
 from .ollama_fakes import FakeOllama
 
-pytestmark = pytest.mark.anyio
-
 # Generous: the cap itself, the chunks in flight and the allocator's slack, never
 # the hundreds of MiB of a body read whole (the server sends up to 512 MiB).
 SLACK = 96 * MiB

@@ -15,8 +15,6 @@ from n3d.ollama.types import PullProgress
 
 from .ollama_fakes import BASE_URL, FakeOllama, ndjson
 
-pytestmark = pytest.mark.anyio
-
 DIGEST = "sha256:" + "0a8c26691023" + "0" * 52
 LAYER: dict[str, Any] = {"status": "pulling 0a8c26691023", "digest": DIGEST, "total": 4683075271}
 SUCCESS_LINES: list[dict[str, Any]] = [

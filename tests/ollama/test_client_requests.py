@@ -13,8 +13,6 @@ from n3d.ollama.duration import KeepAliveError
 
 from .ollama_fakes import FakeOllama
 
-pytestmark = pytest.mark.anyio
-
 TAGS = {
     "models": [
         {

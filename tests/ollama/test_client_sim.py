@@ -13,7 +13,7 @@ from n3d.errors import ModelNotFound, OllamaUnreachable, PullFailed
 from n3d.ollama.client import OllamaClient, has_model
 from n3d.testing.simulator import SimulatorProcess, free_port
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def _start(workdir: Path, env: dict[str, str] | None = None) -> SimulatorProcess:

@@ -70,7 +70,6 @@ def test_each_request_and_kind_of_unusable_answer_is_warned_about_at_once() -> N
     ]
 
 
-@pytest.mark.anyio
 async def test_repeated_poison_is_still_an_error_each_time_but_one_warning(
     client: OllamaClient, fake: FakeOllama
 ) -> None:

@@ -110,7 +110,6 @@ def test_default_path_comes_from_n3d_socket(
         assert conn.call("get_data") == ["hello", 5]
 
 
-@pytest.mark.anyio
 async def test_async_client_concurrent_calls_progress_events_and_cancel(short_dir: Path) -> None:
     record = Record()
     path = short_dir / "n3d.sock"
@@ -150,7 +149,6 @@ async def test_async_client_concurrent_calls_progress_events_and_cancel(short_di
         tg.cancel_scope.cancel()
 
 
-@pytest.mark.anyio
 async def test_async_client_unreachable(short_dir: Path) -> None:
     with pytest.raises(DaemonNotRunning):
         async with connect(short_dir / "none.sock"):

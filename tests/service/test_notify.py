@@ -62,7 +62,6 @@ def test_watchdog_interval_is_half_of_watchdog_usec_and_only_for_us() -> None:
     assert Notifier.from_env({**env, "WATCHDOG_PID": "1"}).watchdog_interval_s is None
 
 
-@pytest.mark.anyio
 async def test_the_watchdog_pings_from_the_event_loop(
     receiver: tuple[socket.socket, str],
 ) -> None:

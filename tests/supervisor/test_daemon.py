@@ -20,7 +20,7 @@ from n3d.supervisor.process import group_members
 from .daemon_helpers import N3dProcess
 from .helpers import RUNNER_ENV, SIM, free_port, load_model
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 MakeN3d = Callable[..., N3dProcess]
 
 

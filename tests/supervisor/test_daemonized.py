@@ -23,7 +23,6 @@ from .helpers import (
     until,
 )
 
-pytestmark = pytest.mark.anyio
 S = ServerState
 
 # Forks the simulator into a session of its own (as a double fork does) and exits 0.

@@ -7,8 +7,6 @@ import os
 import signal
 from pathlib import Path
 
-import pytest
-
 from n3d.state import ServerState
 from n3d.supervisor.health import HealthResult
 from n3d.supervisor.supervisor import Supervisor
@@ -16,7 +14,6 @@ from n3d.supervisor.watch import recheck_interval
 
 from .helpers import SIM, free_port, settings_for, sim_env, supervising, until
 
-pytestmark = pytest.mark.anyio
 S = ServerState
 
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import anyio
-import pytest
 
 from n3d.errors import OllamaError
 from n3d.metrics import REGISTRY
 from n3d.supervisor.health import HealthChecker
-
-pytestmark = pytest.mark.anyio
 
 
 class FakeClock:

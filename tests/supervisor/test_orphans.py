@@ -27,7 +27,6 @@ from n3d.supervisor.process import INSTANCE_VAR, group_members
 
 from .helpers import RUNNER_ENV, SIM, answers, eventually, free_port, load_model
 
-pytestmark = pytest.mark.anyio
 Foreign = Callable[..., subprocess.Popen[bytes]]
 TOKEN = "5eed" * 8  # an N3D_INSTANCE marker, as open_ollama makes them
 

@@ -28,8 +28,6 @@ from n3d.supervisor.spawn import SpawnFailed
 
 from .helpers import JsonLogs, eventually
 
-pytestmark = pytest.mark.anyio
-
 
 def py(code: str) -> list[str]:
     return [sys.executable, "-c", textwrap.dedent(code)]

@@ -17,7 +17,6 @@ from n3d.supervisor.spawn import SpawnFailed
 
 from .helpers import SIM, free_port, make, states, supervising, until
 
-pytestmark = pytest.mark.anyio
 S = ServerState
 
 

@@ -37,7 +37,6 @@ from .helpers import (
     until,
 )
 
-pytestmark = pytest.mark.anyio
 Foreign = Callable[..., subprocess.Popen[bytes]]
 S = ServerState
 

@@ -33,7 +33,6 @@ from .helpers import (
     until,
 )
 
-pytestmark = pytest.mark.anyio
 S = ServerState
 
 # A serve whose grandchild, in a session of its own, keeps serve's stdout open after
