@@ -14,11 +14,16 @@ from typing import Any
 
 import structlog
 
-__all__ = ["Publish", "SafePublisher", "utc_iso"]
+__all__ = ["Publish", "SafePublisher", "utc_iso", "utc_now"]
 
 Publish = Callable[[str, Mapping[str, Any]], object]
 
 log = structlog.get_logger(__name__)
+
+
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime: the default wall clock of the model machinery."""
+    return datetime.now(UTC)
 
 
 def utc_iso(wall_s: float | None) -> str | None:

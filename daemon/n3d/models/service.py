@@ -14,6 +14,9 @@ supervisor's state changes, and ``apply_settings(new)`` after a config reload.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ from n3d.config import Settings
 from n3d.errors import ModelNotFound, OllamaError, StateNotSaved
 from n3d.metrics import metric
 from n3d.models.cache import ModelCache
-from n3d.models.events import Publish, SafePublisher
+from n3d.models.events import Publish, SafePublisher, utc_now
 from n3d.models.pulls import UPDATE_INTERVAL_S, ProgressSink, Pulls
 from n3d.models.warm import WarmKeeper
 from n3d.models.warm_policy import poll_interval
@@ -49,7 +52,8 @@ class Models:
     `model.unloaded` events (e.g. the RPC server's ``broadcast``). ``state_path``
     is the warm list's JSON file (default ``<state dir>/warm.json``); ``poll_s``
     overrides the `/api/ps` interval and ``progress_interval_s`` the minimum gap
-    between two progress updates per waiter (tests shorten both).
+    between two progress updates per waiter (tests shorten both); ``clock``
+    (monotonic s) and ``wall`` (aware UTC) are the cache's and keeper's time.
     """
 
     def __init__(
@@ -61,6 +65,8 @@ class Models:
         state_path: Path | None = None,
         poll_s: float | None = None,
         progress_interval_s: float = UPDATE_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -68,7 +74,7 @@ class Models:
         self._tg: anyio.abc.TaskGroup | None = None
         o, w = settings.ollama, settings.warm
         events = SafePublisher(publish)
-        self.cache = ModelCache(client, o.model_cache_ttl_s)
+        self.cache = ModelCache(client, o.model_cache_ttl_s, clock=clock)
         self.pulls = Pulls(
             client,
             timeout_s=o.pull_timeout_s,
@@ -86,6 +92,8 @@ class Models:
             pull=self.pulls.pull,
             publish=events,
             poll_s=self._poll_interval(settings),
+            clock=clock,
+            wall=wall,
         )
 
     def _poll_interval(self, settings: Settings) -> float:

@@ -19,13 +19,19 @@ timing rule) and sooner when poked (``poke()``: a warm.add, a successful pull,
 Each warm-up emits ``ollama.model.warm_duration`` (s) and publishes ``warm`` events
 (``action`` warming, warmed, pulling, failed); changes seen in `/api/ps` publish
 ``model.loaded`` / ``model.unloaded`` for every model, warm or not.
+
+Time comes from ``clock`` (monotonic seconds: backoff, refresh spacing) and ``wall``
+(aware UTC, compared with Ollama's ``expires_at``), so tests can move it by hand.
+
+Long because the keeper's one loop (look at `/api/ps`, decide, warm) reads best in one
+place; its timing rules are in ``warm_policy``, its memory in ``warm_state``.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import anyio
@@ -34,7 +40,7 @@ import structlog
 
 from n3d.errors import ModelNotFound, OllamaError, UnexpectedResponse
 from n3d.metrics import metric
-from n3d.models.events import SafePublisher
+from n3d.models.events import SafePublisher, utc_now
 from n3d.models.warm_policy import STABLE_S, backoff_delay, refresh_at, refresh_lead
 from n3d.models.warm_state import LoadedRow, WarmState, loaded_row
 from n3d.models.warm_store import KeepAliveValue, WarmEntry, WarmStore
@@ -64,8 +70,11 @@ class WarmKeeper:
         pull: PullModel,
         publish: SafePublisher,
         poll_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.client = client
+        self._clock, self._wall = clock, wall
         self.configured = tuple(configured)
         self.keep_alive = keep_alive
         self.num_ctx = num_ctx
@@ -199,7 +208,7 @@ class WarmKeeper:
             return self.poll_s
         entries = self.entries()
         self._observe(loaded, {e.key for e in entries})
-        now, mono = datetime.now(UTC), time.monotonic()
+        now, mono = self._wall(), self._clock()
         wake = self.poll_s
         for entry in entries:
             state = self._state(entry)
@@ -214,7 +223,7 @@ class WarmKeeper:
         if restarted:
             for state in self._states.values():
                 state.reset_after_restart()
-        now = datetime.now(UTC)
+        now, mono = self._wall(), self._clock()
         for key, row in current.items():
             if key not in self._seen:
                 self._publish("model.loaded", row.event(key in warm))
@@ -229,7 +238,7 @@ class WarmKeeper:
                     log.warning("warm.evicted", model=gone.name, reason=reason)
         self._seen = current
         for state in self._states.values():
-            state.observe(current.get(state.key))
+            state.observe(current.get(state.key), mono)
 
     def _consider(
         self,
@@ -274,12 +283,13 @@ class WarmKeeper:
         try:
             result = await self._load(entry, keep_alive, num_ctx, base)
         except OllamaError as exc:
-            retry_in = state.failed(exc, backoff_delay(state.attempts + 1))
+            retry_in = state.failed(exc, backoff_delay(state.attempts + 1), self._clock())
             failure = {"error": exc.message, "kind": exc.kind, "retry_in_s": retry_in}
             log.warning("warm.failed", **base, **failure)
             self._publish("warm", {**base, "action": "failed", **failure})
         else:
-            state.warmed(backoff_delay(state.attempts + 1), refresh=reason == "refresh")
+            delay, wall = backoff_delay(state.attempts + 1), self._wall().timestamp()
+            state.warmed(delay, refresh=reason == "refresh", mono=self._clock(), wall=wall)
             if (keep_alive, num_ctx) != (self._keep_alive(entry), self.num_ctx):
                 state.last_warm_mono = None  # reconfigured meanwhile: again with the new values
             took = result.duration_s

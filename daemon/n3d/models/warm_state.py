@@ -1,12 +1,12 @@
 """What the keeper remembers per warm model, and rows of `/api/ps` keyed by name.
 
 Monotonic seconds (``*_mono``) schedule retries; wall-clock seconds (``*_at``)
-are for people and are shown as ISO 8601 UTC.
+are for people and are shown as ISO 8601 UTC. Nothing here reads a clock: the
+keeper passes the time in.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,11 +70,11 @@ class WarmState:
         self.last_warmed_at: float | None = None  # wall s
         self.last_error: str | None = None
 
-    def observe(self, row: LoadedRow | None) -> None:
+    def observe(self, row: LoadedRow | None, mono: float) -> None:
         if row is None:
             self.loaded_since = None
         elif self.loaded_since is None:
-            self.loaded_since = time.monotonic()
+            self.loaded_since = mono
         self.loaded = row
 
     def reset_after_restart(self) -> None:
@@ -83,19 +83,18 @@ class WarmState:
         self.next_attempt = 0.0
         self.last_warm_mono = None
 
-    def warmed(self, delay_s: float, *, refresh: bool) -> None:
-        now = time.monotonic()
+    def warmed(self, delay_s: float, *, refresh: bool, mono: float, wall: float) -> None:
         if not refresh:  # refreshing a model that stays loaded is not a sign of trouble
             self.attempts += 1
-            self.next_attempt = now + delay_s
-        self.last_warm_mono = now
-        self.last_warmed_at = time.time()
+            self.next_attempt = mono + delay_s
+        self.last_warm_mono = mono
+        self.last_warmed_at = wall
         self.last_error = None
 
-    def failed(self, error: OllamaError, delay_s: float) -> float:
+    def failed(self, error: OllamaError, delay_s: float, mono: float) -> float:
         """Record a failed warm-up; returns the seconds until the next try."""
         self.attempts += 1
-        self.next_attempt = time.monotonic() + delay_s
+        self.next_attempt = mono + delay_s
         self.last_error = error.message
         return delay_s
 
