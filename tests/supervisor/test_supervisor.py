@@ -50,7 +50,7 @@ async def test_start_is_healthy_only_once_head_answers_after_the_slow_start(
         snap = await until(sup, S.RUNNING)
         took = time.monotonic() - began
         assert states(sup) == ["starting", "running"]
-        assert 1.0 <= took < 8.0, took  # the ready delay, plus the simulator's start-up
+        assert took >= 1.0, took  # not before the ready delay (until() is the deadline)
         assert snap.owned and snap.pid is not None
         await eventually(lambda: sup.snapshot.version == "0.13.5")
         assert os.getpgid(snap.pid) == snap.pid != os.getpgid(0)
@@ -176,10 +176,11 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_stop_timeout(
         assert snap.pid is not None
         await eventually(lambda: len(group_members(snap.pid)) == 2)
         began = time.monotonic()
-        stopped = await sup.stop()
+        with anyio.fail_after(30):  # a deadline, not a measurement: SIGKILL came, no hang
+            stopped = await sup.stop()
         took = time.monotonic() - began
         assert stopped.state is S.STOPPED and stopped.last_exit == "signal SIGKILL"
-        assert sup.settings.server.stop_timeout_s <= took < sup.settings.server.stop_timeout_s + 3
+        assert took >= sup.settings.server.stop_timeout_s  # SIGTERM had its time first
         assert group_members(snap.pid) == []
 
 
