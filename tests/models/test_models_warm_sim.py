@@ -123,7 +123,7 @@ async def test_first_generate_on_a_warm_model_has_no_load_time_unlike_a_cold_one
             cold = await client.generate("tinyllama", "hi", options={"num_ctx": 8192})
             (ps_row,) = [m for m in await client.ps() if m.name == "llama3.2:latest"]
     assert warm.stats is not None and cold.stats is not None
-    assert (warm.stats.load_duration_ns or 0) < 0.1e9
+    assert (warm.stats.load_duration_ns or 0) < 0.4e9  # under half a load: none happened
     assert (cold.stats.load_duration_ns or 0) >= 0.7e9
     assert ps_row.context_length == 8192
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -37,7 +38,9 @@ async def ollama(sim: SimulatorProcess) -> AsyncIterator[OllamaClient]:
 
 
 async def test_heartbeat_and_version(ollama: OllamaClient) -> None:
-    assert await ollama.heartbeat() < 5
+    began = time.perf_counter()
+    latency = await ollama.heartbeat()
+    assert 0 <= latency <= time.perf_counter() - began  # seconds, as seen from outside
     assert (await ollama.version())[0].isdigit()
 
 
