@@ -118,18 +118,14 @@ async def test_a_hung_server_is_degraded_then_killed_and_restarted(
     async with supervising(sup, pgids):
         first = await until(sup, S.RUNNING)
         set_faults(home, hang=True)
-        hung_at = time.monotonic()
-        await until(sup, S.DEGRADED)
-        await until(sup, S.STOPPING)
+        # failures_before_restart × interval + health_timeout: about 1 s here. Deadlines,
+        # not measurements: ten times that, and far below the 30 s of a default interval.
+        with anyio.fail_after(10):
+            await until(sup, S.DEGRADED)
+            await until(sup, S.STOPPING)
         set_faults(home)  # the next server answers again
-        stopping_after = time.monotonic() - hung_at
-        with anyio.fail_after(20):
+        with anyio.fail_after(20):  # plus stop_timeout and a new start
             await sup.wait_for(lambda s: s.state is S.RUNNING and s.pid != first.pid)
-        restarted_after = time.monotonic() - hung_at
-        s, interval = sup.settings.server, sup.settings.ollama.health_check_interval_s
-        bound = s.failures_before_restart * interval + s.health_timeout_s + 0.2
-        assert stopping_after < bound + 1.0, (stopping_after, bound)  # 0.1 s fault polling
-        assert restarted_after < bound + s.stop_timeout_s + 8.0  # plus a new start
         assert "health checks failed in a row" in sup.store.history[-4].reason
         assert states(sup)[-5:] == ["degraded", "stopping", "backoff", "starting", "running"]
 
