@@ -132,6 +132,7 @@ async def test_concurrent_askers_share_one_fetch_and_its_failure() -> None:
     assert all(isinstance(exc.__cause__, httpx.ConnectError) for exc in failures)
 
 
+@pytest.mark.slow
 async def test_fifty_concurrent_ensures_inside_the_ttl_cause_one_tags_call(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:

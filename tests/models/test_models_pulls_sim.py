@@ -15,6 +15,8 @@ from n3d.ollama.client import OllamaClient
 
 from .models_support import Events, MakeSettings, StartSim, count_requests, running, wait_until
 
+pytestmark = pytest.mark.slow
+
 
 async def test_two_callers_pulling_one_model_share_one_download(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path

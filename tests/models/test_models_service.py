@@ -20,6 +20,7 @@ from .models_support import Events, MakeSettings, StartSim, running, wait_until
 DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 
+@pytest.mark.slow
 async def test_list_delete_and_ensure_against_the_simulator(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:

@@ -32,6 +32,7 @@ def within_a_day(model: LoadedModel | None) -> bool:
     return expires is not None and expires - datetime.now(UTC) < timedelta(days=1)
 
 
+@pytest.mark.slow
 async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -83,6 +84,7 @@ async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
     assert events.of("warm", action="warmed", model="tinyllama:latest")
 
 
+@pytest.mark.slow
 async def test_a_new_warm_keep_alive_and_num_ctx_reach_models_already_loaded(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from n3d.metrics import REGISTRY
 from n3d.models import Models
@@ -14,6 +15,8 @@ from n3d.ollama.names import same_model
 from n3d.testing.simulator import SimulatorProcess
 
 from .models_support import Events, MakeSettings, StartSim, running, wait_until
+
+pytestmark = pytest.mark.slow
 
 PRELOAD = {"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2,tinyllama"}
 

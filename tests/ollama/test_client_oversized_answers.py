@@ -56,6 +56,7 @@ async def hung_up(server: HostileServer, path: str) -> bool:
     return await anyio.to_thread.run_sync(server.hung_up(path).wait, 60.0)
 
 
+@pytest.mark.slow
 async def test_an_endless_answer_from_ollama_is_1010_and_memory_stays_bounded(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -69,6 +70,7 @@ async def test_an_endless_answer_from_ollama_is_1010_and_memory_stays_bounded(
     assert hostile.sent["/api/tags"] < hostile.ceiling
 
 
+@pytest.mark.slow
 async def test_a_stream_line_that_never_ends_is_1010_and_memory_stays_bounded(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -84,6 +86,7 @@ async def test_a_stream_line_that_never_ends_is_1010_and_memory_stays_bounded(
     assert await hung_up(hostile, "/api/pull")
 
 
+@pytest.mark.slow
 async def test_an_endless_error_answer_to_a_stream_is_1010_and_memory_stays_bounded(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -99,6 +102,7 @@ async def test_an_endless_error_answer_to_a_stream_is_1010_and_memory_stays_boun
     assert "the error answer to /api/pull is larger than 64 MiB" in info.value.message
 
 
+@pytest.mark.slow
 async def test_an_answer_declaring_an_oversized_length_is_refused_unread(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -113,6 +117,7 @@ async def test_an_answer_declaring_an_oversized_length_is_refused_unread(
     assert hostile.sent["/api/tags"] < 64 * MiB
 
 
+@pytest.mark.slow
 async def test_an_answer_that_dribbles_in_is_a_timeout_not_a_hang(
     hostile: HostileServer,
 ) -> None:
@@ -150,6 +155,7 @@ async def test_an_answer_within_the_caps_is_read_whole(
     assert len(chunks[0].response) == 4 * MiB
 
 
+@pytest.mark.slow
 async def test_a_compressed_answer_is_refused_not_inflated(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:

@@ -168,6 +168,7 @@ def test_300_simultaneous_connections_beyond_max_connections(
         _wait_for(lambda: running.server.connection_count == 1)
 
 
+@pytest.mark.slow
 def test_a_client_that_never_reads_is_dropped_and_memory_stays_bounded(
     dial: Callable[..., Raw],
     start_server: Callable[..., Running],

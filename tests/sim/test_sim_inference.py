@@ -12,6 +12,8 @@ import pytest
 
 from n3d.testing.simulator import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 StartSim = Callable[..., SimulatorProcess]
 
 FINAL_COUNTERS = {"total_duration", "load_duration", "prompt_eval_count",

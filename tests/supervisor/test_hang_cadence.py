@@ -8,6 +8,7 @@ import signal
 from pathlib import Path
 
 import anyio
+import pytest
 
 from n3d.state import ServerState
 from n3d.supervisor.health import HealthResult
@@ -26,6 +27,7 @@ def test_recheck_interval_is_two_timeouts_at_least_a_second_never_above_the_inte
     assert recheck_interval(8, 5) == 8
 
 
+@pytest.mark.slow
 async def test_a_stopped_serve_is_confirmed_hung_sooner_and_exits_on_its_sigterm(
     tmp_path: Path, pgids: list[int]
 ) -> None:

@@ -51,6 +51,7 @@ async def serving_with_a_runner(
     return serve.pid, runners[0]
 
 
+@pytest.mark.slow
 async def test_an_orphaned_server_and_its_runners_are_stopped(
     tmp_path: Path, foreign: Foreign
 ) -> None:
@@ -63,6 +64,7 @@ async def test_an_orphaned_server_and_its_runners_are_stopped(
     assert group_members(serve) == [] and not pid_file.exists()
 
 
+@pytest.mark.slow
 async def test_runners_of_a_serve_that_died_are_found_by_their_marker(
     tmp_path: Path, foreign: Foreign
 ) -> None:

@@ -51,6 +51,7 @@ STUBBORN = py(
 )
 
 
+@pytest.mark.slow
 async def test_child_runs_in_its_own_process_group(pgids: list[int]) -> None:
     async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=2) as p:
         pgids.append(p.pgid)
@@ -61,6 +62,7 @@ async def test_child_runs_in_its_own_process_group(pgids: list[int]) -> None:
     assert p.exit_status is not None and p.exit_status.signal_name == "SIGTERM"
 
 
+@pytest.mark.slow
 async def test_output_is_drained_continuously_and_logged_as_ollama(
     json_logs: JsonLogs, pgids: list[int]
 ) -> None:
@@ -106,6 +108,7 @@ def loop_clock_stopped(watchdog_s: float = 30) -> Iterator[None]:
     assert not scope.cancel_called, f"waited {watchdog_s} s: it needs a timer to end"
 
 
+@pytest.mark.slow
 async def test_a_crash_is_seen_at_once_not_by_polling(pgids: list[int]) -> None:
     async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=2) as p:
         pgids.append(p.pgid)
@@ -116,6 +119,7 @@ async def test_a_crash_is_seen_at_once_not_by_polling(pgids: list[int]) -> None:
     assert status.describe() == "signal SIGKILL"
 
 
+@pytest.mark.slow
 async def test_sigterm_is_escalated_to_sigkill_of_the_whole_group(pgids: list[int]) -> None:
     async with open_ollama(STUBBORN, os.environ, stop_timeout_s=0.5) as p:
         pgids.append(p.pgid)
@@ -128,6 +132,7 @@ async def test_sigterm_is_escalated_to_sigkill_of_the_whole_group(pgids: list[in
     assert group_members(p.pgid) == []
 
 
+@pytest.mark.slow
 async def test_runners_left_by_a_crashed_serve_are_killed(pgids: list[int]) -> None:
     code = """
         import subprocess, sys, time
@@ -145,6 +150,7 @@ async def test_runners_left_by_a_crashed_serve_are_killed(pgids: list[int]) -> N
     assert group_members(p.pgid) == []
 
 
+@pytest.mark.slow
 async def test_stop_is_idempotent_and_concurrent_callers_share_it(pgids: list[int]) -> None:
     async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=2) as p:
         pgids.append(p.pgid)
@@ -159,6 +165,7 @@ async def test_stop_is_idempotent_and_concurrent_callers_share_it(pgids: list[in
     assert len({id(r) for r in reports}) == 1
 
 
+@pytest.mark.slow
 async def test_environment_is_scrubbed_and_ollama_host_set(tmp_path: Path) -> None:
     base = {"PATH": os.environ["PATH"], "NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1",
             "WATCHDOG_PID": "1", "LISTEN_FDS": "1", "LISTEN_PID": "1", "OLLAMA_HOST": "bad"}
@@ -181,6 +188,7 @@ async def test_a_missing_executable_is_ollama_not_installed() -> None:
     assert not e.value.failure.retryable and e.value.failure.errno_name == "ENOENT"
 
 
+@pytest.mark.slow
 async def test_resources_cover_serve_and_runners(pgids: list[int]) -> None:
     async with open_ollama(STUBBORN, os.environ, stop_timeout_s=0.2) as p:
         pgids.append(p.pgid)
@@ -193,6 +201,7 @@ async def test_kill_group_of_an_empty_group_returns_at_once() -> None:
         assert await kill_group(2**22 + 12345) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30, method="thread")
 @pytest.mark.usefixtures("wait_never_returns")
 async def test_a_serve_that_never_exits_after_sigkill_is_abandoned_in_bounded_time(

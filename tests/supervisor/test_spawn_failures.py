@@ -99,6 +99,7 @@ async def test_an_executable_held_open_for_writing_is_a_spawn_failure_worth_retr
     assert caught.value.failure.retryable and caught.value.failure.errno_name == "ETXTBSY"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ENOEXEC", "ELOOP"])
 async def test_a_command_that_cannot_run_goes_fatal_at_once_with_the_reason(
     tmp_path: Path, pgids: list[int], kind: str
@@ -113,6 +114,7 @@ async def test_a_command_that_cannot_run_goes_fatal_at_once_with_the_reason(
         assert (await sup.start()).state is S.RUNNING
 
 
+@pytest.mark.slow
 async def test_an_executable_being_rewritten_backs_off_and_starts_once_it_is_free(
     tmp_path: Path, pgids: list[int]
 ) -> None:

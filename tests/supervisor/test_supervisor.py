@@ -37,6 +37,8 @@ from .helpers import (
     until,
 )
 
+pytestmark = pytest.mark.slow
+
 Foreign = Callable[..., subprocess.Popen[bytes]]
 S = ServerState
 

@@ -80,6 +80,7 @@ def in_the_gap(sup: Supervisor) -> bool:
     return child is not None and child.stop_report is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", [S.STARTING, S.RUNNING])
 async def test_restart_just_after_the_child_ended_starts_again(
     tmp_path: Path, pgids: list[int], grandchildren: Path, phase: ServerState
@@ -100,6 +101,7 @@ async def test_restart_just_after_the_child_ended_starts_again(
         assert (await sup.stop()).state is S.STOPPED
 
 
+@pytest.mark.slow
 async def test_stop_just_after_the_child_ended_ends_stopped(
     tmp_path: Path, pgids: list[int], grandchildren: Path
 ) -> None:
@@ -113,6 +115,7 @@ async def test_stop_just_after_the_child_ended_ends_stopped(
         assert (await sup.start()).state in (S.BACKOFF, S.FATAL)  # and it starts again
 
 
+@pytest.mark.slow
 async def test_cancelled_just_after_the_child_ended_ends_stopped(
     tmp_path: Path, pgids: list[int], grandchildren: Path
 ) -> None:
@@ -140,6 +143,7 @@ async def test_settling_a_state_that_still_claims_a_child_goes_through_stopping(
     assert states(sup)[-2:] == ["stopping", "stopped"] and sup.snapshot.state is S.STOPPED
 
 
+@pytest.mark.slow
 async def test_a_reload_keeps_mode_and_base_url_until_n3d_restarts(
     tmp_path: Path, pgids: list[int]
 ) -> None:
@@ -167,6 +171,7 @@ async def test_a_reload_keeps_mode_and_base_url_until_n3d_restarts(
         assert (await sup.restart()).state is S.RUNNING and answers(port)
 
 
+@pytest.mark.slow
 async def test_resources_are_measured_off_the_event_loop(
     tmp_path: Path, pgids: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -189,6 +194,7 @@ async def test_resources_are_measured_off_the_event_loop(
         assert len(callers) >= 2 and loop_thread not in callers
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30, method="thread")
 @pytest.mark.usefixtures("wait_never_returns")
 async def test_a_server_that_never_exits_after_sigkill_does_not_hold_the_stop(
