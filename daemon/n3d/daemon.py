@@ -328,7 +328,7 @@ def run(settings: Settings, *, simulate: bool) -> int:
     daemon = Daemon(settings, command=command, simulate=simulate)
     try:
         return anyio.run(daemon.run)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+    except Exception as exc:  # every failure becomes one line and an exit code
         failure = root_cause(exc)
         if isinstance(failure, AlreadyRunning):
             log.error("n3d.already_running", error=str(failure))

@@ -139,7 +139,7 @@ def _logs_at(level: int) -> bool:
         check = getattr(wrapper, "is_enabled_for", None)  # structlog's filtering loggers
         try:
             enabled = True if check is None else bool(check(None, level))
-        except Exception:  # noqa: BLE001 - an unusual wrapper: let it filter for itself
+        except Exception:  # an unusual wrapper: let it filter for itself
             enabled = True
         if len(_enabled_cache) > 64:  # wrapper classes come from a handful of levels
             _enabled_cache.clear()
@@ -167,7 +167,7 @@ def metric(
         if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):
             emit = _metric_log.debug if log_level == "debug" else _metric_log.info
             emit("metric", metric=name, value=value, unit=unit, tags=tags)
-    except Exception:  # noqa: BLE001 - a metric must never break the caller
+    except Exception:  # a metric must never break the caller
         pass
 
 

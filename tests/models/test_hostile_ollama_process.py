@@ -43,10 +43,10 @@ class HostileOllama(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+    def do_HEAD(self) -> None:  # http.server's naming
         self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.hits.append(self.path)
         if self.path == "/":
             self._send(200, b"Ollama is running", "text/plain; charset=utf-8")
@@ -57,12 +57,12 @@ class HostileOllama(BaseHTTPRequestHandler):
         else:
             self._send(404, b"404 page not found", "text/plain")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.hits.append(self.path)
         self._send(200, POISONS[self.server.poison])
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the test reads ``hits`` instead
 
 

@@ -72,7 +72,7 @@ def test_endless_answers_from_a_hostile_server_are_1010_and_n3d_memory_stays_bou
             d.call(method, params, timeout=60)
         errors[method] = info.value
     growth = peak_rss(d.pid) - before
-    print(f"n3d peak RSS rose {growth / MiB:.0f} MiB")  # noqa: T201 - the figure, with -s
+    print(f"n3d peak RSS rose {growth / MiB:.0f} MiB")  # the figure, with -s
     assert growth < BOUND, f"n3d's peak RSS rose {growth / MiB:.0f} MiB"
     assert errors["models.list"].code == errors["models.pull"].code == 1010
     assert "the answer to /api/tags is larger than 64 MiB" in errors["models.list"].message

@@ -80,7 +80,7 @@ class _StatusLoop(threading.Thread):
             while not self.done.is_set():
                 assert self.conn.call("status")["server"]["state"] == "running"
                 self.answered += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             self.error = exc
         finally:
             self.conn.close()
@@ -148,7 +148,7 @@ def _pull_in_thread(
                 "models.pull", {"model": "qwen2.5:0.5b"}, timeout=60,
                 progress=lambda _value: progressed.set(),
             )
-        except Exception as exc:  # noqa: BLE001 - asserted by the test
+        except Exception as exc:  # asserted by the test
             outcome["error"] = exc
 
     thread = threading.Thread(target=pull, daemon=True)

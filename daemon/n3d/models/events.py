@@ -45,5 +45,5 @@ class SafePublisher:
             return
         try:
             self._publish(topic, payload)
-        except Exception:  # noqa: BLE001 - events are best effort by design
+        except Exception:  # events are best effort by design
             log.warning("event.publish_failed", topic=topic, exc_info=True)

@@ -154,7 +154,7 @@ class Pulls:
                 job.result = PullResult(job.model, time.perf_counter() - started)
         except OllamaError as exc:
             job.error = job.error or exc
-        except Exception as exc:  # noqa: BLE001 - a bug must not take the daemon down
+        except Exception as exc:  # a bug must not take the daemon down
             log.exception("pull.crashed", model=job.model)
             job.error = OllamaError.unexpected(
                 self.client.base_url, f"pull crashed: {exc!r}", model=job.model, cause=exc

@@ -251,7 +251,7 @@ class MethodTable:
             bound = method.bind(params)
             ctx = Context(session, request.method, request.id, token)
             response = result_response(request.id, await method.handler(ctx, bound))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON-RPC error
+        except Exception as exc:  # every failure becomes a JSON-RPC error
             # A handler's own task group wraps its one failure in a group: answer with it.
             response = self._error(request, root_cause(exc))
         finally:

@@ -281,7 +281,7 @@ class Supervisor:
         with anyio.move_on_after(self.settings.server.health_timeout_s):
             try:
                 version = await self._version()
-            except Exception:  # noqa: BLE001 - the version is a nicety, never a failure
+            except Exception:  # the version is a nicety, never a failure
                 return
             self.store.update(version=version)
 
