@@ -26,12 +26,11 @@ from n3d.config.checks import (
     env_table,
     host,
     integer,
-    keep_alive,
     model_list,
     model_name,
-    seconds,
     text,
 )
+from n3d.config.durations import keep_alive, seconds
 from n3d.errors import ConfigError
 
 __all__ = [
