@@ -3,7 +3,8 @@
 Intervals and timeouts are plain numbers of seconds (ints widened to floats)
 between a per-key floor and :data:`MAX_SECONDS`; a `keep_alive` is what Ollama
 accepts (a Go duration string or seconds) *and* can hold without rounding it to
-0.
+0. :func:`keep_alive_seconds` gives a checked keep_alive in seconds, for the
+``keep_alive_s`` fields of the settings.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from n3d.ollama.duration import KeepAliveError, parse_go_duration, parse_keep_al
 __all__ = [
     "MAX_SECONDS",
     "keep_alive",
+    "keep_alive_seconds",
     "ollama_keep_alive_problem",
     "seconds",
 ]
@@ -142,3 +144,9 @@ def ollama_keep_alive_problem(
         )
     return None
 
+
+def keep_alive_seconds(value: str | float) -> float:
+    """A keep_alive that :func:`keep_alive` accepted, in seconds; math.inf = forever."""
+    parsed = parse_keep_alive(value)
+    assert parsed is not None  # the check accepted it, so it is a real value
+    return parsed
