@@ -150,14 +150,23 @@ class Daemon:
         assert self._shutdown is not None
         settings = self.settings
         socket_path = settings.socket_path(self.env)
-        sup = self.supervisor = Supervisor(
-            settings, command=self.command, runtime_dir=directory, environ=self.env
-        )
-        async with OllamaClient(
-            settings.ollama.base_url,
-            timeout_s=settings.server.health_timeout_s,
-            num_ctx=settings.ollama.num_ctx,
-        ) as client:
+        base_url, health_timeout_s = settings.ollama.base_url, settings.server.health_timeout_s
+        async with (
+            OllamaClient(base_url, timeout_s=health_timeout_s, num_ctx=settings.ollama.num_ctx)
+            as client,
+            # The supervisor's heartbeat has a client (and a connection pool) of its
+            # own: a `HEAD /` never waits for a connection behind pulls and warm-ups,
+            # which would read as a hung server.
+            OllamaClient(base_url, timeout_s=health_timeout_s) as probing,
+        ):
+            sup = self.supervisor = Supervisor(
+                settings,
+                probe=probing.heartbeat,
+                version=probing.version,
+                command=self.command,
+                runtime_dir=directory,
+                environ=self.env,
+            )
             models = self.models = Models(client, settings, publish=self._publish)
             view = DaemonView(
                 supervisor=sup,
