@@ -36,7 +36,7 @@ from n3d.supervisor.process import OllamaProcess, Resources
 if TYPE_CHECKING:
     from n3d.config import Settings
 
-__all__ = ["Supervisor", "Wanted"]
+__all__ = ["Supervisor"]
 
 log = structlog.get_logger("n3d.supervisor")
 S = ServerState
