@@ -47,7 +47,6 @@ MAX_LINES = 300
 LONG_PENDING = frozenset(
     {
         "n3d.client",  # jsonrpc helper (client/*)
-        "n3d.config.checks",  # config helper
         "n3d.daemon",  # the composition root: socket part (rpc), wiring (super), lead
         "n3d.errors",  # api and jsonrpc helpers (codes out of the domain, client errors)
         "n3d.models.service",  # api helper (typed results)
