@@ -55,7 +55,6 @@ LONG_PENDING = frozenset(
         "n3d.rpc.connection",  # rpc helper
         "n3d.rpc.running",  # rpc helper
         "n3d.rpc.server",  # rpc helper
-        "n3d.service.units",  # lead (service/)
     }
 )
 
