@@ -18,16 +18,21 @@ subscribed clients) and ``set_status`` (systemd's ``STATUS=`` line).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from n3d.models.events import Publish
 from n3d.state import ServerState, Snapshot, Transition
 from n3d.supervisor.health import HealthResult
 
-if TYPE_CHECKING:
-    from n3d.models.service import Models
+__all__ = ["EventBridge", "ServerWatcher"]
 
-__all__ = ["EventBridge"]
+
+class ServerWatcher(Protocol):
+    """What the bridge tells the model service (:class:`n3d.models.Models` is one)."""
+
+    def on_server_ready(self, generation: int) -> None: ...
+
+    def on_server_lost(self) -> None: ...
 
 _UP = {ServerState.RUNNING, ServerState.EXTERNAL}
 _LOST = {
@@ -43,7 +48,7 @@ class EventBridge:
     """Listens to the supervisor; see the module docstring."""
 
     def __init__(
-        self, models: Models, *, publish: Publish, set_status: Callable[[str], object]
+        self, models: ServerWatcher, *, publish: Publish, set_status: Callable[[str], object]
     ) -> None:
         self._models = models
         self._publish = publish
