@@ -181,7 +181,7 @@ def test_the_reader_counts_type_checking_function_level_and_relative_imports(
     # ... and it reads the real package: a check over an empty graph proves nothing.
     real = _graph()
     assert "n3d.supervisor" in real["n3d.daemon"]  # `from n3d.supervisor import Supervisor`
-    assert "n3d.models.service" in real["n3d.bridge"]  # under TYPE_CHECKING
+    assert "n3d.config" in real["n3d.supervisor.context"]  # under TYPE_CHECKING
 
 
 def test_the_supervisor_never_reaches_the_socket_the_api_or_the_daemon() -> None:
