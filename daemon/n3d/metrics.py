@@ -201,27 +201,26 @@ C = TypeVar("C", _Scalar, _Histogram)
 class _Family(Generic[C]):
     """One name of one kind: the total over every tag set, and each tag set's own."""
 
-    __slots__ = ("capped", "make", "series", "total")
+    __slots__ = ("make", "series", "total")
 
     def __init__(self, make: type[C]) -> None:
         self.make: type[C] = make
         self.total: C = make()
         self.series: dict[Tags, C] = {}
-        self.capped = False
 
     def cell(self, key: Tags, limit: int) -> tuple[C, bool]:
-        """The series of ``key`` (the overflow one past ``limit``); True on the first overflow."""
+        """The series of ``key``, past ``limit`` tag sets the overflow one; True if that is new."""
         found = self.series.get(key)
         if found is not None:
             return found, False
-        first_overflow = False
-        if len(self.series) >= limit:
-            key, first_overflow, self.capped = OVERFLOW, not self.capped, True
+        overflow = len(self.series) >= limit
+        if overflow:
+            key = OVERFLOW
             found = self.series.get(key)
             if found is not None:
                 return found, False
         made = self.series[key] = self.make()
-        return made, first_overflow
+        return made, overflow
 
 
 def _values(family: _Family[_Scalar]) -> list[tuple[Tags, float]]:
