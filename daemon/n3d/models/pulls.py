@@ -22,12 +22,13 @@ joins the one already running, then follows it until it ends:
 Success emits ``ollama.model.pull_duration`` (s) and calls ``on_success(model)``
 (the facade invalidates the availability cache there).
 
-This is single flight, but not :meth:`n3d.singleflight.SingleFlight.run`: that runs
-the call in its first caller's task and hands it to a waiter when that caller is
-cancelled, where a download must not restart for a caller going away, must end
-when the last one goes, and reports progress to each. What is the same, the
-outcome every waiter gets (each raising its own copy of an error), a job shares:
-it is a :class:`~n3d.singleflight.Flight`.
+Single flight, but not through :meth:`n3d.singleflight.SingleFlight.run`, which
+runs the call in its first caller's task and has a waiter run it again when that
+caller is cancelled. A download runs in the task group instead: it must not start
+over because one caller went away, must stop when the last one goes, and reports
+progress to each. The part that is the same, the outcome every waiter gets (each
+raising its own copy of an error), comes from :class:`~n3d.singleflight.Flight`:
+a job is one.
 """
 
 from __future__ import annotations
