@@ -10,6 +10,7 @@ import httpx
 import pytest
 from models_support import Events, MakeSettings, StartSim, running, wait_until
 
+from n3d.api.faults import fault_of
 from n3d.errors import InvalidModelName, ModelNotFound, OllamaError, StateNotSaved
 from n3d.metrics import REGISTRY
 from n3d.models import Models
@@ -143,7 +144,9 @@ async def test_warm_changes_that_cannot_be_saved_are_refused_and_change_nothing(
             with pytest.raises(StateNotSaved) as info:
                 await change
             assert str(state) in info.value.message and info.value.path == str(state)
-            assert info.value.code == 1013 and info.value.rpc_data()["kind"] == "state_not_saved"
+            fault = fault_of(info.value)
+            assert fault is not None
+            assert fault.code == 1013 and fault.data["kind"] == "state_not_saved"
         rows = (await models.warm_list())["models"]
     assert [(r["name"], r["source"]) for r in rows] == [("phi3:latest", "config")]
     assert deleted == []  # nothing was deleted either
