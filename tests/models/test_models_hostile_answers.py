@@ -16,6 +16,7 @@ import pytest
 from models_support import Events, MakeSettings, running, wait_until
 
 from n3d.api.faults import code_of
+from n3d.api.models import counts_result, list_result
 from n3d.errors import UnexpectedResponse
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
@@ -84,10 +85,11 @@ async def test_poisoned_listings_are_1010_and_every_background_task_survives(
             assert code_of(info.value) == 1010
             with pytest.raises(UnexpectedResponse):
                 await models.loaded()
-            assert models.counts()["installed"] is None  # never listed, not a made-up 0
+            # never listed, not a made-up 0
+            assert counts_result(models.counts())["installed"] is None
 
             fake.poisoned = False  # the same server answers sanely again: all is well
-            assert [m["name"] for m in (await models.list(refresh=True))["models"]] == [
+            assert [m["name"] for m in list_result(await models.list(refresh=True))["models"]] == [
                 "llama3:latest"
             ]
             await wait_until(lambda: "llama3:latest" in fake.loaded, 10, "the warm-up")
