@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from n3d.api.methods import server_result
 from n3d.state import (
     TRANSITIONS,
     InvalidTransition,
@@ -98,7 +99,7 @@ def test_store_refuses_an_illegal_edge_and_stays_put() -> None:
 
 
 def test_snapshot_serialises_state_as_lowercase_string() -> None:
-    data = Snapshot(state=S.DEGRADED, pid=7).as_dict()
+    data = server_result(Snapshot(state=S.DEGRADED, pid=7))
     assert data["state"] == "degraded" and data["pid"] == 7
 
 

@@ -7,27 +7,32 @@ only ever catch these::
     N3dError
     ├── ConfigError               bad config file, key or value (names file, key, line)
     ├── PathError                 runtime/config/state dir unsafe or unusable
-    │   └── StateNotSaved         1013 state_not_saved: a run-time change could not
-    │                             be written to the state dir (and was not made)
+    │   └── StateNotSaved         state_not_saved: a run-time change could not be
+    │                             written to the state dir (and was not made)
     ├── AlreadyRunning            another n3d holds the lock
     ├── ServiceError              `n3d service` could not render or install a unit
-    └── OllamaError               anything about Ollama; carries model, base_url,
-        │                         suggestion, cause and maps to a JSON-RPC code
-        ├── OllamaUnreachable     1001 ollama_unreachable
-        ├── ModelNotFound         1002 model_not_found
-        ├── InvalidModelName      1003 invalid_model_name
-        ├── PullFailed            1004 pull_failed
-        ├── OllamaTimeout         1005 timeout
-        ├── NotManaged            1006 not_managed
-        ├── ContextOverflow       1007 context_overflow
-        ├── OllamaNotInstalled    1008 ollama_not_installed
-        ├── ServerNotRunning      1009 server_not_running
-        └── UnexpectedResponse    1010 ollama_error (an answer n3d cannot use)
+    └── OllamaError               ollama_error: anything about Ollama; carries model,
+        │                         base_url, suggestion and cause
+        ├── OllamaUnreachable     ollama_unreachable
+        ├── ModelNotFound         model_not_found
+        ├── InvalidModelName      invalid_model_name
+        ├── PullFailed            pull_failed
+        ├── OllamaTimeout         timeout
+        ├── NotManaged            not_managed
+        ├── ContextOverflow       context_overflow
+        ├── OllamaNotInstalled    ollama_not_installed
+        ├── ServerNotRunning      server_not_running
+        └── UnexpectedResponse    ollama_error (an answer n3d cannot use)
 
 `str(OllamaError)` is the seed's layout: the message, then `Model:` and `Server:`
 lines when known, a blank line and `Suggestion:` when there is one. Credentials in
 a URL (``http://user:pass@host``) are hidden in every text an error carries
 (:mod:`n3d.redact`).
+
+``kind`` names a failure the same way everywhere it is shown: logs, events, the
+health report and an error's ``data.kind``. Which JSON-RPC error each class becomes
+(its code, and the ``data`` sent) is the API's business, not the domain's: the one
+table is :mod:`n3d.api.faults`.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ from n3d.redact import redact_url
 # n3ctl's hot path imports this module: keep `typing` off it (type checkers see it).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, ClassVar
+    from typing import ClassVar
 
 __all__ = [
     "AlreadyRunning",
@@ -129,10 +134,9 @@ class StateNotSaved(PathError):
     """A run-time change (`warm.add`, `warm.remove`) could not be saved in the state dir.
 
     Raised *instead of* making the change: n3d never holds in memory what the next
-    start would lose. Maps to JSON-RPC code 1013 like an OllamaError does.
+    start would lose.
     """
 
-    code: ClassVar[int] = 1013
     kind: ClassVar[str] = "state_not_saved"
 
     def __init__(self, what: str, path: str, reason: str) -> None:
@@ -144,10 +148,6 @@ class StateNotSaved(PathError):
             "(is the disk full or read-only?), then try again."
         )
         super().__init__(render_error(self.message, suggestion=self.suggestion))
-
-    def rpc_data(self) -> dict[str, Any]:
-        """The ``data`` member of the JSON-RPC error: kind, path and suggestion."""
-        return {"kind": self.kind, "path": self.path, "suggestion": self.suggestion}
 
 
 class AlreadyRunning(N3dError):
@@ -161,7 +161,6 @@ class ServiceError(N3dError):
 class OllamaError(N3dError):
     """Something about Ollama failed; carries the context a user needs to fix it."""
 
-    code: ClassVar[int] = 1010
     kind: ClassVar[str] = "ollama_error"
 
     def __init__(
@@ -189,17 +188,6 @@ class OllamaError(N3dError):
         return render_error(
             self.message, model=self.model, base_url=self.base_url, suggestion=self.suggestion
         )
-
-    def rpc_data(self) -> dict[str, Any]:
-        """The ``data`` member of the JSON-RPC error this maps to."""
-        data: dict[str, Any] = {"kind": self.kind}
-        if self.model:
-            data["model"] = self.model
-        if self.base_url:
-            data["base_url"] = self.base_url
-        if self.suggestion:
-            data["suggestion"] = self.suggestion
-        return data
 
     # The seed's scenarios, as constructors, so every part of n3d words them alike.
 
@@ -299,68 +287,58 @@ class OllamaError(N3dError):
 class OllamaUnreachable(OllamaError):
     """Nothing answered at the Ollama base URL."""
 
-    code = 1001
     kind = "ollama_unreachable"
 
 
 class ModelNotFound(OllamaError):
     """The model is not installed, or not in the registry."""
 
-    code = 1002
     kind = "model_not_found"
 
 
 class InvalidModelName(OllamaError):
     """The name breaks Ollama's model-name grammar."""
 
-    code = 1003
     kind = "invalid_model_name"
 
 
 class PullFailed(OllamaError):
     """A download failed part way or was refused."""
 
-    code = 1004
     kind = "pull_failed"
 
 
 class OllamaTimeout(OllamaError):
     """Ollama did not answer, or a pull made no progress, in time."""
 
-    code = 1005
     kind = "timeout"
 
 
 class NotManaged(OllamaError):
     """n3d does not own this server (external mode or adopted), so it will not start or stop it."""
 
-    code = 1006
     kind = "not_managed"
 
 
 class ContextOverflow(OllamaError):
     """The input does not fit the model's context window."""
 
-    code = 1007
     kind = "context_overflow"
 
 
 class OllamaNotInstalled(OllamaError):
     """The configured Ollama executable does not exist."""
 
-    code = 1008
     kind = "ollama_not_installed"
 
 
 class ServerNotRunning(OllamaError):
     """The Ollama server is stopped (or fatal); start it first."""
 
-    code = 1009
     kind = "server_not_running"
 
 
 class UnexpectedResponse(OllamaError):
     """Ollama answered with something n3d cannot use."""
 
-    code = 1010
     kind = "ollama_error"

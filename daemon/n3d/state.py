@@ -157,24 +157,6 @@ class Snapshot:
         # connects with it, so the URL's userinfo is hidden once, here.
         object.__setattr__(self, "base_url", redact_url(self.base_url))
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (state as its lowercase string)."""
-        return {
-            "state": self.state.value,
-            "mode": self.mode,
-            "base_url": self.base_url,
-            "pid": self.pid,
-            "owned": self.owned,
-            "version": self.version,
-            "restarts": self.restarts,
-            "since": self.since,
-            "reason": self.reason,
-            "last_exit": self.last_exit,
-            "last_error": self.last_error,
-            "port_holder": self.port_holder,
-            "next_start_in_s": self.next_start_in_s,
-        }
-
     def summary(self) -> str:
         """One line for systemd's ``STATUS=``: ``ollama running (pid 12) at URL, 1 restart``.
 

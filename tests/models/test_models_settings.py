@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from models_support import Events, MakeSettings, StartSim, running, wait_until
 
+from n3d.api.models import default_result, ensure_result, warm_result
 from n3d.config import load_settings
 from n3d.config.reload import plan_reload
 from n3d.daemon import Daemon
@@ -59,15 +60,15 @@ async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
             assert plan.needs_restart == ("ollama.base_url",)
             models.apply_settings(plan.effective)
 
-            assert models.default() == {"model": "mistral:7b"}
-            assert await models.ensure("qwen2.5:0.5b") == {
+            assert default_result(models.default()) == {"model": "mistral:7b"}
+            assert ensure_result(await models.ensure("qwen2.5:0.5b")) == {
                 "model": "qwen2.5:0.5b",
                 "available": True,
                 "pulled": True,
             }
             assert (models.cache.ttl_s, models.pulls.timeout_s) == (7.0, 42.0)
             assert (models.base_url, models.settings.ollama.base_url) == (sim.url, sim.url)
-            rows = (await models.warm_list())["models"]
+            rows = warm_result(await models.warm_list())["models"]
             assert [(r["name"], r["source"]) for r in rows] == [
                 ("phi3:latest", "config"),
                 ("tinyllama:latest", "runtime"),
@@ -136,6 +137,6 @@ async def test_daemon_reload_hands_the_new_settings_to_the_model_service(
             'auto_pull_model = true\n[warm]\nmodels = ["llama3.2"]\n'
         )
         assert daemon.reload() is True
-        assert daemon.models.default() == {"model": "mistral:7b"}
+        assert default_result(daemon.models.default()) == {"model": "mistral:7b"}
         assert daemon.models.settings.ollama.auto_pull_model is True
         assert [e.name for e in daemon.models.keeper.entries()] == ["llama3.2:latest"]

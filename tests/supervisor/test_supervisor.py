@@ -13,6 +13,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from n3d.api.faults import code_of
 from n3d.errors import NotManaged
 from n3d.metrics import REGISTRY
 from n3d.state import ServerState
@@ -248,7 +249,7 @@ async def test_external_mode_never_starts_or_stops(
         for command in (sup.start, sup.stop, sup.restart):
             with pytest.raises(NotManaged) as caught:
                 await command()
-            assert caught.value.code == 1006
+            assert code_of(caught.value) == 1006
         other = foreign(tmp_path / "other", port)
         snap = await until(sup, S.EXTERNAL)
         assert not snap.owned and sup.process is None

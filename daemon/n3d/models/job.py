@@ -35,10 +35,6 @@ class PullResult:
     model: str
     duration_s: float
 
-    def as_dict(self) -> dict[str, Any]:
-        """The `models.pull` result: ``{model, status: "success", duration_s}``."""
-        return {"model": self.model, "status": "success", "duration_s": round(self.duration_s, 3)}
-
 
 class PullJob(Flight[PullResult]):
     """The state of one running (or just finished) download of ``model``.

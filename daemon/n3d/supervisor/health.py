@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 
@@ -49,7 +48,10 @@ class HealthResult:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """What a caller gets: a result, its age in seconds, whether it came from cache."""
+    """What a caller gets: a result, its age in seconds, whether it came from cache.
+
+    The `health` method's JSON is :mod:`n3d.api`'s to build (latency in milliseconds).
+    """
 
     result: HealthResult
     age_s: float
@@ -58,21 +60,6 @@ class HealthReport:
     @property
     def ok(self) -> bool:
         return self.result.ok
-
-    def as_dict(self) -> dict[str, Any]:
-        """The `health` method's fields (latency in milliseconds)."""
-        r = self.result
-        data: dict[str, Any] = {
-            "ok": r.ok,
-            "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000.0, 3),
-            "checked_at": r.checked_at,
-            "age_s": round(self.age_s, 3),
-            "cached": self.cached,
-        }
-        if r.error is not None:
-            data["error"] = r.error
-            data["error_kind"] = r.error_kind
-        return data
 
 
 class HealthChecker:
