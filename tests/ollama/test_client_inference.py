@@ -11,8 +11,8 @@ from ollama_fakes import FakeOllama
 from structlog.testing import capture_logs
 
 from n3d.errors import ContextOverflow, ModelNotFound, UnexpectedResponse
+from n3d.ollama.chunks import ChatChunk, GenerateChunk
 from n3d.ollama.client import OllamaClient
-from n3d.ollama.types import ChatChunk, GenerateChunk
 
 pytestmark = pytest.mark.anyio
 

@@ -18,11 +18,11 @@ from contextlib import aclosing
 from typing import Any, TypeVar
 
 from n3d.errors import OllamaError
+from n3d.ollama.chunks import GenerateChunk
 from n3d.ollama.decoding import brief
 from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.inference import Inference, KeepAlive, request_body
 from n3d.ollama.types import (
-    GenerateChunk,
     InstalledModel,
     LoadedModel,
     LoadResult,

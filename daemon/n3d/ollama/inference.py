@@ -13,10 +13,10 @@ from contextlib import aclosing
 from typing import Any, Literal, TypeVar, overload
 
 from n3d.errors import OllamaError
+from n3d.ollama.chunks import ChatChunk, GenerateChunk
 from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.metering import StreamMeter, record_request
 from n3d.ollama.session import OllamaSession
-from n3d.ollama.types import ChatChunk, GenerateChunk
 
 __all__ = [
     "Inference",

@@ -21,14 +21,10 @@ import httpx
 
 from n3d import __version__
 from n3d.errors import OllamaError
+from n3d.ollama.bodies import aiter_objects, read_body
+from n3d.ollama.decoding import error_text, parse_final_object
 from n3d.ollama.names import parse_model_name
-from n3d.ollama.wire import (
-    Translator,
-    aiter_objects,
-    error_text,
-    parse_final_object,
-    read_body,
-)
+from n3d.ollama.wire import Translator
 
 __all__ = ["OllamaSession"]
 
