@@ -1,7 +1,13 @@
-"""Generation on Ollama (`/api/generate`, `/api/chat`): request bodies and the calls.
+"""Generation on Ollama (`/api/generate`, `/api/chat`): request bodies, and running them.
 
-Bodies carry only what the caller chose (no `keep_alive` unless given, research §5).
-Every generation records the metrics of :mod:`n3d.ollama.metering`.
+:class:`~n3d.ollama.client.OllamaClient` offers a generation two ways, like httpx's
+``request`` and ``stream``: ``generate``/``chat`` answer the final chunk, and
+``generate_stream``/``chat_stream`` yield every chunk as it arrives. Here are the
+bodies they send, which carry only what the caller chose (no `keep_alive` unless
+given, research §5), and :func:`final` and :func:`chunks`, which run one over an
+:class:`~n3d.ollama.session.OllamaSession` and record the metrics of
+:mod:`n3d.ollama.metering` (``ollama.request.duration``, ``ollama.tokens.*``,
+``ollama.stream.*``).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, TypeVar
 
 from n3d.errors import OllamaError
 from n3d.ollama.chunks import ChatChunk, GenerateChunk
@@ -19,9 +25,13 @@ from n3d.ollama.metering import StreamMeter, record_request
 from n3d.ollama.session import OllamaSession
 
 __all__ = [
-    "Inference",
     "KeepAlive",
+    "Messages",
+    "Options",
+    "chunks",
     "context_size",
+    "final",
+    "generation_body",
     "keep_alive_json",
     "request_body",
 ]
@@ -29,6 +39,7 @@ __all__ = [
 _Chunk = TypeVar("_Chunk", GenerateChunk, ChatChunk)
 Options = Mapping[str, Any] | None
 Messages = Sequence[Mapping[str, Any]]
+Parse = Callable[[dict[str, Any]], _Chunk]
 
 KeepAlive = str | float | int | None
 
@@ -80,162 +91,77 @@ def context_size(options: Mapping[str, Any] | None, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-class Inference(OllamaSession):
-    """Generate and chat; the part of the client that runs models."""
+def generation_body(
+    model: str,
+    *,
+    stream: bool,
+    options: Options,
+    keep_alive: KeepAlive,
+    extra: Mapping[str, Any],
+    **fields: Any,
+) -> dict[str, Any]:
+    """The body of a generation: ``fields`` (prompt or messages), then the caller's
+    ``extra`` fields (system, format, think, images, raw, truncate, ...) as given.
 
-    @overload
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: Literal[False] = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> GenerateChunk: ...
-    @overload
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: Literal[True],
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> AsyncGenerator[GenerateChunk, None]: ...
-    @overload
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: bool,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> GenerateChunk | AsyncGenerator[GenerateChunk, None]: ...
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: bool = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> GenerateChunk | AsyncGenerator[GenerateChunk, None]:
-        """`/api/generate`: the final object, or with ``stream=True`` an async iterator
-        of chunks (the request starts at its first iteration).
-
-        ``extra`` fields (system, format, think, images, raw, truncate, ...) are sent
-        as given; ``keep_alive`` only when not None.
-        """
-        name = self._name(model)
-        body = request_body(
-            name, stream=stream, options=options, keep_alive=keep_alive, prompt=prompt, **extra
+    Whether it streams is the method's to say, so ``stream`` in ``extra`` is refused.
+    """
+    if "stream" in extra:
+        raise TypeError(
+            "'stream' is not an argument: generate() and chat() answer the final chunk, "
+            "generate_stream() and chat_stream() yield every chunk"
         )
-        return await self._infer("generate", name, body, GenerateChunk.from_json, options)
+    return request_body(
+        model, stream=stream, options=options, keep_alive=keep_alive, **fields, **extra
+    )
 
-    @overload
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: Literal[False] = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> ChatChunk: ...
-    @overload
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: Literal[True],
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> AsyncGenerator[ChatChunk, None]: ...
-    @overload
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: bool,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> ChatChunk | AsyncGenerator[ChatChunk, None]: ...
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: bool = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> ChatChunk | AsyncGenerator[ChatChunk, None]:
-        """`/api/chat`, like :meth:`generate`; messages are `{role, content, ...}`."""
-        name = self._name(model)
-        body = request_body(
-            name,
-            stream=stream,
-            options=options,
-            keep_alive=keep_alive,
-            messages=[dict(m) for m in messages],
-            **extra,
+
+async def final(
+    session: OllamaSession,
+    endpoint: str,
+    model: str,
+    body: dict[str, Any],
+    parse: Parse[_Chunk],
+    options: Options,
+) -> _Chunk:
+    """Run a non-streamed generation (``body["stream"]`` is false): its only object."""
+    num_ctx = context_size(options, session.num_ctx)
+    started = time.perf_counter()
+    answer = await session.request_json(
+        "POST", f"/api/{endpoint}", parse, model=model, body=body, long=True, num_ctx=num_ctx
+    )
+    record_request(endpoint, model, answer.stats, time.perf_counter() - started)
+    return answer
+
+
+async def chunks(
+    session: OllamaSession,
+    endpoint: str,
+    model: str,
+    body: dict[str, Any],
+    parse: Parse[_Chunk],
+    options: Options,
+) -> AsyncGenerator[_Chunk, None]:
+    """Run a streamed generation and yield its chunks; the request starts at the
+    first iteration. A stream that ends before its ``done`` chunk raises."""
+    num_ctx = context_size(options, session.num_ctx)
+
+    def failure(status: int | None, text: str) -> OllamaError:
+        return session.errors.status_error(status, text, model=model, num_ctx=num_ctx)
+
+    meter = StreamMeter(endpoint, model, time.perf_counter())
+    done = False
+    lines = session.stream_objects(f"/api/{endpoint}", body, model=model, failure=failure)
+    async with aclosing(lines):
+        async for data in lines:
+            chunk = session.parse(parse, data, model)
+            meter.chunk()
+            if chunk.done and not done:
+                done = True
+                # Before handing it on: consumers often stop iterating at `done`.
+                meter.finish(chunk.stats, time.perf_counter())
+            yield chunk
+    if not done:
+        raise session.errors.malformed(
+            ValueError(f"the /api/{endpoint} stream ended before its final chunk"),
+            model=model,
         )
-        return await self._infer("chat", name, body, ChatChunk.from_json, options)
-
-    async def _infer(
-        self,
-        endpoint: str,
-        model: str,
-        body: dict[str, Any],
-        parse: Callable[[dict[str, Any]], _Chunk],
-        options: Options,
-    ) -> _Chunk | AsyncGenerator[_Chunk, None]:
-        num_ctx = context_size(options, self.num_ctx)
-        if body["stream"]:
-            return self._infer_stream(endpoint, model, body, parse, num_ctx)
-        started = time.perf_counter()
-        final = await self._json(
-            "POST", f"/api/{endpoint}", parse, model=model, body=body, long=True, num_ctx=num_ctx
-        )
-        record_request(endpoint, model, final.stats, time.perf_counter() - started)
-        return final
-
-    async def _infer_stream(
-        self,
-        endpoint: str,
-        model: str,
-        body: dict[str, Any],
-        parse: Callable[[dict[str, Any]], _Chunk],
-        num_ctx: int,
-    ) -> AsyncGenerator[_Chunk, None]:
-        def failure(status: int | None, text: str) -> OllamaError:
-            return self._errors.status_error(status, text, model=model, num_ctx=num_ctx)
-
-        meter = StreamMeter(endpoint, model, time.perf_counter())
-        done = False
-        lines = self._stream(f"/api/{endpoint}", body, model=model, failure=failure)
-        async with aclosing(lines):
-            async for data in lines:
-                chunk = self._parse(parse, data, model)
-                meter.chunk()
-                if chunk.done and not done:
-                    done = True
-                    # Before handing it on: consumers often stop iterating at `done`.
-                    meter.finish(chunk.stats, time.perf_counter())
-                yield chunk
-        if not done:
-            raise self._errors.malformed(
-                ValueError(f"the /api/{endpoint} stream ended before its final chunk"),
-                model=model,
-            )

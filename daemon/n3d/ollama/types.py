@@ -19,7 +19,7 @@ negative keep-alive).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
@@ -37,6 +37,9 @@ __all__ = [
     "find_model",
     "has_model",
     "parse_go_time",
+    "parse_installed",
+    "parse_loaded",
+    "parse_version",
 ]
 
 # `ollama ps` prints "Forever" beyond this horizon (`format/time.go`).
@@ -184,6 +187,34 @@ class LoadResult:
     duration_s: float
     load_duration_s: float | None
     done_reason: str | None
+
+
+_T = TypeVar("_T")
+
+
+def _models(data: Mapping[str, Any], parse: Callable[[dict[str, Any]], _T]) -> list[_T]:
+    entries = data.get("models") or []  # `[]`, never null, says Ollama; be lenient anyway
+    if not isinstance(entries, list):
+        raise ValueError(f"'models' should be a list, got {brief(entries)}")
+    return [parse(entry) for entry in entries if isinstance(entry, dict)]
+
+
+def parse_installed(data: Mapping[str, Any]) -> list[InstalledModel]:
+    """The answer to ``GET /api/tags``; entries that are not objects are skipped."""
+    return _models(data, InstalledModel.from_json)
+
+
+def parse_loaded(data: Mapping[str, Any]) -> list[LoadedModel]:
+    """The answer to ``GET /api/ps``; entries that are not objects are skipped."""
+    return _models(data, LoadedModel.from_json)
+
+
+def parse_version(data: Mapping[str, Any]) -> str:
+    """The answer to ``GET /api/version``: e.g. `0.6.8` (no leading `v`)."""
+    version = data.get("version")
+    if not isinstance(version, str):
+        raise ValueError(f"no 'version' in {brief(data)}")
+    return version
 
 
 _Entry = TypeVar("_Entry", bound=InstalledModel | LoadedModel | str)
