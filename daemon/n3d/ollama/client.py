@@ -27,7 +27,7 @@ import httpx
 from n3d.errors import OllamaError
 from n3d.ollama import inference, loading
 from n3d.ollama.chunks import ChatChunk, GenerateChunk
-from n3d.ollama.inference import KeepAlive, Messages, Options, generation_body
+from n3d.ollama.inference import KeepAlive, Messages, Options
 from n3d.ollama.names import parse_model_name
 from n3d.ollama.session import OllamaSession
 from n3d.ollama.types import (
@@ -197,13 +197,8 @@ class OllamaClient:
         ``extra`` fields (system, format, think, images, raw, truncate, ...) are sent
         as given; ``keep_alive`` only when not None.
         """
-        name = _name(model)
-        body = generation_body(
-            name, stream=False, options=options, keep_alive=keep_alive, extra=extra, prompt=prompt
-        )
-        return await inference.final(
-            self._session, "generate", name, body, GenerateChunk.from_json, options
-        )
+        run = inference.generate_request(model, prompt, options, keep_alive, extra, stream=False)
+        return await inference.final(self._session, run)
 
     def generate_stream(
         self,
@@ -219,13 +214,8 @@ class OllamaClient:
         The name is checked now; the request starts on the first iteration. Wrap it
         in ``aclosing`` to stop early: closing it closes the connection.
         """
-        name = _name(model)
-        body = generation_body(
-            name, stream=True, options=options, keep_alive=keep_alive, extra=extra, prompt=prompt
-        )
-        return inference.chunks(
-            self._session, "generate", name, body, GenerateChunk.from_json, options
-        )
+        run = inference.generate_request(model, prompt, options, keep_alive, extra, stream=True)
+        return inference.chunks(self._session, run)
 
     async def chat(
         self,
@@ -237,18 +227,8 @@ class OllamaClient:
         **extra: Any,
     ) -> ChatChunk:
         """`/api/chat` like :meth:`generate`; messages are `{role, content, ...}`."""
-        name = _name(model)
-        body = generation_body(
-            name,
-            stream=False,
-            options=options,
-            keep_alive=keep_alive,
-            extra=extra,
-            messages=[dict(m) for m in messages],
-        )
-        return await inference.final(
-            self._session, "chat", name, body, ChatChunk.from_json, options
-        )
+        run = inference.chat_request(model, messages, options, keep_alive, extra, stream=False)
+        return await inference.final(self._session, run)
 
     def chat_stream(
         self,
@@ -260,13 +240,5 @@ class OllamaClient:
         **extra: Any,
     ) -> AsyncGenerator[ChatChunk, None]:
         """`/api/chat` streamed, like :meth:`generate_stream`."""
-        name = _name(model)
-        body = generation_body(
-            name,
-            stream=True,
-            options=options,
-            keep_alive=keep_alive,
-            extra=extra,
-            messages=[dict(m) for m in messages],
-        )
-        return inference.chunks(self._session, "chat", name, body, ChatChunk.from_json, options)
+        run = inference.chat_request(model, messages, options, keep_alive, extra, stream=True)
+        return inference.chunks(self._session, run)
