@@ -51,7 +51,6 @@ LONG_PENDING = frozenset(
         "n3d.errors",  # api and jsonrpc helpers (codes out of the domain, client errors)
         "n3d.models.service",  # api helper (typed results)
         "n3d.models.warm",  # tests helper (clock injection)
-        "n3d.ollama.types",  # ollama helper
         "n3d.rpc.connection",  # rpc helper
         "n3d.rpc.running",  # rpc helper
         "n3d.rpc.server",  # rpc helper
