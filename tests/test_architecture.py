@@ -50,7 +50,6 @@ LONG_PENDING = frozenset(
         "n3d.daemon",  # the composition root: socket part (rpc), wiring (super), lead
         "n3d.errors",  # api and jsonrpc helpers (codes out of the domain, client errors)
         "n3d.models.warm",  # tests helper (clock injection)
-        "n3d.ollama.types",  # ollama helper
         "n3d.rpc.connection",  # rpc helper
         "n3d.rpc.running",  # rpc helper
         "n3d.rpc.server",  # rpc helper

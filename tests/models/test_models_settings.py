@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -119,6 +120,22 @@ async def test_the_poll_interval_follows_the_health_check_interval(
         assert models.keeper.poll_s == 10.0  # the default 30 s health interval / 3
         models.apply_settings(make_settings(DOWN, health_check_interval_s=6.0))
         assert models.keeper.poll_s == 2.0
+
+
+async def test_a_reload_reaches_the_model_clients_timeout_and_num_ctx(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """The daemon's client is built with `health_timeout` and `num_ctx`: a reload must
+    reach its calls, not only the health probes."""
+    old = make_settings(DOWN)
+    timeout_s, num_ctx = old.server.health_timeout_s, old.ollama.num_ctx
+    async with OllamaClient(DOWN, timeout_s=timeout_s, num_ctx=num_ctx) as client:
+        models = Models(client, old, state_path=tmp_path / "w.json")
+        new = make_settings(DOWN, num_ctx=4096)
+        server = dataclasses.replace(new.server, health_timeout_s=0.25)
+        new = dataclasses.replace(new, server=server)
+        models.apply_settings(plan_reload(old, new).effective)
+        assert (client.timeout_s, client.num_ctx) == (0.25, 4096)
 
 
 async def test_daemon_reload_hands_the_new_settings_to_the_model_service(

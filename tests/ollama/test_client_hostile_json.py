@@ -19,8 +19,9 @@ from structlog.testing import capture_logs
 from n3d.api.faults import code_of
 from n3d.errors import OllamaError, PullFailed, UnexpectedResponse
 from n3d.ollama.client import OllamaClient
+from n3d.ollama.decoding import MAX_DEPTH, SHAPE_ERRORS
 from n3d.ollama.types import InstalledModel
-from n3d.ollama.wire import MAX_DEPTH, SHAPE_ERRORS, Translator
+from n3d.ollama.wire import Translator
 
 pytestmark = pytest.mark.anyio
 

@@ -148,7 +148,7 @@ async def test_an_answer_within_the_caps_is_read_whole(
 
     line = b'{"model":"m","response":"' + b"y" * (4 * MiB) + b'","done":true}\n'
     fake.on("POST /api/generate", lambda request: httpx.Response(200, content=line))
-    chunks = [chunk async for chunk in await client.generate("m", "hi", stream=True)]
+    chunks = [chunk async for chunk in client.generate_stream("m", "hi")]
     assert len(chunks[0].response) == 4 * MiB
 
 

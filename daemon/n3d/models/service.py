@@ -127,12 +127,14 @@ class Models:
         `model_cache_ttl`, `pull_timeout` (running pulls too, from their next line),
         `default_model`, `auto_pull_model`, `keep_alive` and `num_ctx` for
         hand-backs, and for keep-warm `[warm].models` and `keep_alive`, `num_ctx` and
-        the poll interval (`health_check_interval`). Run-time `warm.add`/`warm.remove`
+        the poll interval (`health_check_interval`); the client's `health_timeout`
+        and `num_ctx` from its next request. Run-time `warm.add`/`warm.remove`
         changes stay. A model that leaves `[warm].models` is handed back like
         `warm.remove` does, so it unloads once idle.
         """
         self.settings = new
         o, w = self.settings.ollama, self.settings.warm
+        self.client.configure(timeout_s=new.server.health_timeout_s, num_ctx=o.num_ctx)
         self.cache.ttl_s = o.model_cache_ttl_s
         self.pulls.timeout_s = o.pull_timeout_s
         dropped = self.keeper.reconfigure(
