@@ -1,4 +1,4 @@
-"""The clients' sans-IO session, no sockets: bytes out for calls, results and errors from bytes in."""
+"""The clients' sans-IO session, no sockets: requests out, results and errors from bytes in."""
 
 from __future__ import annotations
 
