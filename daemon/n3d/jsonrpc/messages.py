@@ -2,9 +2,9 @@
 
 Shared by both sides: the server's :mod:`~n3d.jsonrpc.protocol` (requests in,
 replies out) and the clients' :mod:`~n3d.jsonrpc.session` (requests out, replies
-in). It is on `n3ctl status`'s path, so it imports only ``json`` at run time:
-no ``typing``, no ``dataclasses`` (several milliseconds each to import, more than
-all of n3ctl's own modules), not even ``math``.
+in). It is on `n3ctl status`'s path, so it imports only ``json`` and ``math`` at
+run time: no ``typing``, no ``dataclasses`` (several milliseconds each to import,
+more than all of n3ctl's own modules).
 
 - :func:`encode` writes compact UTF-8 JSON with ASCII escapes and no raw
   newline, so it fits either framing and every string is encodable (lone
@@ -19,6 +19,7 @@ all of n3ctl's own modules), not even ``math``.
 from __future__ import annotations
 
 import json
+import math
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -102,14 +103,11 @@ def error_response(
     return {"jsonrpc": "2.0", "error": error, "id": request_id}
 
 
-_INF = float("inf")
-
-
 def valid_id(value: Any) -> bool:
     """Whether ``value`` may be a request id (and so be echoed in a response)."""
     # bool is an int in Python but not a Number in JSON; 1e400 parses as inf.
     if isinstance(value, float):
-        return -_INF < value < _INF  # finite: NaN compares false too
+        return math.isfinite(value)
     return value is None or (isinstance(value, str | int) and not isinstance(value, bool))
 
 
