@@ -117,6 +117,10 @@ TRANSITIONS: Mapping[ServerState, frozenset[ServerState]] = {
 }
 
 
+# States whose STATUS= line says why (Snapshot.summary).
+_SUMMARY_REASON = frozenset({S.BACKOFF, S.FATAL, S.DEGRADED, S.UNREACHABLE})
+
+
 def can_transition(source: ServerState, target: ServerState) -> bool:
     """Whether ``source → target`` is an edge of the state machine."""
     return target in TRANSITIONS[source]
@@ -170,6 +174,21 @@ class Snapshot:
             "port_holder": self.port_holder,
             "next_start_in_s": self.next_start_in_s,
         }
+
+    def summary(self) -> str:
+        """One line for systemd's ``STATUS=``: ``ollama running (pid 12) at URL, 1 restart``.
+
+        The reason is added where it is the news: a state that is waiting or failing.
+        """
+        text = f"ollama {self.state.value}"
+        if self.pid:
+            text += f" (pid {self.pid})"
+        text += f" at {self.base_url}"
+        if self.restarts:
+            text += f", {self.restarts} restart{'s' if self.restarts != 1 else ''}"
+        if self.state in _SUMMARY_REASON:
+            text += f": {self.reason}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,6 @@ from n3d.errors import NotManaged
 from n3d.metrics import REGISTRY
 from n3d.state import ServerState
 from n3d.supervisor.process import group_members
-from n3d.supervisor.supervisor import Supervisor
 
 from .helpers import (
     RUNNER_ENV,
@@ -34,6 +33,7 @@ from .helpers import (
     sim_env,
     states,
     supervising,
+    supervisor_for,
     until,
 )
 
@@ -261,7 +261,7 @@ async def test_hundred_concurrent_health_requests_cause_one_http_probe(
     port = free_port()
     home = tmp_path / "home"
     settings = settings_for(tmp_path, port, ollama={"health_check_interval": 30})
-    sup = Supervisor(settings, command=SIM, environ=sim_env(home, port))
+    sup = supervisor_for(settings, command=SIM, environ=sim_env(home, port))
     async with supervising(sup, pgids):
         await until(sup, S.RUNNING)
         sup.health.forget()  # start from an empty cache, as after the interval

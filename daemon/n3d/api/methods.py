@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anyio
+
 from n3d import __version__
 from n3d.api.models import add_model_methods
 from n3d.api.openrpc import openrpc_document
 from n3d.config import Settings
 from n3d.jsonrpc.protocol import INVALID_PARAMS
-from n3d.metrics import REGISTRY
+from n3d.metrics import REGISTRY, MetricsSnapshot
 from n3d.models.service import Models
 from n3d.rpc.dispatch import Context, MethodError, MethodTable, Param
 from n3d.supervisor import Supervisor
@@ -135,9 +137,14 @@ def build_methods(view: DaemonView) -> MethodTable:
             },
         }
 
-    @table.method("metrics", summary="Counters, gauges and histograms (count, sum, p50, p99).")
-    async def metrics(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-        return REGISTRY.snapshot()
+    @table.method(
+        "metrics",
+        summary="Counters, gauges and histograms (count, sum, p50, p99), per name and per tag set.",
+    )
+    async def metrics(ctx: Context, params: dict[str, Any]) -> MetricsSnapshot:
+        # In a thread: sorting every series' reservoir takes ~0.2 ms a series (up
+        # to 1000 a name), and the event loop keeps answering meanwhile.
+        return await anyio.to_thread.run_sync(REGISTRY.snapshot)
 
     @table.method("config.get", summary="The effective config and where each value came from.")
     async def config_get(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
