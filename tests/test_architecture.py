@@ -46,9 +46,7 @@ MAX_LINES = 300
 # module that is no longer long, or now says why, must leave the list.
 LONG_PENDING = frozenset(
     {
-        "n3d.client",  # jsonrpc helper (client/*)
         "n3d.daemon",  # the composition root: socket part (rpc), wiring (super), lead
-        "n3d.errors",  # api and jsonrpc helpers (codes out of the domain, client errors)
         "n3d.models.warm",  # tests helper (clock injection)
         "n3d.rpc.connection",  # rpc helper
         "n3d.rpc.running",  # rpc helper

@@ -11,6 +11,19 @@ only ever catch these::
     │                             written to the state dir (and was not made)
     ├── AlreadyRunning            another n3d holds the lock
     ├── ServiceError              `n3d service` could not render or install a unit
+    ├── RpcError                  a client's call was answered with a JSON-RPC error
+    │                             (code, message, data; data.suggestion)
+    ├── DaemonUnreachable         a client got no answer from n3d's socket (path,
+    │   │                         detail, and `reason`, the word after each class)
+    │   ├── DaemonNotRunning      missing: no socket file
+    │   ├── StaleSocket           refused: a socket nobody listens on
+    │   ├── SocketPermissionDenied  permission: another user's socket
+    │   ├── DaemonTimeout         timeout: no answer within the client's timeout
+    │   ├── ConnectionLost        closed: the connection ended while in use
+    │   │   └── ClosedByDaemon    closed, and n3d said why first (an error with id null:
+    │   │                         evicted at max_connections, an unreadable frame)
+    │   └── UntrustedSocket       untrusted: the socket's directory or server is not
+    │                             ours, nor root's (nothing was sent)
     └── OllamaError               ollama_error: anything about Ollama; carries model,
         │                         base_url, suggestion and cause
         ├── OllamaUnreachable     ollama_unreachable
@@ -33,21 +46,35 @@ a URL (``http://user:pass@host``) are hidden in every text an error carries
 health report and an error's ``data.kind``. Which JSON-RPC error each class becomes
 (its code, and the ``data`` sent) is the API's business, not the domain's: the one
 table is :mod:`n3d.api.faults`.
+
+The client errors (RpcError, DaemonUnreachable and its kinds) are defined here so
+that the tree is one; :mod:`n3d.client` re-exports them under the names its users
+import. Long because it is the whole tree, each class a few lines: split, a reader
+would have to assemble it again.
 """
 
 from __future__ import annotations
 
+import os
+
 from n3d.redact import redact_url
 
-# n3ctl's hot path imports this module: keep `typing` off it (type checkers see it).
+# n3ctl's hot path imports this module: keep `typing` and `pathlib` off it (type
+# checkers see them).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import ClassVar
+    from pathlib import Path
+    from typing import Any, ClassVar
 
 __all__ = [
     "AlreadyRunning",
+    "ClosedByDaemon",
     "ConfigError",
+    "ConnectionLost",
     "ContextOverflow",
+    "DaemonNotRunning",
+    "DaemonTimeout",
+    "DaemonUnreachable",
     "InvalidModelName",
     "ModelNotFound",
     "N3dError",
@@ -58,10 +85,14 @@ __all__ = [
     "OllamaUnreachable",
     "PathError",
     "PullFailed",
+    "RpcError",
     "ServerNotRunning",
     "ServiceError",
+    "SocketPermissionDenied",
+    "StaleSocket",
     "StateNotSaved",
     "UnexpectedResponse",
+    "UntrustedSocket",
     "render_error",
     "root_cause",
 ]
@@ -156,6 +187,86 @@ class AlreadyRunning(N3dError):
 
 class ServiceError(N3dError):
     """A systemd or launchd service file could not be rendered or installed."""
+
+
+# -- what the clients of n3d's socket raise (n3d.client, n3d.client.aio, n3ctl) --------
+
+
+class RpcError(N3dError):
+    """The daemon answered a call with a JSON-RPC error: ``code``, ``message``, ``data``."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"{message} (code {code})")
+        self.code, self.message, self.data = code, message, data
+
+    @property
+    def suggestion(self) -> str | None:
+        data = self.data
+        return data.get("suggestion") if isinstance(data, dict) else None
+
+
+_START_HINT = "Start it with: n3d run (or: systemctl --user start n3d)"
+
+
+class DaemonUnreachable(N3dError):
+    """No usable connection to n3d at ``path``; ``reason`` is a short machine word."""
+
+    reason = "unreachable"
+
+    def __init__(self, path: Path | str, detail: str) -> None:
+        self.path = os.fspath(path)
+        self.detail = detail
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"n3d is not reachable at {self.path}: {self.detail}\n{_START_HINT}"
+
+
+class DaemonNotRunning(DaemonUnreachable):
+    reason = "missing"
+
+
+class StaleSocket(DaemonUnreachable):
+    reason = "refused"
+
+
+class SocketPermissionDenied(DaemonUnreachable):
+    reason = "permission"
+
+
+class DaemonTimeout(DaemonUnreachable):
+    reason = "timeout"
+
+
+class ConnectionLost(DaemonUnreachable):
+    reason = "closed"
+
+
+class ClosedByDaemon(ConnectionLost):
+    """The daemon closed the connection after saying why, with an error whose id is null.
+
+    n3d does that when it evicts an idle connection at ``max_connections``, or when
+    what it read cannot be framed; ``code`` and ``message`` are its words.
+    """
+
+    def __init__(self, path: Path | str, code: int, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(path, f"the daemon closed the connection: {message} (code {code})")
+
+    def _describe(self) -> str:
+        return f"n3d at {self.path} closed the connection: {self.message} (code {self.code})"
+
+
+class UntrustedSocket(DaemonUnreachable):
+    """The socket's directory or the process behind it is not ours (nor root's): refused.
+
+    Nothing was sent on it. ``detail`` says what is wrong and what to do.
+    """
+
+    reason = "untrusted"
+
+    def _describe(self) -> str:
+        return f"refusing the n3d socket at {self.path}: {self.detail}"
 
 
 class OllamaError(N3dError):
