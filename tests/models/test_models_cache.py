@@ -8,6 +8,7 @@ import anyio
 import httpx
 import pytest
 
+from n3d.api.models import ensure_result
 from n3d.errors import ModelNotFound, OllamaUnreachable
 from n3d.metrics import REGISTRY
 from n3d.models import ModelCache, Models
@@ -143,7 +144,7 @@ async def test_fifty_concurrent_ensures_inside_the_ttl_cause_one_tags_call(
         async with running(models):
 
             async def ensure(spelling: str) -> None:
-                results.append(await models.ensure(spelling))
+                results.append(ensure_result(await models.ensure(spelling)))
 
             async with anyio.create_task_group() as tg:
                 for i in range(50):

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from n3d.api.models import pull_result
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
 from n3d.metrics import REGISTRY
 from n3d.models import Pulls
@@ -176,7 +177,7 @@ async def test_one_waiter_leaving_does_not_stop_the_others(fake: FakePull) -> No
             async with anyio.create_task_group() as staying:
 
                 async def stay() -> None:
-                    result.append((await pulls.pull("llama3")).as_dict())
+                    result.append(pull_result(await pulls.pull("llama3")))
 
                 staying.start_soon(stay)
                 with anyio.move_on_after(0.1):

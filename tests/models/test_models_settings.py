@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from n3d.api.models import default_result, ensure_result, warm_result
 from n3d.config import load_settings
 from n3d.config.reload import plan_reload
 from n3d.daemon import Daemon
@@ -59,15 +61,15 @@ async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
             assert plan.needs_restart == ("ollama.base_url",)
             models.apply_settings(plan.effective)
 
-            assert models.default() == {"model": "mistral:7b"}
-            assert await models.ensure("qwen2.5:0.5b") == {
+            assert default_result(models.default()) == {"model": "mistral:7b"}
+            assert ensure_result(await models.ensure("qwen2.5:0.5b")) == {
                 "model": "qwen2.5:0.5b",
                 "available": True,
                 "pulled": True,
             }
             assert (models.cache.ttl_s, models.pulls.timeout_s) == (7.0, 42.0)
             assert (models.base_url, models.settings.ollama.base_url) == (sim.url, sim.url)
-            rows = (await models.warm_list())["models"]
+            rows = warm_result(await models.warm_list())["models"]
             assert [(r["name"], r["source"]) for r in rows] == [
                 ("phi3:latest", "config"),
                 ("tinyllama:latest", "runtime"),
@@ -121,6 +123,22 @@ async def test_the_poll_interval_follows_the_health_check_interval(
         assert models.keeper.poll_s == 2.0
 
 
+async def test_a_reload_reaches_the_model_clients_timeout_and_num_ctx(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """The daemon's client is built with `health_timeout` and `num_ctx`: a reload must
+    reach its calls, not only the health probes."""
+    old = make_settings(DOWN)
+    timeout_s, num_ctx = old.server.health_timeout_s, old.ollama.num_ctx
+    async with OllamaClient(DOWN, timeout_s=timeout_s, num_ctx=num_ctx) as client:
+        models = Models(client, old, state_path=tmp_path / "w.json")
+        new = make_settings(DOWN, num_ctx=4096)
+        server = dataclasses.replace(new.server, health_timeout_s=0.25)
+        new = dataclasses.replace(new, server=server)
+        models.apply_settings(plan_reload(old, new).effective)
+        assert (client.timeout_s, client.num_ctx) == (0.25, 4096)
+
+
 async def test_daemon_reload_hands_the_new_settings_to_the_model_service(
     tmp_path: Path,
 ) -> None:
@@ -137,6 +155,6 @@ async def test_daemon_reload_hands_the_new_settings_to_the_model_service(
             'auto_pull_model = true\n[warm]\nmodels = ["llama3.2"]\n'
         )
         assert daemon.reload() is True
-        assert daemon.models.default() == {"model": "mistral:7b"}
+        assert default_result(daemon.models.default()) == {"model": "mistral:7b"}
         assert daemon.models.settings.ollama.auto_pull_model is True
         assert [e.name for e in daemon.models.keeper.entries()] == ["llama3.2:latest"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from n3d.api.models import loaded_result, warm_result
 from n3d.metrics import REGISTRY
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
@@ -46,12 +47,12 @@ async def test_warm_model_is_loaded_after_start_and_after_an_unload_behind_our_b
         )
         async with running(models):
             await wait_until(lambda: is_loaded(client, "llama3.2"), 5, "the first warm-up")
-            (row,) = (await models.warm_list())["models"]
+            (row,) = warm_result(await models.warm_list())["models"]
             assert row["name"] == "llama3.2:latest" and row["loaded"] is True
             assert row["expires_at"].startswith("23")  # forever: about year 2318
             assert row["last_warmed_at"].endswith("Z")
             assert REGISTRY.snapshot()["histograms"]["ollama.model.warm_duration"]["count"] == 1
-            loaded = (await models.loaded())["models"]
+            loaded = loaded_result(await models.loaded())["models"]
             assert [(m["name"], m["warm"]) for m in loaded] == [("llama3.2:latest", True)]
 
             # Someone unloads it straight at Ollama, as `ollama stop` does.
@@ -141,7 +142,7 @@ async def test_missing_warm_model_is_pulled_only_with_auto_pull(
         models = Models(client, strict, publish=events, state_path=tmp_path / "w.json")
         async with running(models):
             await wait_until(lambda: bool(events.of("warm", action="failed")), 5, "a failure")
-            (row,) = (await models.warm_list())["models"]
+            (row,) = warm_result(await models.warm_list())["models"]
         assert "is not available locally" in row["last_error"]
         assert not events.of("pull")
 
@@ -167,7 +168,7 @@ async def test_warm_embedding_model_becomes_loaded(
         )
         async with running(models):
             await wait_until(lambda: is_loaded(client, "nomic-embed-text"), 5, "the warm-up")
-            (row,) = (await models.warm_list())["models"]
+            (row,) = warm_result(await models.warm_list())["models"]
             assert row["loaded"] is True and row["last_error"] is None
             assert row["expires_at"].startswith("23")  # the warm keep_alive, -1: forever
     assert events.of("warm", action="warmed", model="nomic-embed-text:latest")

@@ -16,6 +16,7 @@ import anyio
 import httpx
 import pytest
 
+from n3d.api.faults import code_of
 from n3d.errors import OllamaTimeout, UnexpectedResponse
 from n3d.ollama.bodies import MAX_ANSWER_BYTES, MAX_LINE_BYTES, iter_lines
 from n3d.ollama.client import OllamaClient
@@ -64,7 +65,7 @@ async def test_an_endless_answer_from_ollama_is_1010_and_memory_stays_bounded(
     with peak_growth() as growth, pytest.raises(UnexpectedResponse) as info:
         await real_client.tags()
     assert growth() < MAX_ANSWER_BYTES + SLACK, f"peak RSS rose {growth() / MiB:.0f} MiB"
-    assert info.value.code == 1010 and info.value.kind == "ollama_error"
+    assert code_of(info.value) == 1010 and info.value.kind == "ollama_error"
     assert "the answer to /api/tags is larger than 64 MiB" in info.value.message
     assert await hung_up(hostile, "/api/tags"), "n3d should drop the connection, not read on"
     assert hostile.sent["/api/tags"] < hostile.ceiling
@@ -81,7 +82,7 @@ async def test_a_stream_line_that_never_ends_is_1010_and_memory_stays_bounded(
             seen.append(progress.status)
     assert growth() < MAX_LINE_BYTES + SLACK, f"peak RSS rose {growth() / MiB:.0f} MiB"
     assert seen == ["pulling manifest"]  # the lines before it were read as usual
-    assert info.value.code == 1010
+    assert code_of(info.value) == 1010
     assert "a line of /api/pull is longer than 16 MiB" in info.value.message
     assert await hung_up(hostile, "/api/pull")
 
@@ -135,7 +136,7 @@ async def test_an_answer_that_dribbles_in_is_a_timeout_not_a_hang(
     async with OllamaClient(hostile.url, timeout_s=1.0) as client:
         with pytest.raises(OllamaTimeout) as info:
             await client.tags()
-    assert info.value.code == 1005
+    assert code_of(info.value) == 1005
     assert "did not answer GET /api/tags within 1s" in info.value.message
 
 
@@ -151,7 +152,7 @@ async def test_an_answer_within_the_caps_is_read_whole(
 
     line = b'{"model":"m","response":"' + b"y" * (4 * MiB) + b'","done":true}\n'
     fake.on("POST /api/generate", lambda request: httpx.Response(200, content=line))
-    chunks = [chunk async for chunk in await client.generate("m", "hi", stream=True)]
+    chunks = [chunk async for chunk in client.generate_stream("m", "hi")]
     assert len(chunks[0].response) == 4 * MiB
 
 

@@ -174,7 +174,7 @@ async def test_generate_sends_no_keep_alive_unless_given(
     client: OllamaClient, fake: FakeOllama
 ) -> None:
     fake.reply("POST /api/generate", json_body={**LOADED_REPLY, "response": "hi", "done": True})
-    reply = await client.generate("llama3", "Say hi", stream=False, system="Be brief")
+    reply = await client.generate("llama3", "Say hi", system="Be brief")
     assert fake.last_json() == {
         "model": "llama3:latest",
         "prompt": "Say hi",
@@ -224,7 +224,7 @@ async def test_invalid_names_fail_before_any_request(
     with pytest.raises(InvalidModelName):
         await client.load(bad)
     with pytest.raises(InvalidModelName):
-        await client.generate(bad, "x", stream=True)
+        client.generate_stream(bad, "x")
     with pytest.raises(InvalidModelName):
         client.pull(bad)
     assert fake.requests == []

@@ -96,12 +96,8 @@ async def test_load_forever_then_unload(ollama: OllamaClient) -> None:
 async def test_generate_and_chat_record_metrics(ollama: OllamaClient) -> None:
     with capture_logs() as logs:
         reply = await ollama.generate("llama3.2", "Say hi")
-        chunks = [
-            c
-            async for c in await ollama.chat(
-                "llama3.2", [{"role": "user", "content": "Hi"}], stream=True
-            )
-        ]
+        messages = [{"role": "user", "content": "Hi"}]
+        chunks = [c async for c in ollama.chat_stream("llama3.2", messages)]
     assert reply.done and reply.stats is not None and reply.stats.eval_count > 0
     assert chunks[-1].done and "".join(c.text for c in chunks)
     names = {e["metric"] for e in logs if e.get("event") == "metric"}
@@ -117,7 +113,7 @@ async def test_sequential_calls_reuse_one_connection(ollama: OllamaClient) -> No
     for _ in range(5):
         await ollama.heartbeat()
         await ollama.tags()
-    pool = ollama._http._transport._pool  # type: ignore[attr-defined]
+    pool = ollama._session._http._transport._pool  # type: ignore[attr-defined]
     assert len(pool.connections) == 1
 
 

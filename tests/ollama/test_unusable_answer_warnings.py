@@ -13,6 +13,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
+from n3d.api.faults import code_of
 from n3d.errors import UnexpectedResponse
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.wire import UNUSABLE_SUMMARY_EVERY_S, Translator
@@ -78,5 +79,5 @@ async def test_repeated_poison_is_still_an_error_each_time_but_one_warning(
         for _ in range(20):
             with pytest.raises(UnexpectedResponse) as info:
                 await client.ps()
-            assert info.value.code == 1010
+            assert code_of(info.value) == 1010
     assert len(warnings(logs)) == 1

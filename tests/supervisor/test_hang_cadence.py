@@ -12,10 +12,9 @@ import pytest
 
 from n3d.state import ServerState
 from n3d.supervisor.health import HealthResult
-from n3d.supervisor.supervisor import Supervisor
 from n3d.supervisor.watch import recheck_interval
 
-from .helpers import SIM, free_port, settings_for, sim_env, supervising, until
+from .helpers import SIM, free_port, settings_for, sim_env, supervising, supervisor_for, until
 
 S = ServerState
 
@@ -37,8 +36,8 @@ async def test_a_stopped_serve_is_confirmed_hung_sooner_and_exits_on_its_sigterm
         server={"mode": "managed", "health_timeout": 0.25, "failures_before_restart": 3,
                 "stop_timeout": 10},
     )
-    sup = Supervisor(settings, command=SIM, runtime_dir=tmp_path / "home" / "run",
-                     environ=sim_env(tmp_path / "home", port))
+    sup = supervisor_for(settings, command=SIM, runtime_dir=tmp_path / "home" / "run",
+                         environ=sim_env(tmp_path / "home", port))
     results: list[HealthResult] = []
     stopped = anyio.Event()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -89,6 +90,31 @@ async def test_a_reused_pid_is_never_touched(
     write_pid_file(pid_file, record_of(bystander.pid, ("ollama", "serve")))
     assert (await stop_orphans(pid_file, stop_timeout_s=1)).action == "stale"
     assert bystander.poll() is None and not pid_file.exists()
+
+
+@pytest.fixture
+def pathed_bystander(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated program run from a folder named "ollama" (a virtualenv's, say)."""
+    home = tmp_path / "ollama" / "bin"
+    home.mkdir(parents=True)
+    sleeper = home / "sleep"
+    sleeper.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    proc = subprocess.Popen([str(sleeper), "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait(10)
+
+
+async def test_a_process_whose_path_merely_mentions_ollama_is_not_taken_for_serve(
+    tmp_path: Path, pathed_bystander: subprocess.Popen[bytes]
+) -> None:
+    # Found on a machine whose worktree was /work/wt/ollama: an old-format pid file
+    # (no marker) whose pid and create time match must still not make a program whose
+    # path mentions "ollama" serve; only the program's own name counts.
+    pid_file = tmp_path / "ollama.pid"
+    write_pid_file(pid_file, record_of(pathed_bystander.pid, ("ollama", "serve")))
+    assert (await stop_orphans(pid_file, stop_timeout_s=1)).action == "stale"
+    assert pathed_bystander.poll() is None
 
 
 async def test_a_missing_or_foreign_pid_file_changes_nothing(tmp_path: Path) -> None:

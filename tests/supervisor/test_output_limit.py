@@ -12,7 +12,7 @@ import pytest
 
 from n3d.metrics import REGISTRY
 from n3d.supervisor.output import BURST, RATE_PER_S, OutputLimiter
-from n3d.supervisor.process import open_ollama
+from n3d.supervisor.spawn import open_ollama
 
 from .helpers import JsonLogs
 

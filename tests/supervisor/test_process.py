@@ -21,14 +21,8 @@ import pytest
 
 from n3d.supervisor.groups import VERIFY_S, descendant_pids
 from n3d.supervisor.output import OutputLimiter
-from n3d.supervisor.process import (
-    ExitStatus,
-    child_environment,
-    group_members,
-    kill_group,
-    open_ollama,
-)
-from n3d.supervisor.spawn import SpawnFailed
+from n3d.supervisor.process import ExitStatus, group_members, kill_group
+from n3d.supervisor.spawn import SpawnFailed, child_environment, open_ollama
 
 from .helpers import JsonLogs, eventually
 

@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from n3d.state import ServerState
-from n3d.supervisor.process import open_ollama
-from n3d.supervisor.spawn import SpawnFailed
+from n3d.supervisor.spawn import SpawnFailed, open_ollama
 
 from .helpers import SIM, free_port, make, states, supervising, until
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from n3d.api.faults import code_of
 from n3d.errors import NotManaged
 from n3d.metrics import REGISTRY
 from n3d.state import ServerState
 from n3d.supervisor.process import group_members
-from n3d.supervisor.supervisor import Supervisor
 
 from .helpers import (
     RUNNER_ENV,
@@ -34,6 +34,7 @@ from .helpers import (
     sim_env,
     states,
     supervising,
+    supervisor_for,
     until,
 )
 
@@ -246,7 +247,7 @@ async def test_external_mode_never_starts_or_stops(
         for command in (sup.start, sup.stop, sup.restart):
             with pytest.raises(NotManaged) as caught:
                 await command()
-            assert caught.value.code == 1006
+            assert code_of(caught.value) == 1006
         other = foreign(tmp_path / "other", port)
         snap = await until(sup, S.EXTERNAL)
         assert not snap.owned and sup.process is None
@@ -259,7 +260,7 @@ async def test_hundred_concurrent_health_requests_cause_one_http_probe(
     port = free_port()
     home = tmp_path / "home"
     settings = settings_for(tmp_path, port, ollama={"health_check_interval": 30})
-    sup = Supervisor(settings, command=SIM, environ=sim_env(home, port))
+    sup = supervisor_for(settings, command=SIM, environ=sim_env(home, port))
     async with supervising(sup, pgids):
         await until(sup, S.RUNNING)
         sup.health.forget()  # start from an empty cache, as after the interval

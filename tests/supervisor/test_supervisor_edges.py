@@ -30,6 +30,7 @@ from .helpers import (
     sim_env,
     states,
     supervising,
+    supervisor_for,
     until,
 )
 
@@ -204,8 +205,8 @@ async def test_a_server_that_never_exits_after_sigkill_does_not_hold_the_stop(
     settings = settings_for(tmp_path, port, server={"mode": "managed", "stop_timeout": 0.5})
     sleeper = (sys.executable, "-c", "import time; time.sleep(60)")
     home = tmp_path / "home"
-    sup = Supervisor(settings, command=sleeper, runtime_dir=home / "run",
-                     environ=sim_env(home, port))
+    sup = supervisor_for(settings, command=sleeper, runtime_dir=home / "run",
+                         environ=sim_env(home, port))
     pid_file = home / "run" / "ollama.pid"
     async with anyio.create_task_group() as tg:
         await tg.start(sup.run)

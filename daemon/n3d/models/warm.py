@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -40,19 +40,24 @@ import structlog
 
 from n3d.errors import ModelNotFound, OllamaError, UnexpectedResponse
 from n3d.metrics import metric
-from n3d.models.events import SafePublisher, utc_now
+from n3d.models.events import SafePublisher
 from n3d.models.warm_policy import STABLE_S, backoff_delay, refresh_at, refresh_lead
-from n3d.models.warm_state import LoadedRow, WarmState, loaded_row
+from n3d.models.warm_state import LoadedRow, WarmRow, WarmState, loaded_row
 from n3d.models.warm_store import KeepAliveValue, WarmEntry, WarmStore
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.types import LoadedModel, LoadResult
 
-__all__ = ["WarmKeeper"]
+__all__ = ["WarmKeeper", "utc_now"]
 
 log = structlog.get_logger(__name__)
 
 PullModel = Callable[[str], Awaitable[object]]
+
+
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime: the keeper's (and so the model service's) wall clock."""
+    return datetime.now(UTC)
 
 
 class WarmKeeper:
@@ -170,14 +175,13 @@ class WarmKeeper:
     def is_warm(self, key: str) -> bool:
         return any(entry.key == key for entry in self.entries())
 
-    def rows(self, loaded: Sequence[LoadedModel] | None = None) -> list[dict[str, Any]]:
+    def rows(self, loaded: Sequence[LoadedModel] | None = None) -> list[WarmRow]:
         """`warm.list` rows; ``loaded`` is a fresh `/api/ps`, else the last one seen."""
         current = {m.key: m for m in map(loaded_row, loaded)} if loaded is not None else None
-        rows = []
-        for entry in self.entries():
-            row = self._state(entry).row(self._keep_alive(entry), current)
-            rows.append({**row, "source": entry.source})
-        return rows
+        return [
+            self._state(entry).row(self._keep_alive(entry), entry.source, current)
+            for entry in self.entries()
+        ]
 
     def _keep_alive(self, entry: WarmEntry) -> KeepAliveValue:
         return self.keep_alive if entry.keep_alive is None else entry.keep_alive

@@ -9,15 +9,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from n3d.errors import InvalidModelName, OllamaError
-from n3d.models.events import utc_iso
 from n3d.models.warm_store import KeepAliveValue
 from n3d.ollama.names import parse_model_name
 from n3d.ollama.types import LoadedModel
 
-__all__ = ["LoadedRow", "WarmState", "loaded_row"]
+__all__ = ["LoadedRow", "WarmRow", "WarmState", "loaded_row"]
+
+
+@dataclass(frozen=True, slots=True)
+class WarmRow:
+    """One model of the warm list as `warm.list` shows it; ``last_warmed_at`` is wall s."""
+
+    name: str
+    keep_alive: KeepAliveValue
+    loaded: bool
+    expires_at: str | None  # as Ollama sent it, while loaded
+    last_warmed_at: float | None
+    last_error: str | None
+    source: Literal["config", "runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,15 +111,19 @@ class WarmState:
         return delay_s
 
     def row(
-        self, keep_alive: KeepAliveValue, current: dict[str, LoadedRow] | None
-    ) -> dict[str, Any]:
-        """A `warm.list` row: ``{name, keep_alive, loaded, expires_at, last_warmed_at, ...}``."""
+        self,
+        keep_alive: KeepAliveValue,
+        source: Literal["config", "runtime"],
+        current: dict[str, LoadedRow] | None,
+    ) -> WarmRow:
+        """Its `warm.list` row; ``current`` is a fresh `/api/ps` by key, else the last seen."""
         loaded = self.loaded if current is None else current.get(self.key)
-        return {
-            "name": self.name,
-            "keep_alive": keep_alive,
-            "loaded": loaded is not None,
-            "expires_at": loaded.model.expires_at if loaded is not None else None,
-            "last_warmed_at": utc_iso(self.last_warmed_at),
-            "last_error": self.last_error,
-        }
+        return WarmRow(
+            name=self.name,
+            keep_alive=keep_alive,
+            loaded=loaded is not None,
+            expires_at=loaded.model.expires_at if loaded is not None else None,
+            last_warmed_at=self.last_warmed_at,
+            last_error=self.last_error,
+            source=source,
+        )
