@@ -42,8 +42,15 @@ from peers import kill_group, supervisord, wait_for_path
 BIN = Path(sys.executable).parent
 STAND_IN_STATUS = {
     "daemon": {"version": "0.1.0", "pid": 1, "uptime_s": 60.0, "socket": "-"},
-    "server": {"state": "running", "mode": "managed", "pid": 2, "since": time.time() - 60,
-               "base_url": "http://127.0.0.1:11434", "version": "0.5.7", "restarts": 0},
+    "server": {
+        "state": "running",
+        "mode": "managed",
+        "pid": 2,
+        "since": time.time() - 60,
+        "base_url": "http://127.0.0.1:11434",
+        "version": "0.5.7",
+        "restarts": 0,
+    },
     "health": {"ok": True, "latency_ms": 1.0, "age_s": 1.0, "cached": True},
     "resources": {"rss_bytes": 50_000_000, "cpu_percent": 0.0, "processes": 1},
     "models": {"installed": ["llama3.2"], "loaded": [], "warm": []},
@@ -54,8 +61,11 @@ STAND_IN_STATUS = {
 def n3d_daemon(tmp: Path) -> Iterator[tuple[dict[str, str], str]]:
     """A running n3d (or the stand-in); yields n3ctl's environment and a label."""
     sock = Path(tempfile.mkdtemp(prefix="n3b-", dir="/tmp")) / "s.sock"
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OLLAMA_", "N3D_", "XDG_", "PYTHONDONTWRITEBYTECODE"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OLLAMA_", "N3D_", "XDG_", "PYTHONDONTWRITEBYTECODE"))
+    }
     for sub in ("run", "config", "state", "models"):
         (tmp / sub).mkdir(mode=0o700)
     with socket.socket() as s:
@@ -63,17 +73,26 @@ def n3d_daemon(tmp: Path) -> Iterator[tuple[dict[str, str], str]]:
         port = s.getsockname()[1]
     config = tmp / "n3d.toml"
     config.write_text(f'[ollama]\nbase_url = "http://127.0.0.1:{port}"\n')
-    env.update(HOME=str(tmp), XDG_RUNTIME_DIR=str(tmp / "run"), N3D_SOCKET=str(sock),
-               XDG_CONFIG_HOME=str(tmp / "config"), XDG_STATE_HOME=str(tmp / "state"),
-               OLLAMA_MODELS=str(tmp / "models"), OLLAMA_SIM_MODELS_PRELOAD="llama3.2")
-    proc = subprocess.Popen([str(BIN / "n3d"), "run", "--simulate", "--config", str(config)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    env.update(
+        HOME=str(tmp),
+        XDG_RUNTIME_DIR=str(tmp / "run"),
+        N3D_SOCKET=str(sock),
+        XDG_CONFIG_HOME=str(tmp / "config"),
+        XDG_STATE_HOME=str(tmp / "state"),
+        OLLAMA_MODELS=str(tmp / "models"),
+        OLLAMA_SIM_MODELS_PRELOAD="llama3.2",
+    )
+    proc = subprocess.Popen(
+        [str(BIN / "n3d"), "run", "--simulate", "--config", str(config)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         if wait_for_path(sock, proc, 20):
             for _ in range(100):  # until the server is up: `status` exits 0
-                done = subprocess.run([str(BIN / "n3ctl"), "status"], env=env,
-                                      capture_output=True)
+                done = subprocess.run([str(BIN / "n3ctl"), "status"], env=env, capture_output=True)
                 if done.returncode == 0:
                     break
                 time.sleep(0.2)
@@ -103,8 +122,7 @@ def _stand_in(path: Path) -> Iterator[None]:
             with conn, conn.makefile("rb") as lines:
                 for line in lines:
                     request = json.loads(line)
-                    reply = {"jsonrpc": "2.0", "id": request.get("id"),
-                             "result": STAND_IN_STATUS}
+                    reply = {"jsonrpc": "2.0", "id": request.get("id"), "result": STAND_IN_STATUS}
                     conn.sendall(json.dumps(reply).encode() + b"\n")
 
     threading.Thread(target=serve, daemon=True).start()
@@ -135,13 +153,14 @@ def main() -> int:
         env, label = stack.enter_context(n3d_daemon(tmp / "n3d"))
         peer = stack.enter_context(supervisord(tmp, args.supervisor_bin))
         commands: dict[str, tuple[list[str], dict[str, str] | None]] = {
-            'python -I -c "import socket, json" (floor)':
-                ([sys.executable, "-I", "-c", "import socket, json"], _compiled_env()),
+            'python -I -c "import socket, json" (floor)': (
+                [sys.executable, "-I", "-c", "import socket, json"],
+                _compiled_env(),
+            ),
             label: ([str(BIN / "n3ctl"), "status"], env),
         }
         if peer is not None:
-            commands["supervisorctl status (1 program)"] = (peer.status_command,
-                                                            _compiled_env())
+            commands["supervisorctl status (1 program)"] = (peer.status_command, _compiled_env())
         times: dict[str, list[float]] = {name: [] for name in commands}
         for round_no in range(args.runs + 3):
             for name, (command, command_env) in commands.items():

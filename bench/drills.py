@@ -58,8 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    result = run_drill(args.duration, args.seed, short=args.short, keep_home=args.keep,
-                       progress=say)
+    result = run_drill(
+        args.duration, args.seed, short=args.short, keep_home=args.keep, progress=say
+    )
     print(json.dumps(result.to_json(), indent=1) if args.json else render(result))
     return 0 if result.ok else 1
 

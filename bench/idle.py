@@ -124,8 +124,16 @@ class Meter:
                 fds += proc.num_fds()
             except psutil.Error:
                 continue
-        return Row(label, cpu * 60 / seconds, run_s * 60 / seconds, rss / MIB, uss / MIB,
-                   switches / seconds, threads, fds)
+        return Row(
+            label,
+            cpu * 60 / seconds,
+            run_s * 60 / seconds,
+            rss / MIB,
+            uss / MIB,
+            switches / seconds,
+            threads,
+            fds,
+        )
 
 
 @dataclass(frozen=True)
@@ -140,9 +148,16 @@ class Row:
     fds: int
 
     def cells(self) -> list[str]:
-        return [self.label, f"{self.cpu_s_per_min:.3f}", f"{self.run_s_per_min:.4f}",
-                f"{self.rss_mib:.1f}", f"{self.uss_mib:.1f}", f"{self.wakeups_per_s:.2f}",
-                str(self.threads), str(self.fds)]
+        return [
+            self.label,
+            f"{self.cpu_s_per_min:.3f}",
+            f"{self.run_s_per_min:.4f}",
+            f"{self.rss_mib:.1f}",
+            f"{self.uss_mib:.1f}",
+            f"{self.wakeups_per_s:.2f}",
+            str(self.threads),
+            str(self.fds),
+        ]
 
 
 def _ratio(a: float, b: float) -> str:
@@ -167,19 +182,27 @@ def _warm_loaded(daemon: DaemonProcess) -> bool:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=60.0, help="measured window, seconds")
-    parser.add_argument("--settle", type=float, default=5.0,
-                        help="seconds between the model being warm and the window opening")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=5.0,
+        help="seconds between the model being warm and the window opening",
+    )
     parser.add_argument("--model", default="llama3.2", help="the one warm model")
-    parser.add_argument("--supervisor-bin", type=Path, default=None,
-                        help="directory with supervisord (default: pip-install into a temp venv)")
+    parser.add_argument(
+        "--supervisor-bin",
+        type=Path,
+        default=None,
+        help="directory with supervisord (default: pip-install into a temp venv)",
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="n3i-", dir="/tmp") as tmp_name, \
-            ExitStack() as stack:
+    with tempfile.TemporaryDirectory(prefix="n3i-", dir="/tmp") as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
         (tmp / "sv").mkdir()
-        peer = stack.enter_context(supervisord(tmp / "sv", args.supervisor_bin,
-                                               program="sleep infinity"))
+        peer = stack.enter_context(
+            supervisord(tmp / "sv", args.supervisor_bin, program="sleep infinity")
+        )
         daemon = start_n3d(tmp / "d", args.model)
         stack.callback(daemon.cleanup)
         daemon.wait_ready(within_s=30)
@@ -211,34 +234,59 @@ def main() -> int:
         still_warm = _warm_loaded(daemon)
         window = meters["n3d"].ended - meters["n3d"].started
 
-    header = ["process", "CPU-s/min", "on-CPU s/min", "RSS MiB", "USS MiB", "wakeups/s",
-              "threads", "fds"]
-    print(f"Idle cost over {window:.1f} s, both measured at the same time "
-          f"({date.today()}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)\n")
+    header = [
+        "process",
+        "CPU-s/min",
+        "on-CPU s/min",
+        "RSS MiB",
+        "USS MiB",
+        "wakeups/s",
+        "threads",
+        "fds",
+    ]
+    print(
+        f"Idle cost over {window:.1f} s, both measured at the same time "
+        f"({date.today()}, Python {sys.version.split()[0]}, {os.cpu_count()} CPUs)\n"
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     rows = [n3d, sv, sim] if sv else [n3d, sim]
     for row in rows:
         print("| " + " | ".join(row.cells()) + " |")
     if sv is not None:
-        print("| n3d / supervisord | " + " | ".join([
-            _ratio(n3d.cpu_s_per_min, sv.cpu_s_per_min),
-            _ratio(n3d.run_s_per_min, sv.run_s_per_min), _ratio(n3d.rss_mib, sv.rss_mib),
-            _ratio(n3d.uss_mib, sv.uss_mib), _ratio(n3d.wakeups_per_s, sv.wakeups_per_s),
-            _ratio(n3d.threads, sv.threads), _ratio(n3d.fds, sv.fds)]) + " |")
+        print(
+            "| n3d / supervisord | "
+            + " | ".join(
+                [
+                    _ratio(n3d.cpu_s_per_min, sv.cpu_s_per_min),
+                    _ratio(n3d.run_s_per_min, sv.run_s_per_min),
+                    _ratio(n3d.rss_mib, sv.rss_mib),
+                    _ratio(n3d.uss_mib, sv.uss_mib),
+                    _ratio(n3d.wakeups_per_s, sv.wakeups_per_s),
+                    _ratio(n3d.threads, sv.threads),
+                    _ratio(n3d.fds, sv.fds),
+                ]
+            )
+            + " |"
+        )
     else:
         print("\n(supervisord could not be started: no peer row)")
     if not still_warm:
         print(f"\nWARNING: {args.model} was no longer loaded at the end of the window")
     cpu_ok = n3d.cpu_s_per_min <= AIM_CPU_S_PER_MIN
     rss_ok = n3d.rss_mib <= AIM_RSS_MIB
-    print(f"\n- Aim \"≤ {AIM_CPU_S_PER_MIN} CPU-s per minute idle with one warm model\": "
-          f"**{'met' if cpu_ok else 'not met'}** ({n3d.cpu_s_per_min:.3f}).")
-    print(f"- Aim \"≤ {AIM_RSS_MIB:.0f} MiB RSS\": **{'met' if rss_ok else 'not met'}** "
-          f"({n3d.rss_mib:.1f} MiB; USS {n3d.uss_mib:.1f} MiB).")
-    print("- The issue's reference: supervisord with one program, 0.02 CPU-s and 19 MiB"
-          + (f"; this run: {sv.cpu_s_per_min:.3f} CPU-s/min and {sv.rss_mib:.1f} MiB."
-             if sv else "."))
+    print(
+        f'\n- Aim "≤ {AIM_CPU_S_PER_MIN} CPU-s per minute idle with one warm model": '
+        f"**{'met' if cpu_ok else 'not met'}** ({n3d.cpu_s_per_min:.3f})."
+    )
+    print(
+        f'- Aim "≤ {AIM_RSS_MIB:.0f} MiB RSS": **{"met" if rss_ok else "not met"}** '
+        f"({n3d.rss_mib:.1f} MiB; USS {n3d.uss_mib:.1f} MiB)."
+    )
+    print(
+        "- The issue's reference: supervisord with one program, 0.02 CPU-s and 19 MiB"
+        + (f"; this run: {sv.cpu_s_per_min:.3f} CPU-s/min and {sv.rss_mib:.1f} MiB." if sv else ".")
+    )
     return 0
 
 

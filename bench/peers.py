@@ -53,8 +53,13 @@ def install_supervisor(tmp: Path) -> Path | None:
     """pip-install supervisor into ``tmp/venv``; its bin dir, or None if that failed."""
     venv = tmp / "venv"
     made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True)
-    pip = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "supervisor"],
-                         capture_output=True) if made.returncode == 0 else made
+    pip = (
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", "supervisor"], capture_output=True
+        )
+        if made.returncode == 0
+        else made
+    )
     if pip.returncode != 0:
         print("supervisor could not be installed; skipping the peer", file=sys.stderr)
         return None
@@ -92,9 +97,12 @@ def supervisord(
         f"[supervisorctl]\nserverurl=unix://{sock}\n\n"
         f"[program:sleeper]\ncommand={program}\n"
     )
-    proc = subprocess.Popen([str(bin_dir / "supervisord"), "-c", str(conf)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [str(bin_dir / "supervisord"), "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         command = [str(bin_dir / "supervisorctl"), "-c", str(conf), "status"]
         ok = wait_for_path(sock, proc, 20)

@@ -52,12 +52,17 @@ AIM_P99_MS = 5.0
 # -- the pull clients (a helper process, so their work does not share our GIL) --------------
 
 
-async def _one_pull(path: str, model: str, index: int, began: asyncio.Event,
-                    counts: list[int], clients: int) -> dict[str, Any]:
+async def _one_pull(
+    path: str, model: str, index: int, began: asyncio.Event, counts: list[int], clients: int
+) -> dict[str, Any]:
     reader, writer = await asyncio.open_unix_connection(path, limit=1 << 20)
     token = f"bench-{index}"
-    request = {"jsonrpc": "2.0", "id": 1, "method": "models.pull",
-               "params": {"model": model, "workDoneToken": token}}
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "models.pull",
+        "params": {"model": model, "workDoneToken": token},
+    }
     writer.write(json.dumps(request).encode() + b"\n")
     kinds: Counter[str] = Counter()
     response: dict[str, Any] = {}
@@ -82,9 +87,13 @@ async def _one_pull(path: str, model: str, index: int, began: asyncio.Event,
     finally:
         writer.close()
     result = response.get("result") or {}
-    return {"begin": kinds["begin"], "report": kinds["report"], "end": kinds["end"],
-            "ok": result.get("status") == "success",
-            "error": (response.get("error") or {}).get("message")}
+    return {
+        "begin": kinds["begin"],
+        "report": kinds["report"],
+        "end": kinds["end"],
+        "ok": result.get("status") == "success",
+        "error": (response.get("error") or {}).get("message"),
+    }
 
 
 async def _pull_clients(path: str, model: str, clients: int) -> None:
@@ -120,9 +129,14 @@ class Phase:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
     def cells(self) -> list[str]:
-        return [self.label, f"{len(self.latencies_ms)}",
-                f"{statistics.median(self.latencies_ms):.2f}", f"{self.pct(0.99):.2f}",
-                f"{max(self.latencies_ms):.2f}", f"{100 * self.cpu_s / self.seconds:.0f} %"]
+        return [
+            self.label,
+            f"{len(self.latencies_ms)}",
+            f"{statistics.median(self.latencies_ms):.2f}",
+            f"{self.pct(0.99):.2f}",
+            f"{max(self.latencies_ms):.2f}",
+            f"{100 * self.cpu_s / self.seconds:.0f} %",
+        ]
 
 
 def measure(label: str, conn: Connection, pid: int, duration: float, rate: float) -> Phase:
@@ -174,11 +188,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per phase")
     parser.add_argument("--clients", type=int, default=50, help="clients pulling at once")
-    parser.add_argument("--rate", type=float, default=100.0,
-                        help="status calls per second (0: back to back)")
+    parser.add_argument(
+        "--rate", type=float, default=100.0, help="status calls per second (0: back to back)"
+    )
     parser.add_argument("--model", default="llama3", help="the model pulled")
-    parser.add_argument("--pull-seconds", type=float, default=None,
-                        help="simulated pull duration (default: duration + 10)")
+    parser.add_argument(
+        "--pull-seconds",
+        type=float,
+        default=None,
+        help="simulated pull duration (default: duration + 10)",
+    )
     parser.add_argument("--pull-clients", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--socket", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -196,17 +215,34 @@ def main() -> int:
                 for _ in range(50):  # warm-up: first calls, first /proc scan
                     conn.call("status")
                 quiet = measure("no pull", conn, daemon.pid, args.duration, args.rate)
-                env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]
-                                                       / "daemon")}
+                env = {
+                    **os.environ,
+                    "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "daemon"),
+                }
                 helper = subprocess.Popen(
-                    [sys.executable, __file__, "--pull-clients", str(args.clients),
-                     "--socket", str(daemon.socket), "--model", args.model],
-                    stdout=subprocess.PIPE, text=True, env=env,
+                    [
+                        sys.executable,
+                        __file__,
+                        "--pull-clients",
+                        str(args.clients),
+                        "--socket",
+                        str(daemon.socket),
+                        "--model",
+                        args.model,
+                    ],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                    env=env,
                 )
                 if _read_line(helper, 30) != "began":
                     raise SystemExit("the pull clients did not all get a `begin` in 30 s")
-                busy = measure(f"pull streaming to {args.clients} clients", conn, daemon.pid,
-                               args.duration, args.rate)
+                busy = measure(
+                    f"pull streaming to {args.clients} clients",
+                    conn,
+                    daemon.pid,
+                    args.duration,
+                    args.rate,
+                )
                 still_pulling = helper.poll() is None
             summary = json.loads(_read_line(helper, pull_seconds + 60) or "{}")
             helper.wait(10)
@@ -217,31 +253,38 @@ def main() -> int:
             daemon.cleanup()
 
     clients = summary.get("clients", [])
-    complete = [c for c in clients if c["begin"] == 1 and c["report"] > 0 and c["end"] == 1
-                and c["ok"]]
+    complete = [
+        c for c in clients if c["begin"] == 1 and c["report"] > 0 and c["end"] == 1 and c["ok"]
+    ]
     reports = sorted(c["report"] for c in clients) or [0]
     notifications = sum(c["begin"] + c["report"] + c["end"] for c in clients)
     seconds = summary.get("seconds", 0.0)
 
     mode = f"{args.rate:g} calls/s" if args.rate > 0 else "back to back"
-    print(f"`status` round trip, one connection, {mode}, {args.duration:g} s per phase, "
-          f"one after the other ({date.today()}, Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs; simulated pull of {args.model} takes {pull_seconds:g} s)\n")
+    print(
+        f"`status` round trip, one connection, {mode}, {args.duration:g} s per phase, "
+        f"one after the other ({date.today()}, Python {sys.version.split()[0]}, "
+        f"{os.cpu_count()} CPUs; simulated pull of {args.model} takes {pull_seconds:g} s)\n"
+    )
     header = ["phase", "calls", "p50 ms", "p99 ms", "max ms", "n3d CPU"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for phase in (quiet, busy):
         print("| " + " | ".join(phase.cells()) + " |")
-    print(f"| pull / no pull | {len(busy.latencies_ms) / len(quiet.latencies_ms):.2f}× | "
-          f"{statistics.median(busy.latencies_ms) / statistics.median(quiet.latencies_ms):.2f}× | "
-          f"{busy.pct(0.99) / quiet.pct(0.99):.2f}× | "
-          f"{max(busy.latencies_ms) / max(quiet.latencies_ms):.2f}× | "
-          f"{(busy.cpu_s / busy.seconds) / max(quiet.cpu_s / quiet.seconds, 1e-9):.2f}× |")
-    print(f"\nProgress: {len(complete)}/{args.clients} clients got `begin`, `report`s, `end` "
-          f"and a `success` response; `report`s per client min {reports[0]}, median "
-          f"{statistics.median(reports):g}, max {reports[-1]}; {notifications} `$/progress` "
-          f"notifications in all over {seconds:.1f} s "
-          f"({notifications / max(seconds, 1e-9):.0f}/s).")
+    print(
+        f"| pull / no pull | {len(busy.latencies_ms) / len(quiet.latencies_ms):.2f}× | "
+        f"{statistics.median(busy.latencies_ms) / statistics.median(quiet.latencies_ms):.2f}× | "
+        f"{busy.pct(0.99) / quiet.pct(0.99):.2f}× | "
+        f"{max(busy.latencies_ms) / max(quiet.latencies_ms):.2f}× | "
+        f"{(busy.cpu_s / busy.seconds) / max(quiet.cpu_s / quiet.seconds, 1e-9):.2f}× |"
+    )
+    print(
+        f"\nProgress: {len(complete)}/{args.clients} clients got `begin`, `report`s, `end` "
+        f"and a `success` response; `report`s per client min {reports[0]}, median "
+        f"{statistics.median(reports):g}, max {reports[-1]}; {notifications} `$/progress` "
+        f"notifications in all over {seconds:.1f} s "
+        f"({notifications / max(seconds, 1e-9):.0f}/s)."
+    )
     failed = [c["error"] for c in clients if not c["ok"]]
     if failed:
         print(f"Failed pulls: {len(failed)} (first: {failed[0]})")
@@ -250,9 +293,11 @@ def main() -> int:
     if quiet.errors or busy.errors:
         print(f"`status` errors: {quiet.errors} without the pull, {busy.errors} during it.")
     ok = busy.pct(0.99) < AIM_P99_MS and len(complete) == args.clients
-    print(f"\n- Aim \"status p99 < {AIM_P99_MS:g} ms while a pull streams to {args.clients} "
-          f"clients\": **{'met' if ok else 'not met'}** (p99 {busy.pct(0.99):.2f} ms; "
-          f"{quiet.pct(0.99):.2f} ms with no pull).")
+    print(
+        f'\n- Aim "status p99 < {AIM_P99_MS:g} ms while a pull streams to {args.clients} '
+        f'clients": **{"met" if ok else "not met"}** (p99 {busy.pct(0.99):.2f} ms; '
+        f"{quiet.pct(0.99):.2f} ms with no pull)."
+    )
     return 0
 
 

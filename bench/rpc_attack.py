@@ -85,8 +85,10 @@ def discover_batch() -> bytes:
 
 def pull_batch() -> bytes:
     return batch_of(
-        lambda i: b'{"jsonrpc":"2.0","method":"models.pull","params":{"model":"%s"},"id":%d}'
-        % (PULL_MODEL.encode(), i)
+        lambda i: (
+            b'{"jsonrpc":"2.0","method":"models.pull","params":{"model":"%s"},"id":%d}'
+            % (PULL_MODEL.encode(), i)
+        )
     )
 
 
@@ -231,9 +233,7 @@ def scenario(
         "status_calls": len(latencies),
         "status_p50_ms": round(statistics.median(latencies) * 1e3, 1) if latencies else None,
         "status_p99_ms": (
-            round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e3, 1)
-            if latencies
-            else None
+            round(latencies[max(0, int(len(latencies) * 0.99) - 1)] * 1e3, 1) if latencies else None
         ),
         "status_max_ms": round(latencies[-1] * 1e3, 1) if latencies else None,
         "status_failures": failures[:3],

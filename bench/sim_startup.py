@@ -21,8 +21,12 @@ import time
 from n3d.testing.simulator import free_port, head_ok
 
 
-def one_run(models_dir: str, extra_env: dict[str, str] | None = None,
-            within_s: float = 10.0, poll_s: float = 0.002) -> float:
+def one_run(
+    models_dir: str,
+    extra_env: dict[str, str] | None = None,
+    within_s: float = 10.0,
+    poll_s: float = 0.002,
+) -> float:
     """Seconds from spawning `ollama-sim serve` to its first 200 answer to `HEAD /`.
 
     The simulator gets a clean environment (no ``OLLAMA_*`` of the caller's),
@@ -32,9 +36,14 @@ def one_run(models_dir: str, extra_env: dict[str, str] | None = None,
     env = {k: v for k, v in os.environ.items() if not k.startswith("OLLAMA_")}
     env.update(extra_env or {}, OLLAMA_HOST=f"127.0.0.1:{port}", OLLAMA_MODELS=models_dir)
     started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "n3d.sim", "serve"], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "n3d.sim", "serve"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         while not head_ok(port, 0.2):
             if proc.poll() is not None:
@@ -55,9 +64,11 @@ def main() -> int:
         one_run(tmp)  # warm the OS file cache once; not counted
         times = sorted(one_run(tmp) for _ in range(runs))
     p90 = times[min(len(times) - 1, int(round(0.9 * len(times))) - 1)]
-    print(f"ollama-sim startup to first HEAD / over {runs} runs: "
-          f"median {statistics.median(times) * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms, "
-          f"min {times[0] * 1000:.1f} ms, max {times[-1] * 1000:.1f} ms")
+    print(
+        f"ollama-sim startup to first HEAD / over {runs} runs: "
+        f"median {statistics.median(times) * 1000:.1f} ms, p90 {p90 * 1000:.1f} ms, "
+        f"min {times[0] * 1000:.1f} ms, max {times[-1] * 1000:.1f} ms"
+    )
     return 0
 
 

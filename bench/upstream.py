@@ -221,8 +221,10 @@ def _latency(calls: list[tuple[float, float, bool]]) -> tuple[float, float]:
 
 
 def through_n3d(args: argparse.Namespace, home: Path) -> dict[str, Any]:
-    config = {"ollama": {"health_check_interval": HEALTH_INTERVAL_S},
-              "warm": {"models": [WARM_MODEL]}}
+    config = {
+        "ollama": {"health_check_interval": HEALTH_INTERVAL_S},
+        "warm": {"models": [WARM_MODEL]},
+    }
     daemon = DaemonProcess(home, config=config, fast=False, **SIM_ENV)
     try:
         daemon.start().wait_ready(within_s=60)

@@ -78,7 +78,9 @@ def test_a_gauge_series_keeps_its_own_last_value_and_the_total_the_newest() -> N
     snap = REGISTRY.snapshot()
     assert snap["gauges"]["ollama.models.count"] == 2
     assert [(s["tags"], s["value"]) for s in snap["series"]] == [
-        ({"cached": "false"}, 3.0), ({"cached": "true"}, 2.0)]
+        ({"cached": "false"}, 3.0),
+        ({"cached": "true"}, 2.0),
+    ]
 
 
 def test_a_pid_is_logged_but_does_not_make_a_series_of_its_own() -> None:
@@ -87,7 +89,10 @@ def test_a_pid_is_logged_but_does_not_make_a_series_of_its_own() -> None:
         metric("ollama.process.rss_bytes", 2000, "By", pid=202)  # the server restarted
         metric("ollama.server.stopped", 1, "{stop}", pid=202, exit="signal SIGKILL")
     assert [e["tags"] for e in logs] == [
-        {"pid": 101}, {"pid": 202}, {"pid": 202, "exit": "signal SIGKILL"}]
+        {"pid": 101},
+        {"pid": 202},
+        {"pid": 202, "exit": "signal SIGKILL"},
+    ]
     series = REGISTRY.snapshot()["series"]
     assert [(s["name"], s["tags"], s["value"]) for s in series] == [
         ("ollama.process.rss_bytes", {}, 2000.0),
@@ -103,7 +108,9 @@ def test_tag_sets_past_the_cap_add_up_in_one_overflow_series_with_one_warning() 
         registry.record("ollama.model.check_duration", 0.001, "s", None, {"model": "m0"})
     snap = registry.snapshot()
     assert [(s["tags"], s["count"]) for s in snap["series"]] == [
-        ({"model": "m0"}, 2), ({"model": "m1"}, 1), ({"model": "m2"}, 1),
+        ({"model": "m0"}, 2),
+        ({"model": "m1"}, 1),
+        ({"model": "m2"}, 1),
         ({"overflow": "true"}, 7),
     ]
     assert snap["histograms"]["ollama.model.check_duration"]["count"] == 11  # nothing lost
@@ -114,7 +121,11 @@ def test_tag_sets_past_the_cap_add_up_in_one_overflow_series_with_one_warning() 
 
 def test_tag_values_become_bounded_text() -> None:
     assert series_tags({"ok": False, "n": 3, "none": None, "s": "x"}) == (
-        ("n", "3"), ("none", "null"), ("ok", "false"), ("s", "x"))
+        ("n", "3"),
+        ("none", "null"),
+        ("ok", "false"),
+        ("s", "x"),
+    )
     assert series_tags({"model": "m" * 5000}) == (("model", "m" * 1024),)
     assert series_tags({"pid": 7}) == ()
 

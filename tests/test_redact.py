@@ -12,15 +12,20 @@ from n3d.errors import ConfigError, OllamaError
 from n3d.redact import redact_url
 
 
-@pytest.mark.parametrize(("given", "shown"), [
-    ("http://user:pw@host:11434", "http://***@host:11434"),
-    ("https://token@proxy/ollama", "https://***@proxy/ollama"),
-    ("http://a@b:c@host", "http://***@host"),
-    ("http://host:11434", "http://host:11434"),
-    ("http://host/path@not-userinfo", "http://host/path@not-userinfo"),
-    ("Could not reach http://u:p@h:1 (mail admin@example.org)",
-     "Could not reach http://***@h:1 (mail admin@example.org)"),
-])
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("http://user:pw@host:11434", "http://***@host:11434"),
+        ("https://token@proxy/ollama", "https://***@proxy/ollama"),
+        ("http://a@b:c@host", "http://***@host"),
+        ("http://host:11434", "http://host:11434"),
+        ("http://host/path@not-userinfo", "http://host/path@not-userinfo"),
+        (
+            "Could not reach http://u:p@h:1 (mail admin@example.org)",
+            "Could not reach http://***@h:1 (mail admin@example.org)",
+        ),
+    ],
+)
 def test_userinfo_is_hidden_and_nothing_else_changes(given: str, shown: str) -> None:
     assert redact_url(given) == shown
 

@@ -34,6 +34,7 @@ class ServerWatcher(Protocol):
 
     def on_server_lost(self) -> None: ...
 
+
 _UP = {ServerState.RUNNING, ServerState.EXTERNAL}
 _LOST = {
     ServerState.STOPPED,

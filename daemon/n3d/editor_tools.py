@@ -42,9 +42,7 @@ def _configured_base_url() -> str:
 _DAEMON_TIMEOUT_S = 5.0
 
 
-async def _ask_daemon(
-    method: str, params: dict[str, Any] | None, socket: Path | str | None
-) -> Any:
+async def _ask_daemon(method: str, params: dict[str, Any] | None, socket: Path | str | None) -> Any:
     """One call to the daemon; a daemon that does not answer in time counts as absent."""
     try:
         with anyio.fail_after(_DAEMON_TIMEOUT_S):

@@ -38,6 +38,7 @@ _LEVELS = {
     "critical": logging.CRITICAL,
 }
 
+
 class _NamedWriteLogger(structlog.WriteLogger):
     """A WriteLogger that remembers the name it was created for (the `logger` field)."""
 

@@ -371,5 +371,3 @@ def metric(
             emit("metric", metric=name, value=value, unit=unit, tags=tags)
     except Exception:  # a metric must never break the caller
         pass
-
-

@@ -43,7 +43,7 @@ CASES: list[tuple[str, tuple[str, ...], tuple[str, ...], dict[str, Any]]] = [
         {"ollama.base_url": "http://127.0.0.1:11434", "ollama.port": 11434},
     ),
     (
-        '[ollama]\nport = 11500\nhealth_check_interval = 7\n',  # the port moves base_url
+        "[ollama]\nport = 11500\nhealth_check_interval = 7\n",  # the port moves base_url
         ("ollama.health_check_interval",),
         ("ollama.base_url",),
         {"ollama.port": 11434, "ollama.health_check_interval": 7.0},

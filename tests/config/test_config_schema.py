@@ -160,7 +160,7 @@ def test_a_new_key_needs_only_its_key_and_its_field(
     monkeypatch.setitem(settings_module.SECTIONS, "log", LogWithColour)
     check_schema_matches_settings()
 
-    path = write_config('[log]\ncolour = true\n')
+    path = write_config("[log]\ncolour = true\n")
     s = load_settings(path, {})
     assert typing.cast(LogWithColour, s.log).colour is True
     assert s.sources["log.colour"] == f"file:{path}"

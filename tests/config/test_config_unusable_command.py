@@ -51,7 +51,10 @@ def test_n3d_run_refuses_a_nul_byte_in_the_command_with_exit_78(tmp_path: Path) 
     }
     done = subprocess.run(
         [sys.executable, "-m", "n3d", "run", "--config", str(config)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == EXIT_CONFIG, done.stderr
     assert "server.command" in done.stderr and "NUL byte" in done.stderr

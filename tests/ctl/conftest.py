@@ -28,8 +28,11 @@ class Run:
 
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment n3ctl runs in: nothing leaky, no colour decisions from our shell."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("N3D_SOCKET", "NO_COLOR", "OLLAMA_HOST", "NAMEL3SS_OLLAMA_BASE_URL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("N3D_SOCKET", "NO_COLOR", "OLLAMA_HOST", "NAMEL3SS_OLLAMA_BASE_URL")
+    }
     env.update(extra)
     return env
 
@@ -37,8 +40,13 @@ def clean_env(**extra: str) -> dict[str, str]:
 def run_ctl(*args: str, env: dict[str, str] | None = None, timeout: float = 20) -> Run:
     """Run the installed n3ctl; stdout and stderr are pipes (so: not a TTY)."""
     assert N3CTL.exists(), f"n3ctl is not installed at {N3CTL} (pip install -e .)"
-    done = subprocess.run([str(N3CTL), *args], capture_output=True, text=True,
-                          env=env if env is not None else clean_env(), timeout=timeout)
+    done = subprocess.run(
+        [str(N3CTL), *args],
+        capture_output=True,
+        text=True,
+        env=env if env is not None else clean_env(),
+        timeout=timeout,
+    )
     return Run(done.returncode, done.stdout, done.stderr)
 
 
@@ -59,17 +67,28 @@ def _ensure(params: dict[str, Any], session: Session) -> Any:
 
 def _delete(params: dict[str, Any], session: Session) -> Any:
     if params["model"] == "nope":
-        raise Fail(1002, "Ollama model 'nope' is not available locally.", {
-            "kind": "model_not_found", "model": "nope", "base_url": "http://127.0.0.1:11434",
-            "suggestion": "Run: ollama pull nope\nOr enable auto_pull_model in your configuration.",
-        })
+        raise Fail(
+            1002,
+            "Ollama model 'nope' is not available locally.",
+            {
+                "kind": "model_not_found",
+                "model": "nope",
+                "base_url": "http://127.0.0.1:11434",
+                "suggestion": (
+                    "Run: ollama pull nope\nOr enable auto_pull_model in your configuration."
+                ),
+            },
+        )
     return {"model": params["model"], "deleted": True}
 
 
 def _validate(params: dict[str, Any], session: Session) -> Any:
     ok = " " not in params["model"]
-    return {"valid": ok, "normalized": params["model"] + (":latest" if ok else ""),
-            "message": "" if ok else "model names have no spaces"}
+    return {
+        "valid": ok,
+        "normalized": params["model"] + (":latest" if ok else ""),
+        "message": "" if ok else "model names have no spaces",
+    }
 
 
 def _events(params: dict[str, Any], session: Session) -> Any:
@@ -79,6 +98,7 @@ def _events(params: dict[str, Any], session: Session) -> Any:
             if params.get("topics") and topic not in params["topics"]:
                 continue
             session.notify("event", {"topic": topic, "at": samples.NOW + i, "to": "running"})
+
     import threading
 
     threading.Thread(target=later, daemon=True).start()

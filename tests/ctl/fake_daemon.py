@@ -63,8 +63,9 @@ class FakeDaemon:
     def close(self) -> None:
         self._stop = True
         # close() alone does not wake a thread blocked in accept(): knock once.
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as knock, contextlib.suppress(
-            OSError
+        with (
+            socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as knock,
+            contextlib.suppress(OSError),
         ):
             knock.connect(str(self.path))
         self._thread.join(timeout=5)

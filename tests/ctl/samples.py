@@ -42,8 +42,7 @@ MODELS: dict[str, Any] = {
             "size": 4_661_224_676,
             "digest": "sha256:365c0bd3c000a25d28ddbf732fe1c6add414de7275464c4e4d1c3b5fcb5d8ad1",
             "modified_at": "2024-05-21T11:20:00Z",
-            "details": {"family": "llama", "parameter_size": "8.0B",
-                        "quantization_level": "Q4_0"},
+            "details": {"family": "llama", "parameter_size": "8.0B", "quantization_level": "Q4_0"},
         },
         {
             "name": "qwen2:0.5b",
@@ -59,19 +58,39 @@ MODELS: dict[str, Any] = {
 
 LOADED: dict[str, Any] = {
     "models": [
-        {"name": "llama3:8b", "size": 6_654_289_920, "size_vram": 6_654_289_920,
-         "expires_at": "2318-09-12T11:20:00Z", "warm": True},
-        {"name": "qwen2:0.5b", "size": 700_000_000, "size_vram": 0,
-         "expires_at": "2024-06-04T11:24:00Z", "warm": False},
+        {
+            "name": "llama3:8b",
+            "size": 6_654_289_920,
+            "size_vram": 6_654_289_920,
+            "expires_at": "2318-09-12T11:20:00Z",
+            "warm": True,
+        },
+        {
+            "name": "qwen2:0.5b",
+            "size": 700_000_000,
+            "size_vram": 0,
+            "expires_at": "2024-06-04T11:24:00Z",
+            "warm": False,
+        },
     ]
 }
 
 WARM: dict[str, Any] = {
     "models": [
-        {"name": "llama3:8b", "keep_alive": -1, "loaded": True,
-         "expires_at": "2318-09-12T11:20:00Z", "last_warmed_at": NOW - 600},
-        {"name": "qwen2:0.5b", "keep_alive": "10m", "loaded": False,
-         "expires_at": None, "last_warmed_at": None},
+        {
+            "name": "llama3:8b",
+            "keep_alive": -1,
+            "loaded": True,
+            "expires_at": "2318-09-12T11:20:00Z",
+            "last_warmed_at": NOW - 600,
+        },
+        {
+            "name": "qwen2:0.5b",
+            "keep_alive": "10m",
+            "loaded": False,
+            "expires_at": None,
+            "last_warmed_at": None,
+        },
     ]
 }
 
@@ -79,10 +98,15 @@ METRICS: dict[str, Any] = {
     "counters": {"ollama.server.started": 2.0, "ollama.tokens.total": 1500.0},
     "gauges": {"ollama.process.rss_bytes": 1_234_000_000.0, "ollama.models.count": 3.0},
     "histograms": {
-        "n3d.rpc.duration": {"count": 3, "sum": 0.0123, "min": 0.001, "max": 0.01,
-                             "p50": 0.0012, "p99": 0.01},
-        "ollama.throughput.tokens_per_second": {"count": 1, "sum": 42.5, "p50": 42.5,
-                                                "p99": 42.5},
+        "n3d.rpc.duration": {
+            "count": 3,
+            "sum": 0.0123,
+            "min": 0.001,
+            "max": 0.01,
+            "p50": 0.0012,
+            "p99": 0.01,
+        },
+        "ollama.throughput.tokens_per_second": {"count": 1, "sum": 42.5, "p50": 42.5, "p99": 42.5},
     },
     "units": {
         "ollama.server.started": "{start}",
@@ -99,14 +123,34 @@ HEALTH: dict[str, Any] = STATUS["health"]
 # What Ollama's pull stream looks like once n3d has wrapped it in $/progress values.
 PULL_PROGRESS: list[dict[str, Any]] = [
     {"kind": "begin", "message": "pulling manifest", "status": "pulling manifest"},
-    {"kind": "report", "status": "pulling 6a0746a1ec1a", "digest": "sha256:6a0746a1ec1a",
-     "total": 1000, "completed": 0},
-    {"kind": "report", "status": "pulling 6a0746a1ec1a", "digest": "sha256:6a0746a1ec1a",
-     "total": 1000, "completed": 500},
-    {"kind": "report", "status": "pulling 6a0746a1ec1a", "digest": "sha256:6a0746a1ec1a",
-     "total": 1000, "completed": 1000},
-    {"kind": "report", "status": "pulling 4fa551d4f938", "digest": "sha256:4fa551d4f938",
-     "total": 200, "completed": 200},
+    {
+        "kind": "report",
+        "status": "pulling 6a0746a1ec1a",
+        "digest": "sha256:6a0746a1ec1a",
+        "total": 1000,
+        "completed": 0,
+    },
+    {
+        "kind": "report",
+        "status": "pulling 6a0746a1ec1a",
+        "digest": "sha256:6a0746a1ec1a",
+        "total": 1000,
+        "completed": 500,
+    },
+    {
+        "kind": "report",
+        "status": "pulling 6a0746a1ec1a",
+        "digest": "sha256:6a0746a1ec1a",
+        "total": 1000,
+        "completed": 1000,
+    },
+    {
+        "kind": "report",
+        "status": "pulling 4fa551d4f938",
+        "digest": "sha256:4fa551d4f938",
+        "total": 200,
+        "completed": 200,
+    },
     {"kind": "report", "status": "verifying sha256 digest"},
     {"kind": "report", "status": "writing manifest"},
     {"kind": "end", "status": "success"},

@@ -26,25 +26,48 @@ COMMANDS: list[tuple[list[str], int, str, tuple[str, dict[str, Any]]]] = [
     (["health", "--force"], 0, "(checked 4s ago, fresh)", ("health", {"force": True})),
     (["models"], 0, "llama3:8b    365c0bd3c000   4.7 GB", ("models.list", {})),
     (["models", "--refresh"], 0, "NAME ", ("models.list", {"refresh": True})),
-    (["models", "--loaded"], 0, "llama3:8b    6.7 GB   6.7 GB   forever",
-     ("models.loaded", {})),
+    (["models", "--loaded"], 0, "llama3:8b    6.7 GB   6.7 GB   forever", ("models.loaded", {})),
     (["rm", "llama3:8b"], 0, "deleted llama3:8b", ("models.delete", {"model": "llama3:8b"})),
     # ensure always offers a progress token: the daemon may pull (auto_pull_model)
-    (["ensure", "llama3:8b"], 0, "llama3:8b: available",
-     ("models.ensure", {"model": "llama3:8b", "workDoneToken": "n3ctl-1"})),
-    (["ensure", "missing:latest"], 1, "missing:latest: not available",
-     ("models.ensure", {"model": "missing:latest", "workDoneToken": "n3ctl-1"})),
+    (
+        ["ensure", "llama3:8b"],
+        0,
+        "llama3:8b: available",
+        ("models.ensure", {"model": "llama3:8b", "workDoneToken": "n3ctl-1"}),
+    ),
+    (
+        ["ensure", "missing:latest"],
+        1,
+        "missing:latest: not available",
+        ("models.ensure", {"model": "missing:latest", "workDoneToken": "n3ctl-1"}),
+    ),
     (["validate", "llama3"], 0, "valid: llama3:latest", ("models.validate", {"model": "llama3"})),
-    (["validate", "bad name"], 1, "invalid: model names have no spaces",
-     ("models.validate", {"model": "bad name"})),
+    (
+        ["validate", "bad name"],
+        1,
+        "invalid: model names have no spaces",
+        ("models.validate", {"model": "bad name"}),
+    ),
     (["warm"], 0, "llama3:8b    forever      yes", ("warm.list", {})),
     (["warm", "list"], 0, "KEEP ALIVE", ("warm.list", {})),
-    (["warm", "add", "qwen2:0.5b", "--keep-alive", "10m"], 0, "qwen2:0.5b   10m",
-     ("warm.add", {"model": "qwen2:0.5b", "keep_alive": "10m"})),
-    (["warm", "add", "qwen2:0.5b", "--keep-alive", "300"], 0, "qwen2:0.5b",
-     ("warm.add", {"model": "qwen2:0.5b", "keep_alive": 300})),
-    (["warm", "add", "qwen2:0.5b", "--keep-alive=-1"], 0, "qwen2:0.5b",
-     ("warm.add", {"model": "qwen2:0.5b", "keep_alive": -1})),
+    (
+        ["warm", "add", "qwen2:0.5b", "--keep-alive", "10m"],
+        0,
+        "qwen2:0.5b   10m",
+        ("warm.add", {"model": "qwen2:0.5b", "keep_alive": "10m"}),
+    ),
+    (
+        ["warm", "add", "qwen2:0.5b", "--keep-alive", "300"],
+        0,
+        "qwen2:0.5b",
+        ("warm.add", {"model": "qwen2:0.5b", "keep_alive": 300}),
+    ),
+    (
+        ["warm", "add", "qwen2:0.5b", "--keep-alive=-1"],
+        0,
+        "qwen2:0.5b",
+        ("warm.add", {"model": "qwen2:0.5b", "keep_alive": -1}),
+    ),
     (["warm", "rm", "qwen2:0.5b"], 0, "LAST WARMED", ("warm.remove", {"model": "qwen2:0.5b"})),
     (["start"], 0, "ollama: running", ("server.start", {})),
     (["stop"], 0, "ollama: stopped", ("server.stop", {})),
@@ -93,14 +116,25 @@ def test_socket_option_beats_the_environment(fake: FakeDaemon) -> None:
     assert run_ctl("status", env=env).code == 69
 
 
-@pytest.mark.parametrize(("state", "code"), [("stopped", 3), ("fatal", 3), ("backoff", 3),
-                                             ("unreachable", 3), ("degraded", 0),
-                                             ("external", 0), ("who-knows", 4)])
+@pytest.mark.parametrize(
+    ("state", "code"),
+    [
+        ("stopped", 3),
+        ("fatal", 3),
+        ("backoff", 3),
+        ("unreachable", 3),
+        ("degraded", 0),
+        ("external", 0),
+        ("who-knows", 4),
+    ],
+)
 def test_status_exit_code_follows_the_server_state(
     state: str, code: int, ctl: Ctl, fake: FakeDaemon
 ) -> None:
     fake.handlers["status"] = lambda p, s: {
-        **samples.STATUS, "server": {**samples.STATUS["server"], "state": state}}
+        **samples.STATUS,
+        "server": {**samples.STATUS["server"], "state": state},
+    }
     for argv in (["status"], ["--json", "status"]):
         result = ctl(*argv)
         assert result.code == code
@@ -108,8 +142,12 @@ def test_status_exit_code_follows_the_server_state(
 
 
 def test_failing_health_exits_1(ctl: Ctl, fake: FakeDaemon) -> None:
-    fake.handlers["health"] = lambda p, s: {"ok": False, "error": "connection refused",
-                                            "age_s": 1, "cached": True}
+    fake.handlers["health"] = lambda p, s: {
+        "ok": False,
+        "error": "connection refused",
+        "age_s": 1,
+        "cached": True,
+    }
     result = ctl("health")
     assert result.code == 1
     assert result.out == "failing: connection refused (checked 1s ago, cached)\n"
@@ -144,8 +182,11 @@ def test_a_daemon_error_prints_the_seed_layout_with_its_suggestion(ctl: Ctl) -> 
 
 def test_a_daemon_error_in_json_mode_keeps_stdout_empty(ctl: Ctl, fake: FakeDaemon) -> None:
     def not_managed(params: dict[str, Any], session: Session) -> Any:
-        raise Fail(1006, "n3d does not manage this server (mode external).",
-                   {"kind": "not_managed", "suggestion": "Stop it where it was started."})
+        raise Fail(
+            1006,
+            "n3d does not manage this server (mode external).",
+            {"kind": "not_managed", "suggestion": "Stop it where it was started."},
+        )
 
     fake.handlers["server.stop"] = not_managed
     result = ctl("--json", "stop")
@@ -163,8 +204,17 @@ def test_an_older_daemon_without_the_method(ctl: Ctl, fake: FakeDaemon) -> None:
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["bogus"], ["pull"], ["rm"], ["warm", "add"], ["warm", "frob"], ["--timeout", "-1",
-     "status"], ["--timeout", "soon", "status"], ["status", "extra"]],
+    [
+        [],
+        ["bogus"],
+        ["pull"],
+        ["rm"],
+        ["warm", "add"],
+        ["warm", "frob"],
+        ["--timeout", "-1", "status"],
+        ["--timeout", "soon", "status"],
+        ["status", "extra"],
+    ],
     ids=lambda argv: " ".join(argv) or "(none)",
 )
 def test_usage_errors_exit_2(argv: list[str]) -> None:
@@ -215,17 +265,22 @@ def test_ctrl_c_during_pull_cancels_the_wait_and_exits_130(fake: FakeDaemon) -> 
     release = []
 
     def slow_pull(params: dict[str, Any], session: Session) -> Any:
-        session.notify("$/progress", {"token": params["workDoneToken"],
-                                      "value": samples.PULL_PROGRESS[1]})
+        session.notify(
+            "$/progress", {"token": params["workDoneToken"], "value": samples.PULL_PROGRESS[1]}
+        )
         session.cancelled.wait(10)
         release.append(True)
         raise Fail(-32800, "Request cancelled")
 
     fake.handlers["models.pull"] = slow_pull
-    proc = subprocess.Popen([str(N3CTL), "--json", "pull", "llama3:8b"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(N3D_SOCKET=str(fake.path)),
-                            preexec_fn=_sigint_default)
+    proc = subprocess.Popen(
+        [str(N3CTL), "--json", "pull", "llama3:8b"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(N3D_SOCKET=str(fake.path)),
+        preexec_fn=_sigint_default,
+    )
     assert proc.stdout is not None
     first = proc.stdout.readline()  # the first progress line: the pull is under way
     assert json.loads(first)["digest"] == "sha256:6a0746a1ec1a"
@@ -246,9 +301,14 @@ def _read_lines(proc: subprocess.Popen[str], count: int) -> list[str]:
 @pytest.mark.parametrize("as_json", [False, True], ids=["human", "json"])
 def test_events_follow_until_ctrl_c(as_json: bool, fake: FakeDaemon) -> None:
     argv = [str(N3CTL), *(["--json"] if as_json else []), "events"]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(N3D_SOCKET=str(fake.path), TZ="UTC"),
-                            preexec_fn=_sigint_default)
+    proc = subprocess.Popen(
+        argv,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(N3D_SOCKET=str(fake.path), TZ="UTC"),
+        preexec_fn=_sigint_default,
+    )
     lines = _read_lines(proc, 2)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
@@ -261,10 +321,14 @@ def test_events_follow_until_ctrl_c(as_json: bool, fake: FakeDaemon) -> None:
 
 
 def test_events_topic_filter_is_sent_to_the_daemon(fake: FakeDaemon) -> None:
-    proc = subprocess.Popen([str(N3CTL), "--json", "events", "--topic", "health"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=clean_env(N3D_SOCKET=str(fake.path)),
-                            preexec_fn=_sigint_default)
+    proc = subprocess.Popen(
+        [str(N3CTL), "--json", "events", "--topic", "health"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(N3D_SOCKET=str(fake.path)),
+        preexec_fn=_sigint_default,
+    )
     (line,) = _read_lines(proc, 1)
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=10)
@@ -310,7 +374,12 @@ def test_pull_draws_a_bar_on_a_tty(fake: FakeDaemon) -> None:
 
 
 def test_a_closed_pipe_is_not_a_traceback(ctl: Ctl, fake: FakeDaemon) -> None:
-    proc = subprocess.Popen(f"{N3CTL} models | head -c 1", shell=True, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=clean_env(N3D_SOCKET=str(fake.path)))
+    proc = subprocess.Popen(
+        f"{N3CTL} models | head -c 1",
+        shell=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=clean_env(N3D_SOCKET=str(fake.path)),
+    )
     _, err = proc.communicate(timeout=10)
     assert b"Traceback" not in err

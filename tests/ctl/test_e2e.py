@@ -34,8 +34,10 @@ class RealDaemon(DaemonProcess):
     def __init__(self, home: Path) -> None:
         super().__init__(
             home,
-            config={"server": {"start_timeout": 20}, "restart": {"backoff_initial": 0.1,
-                                                               "backoff_max": 1.0}},
+            config={
+                "server": {"start_timeout": 20},
+                "restart": {"backoff_initial": 0.1, "backoff_max": 1.0},
+            },
             OLLAMA_SIM_MODELS_PRELOAD=MODEL,
             OLLAMA_SIM_PULL_SECONDS="0.6",
         )
@@ -49,9 +51,14 @@ class RealDaemon(DaemonProcess):
         def sigint_default() -> None:
             signal.signal(signal.SIGINT, signal.SIG_DFL)
 
-        return subprocess.Popen([str(N3CTL), *argv], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=self.env,
-                                preexec_fn=sigint_default)
+        return subprocess.Popen(
+            [str(N3CTL), *argv],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+            preexec_fn=sigint_default,
+        )
 
     def wait_status(self, code: int, within_s: float = 30) -> Run:
         deadline = time.monotonic() + within_s

@@ -53,13 +53,17 @@ def _pull(params: dict[str, Any], session: Session) -> Any:
 
 
 def _delete(params: dict[str, Any], session: Session) -> Any:
-    raise Fail(1010, "Ollama said" + EVIL, poison(
-        {"kind": "ollama_error", "model": "m", "base_url": "http://h", "suggestion": "run"}))
+    raise Fail(
+        1010,
+        "Ollama said" + EVIL,
+        poison({"kind": "ollama_error", "model": "m", "base_url": "http://h", "suggestion": "run"}),
+    )
 
 
 def _subscribe(params: dict[str, Any], session: Session) -> Any:
-    session.notify("event", {"topic": "server.state" + EVIL, "at": samples.NOW,
-                             "reason": EVIL, EVIL: EVIL})
+    session.notify(
+        "event", {"topic": "server.state" + EVIL, "at": samples.NOW, "reason": EVIL, EVIL: EVIL}
+    )
     return {"topics": [EVIL]}
 
 
@@ -78,9 +82,21 @@ HANDLERS: dict[str, Handler] = {
     "events.subscribe": _subscribe,
 }
 
-HUMAN = [["status"], ["health"], ["models"], ["models", "--loaded"], ["warm"], ["metrics"],
-         ["metrics", "--prometheus"], ["pull", "m"], ["rm", "m"], ["validate", "m"],
-         ["ensure", "m"], ["version"], ["start"]]
+HUMAN = [
+    ["status"],
+    ["health"],
+    ["models"],
+    ["models", "--loaded"],
+    ["warm"],
+    ["metrics"],
+    ["metrics", "--prometheus"],
+    ["pull", "m"],
+    ["rm", "m"],
+    ["validate", "m"],
+    ["ensure", "m"],
+    ["version"],
+    ["start"],
+]
 
 
 @pytest.fixture
@@ -113,9 +129,13 @@ def test_escape_sequences_from_ollama_never_reach_the_terminal(
 
 
 def test_events_in_human_form_are_printable(hostile: FakeDaemon) -> None:
-    proc = subprocess.Popen([str(N3CTL), "events"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            env=clean_env(N3D_SOCKET=str(hostile.path), TZ="UTC"))
+    proc = subprocess.Popen(
+        [str(N3CTL), "events"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=clean_env(N3D_SOCKET=str(hostile.path), TZ="UTC"),
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()
     proc.send_signal(signal.SIGINT)
@@ -124,10 +144,17 @@ def test_events_in_human_form_are_printable(hostile: FakeDaemon) -> None:
     assert _controls(line) == set() and _controls(err) == set(), (line, err)
 
 
-@pytest.mark.parametrize(("argv", "answer"), [
-    (["status"], STATUS), (["health"], HEALTH), (["models"], poison(samples.MODELS)),
-    (["warm"], poison(samples.WARM)), (["metrics"], METRICS),
-], ids=lambda case: " ".join(case) if isinstance(case, list) else "")
+@pytest.mark.parametrize(
+    ("argv", "answer"),
+    [
+        (["status"], STATUS),
+        (["health"], HEALTH),
+        (["models"], poison(samples.MODELS)),
+        (["warm"], poison(samples.WARM)),
+        (["metrics"], METRICS),
+    ],
+    ids=lambda case: " ".join(case) if isinstance(case, list) else "",
+)
 def test_json_output_stays_exact(argv: list[str], answer: Any, hostile: FakeDaemon) -> None:
     result = _ctl(hostile, "--json", *argv)
     assert result.out == json.dumps(answer, indent=2, sort_keys=True) + "\n"

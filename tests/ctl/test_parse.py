@@ -8,9 +8,28 @@ from hypothesis import strategies as st
 
 from n3d.ctl.parse import build_parser, fast_parse
 
-TOKENS = ["status", "health", "models", "--force", "--loaded", "--refresh", "--json",
-          "--socket", "/tmp/x.sock", "--timeout", "2.5", "0", "-1", "nan", "--help",
-          "pull", "--socket=/tmp/y.sock", "", "warm", "-x"]
+TOKENS = [
+    "status",
+    "health",
+    "models",
+    "--force",
+    "--loaded",
+    "--refresh",
+    "--json",
+    "--socket",
+    "/tmp/x.sock",
+    "--timeout",
+    "2.5",
+    "0",
+    "-1",
+    "nan",
+    "--help",
+    "pull",
+    "--socket=/tmp/y.sock",
+    "",
+    "warm",
+    "-x",
+]
 FIELDS = ("command", "json", "socket", "timeout", "force", "loaded", "refresh")
 
 
@@ -31,16 +50,18 @@ def test_fast_path_matches_argparse(argv: list[str]) -> None:
     assert expected is not None, f"fast path accepted what argparse refuses: {argv}"
     got = {name: getattr(fast, name, None) for name in FIELDS}
     for name in ("json", "socket", "timeout", "command", "force", "loaded", "refresh"):
-        assert got[name] == expected[name] or (not got[name] and not expected[name]), (
-            name, argv)
+        assert got[name] == expected[name] or (not got[name] and not expected[name]), (name, argv)
 
 
 @pytest.mark.parametrize(
     ("argv", "command", "extra"),
     [
         (["status"], "status", {}),
-        (["--json", "status", "--socket", "/s", "--timeout", "3"], "status",
-         {"json": True, "socket": "/s", "timeout": 3.0}),
+        (
+            ["--json", "status", "--socket", "/s", "--timeout", "3"],
+            "status",
+            {"json": True, "socket": "/s", "timeout": 3.0},
+        ),
         (["health", "--force"], "health", {"force": True}),
         (["models", "--loaded", "--json"], "models", {"loaded": True, "json": True}),
     ],
@@ -54,8 +75,18 @@ def test_hot_forms_take_the_fast_path(
         assert getattr(args, name) == value
 
 
-@pytest.mark.parametrize("argv", [[], ["pull", "x"], ["status", "--force"], ["--help"],
-                                  ["status", "status"], ["--timeout", "-1", "status"],
-                                  ["--socket=/s", "status"], ["--timeout", "nan", "status"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["pull", "x"],
+        ["status", "--force"],
+        ["--help"],
+        ["status", "status"],
+        ["--timeout", "-1", "status"],
+        ["--socket=/s", "status"],
+        ["--timeout", "nan", "status"],
+    ],
+)
 def test_everything_else_goes_to_argparse(argv: list[str]) -> None:
     assert fast_parse(argv) is None

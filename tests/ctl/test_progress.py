@@ -31,8 +31,9 @@ def test_plain_lines_when_not_a_tty() -> None:
 def test_plain_lines_are_at_most_one_per_ten_percent() -> None:
     view = PullProgress(tty=False)
     out = "".join(
-        view.update({"kind": "report", "digest": "sha256:ab", "total": 1000, "completed": c},
-                    c / 100)
+        view.update(
+            {"kind": "report", "digest": "sha256:ab", "total": 1000, "completed": c}, c / 100
+        )
         for c in range(0, 1000, 7)
     )
     assert len(out.splitlines()) == 10
@@ -77,8 +78,14 @@ def test_generic_progress_without_layers_prints_messages() -> None:
 def test_success_completes_layers_that_coalesced_progress_left_short() -> None:
     """n3d sends at most a few updates a second: the last one before `end` may say 96 %."""
     view = PullProgress(tty=False)
-    begin = {"kind": "begin", "title": "Pulling qwen2:0.5b", "status": "pulling 6a0746a1ec1a",
-             "digest": "sha256:6a0746a1ec1a", "total": 1000, "percentage": 0}
+    begin = {
+        "kind": "begin",
+        "title": "Pulling qwen2:0.5b",
+        "status": "pulling 6a0746a1ec1a",
+        "digest": "sha256:6a0746a1ec1a",
+        "total": 1000,
+        "percentage": 0,
+    }
     out = view.update(begin, 0)
     out += view.update({**begin, "kind": "report", "completed": 960}, 1)
     out += view.update({"kind": "end", "status": "success", "message": "success"}, 2)

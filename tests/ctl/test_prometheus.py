@@ -23,10 +23,18 @@ SAMPLE = re.compile(r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-z_]+="[^"]*"\})? (-?[0-9.e+
         ("ollama.process.rss_bytes", "By", "gauge", "ollama_process_rss_bytes"),
         ("ollama.server.started", "{start}", "counter", "ollama_server_started_total"),
         ("ollama.tokens.total", "{token}", "counter", "ollama_tokens_total"),
-        ("ollama.throughput.tokens_per_second", "{token}/s", "histogram",
-         "ollama_throughput_tokens_per_second"),
-        ("ollama.stream.throughput", "{token}/s", "histogram",
-         "ollama_stream_throughput_per_second"),
+        (
+            "ollama.throughput.tokens_per_second",
+            "{token}/s",
+            "histogram",
+            "ollama_throughput_tokens_per_second",
+        ),
+        (
+            "ollama.stream.throughput",
+            "{token}/s",
+            "histogram",
+            "ollama_stream_throughput_per_second",
+        ),
         ("rpc-calls", "1", "gauge", "n3d_rpc_calls_ratio"),
     ],
 )
@@ -72,10 +80,12 @@ def test_every_line_is_valid_exposition_syntax() -> None:
 
 
 def test_milliseconds_are_converted_to_seconds() -> None:
-    text = render_prometheus({
-        "histograms": {"x.latency": {"count": 2, "sum": 30, "p50": 10, "p99": 20}},
-        "units": {"x.latency": "ms"},
-    })
+    text = render_prometheus(
+        {
+            "histograms": {"x.latency": {"count": 2, "sum": 30, "p50": 10, "p99": 20}},
+            "units": {"x.latency": "ms"},
+        }
+    )
     assert 'n3d_x_latency_seconds{quantile="0.99"} 0.02\n' in text
     assert "n3d_x_latency_seconds_sum 0.03\n" in text
 
@@ -91,26 +101,60 @@ TAGGED: dict[str, Any] = {
     "counters": {"ollama.model.evicted": 3.0},
     "gauges": {"ollama.models.count": 2.0},
     "histograms": {"n3d.rpc.duration": {"count": 3, "sum": 0.014, "p50": 0.003, "p99": 0.01}},
-    "units": {"ollama.model.evicted": "{eviction}", "ollama.models.count": "{model}",
-              "n3d.rpc.duration": "s"},
+    "units": {
+        "ollama.model.evicted": "{eviction}",
+        "ollama.models.count": "{model}",
+        "n3d.rpc.duration": "s",
+    },
     "series": [
-        {"name": "n3d.rpc.duration", "kind": "histogram", "unit": "s",
-         "tags": {"method": "models.list"}, "count": 1, "sum": 0.01, "p50": 0.01, "p99": 0.01},
-        {"name": "n3d.rpc.duration", "kind": "histogram", "unit": "s",
-         "tags": {"method": "status"}, "count": 2, "sum": 0.004, "p50": 0.001, "p99": 0.003},
-        {"name": "ollama.model.evicted", "kind": "counter", "unit": "{eviction}",
-         "tags": {"model": "llama3:8b", "reason": "expired"}, "value": 2.0},
-        {"name": "ollama.model.evicted", "kind": "counter", "unit": "{eviction}",
-         "tags": {"model": 'od"d\\na\nme', "reason": "evicted"}, "value": 1.0},
-        {"name": "ollama.models.count", "kind": "gauge", "unit": "{model}", "tags": {},
-         "value": 2.0},
+        {
+            "name": "n3d.rpc.duration",
+            "kind": "histogram",
+            "unit": "s",
+            "tags": {"method": "models.list"},
+            "count": 1,
+            "sum": 0.01,
+            "p50": 0.01,
+            "p99": 0.01,
+        },
+        {
+            "name": "n3d.rpc.duration",
+            "kind": "histogram",
+            "unit": "s",
+            "tags": {"method": "status"},
+            "count": 2,
+            "sum": 0.004,
+            "p50": 0.001,
+            "p99": 0.003,
+        },
+        {
+            "name": "ollama.model.evicted",
+            "kind": "counter",
+            "unit": "{eviction}",
+            "tags": {"model": "llama3:8b", "reason": "expired"},
+            "value": 2.0,
+        },
+        {
+            "name": "ollama.model.evicted",
+            "kind": "counter",
+            "unit": "{eviction}",
+            "tags": {"model": 'od"d\\na\nme', "reason": "evicted"},
+            "value": 1.0,
+        },
+        {
+            "name": "ollama.models.count",
+            "kind": "gauge",
+            "unit": "{model}",
+            "tags": {},
+            "value": 2.0,
+        },
     ],
 }
 # A sample line with any number of labels, values escaped as the format asks.
 LABELLED = re.compile(
-    r'^[a-zA-Z_:][a-zA-Z0-9_:]*'
+    r"^[a-zA-Z_:][a-zA-Z0-9_:]*"
     r'(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*"(,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\[\\"n])*")*\})?'
-    r' (-?[0-9.e+-]+|NaN|[+-]Inf)$'
+    r" (-?[0-9.e+-]+|NaN|[+-]Inf)$"
 )
 
 
@@ -139,21 +183,42 @@ def test_each_tag_set_is_one_labelled_sample() -> None:
 
 
 def test_label_names_are_made_valid_and_never_repeat_a_sample() -> None:
-    text = render_prometheus({
-        "gauges": {"g": 1.0},
-        "series": [
-            {"name": "g", "kind": "gauge", "tags": {"9lives": "a", "__x": "b", "a-b": "c"},
-             "value": 1.0},
-            {"name": "g", "kind": "gauge", "tags": {"a_b": "c", "9lives": "a", "__x": "b"},
-             "value": 2.0},  # the same labels once made valid: the first one is kept
-        ],
-    })
+    text = render_prometheus(
+        {
+            "gauges": {"g": 1.0},
+            "series": [
+                {
+                    "name": "g",
+                    "kind": "gauge",
+                    "tags": {"9lives": "a", "__x": "b", "a-b": "c"},
+                    "value": 1.0,
+                },
+                {
+                    "name": "g",
+                    "kind": "gauge",
+                    "tags": {"a_b": "c", "9lives": "a", "__x": "b"},
+                    "value": 2.0,
+                },  # the same labels once made valid: the first one is kept
+            ],
+        }
+    )
     assert text.splitlines()[2:] == ['n3d_g{tag_9lives="a",tag___x="b",a_b="c"} 1']
-    summary = render_prometheus({
-        "histograms": {"h": {"count": 1, "sum": 1, "p50": 1, "p99": 1}},
-        "series": [{"name": "h", "kind": "histogram", "tags": {"quantile": "x"},
-                    "count": 1, "sum": 1, "p50": 1, "p99": 1}],
-    })
+    summary = render_prometheus(
+        {
+            "histograms": {"h": {"count": 1, "sum": 1, "p50": 1, "p99": 1}},
+            "series": [
+                {
+                    "name": "h",
+                    "kind": "histogram",
+                    "tags": {"quantile": "x"},
+                    "count": 1,
+                    "sum": 1,
+                    "p50": 1,
+                    "p99": 1,
+                }
+            ],
+        }
+    )
     assert 'n3d_h{tag_quantile="x",quantile="0.5"} 1\n' in summary
 
 

@@ -106,9 +106,14 @@ def test_pull_progress_arrives_for_our_token(served: Served) -> None:
 
 
 def test_ctrl_c_cancels_the_request_in_the_real_server(served: Served) -> None:
-    proc = subprocess.Popen([str(N3CTL), "--json", "pull", "slow"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=served.env,
-                            preexec_fn=_sigint_default)
+    proc = subprocess.Popen(
+        [str(N3CTL), "--json", "pull", "slow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=served.env,
+        preexec_fn=_sigint_default,
+    )
     assert proc.stdout is not None
     for _ in samples.PULL_PROGRESS[:-1]:
         proc.stdout.readline()  # every progress value before the wait has arrived
@@ -135,9 +140,14 @@ def test_an_ollama_error_reads_like_the_seed(served: Served) -> None:
 
 
 def test_events_from_broadcasts(served: Served) -> None:
-    proc = subprocess.Popen([str(N3CTL), "--json", "events", "--topic", "warm"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=served.env, preexec_fn=_sigint_default)
+    proc = subprocess.Popen(
+        [str(N3CTL), "--json", "events", "--topic", "warm"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=served.env,
+        preexec_fn=_sigint_default,
+    )
     assert proc.stdout is not None
     deadline = time.monotonic() + 10
     # broadcast() counts the subscribers it reached: 0 until the subscription landed.

@@ -72,8 +72,12 @@ def test_status_without_a_server_section_is_unknown() -> None:
 
 
 def test_status_explains_backoff_and_fatal() -> None:
-    server = {**samples.STATUS["server"], "state": "backoff", "next_start_in_s": 4.0,
-              "last_error": "exit code 1 during start"}
+    server = {
+        **samples.STATUS["server"],
+        "state": "backoff",
+        "next_start_in_s": 4.0,
+        "last_error": "exit code 1 during start",
+    }
     text = render_status({**samples.STATUS, "server": server}, now=samples.NOW, style=PLAIN)
     assert "(next start in 4s)" in text
     assert "     Reason: exit code 1 during start" in text
@@ -95,8 +99,12 @@ def test_health_line() -> None:
     assert render_health(samples.HEALTH, now=samples.NOW, style=PLAIN) == (
         "ok: Ollama 0.5.7 answered in 12 ms (checked 4s ago, cached)"
     )
-    failing: dict[str, Any] = {"ok": False, "error": "timed out after 5 s", "age_s": 0,
-                               "cached": False}
+    failing: dict[str, Any] = {
+        "ok": False,
+        "error": "timed out after 5 s",
+        "age_s": 0,
+        "cached": False,
+    }
     assert render_health(failing, now=samples.NOW, style=PLAIN) == (
         "failing: timed out after 5 s (checked 0s ago, fresh)"
     )
@@ -110,8 +118,13 @@ def test_version_lines() -> None:
 
 
 def test_event_line() -> None:
-    params = {"topic": "server.state", "at": samples.NOW, "from": "starting", "to": "running",
-              "reason": "first health check"}
+    params = {
+        "topic": "server.state",
+        "at": samples.NOW,
+        "from": "starting",
+        "to": "running",
+        "reason": "first health check",
+    }
     assert render_event(params, now=0, style=PLAIN, clock=time.gmtime) == (
         '11:20:00 server.state from=starting to=running reason="first health check"'
     )
@@ -119,8 +132,15 @@ def test_event_line() -> None:
 
 @pytest.mark.parametrize(
     ("n", "text"),
-    [(None, "-"), (0, "0 B"), (999, "999 B"), (1000, "1.0 kB"), (352_164_041, "352 MB"),
-     (4_661_224_676, "4.7 GB"), (12_300_000_000_000, "12.3 TB")],
+    [
+        (None, "-"),
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.0 kB"),
+        (352_164_041, "352 MB"),
+        (4_661_224_676, "4.7 GB"),
+        (12_300_000_000_000, "12.3 TB"),
+    ],
 )
 def test_human_bytes_is_decimal_like_ollama_list(n: int | None, text: str) -> None:
     assert human_bytes(n) == text
@@ -128,8 +148,17 @@ def test_human_bytes_is_decimal_like_ollama_list(n: int | None, text: str) -> No
 
 @pytest.mark.parametrize(
     ("s", "text"),
-    [(None, "-"), (0, "0s"), (59.9, "59s"), (60, "1min"), (200, "3min 20s"),
-     (7380, "2h 3min"), (7200, "2h"), (86400, "1 day"), (3 * 86400 + 7200, "3 days 2h")],
+    [
+        (None, "-"),
+        (0, "0s"),
+        (59.9, "59s"),
+        (60, "1min"),
+        (200, "3min 20s"),
+        (7380, "2h 3min"),
+        (7200, "2h"),
+        (86400, "1 day"),
+        (3 * 86400 + 7200, "3 days 2h"),
+    ],
 )
 def test_human_duration_is_systemd_like(s: float | None, text: str) -> None:
     assert human_duration(s) == text
@@ -137,9 +166,17 @@ def test_human_duration_is_systemd_like(s: float | None, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("delta", "text"),
-    [(1, "1 second ago"), (5, "5 seconds ago"), (180, "3 minutes ago"),
-     (7200, "2 hours ago"), (86400 * 3, "3 days ago"), (86400 * 14, "2 weeks ago"),
-     (86400 * 90, "3 months ago"), (86400 * 800, "2 years ago"), (-240, "in 4 minutes")],
+    [
+        (1, "1 second ago"),
+        (5, "5 seconds ago"),
+        (180, "3 minutes ago"),
+        (7200, "2 hours ago"),
+        (86400 * 3, "3 days ago"),
+        (86400 * 14, "2 weeks ago"),
+        (86400 * 90, "3 months ago"),
+        (86400 * 800, "2 years ago"),
+        (-240, "in 4 minutes"),
+    ],
 )
 def test_ago_is_docker_like(delta: float, text: str) -> None:
     assert ago(samples.NOW - delta, samples.NOW) == text

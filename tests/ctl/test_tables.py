@@ -28,8 +28,10 @@ def test_an_empty_table_is_its_header_alone() -> None:
 def test_header_is_bold_only_in_colour() -> None:
     text = render_models(samples.MODELS, now=samples.NOW, style=Style(True))
     assert text.startswith("\x1b[1mNAME")
-    assert text.splitlines()[1] == render_models(
-        samples.MODELS, now=samples.NOW, style=PLAIN).splitlines()[1]
+    assert (
+        text.splitlines()[1]
+        == render_models(samples.MODELS, now=samples.NOW, style=PLAIN).splitlines()[1]
+    )
 
 
 def test_loaded_table_shows_vram_and_expiry_with_forever() -> None:
@@ -55,7 +57,15 @@ def test_metrics_table_formats_by_unit() -> None:
     assert rows["ollama.process.rss_bytes"].split()[1:] == ["gauge", "1.2", "GB"]
     assert rows["ollama.tokens.total"].split()[1:] == ["counter", "1500", "token"]
     assert rows["n3d.rpc.duration"].split()[1:] == [
-        "histogram", "4.1", "ms", "1.2", "ms", "10.0", "ms", "3"]
+        "histogram",
+        "4.1",
+        "ms",
+        "1.2",
+        "ms",
+        "10.0",
+        "ms",
+        "3",
+    ]
     assert "42.5 token/s" in rows["ollama.throughput.tokens_per_second"]
 
 
@@ -64,31 +74,66 @@ def test_tables_survive_odd_results() -> None:
     text = render_models(odd, now=samples.NOW, style=PLAIN)
     assert text.splitlines()[1].split() == ["bare-name", "-", "-", "-", "-", "-"]
     assert render_metrics({"counters": None}, style=PLAIN).split() == [
-        "NAME", "TYPE", "VALUE", "P50", "P99", "COUNT"]
+        "NAME",
+        "TYPE",
+        "VALUE",
+        "P50",
+        "P99",
+        "COUNT",
+    ]
 
 
 def test_metrics_table_shows_each_tag_set_under_its_total() -> None:
     result = {
         **samples.METRICS,
         "series": [
-            {"name": "n3d.rpc.duration", "kind": "histogram", "unit": "s",
-             "tags": {"method": "models.list"}, "count": 1, "sum": 0.01, "p50": 0.01,
-             "p99": 0.01},
-            {"name": "n3d.rpc.duration", "kind": "histogram", "unit": "s",
-             "tags": {"method": "status"}, "count": 2, "sum": 0.0024, "p50": 0.001,
-             "p99": 0.0014},
-            {"name": "ollama.models.count", "kind": "gauge", "unit": "{model}", "tags": {},
-             "value": 3.0},  # no tags: the total says it all
-            {"name": "ollama.server.started", "kind": "counter", "unit": "{start}",
-             "tags": {"reason": "restart", "model": "m"}, "value": 2.0},
+            {
+                "name": "n3d.rpc.duration",
+                "kind": "histogram",
+                "unit": "s",
+                "tags": {"method": "models.list"},
+                "count": 1,
+                "sum": 0.01,
+                "p50": 0.01,
+                "p99": 0.01,
+            },
+            {
+                "name": "n3d.rpc.duration",
+                "kind": "histogram",
+                "unit": "s",
+                "tags": {"method": "status"},
+                "count": 2,
+                "sum": 0.0024,
+                "p50": 0.001,
+                "p99": 0.0014,
+            },
+            {
+                "name": "ollama.models.count",
+                "kind": "gauge",
+                "unit": "{model}",
+                "tags": {},
+                "value": 3.0,
+            },  # no tags: the total says it all
+            {
+                "name": "ollama.server.started",
+                "kind": "counter",
+                "unit": "{start}",
+                "tags": {"reason": "restart", "model": "m"},
+                "value": 2.0,
+            },
         ],
     }
     lines = render_metrics(result, style=PLAIN).splitlines()
     names = [line.split("   ")[0].rstrip() for line in lines[1:]]
     assert names == [
-        "ollama.server.started", "  model=m reason=restart", "ollama.tokens.total",
-        "ollama.models.count", "ollama.process.rss_bytes",
-        "n3d.rpc.duration", "  method=models.list", "  method=status",
+        "ollama.server.started",
+        "  model=m reason=restart",
+        "ollama.tokens.total",
+        "ollama.models.count",
+        "ollama.process.rss_bytes",
+        "n3d.rpc.duration",
+        "  method=models.list",
+        "  method=status",
         "ollama.throughput.tokens_per_second",
     ]
     status = lines[1 + names.index("  method=status")]

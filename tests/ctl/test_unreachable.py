@@ -16,8 +16,17 @@ from n3d.ctl import main
 from .conftest import clean_env, run_ctl
 from .fake_daemon import FakeDaemon, Session
 
-HOT = [["status"], ["health"], ["models"], ["--json", "status"], ["pull", "x"],
-       ["warm", "add", "x"], ["events"], ["metrics", "--prometheus"], ["stop"]]
+HOT = [
+    ["status"],
+    ["health"],
+    ["models"],
+    ["--json", "status"],
+    ["pull", "x"],
+    ["warm", "add", "x"],
+    ["events"],
+    ["metrics", "--prometheus"],
+    ["stop"],
+]
 
 
 @pytest.mark.parametrize("argv", HOT, ids=" ".join)
@@ -51,8 +60,11 @@ def test_a_stale_socket_is_named_as_such(short_dir: Path) -> None:
     )
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions; "
-                    "see test_permission_denied_hint for the same path without them")
+@pytest.mark.skipif(
+    os.geteuid() == 0,
+    reason="root ignores file permissions; "
+    "see test_permission_denied_hint for the same path without them",
+)
 def test_a_socket_we_may_not_open(short_dir: Path) -> None:
     path = short_dir / "s.sock"
     daemon = FakeDaemon(path, {})
@@ -93,8 +105,7 @@ def test_a_daemon_that_does_not_answer_times_out(short_dir: Path) -> None:
     daemon = FakeDaemon(short_dir / "s.sock", {"status": never})
     try:
         started = time.monotonic()
-        result = run_ctl("--timeout", "0.3", "status",
-                         env=clean_env(N3D_SOCKET=str(daemon.path)))
+        result = run_ctl("--timeout", "0.3", "status", env=clean_env(N3D_SOCKET=str(daemon.path)))
         took = time.monotonic() - started
     finally:
         release.set()

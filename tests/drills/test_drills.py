@@ -23,8 +23,18 @@ def test_short_drill_keeps_every_invariant() -> None:
     failed = [inv.name for inv in result.invariants if not inv.ok]
     assert not failed, report
     kinds = {fault.kind for fault in result.faults}
-    assert {"n3d_kill", "serve_kill", "sigstop", "sim_hang", "fail_pulls", "pulls", "burst",
-            "bad_frames", "sighup", "poisoned_json"} <= kinds, report
+    assert {
+        "n3d_kill",
+        "serve_kill",
+        "sigstop",
+        "sim_hang",
+        "fail_pulls",
+        "pulls",
+        "burst",
+        "bad_frames",
+        "sighup",
+        "poisoned_json",
+    } <= kinds, report
     assert all(fault.ok for fault in result.faults), report
     served = result.requests
     for method in ("status", "health", "models.list", "events.subscribe"):

@@ -49,8 +49,9 @@ def test_credentials_in_base_url_never_appear_in_logs_status_config_or_errors(
         seen.append(_run(str(N3CTL), *argv, env=d.env))
     assert f"Server: {shown}" in seen[-1]
     for argv in (["config", "show"], ["config", "show", "--json"]):
-        seen.append(_run(sys.executable, "-m", "n3d", *argv, "--config", str(d.config_path),
-                         env=d.env))
+        seen.append(
+            _run(sys.executable, "-m", "n3d", *argv, "--config", str(d.config_path), env=d.env)
+        )
     assert shown in seen[-1]
 
     d.call("server.stop")  # now Ollama is unreachable: those errors name the server too

@@ -25,9 +25,21 @@ class ManagedDaemon(Daemon):
     def start(self, *extra: str) -> ManagedDaemon:
         with self.log.open("ab") as out, self.err.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "n3d", "run", "--log-format", "json",
-                 "--config", str(self.config_path), *extra],
-                env=self.env, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    "-m",
+                    "n3d",
+                    "run",
+                    "--log-format",
+                    "json",
+                    "--config",
+                    str(self.config_path),
+                    *extra,
+                ],
+                env=self.env,
+                stdout=out,
+                stderr=err,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
         return self

@@ -107,9 +107,7 @@ def test_a_warm_model_is_loaded_again_after_the_supervisor_restarts_serve(
 ) -> None:
     d = daemon_factory()
     d.env["OLLAMA_SIM_MODELS_PRELOAD"] = "qwen2.5:0.5b"
-    d.config_path.write_text(
-        d.config_path.read_text() + '\n[warm]\nmodels = ["qwen2.5:0.5b"]\n'
-    )
+    d.config_path.write_text(d.config_path.read_text() + '\n[warm]\nmodels = ["qwen2.5:0.5b"]\n')
     d.start()
     d.wait_socket()
 

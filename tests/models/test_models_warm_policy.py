@@ -106,8 +106,13 @@ async def test_failing_warm_ups_back_off(make_settings: MakeSettings, tmp_path: 
     settings = make_settings(base, warm_models=("llama3",))
     async with OllamaClient(base, transport=httpx.MockTransport(server)) as client:
         models = Models(
-            client, settings, publish=events, state_path=tmp_path / "w", poll_s=0.05,
-            clock=clock, wall=clock.wall,
+            client,
+            settings,
+            publish=events,
+            state_path=tmp_path / "w",
+            poll_s=0.05,
+            clock=clock,
+            wall=clock.wall,
         )
         async with running(models):
             await wait_until(lambda: len(failed()) == 1, 5, "the first failure")
@@ -166,8 +171,13 @@ async def test_a_finite_keep_alive_is_refreshed_before_it_expires_once_per_perio
     settings = make_settings(base, warm_models=("llama3",), warm_keep_alive="1m")
     async with OllamaClient(base, transport=httpx.MockTransport(ollama)) as client:
         models = Models(
-            client, settings, publish=events, state_path=tmp_path / "w", poll_s=10,
-            clock=clock, wall=clock.wall,
+            client,
+            settings,
+            publish=events,
+            state_path=tmp_path / "w",
+            poll_s=10,
+            clock=clock,
+            wall=clock.wall,
         )
         async with running(models):
             await wait_until(lambda: len(ollama.loads) == 1, 5, "the first warm-up")

@@ -9,8 +9,17 @@ from typing import Any
 from n3d.service.render import LABEL, render, timeout_stop_s
 
 EXPECTED_KEYS = {
-    "Label", "ProgramArguments", "RunAtLoad", "KeepAlive", "ThrottleInterval", "ProcessType",
-    "ExitTimeOut", "Umask", "StandardOutPath", "StandardErrorPath", "EnvironmentVariables",
+    "Label",
+    "ProgramArguments",
+    "RunAtLoad",
+    "KeepAlive",
+    "ThrottleInterval",
+    "ProcessType",
+    "ExitTimeOut",
+    "Umask",
+    "StandardOutPath",
+    "StandardErrorPath",
+    "EnvironmentVariables",
 }
 
 

@@ -67,8 +67,16 @@ def test_print_uses_the_configured_stop_timeout_and_pins_the_config(
 ) -> None:
     config = tmp_path / "n3d.toml"
     config.write_text("[server]\nstop_timeout = 40\n")
-    argv = ("--config", str(config), "service", "print", "--platform", "linux",
-            "--n3d", str(fake_n3d))
+    argv = (
+        "--config",
+        str(config),
+        "service",
+        "print",
+        "--platform",
+        "linux",
+        "--n3d",
+        str(fake_n3d),
+    )
     assert n3d_service(*argv) == 0
     out = capsys.readouterr().out
     assert "\nTimeoutStopSec=60\n" in out
@@ -227,8 +235,11 @@ def test_installed_n3d_service_print_runs(tmp_path: Path, home: Path) -> None:
     n3d = BIN / "n3d"
     result = subprocess.run(
         [str(n3d), "service", "print", "--platform", "linux"],
-        capture_output=True, text=True, timeout=30,
-        env={"HOME": str(home), "PATH": str(BIN)}, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"HOME": str(home), "PATH": str(BIN)},
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     assert f"\nExecStart={n3d} run\n" in result.stdout

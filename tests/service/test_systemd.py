@@ -67,17 +67,27 @@ def test_unit_hardening_keeps_the_gpu_visible(fake_n3d: Path) -> None:
     assert one(unit, "Service", "UMask") == "0077"
     assert one(unit, "Service", "NoNewPrivileges") == "yes"
     assert "PYTHONUNBUFFERED=1" in service["Environment"]
-    hide_gpus = {"PrivateDevices", "DevicePolicy", "DeviceAllow", "ProtectKernelTunables",
-                 "PrivateUsers", "ProtectSystem", "ProtectHome", "PrivateTmp",
-                 "MemoryDenyWriteExecute", "RuntimeDirectory"}
+    hide_gpus = {
+        "PrivateDevices",
+        "DevicePolicy",
+        "DeviceAllow",
+        "ProtectKernelTunables",
+        "PrivateUsers",
+        "ProtectSystem",
+        "ProtectHome",
+        "PrivateTmp",
+        "MemoryDenyWriteExecute",
+        "RuntimeDirectory",
+    }
     assert not hide_gpus & service.keys()
 
 
 def test_config_is_pinned_only_when_asked(fake_n3d: Path, tmp_path: Path) -> None:
     plain = parse_unit(render("n3d.service", n3d=fake_n3d, stop_timeout_s=10))
     assert all(not v.strip('"').startswith("N3D_CONFIG=") for v in plain["Service"]["Environment"])
-    pinned = parse_unit(render("n3d.service", n3d=fake_n3d, stop_timeout_s=10,
-                               config=tmp_path / "n3d.toml"))
+    pinned = parse_unit(
+        render("n3d.service", n3d=fake_n3d, stop_timeout_s=10, config=tmp_path / "n3d.toml")
+    )
     assert f'"N3D_CONFIG={tmp_path / "n3d.toml"}"' in pinned["Service"]["Environment"]
 
 
@@ -123,7 +133,10 @@ def _verify(analyze: str, tmp_path: Path, *units: Path) -> subprocess.CompletedP
     # --user needs XDG_RUNTIME_DIR; --man=no keeps a missing man-db out of the verdict.
     return subprocess.run(
         [analyze, "--user", "--man=no", "verify", *map(str, units)],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
         env={**os.environ, "XDG_RUNTIME_DIR": str(runtime)},
     )
 
@@ -135,8 +148,9 @@ def test_systemd_analyze_verify_reports_nothing(tmp_path: Path, folder: str) -> 
     units = tmp_path / "units"
     units.mkdir()
     for name in ("n3d.service", "n3d.socket"):
-        (units / name).write_text(render(name, n3d=n3d, stop_timeout_s=10,
-                                         config=tmp_path / "n3 config.toml"))
+        (units / name).write_text(
+            render(name, n3d=n3d, stop_timeout_s=10, config=tmp_path / "n3 config.toml")
+        )
     result = _verify(analyze, tmp_path, units / "n3d.service", units / "n3d.socket")
     # Unknown keys are warnings with exit status 0, so stderr must be empty too.
     assert (result.returncode, result.stderr.strip()) == (0, ""), result.stderr

@@ -26,11 +26,17 @@ StartSim = Callable[..., SimulatorProcess]
 def start_sim(tmp_path: Path) -> Iterator[StartSim]:
     started: list[SimulatorProcess] = []
 
-    def start(env: dict[str, str] | None = None, *, port: int | None = None,
-              fast: bool = True, ready: bool = True,
-              workdir: Path | None = None) -> SimulatorProcess:
-        sim = SimulatorProcess(workdir or tmp_path / f"sim{len(started)}", env, port=port,
-                               fast=fast)
+    def start(
+        env: dict[str, str] | None = None,
+        *,
+        port: int | None = None,
+        fast: bool = True,
+        ready: bool = True,
+        workdir: Path | None = None,
+    ) -> SimulatorProcess:
+        sim = SimulatorProcess(
+            workdir or tmp_path / f"sim{len(started)}", env, port=port, fast=fast
+        )
         started.append(sim)
         sim.start()
         return sim.wait_ready() if ready else sim

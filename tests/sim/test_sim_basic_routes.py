@@ -42,8 +42,10 @@ def test_unknown_path_is_gin_text_404(client: httpx.Client) -> None:
     assert reply.headers["content-type"] == "text/plain; charset=utf-8"
 
 
-@pytest.mark.parametrize(("method", "path"), [("GET", "/api/pull"), ("POST", "/api/tags"),
-                                              ("HEAD", "/api/ps"), ("POST", "/api/delete")])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/api/pull"), ("POST", "/api/tags"), ("HEAD", "/api/ps"), ("POST", "/api/delete")],
+)
 def test_wrong_method_is_gin_text_405(client: httpx.Client, method: str, path: str) -> None:
     reply = client.request(method, path)
     assert reply.status_code == 405
@@ -66,10 +68,17 @@ def test_tags_show_latest_and_details(client_models: httpx.Client) -> None:
         assert m["model"] == m["name"]
         assert re.fullmatch(r"[0-9a-f]{64}", m["digest"])  # no sha256: prefix
         assert m["size"] > 0
-        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)",
-                            m["modified_at"])
-        assert set(m["details"]) >= {"parent_model", "format", "family", "families",
-                                     "parameter_size", "quantization_level"}
+        assert re.fullmatch(
+            r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)", m["modified_at"]
+        )
+        assert set(m["details"]) >= {
+            "parent_model",
+            "format",
+            "family",
+            "families",
+            "parameter_size",
+            "quantization_level",
+        }
     llama = next(m for m in models if m["name"] == "llama3.2:latest")
     assert llama["details"]["family"] == "llama"
     assert llama["details"]["parameter_size"] == "3.2B"
@@ -83,8 +92,18 @@ def test_tags_sorted_newest_first(client: httpx.Client) -> None:
     assert names == ["phi3:mini", "all-minilm:latest", "qwen2.5:0.5b"]
 
 
-@pytest.mark.parametrize("path", ["/api/pull", "/api/generate", "/api/chat", "/api/show",
-                                  "/api/copy", "/api/embed", "/api/embeddings"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/pull",
+        "/api/generate",
+        "/api/chat",
+        "/api/show",
+        "/api/copy",
+        "/api/embed",
+        "/api/embeddings",
+    ],
+)
 def test_empty_body_is_missing_request_body(client: httpx.Client, path: str) -> None:
     reply = client.post(path)
     assert reply.status_code == 400

@@ -64,7 +64,7 @@ def test_fail_pulls_ends_every_pull_with_the_error_line(start_sim: StartSim) -> 
     sim = start_sim({"OLLAMA_SIM_FAIL_PULLS": "1"})
     lines = _pull_lines(sim.url, "llama3.2")
     assert lines[0] == {"status": "pulling manifest"}
-    assert lines[-1]["error"].startswith("pull model manifest: Get \"https://registry.ollama.ai")
+    assert lines[-1]["error"].startswith('pull model manifest: Get "https://registry.ollama.ai')
     reply = httpx.post(sim.url + "/api/pull", json={"model": "llama3.2", "stream": False})
     assert reply.status_code == 500
 
@@ -127,8 +127,7 @@ def test_control_file_crash(start_sim: StartSim, tmp_path: Path) -> None:
     assert sim.proc is not None and sim.proc.wait(5) == 3
 
 
-def test_control_file_overrides_version_and_fail_pulls(start_sim: StartSim,
-                                                       tmp_path: Path) -> None:
+def test_control_file_overrides_version_and_fail_pulls(start_sim: StartSim, tmp_path: Path) -> None:
     control = tmp_path / "control.json"
     sim = start_sim({"OLLAMA_SIM_CONTROL": str(control)})
     _write_control(control, {"version": "9.9.9", "fail_pulls": "midway"})
@@ -150,13 +149,18 @@ def test_request_log_counts_every_call(start_sim: StartSim, tmp_path: Path) -> N
         assert time.monotonic() < deadline
         time.sleep(0.01)
     assert [(r["method"], r["path"], r["status"]) for r in records] == [
-        ("GET", "/api/tags", 200)] * 3 + [("POST", "/api/pull", 500), ("GET", "/missing", 404)]
+        ("GET", "/api/tags", 200)
+    ] * 3 + [("POST", "/api/pull", 500), ("GET", "/missing", 404)]
     assert all(isinstance(r["ts"], float) for r in records)
 
 
 def test_preload_installs_models_instantly(start_sim: StartSim) -> None:
-    sim = start_sim({"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2, nomic-embed-text, ghost",
-                     "OLLAMA_SIM_PULL_SECONDS": "60"})
+    sim = start_sim(
+        {
+            "OLLAMA_SIM_MODELS_PRELOAD": "llama3.2, nomic-embed-text, ghost",
+            "OLLAMA_SIM_PULL_SECONDS": "60",
+        }
+    )
     names = {m["name"] for m in httpx.get(sim.url + "/api/tags").json()["models"]}
     assert names == {"llama3.2:latest", "nomic-embed-text:latest"}
     assert "no such model" in sim.stderr()
@@ -164,8 +168,13 @@ def test_preload_installs_models_instantly(start_sim: StartSim) -> None:
 
 def test_poison_answers_hostile_json_for_tags_and_ps(start_sim: StartSim, tmp_path: Path) -> None:
     control = tmp_path / "control.json"
-    sim = start_sim({"OLLAMA_SIM_POISON": "1", "OLLAMA_SIM_CONTROL": str(control),
-                     "OLLAMA_SIM_MODELS_PRELOAD": "tinyllama"})
+    sim = start_sim(
+        {
+            "OLLAMA_SIM_POISON": "1",
+            "OLLAMA_SIM_CONTROL": str(control),
+            "OLLAMA_SIM_MODELS_PRELOAD": "tinyllama",
+        }
+    )
     tags = httpx.get(sim.url + "/api/tags")
     assert tags.status_code == 200 and b'"size":1e400' in tags.content
     assert json.loads(tags.content)["models"][0]["size"] == float("inf")  # as Python reads it

@@ -19,8 +19,15 @@ def test_show_reports_details_info_and_capabilities(client_models: httpx.Client)
     reply = client_models.post("/api/show", json={"model": "llama3.2"})
     assert reply.status_code == 200
     body = reply.json()
-    assert {"license", "modelfile", "template", "details", "model_info", "capabilities",
-            "modified_at"} <= set(body)
+    assert {
+        "license",
+        "modelfile",
+        "template",
+        "details",
+        "model_info",
+        "capabilities",
+        "modified_at",
+    } <= set(body)
     assert body["model_info"]["general.architecture"] == "llama"
     assert body["model_info"]["llama.context_length"] == 131072
     assert "completion" in body["capabilities"]
@@ -54,8 +61,9 @@ def test_delete_matches_names_case_insensitively(client_models: httpx.Client) ->
 
 
 def test_copy_creates_a_second_name(client_models: httpx.Client) -> None:
-    reply = client_models.post("/api/copy", json={"source": "llama3.2",
-                                                  "destination": "mine/assistant:v1"})
+    reply = client_models.post(
+        "/api/copy", json={"source": "llama3.2", "destination": "mine/assistant:v1"}
+    )
     assert reply.status_code == 200
     assert reply.content == b""
     models = {m["name"]: m for m in client_models.get("/api/tags").json()["models"]}

@@ -24,8 +24,9 @@ StartSim = Callable[..., SimulatorProcess]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "n3d.sim", *args], capture_output=True,
-                          text=True, timeout=20)
+    return subprocess.run(
+        [sys.executable, "-m", "n3d.sim", *args], capture_output=True, text=True, timeout=20
+    )
 
 
 def test_usage_errors_exit_2_with_usage() -> None:
@@ -45,13 +46,22 @@ def test_taken_port_prints_ollamas_error_and_exits_1(tmp_path: Path) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        env = {**os.environ, "OLLAMA_HOST": f"127.0.0.1:{port}",
-               "OLLAMA_MODELS": str(tmp_path / "m")}
-        done = subprocess.run([sys.executable, "-m", "n3d.sim", "serve"], env=env,
-                              capture_output=True, text=True, timeout=20)
+        env = {
+            **os.environ,
+            "OLLAMA_HOST": f"127.0.0.1:{port}",
+            "OLLAMA_MODELS": str(tmp_path / "m"),
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "n3d.sim", "serve"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
     assert done.returncode == 1
     assert done.stderr.strip().endswith(
-        f"Error: listen tcp 127.0.0.1:{port}: bind: address already in use")
+        f"Error: listen tcp 127.0.0.1:{port}: bind: address already in use"
+    )
 
 
 def test_port_zero_picks_an_ephemeral_port_and_logs_it(tmp_path: Path) -> None:
@@ -59,8 +69,9 @@ def test_port_zero_picks_an_ephemeral_port_and_logs_it(tmp_path: Path) -> None:
     sim.start()
     try:
         deadline = time.monotonic() + 10
-        while not (m := re.search(r"Listening on 127\.0\.0\.1:(\d+) \(version [\d.]+\)",
-                                  sim.stderr())):
+        while not (
+            m := re.search(r"Listening on 127\.0\.0\.1:(\d+) \(version [\d.]+\)", sim.stderr())
+        ):
             assert time.monotonic() < deadline
             time.sleep(0.02)
         sim.port = int(m.group(1))
@@ -82,8 +93,9 @@ def test_binds_before_answering_during_ready_delay(start_sim: StartSim) -> None:
     sim.wait_ready(timeout=5)
 
 
-def test_sigterm_exits_0_and_kills_runners(sim_with_models: SimulatorProcess,
-                                           client_models: httpx.Client) -> None:
+def test_sigterm_exits_0_and_kills_runners(
+    sim_with_models: SimulatorProcess, client_models: httpx.Client
+) -> None:
     client_models.post("/api/generate", json={"model": "llama3.2"})
     client_models.post("/api/embed", json={"model": "nomic-embed-text"})
     runners = sim_with_models.runner_pids()
@@ -94,8 +106,10 @@ def test_sigterm_exits_0_and_kills_runners(sim_with_models: SimulatorProcess,
 
 def test_sigterm_cuts_open_streams_at_once(start_sim: StartSim) -> None:
     sim = start_sim({"OLLAMA_SIM_PULL_SECONDS": "30"})
-    with httpx.Client(base_url=sim.url, timeout=10) as c, \
-            c.stream("POST", "/api/pull", json={"model": "llama3"}) as reply:
+    with (
+        httpx.Client(base_url=sim.url, timeout=10) as c,
+        c.stream("POST", "/api/pull", json={"model": "llama3"}) as reply,
+    ):
         lines = reply.iter_lines()
         next(lines)
         next(lines)
@@ -148,11 +162,15 @@ def test_logs_like_ollama(sim: SimulatorProcess, client: httpx.Client) -> None:
     client.get("/api/tags")
     client.get("/nope")
     err = sim.stderr()
-    assert re.search(r"^time=\S+ level=INFO source=routes\.go:\d+ msg=\"server config\" env=",
-                     err, re.M)
-    assert f"msg=\"Listening on 127.0.0.1:{sim.port} (version " in err
-    assert _logged(sim.stdout, r'^\[GIN\] \d{4}/\d\d/\d\d - \d\d:\d\d:\d\d \|\s+200 \|\s+\S+ \|\s+'
-                   r'127\.0\.0\.1 \| GET\s+"/api/tags"$'), sim.stdout()
+    assert re.search(
+        r"^time=\S+ level=INFO source=routes\.go:\d+ msg=\"server config\" env=", err, re.M
+    )
+    assert f'msg="Listening on 127.0.0.1:{sim.port} (version ' in err
+    assert _logged(
+        sim.stdout,
+        r"^\[GIN\] \d{4}/\d\d/\d\d - \d\d:\d\d:\d\d \|\s+200 \|\s+\S+ \|\s+"
+        r'127\.0\.0\.1 \| GET\s+"/api/tags"$',
+    ), sim.stdout()
     assert _logged(sim.stdout, r'\|\s+404 \|.*"/nope"$'), sim.stdout()
 
 

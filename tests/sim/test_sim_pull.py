@@ -50,7 +50,8 @@ def test_pull_streams_ollamas_lines_in_order(client: httpx.Client) -> None:
 
 
 def test_pull_of_installed_model_sends_one_complete_line_per_layer(
-        client_models: httpx.Client) -> None:
+    client_models: httpx.Client,
+) -> None:
     _, lines = _stream(client_models, {"model": "llama3.2"})
     layer_lines = lines[1:-3]
     digests = [line["digest"] for line in layer_lines]
@@ -74,8 +75,10 @@ def test_deprecated_name_field_is_accepted(client: httpx.Client) -> None:
 def test_unknown_model_streams_200_then_error_line(client: httpx.Client) -> None:
     reply, lines = _stream(client, {"model": "no-such-model"})
     assert reply.status_code == 200
-    assert lines == [{"status": "pulling manifest"},
-                     {"error": "pull model manifest: file does not exist"}]
+    assert lines == [
+        {"status": "pulling manifest"},
+        {"error": "pull model manifest: file does not exist"},
+    ]
 
 
 def test_unknown_model_without_stream_is_500(client: httpx.Client) -> None:
@@ -110,8 +113,7 @@ def test_concurrent_pulls_share_one_download(start_sim: StartSim) -> None:
     assert len(downloaded) == 4
 
 
-def test_pulled_model_is_on_disk_like_ollama(sim: SimulatorProcess,
-                                             client: httpx.Client) -> None:
+def test_pulled_model_is_on_disk_like_ollama(sim: SimulatorProcess, client: httpx.Client) -> None:
     client.post("/api/pull", json={"model": "llama3.2", "stream": False})
     manifest = sim.models_dir / "manifests/registry.ollama.ai/library/llama3.2/latest"
     data = json.loads(manifest.read_text())

@@ -92,8 +92,9 @@ def n3d() -> Iterator[Callable[..., N3dProcess]]:
 @pytest.fixture
 def bystander() -> Iterator[subprocess.Popen[bytes]]:
     """An unrelated process (think: a reused pid) that must survive."""
-    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
     yield proc
     proc.kill()
     proc.wait(10)

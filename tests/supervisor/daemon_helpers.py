@@ -44,8 +44,16 @@ class N3dProcess(DaemonProcess):
     async def running(self, within_s: float = 20) -> int:
         """Wait for state running; returns serve's pid."""
         event = await self.wait_for(
-            lambda evs: next((e for e in reversed(evs) if e.get("event") == "server.state"
-                              and e["to"] == "running"), None), within_s)
+            lambda evs: next(
+                (
+                    e
+                    for e in reversed(evs)
+                    if e.get("event") == "server.state" and e["to"] == "running"
+                ),
+                None,
+            ),
+            within_s,
+        )
         return int(event["pid"])
 
     def signal(self, signum: signal.Signals) -> None:

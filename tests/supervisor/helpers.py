@@ -80,9 +80,13 @@ def free_port() -> int:
 
 def sim_env(home: Path, port: int, **extra: str) -> dict[str, str]:
     """A clean environment for the simulator (or n3d) under ``home``."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("OLLAMA_", "N3D_", "NAMEL3SS_", "NOTIFY_", "WATCHDOG_",
-                                "LISTEN_", "XDG_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            ("OLLAMA_", "N3D_", "NAMEL3SS_", "NOTIFY_", "WATCHDOG_", "LISTEN_", "XDG_")
+        )
+    }
     for sub in ("run", "config", "state", "models"):
         (home / sub).mkdir(parents=True, exist_ok=True)
     (home / "run").chmod(0o700)
@@ -104,8 +108,12 @@ def sim_env(home: Path, port: int, **extra: str) -> dict[str, str]:
 # Small intervals: each test runs in a few seconds on two cores.
 FAST: dict[str, dict[str, Any]] = {
     "ollama": {"health_check_interval": 0.3},
-    "server": {"start_timeout": 15, "stop_timeout": 2, "health_timeout": 0.25,
-               "failures_before_restart": 2},
+    "server": {
+        "start_timeout": 15,
+        "stop_timeout": 2,
+        "health_timeout": 0.25,
+        "failures_before_restart": 2,
+    },
     "restart": {"backoff_initial": 0.05, "backoff_max": 0.4, "max_failures": 3, "window": 60},
 }
 
@@ -152,15 +160,24 @@ RUNNER_ENV = {"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2", "OLLAMA_SIM_LOAD_SECONDS"
 
 def load_model(port: int, model: str = "llama3.2") -> None:
     """Make the simulator load ``model``: it starts a runner child in its group."""
-    response = httpx.post(f"http://127.0.0.1:{port}/api/generate",
-                          json={"model": model, "keep_alive": -1}, timeout=10, trust_env=False)
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/api/generate",
+        json={"model": model, "keep_alive": -1},
+        timeout=10,
+        trust_env=False,
+    )
     response.raise_for_status()
 
 
 def start_simulator(home: Path, port: int, **extra: str) -> subprocess.Popen[bytes]:
     """A simulator n3d did not start, in its own session (callers kill its group)."""
-    return subprocess.Popen(list(SIM), env=sim_env(home, port, **extra), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        list(SIM),
+        env=sim_env(home, port, **extra),
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def answers(port: int) -> bool:
@@ -173,8 +190,9 @@ def answers(port: int) -> bool:
 @asynccontextmanager
 async def supervising(sup: Supervisor, pgids: list[int]) -> AsyncIterator[Supervisor]:
     """Run ``sup``; every child's group goes to ``pgids`` (killed at teardown anyway)."""
-    sup.store.subscribe(lambda _e, snap: snap.pid and snap.pid not in pgids
-                        and pgids.append(snap.pid))
+    sup.store.subscribe(
+        lambda _e, snap: snap.pid and snap.pid not in pgids and pgids.append(snap.pid)
+    )
     async with anyio.create_task_group() as tg:
         await tg.start(sup.run)
         try:
@@ -224,8 +242,13 @@ def supervisor_for(settings: Settings, **kwargs: Any) -> Supervisor:
     return Supervisor(settings, probe=ollama.heartbeat, version=ollama.version, **kwargs)
 
 
-def make(tmp_path: Path, port: int, mode: str = "managed", command: tuple[str, ...] = SIM,
-         **env: str) -> Supervisor:
+def make(
+    tmp_path: Path, port: int, mode: str = "managed", command: tuple[str, ...] = SIM, **env: str
+) -> Supervisor:
     settings = settings_for(tmp_path, port, server={"mode": mode})
-    return supervisor_for(settings, command=command, runtime_dir=tmp_path / "home" / "run",
-                          environ=sim_env(tmp_path / "home", port, **env))
+    return supervisor_for(
+        settings,
+        command=command,
+        runtime_dir=tmp_path / "home" / "run",
+        environ=sim_env(tmp_path / "home", port, **env),
+    )

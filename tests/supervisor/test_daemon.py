@@ -59,8 +59,10 @@ async def test_a_second_n3d_refuses_at_once_and_a_stranger_pid_file_is_left_alon
     # A leftover ollama.pid naming an unrelated process (a reused pid): never touched.
     first.runtime.mkdir(parents=True, mode=0o700)
     stranger = psutil.Process(bystander.pid)
-    write_pid_file(first.runtime / "ollama.pid",
-                   PidRecord(bystander.pid, bystander.pid, stranger.create_time(), SIM))
+    write_pid_file(
+        first.runtime / "ollama.pid",
+        PidRecord(bystander.pid, bystander.pid, stranger.create_time(), SIM),
+    )
     first.start()
     await first.running()
     assert bystander.poll() is None
@@ -127,6 +129,6 @@ async def test_sd_notify_ready_status_watchdog_reloading_stopping(
     assert statuses, messages
     reloading = next(i for i, m in enumerate(messages) if m.startswith("RELOADING=1"))
     assert "MONOTONIC_USEC=" in messages[reloading]
-    assert any(m.startswith("READY=1") for m in messages[reloading + 1:])
+    assert any(m.startswith("READY=1") for m in messages[reloading + 1 :])
     assert any(m.startswith("STOPPING=1") for m in messages)
     assert daemon.states()[-1] == "stopped"  # it kept running on the old config until SIGTERM

@@ -79,7 +79,11 @@ def port() -> Iterator[int]:
     ids=["setsid", "background", "after-running"],
 )
 async def test_a_command_that_daemonizes_itself_is_fatal_with_the_fix_named(
-    tmp_path: Path, pgids: list[int], json_logs: JsonLogs, port: int, mode: str,
+    tmp_path: Path,
+    pgids: list[int],
+    json_logs: JsonLogs,
+    port: int,
+    mode: str,
     command: tuple[str, ...],
 ) -> None:
     sup = make(tmp_path, port, mode=mode, command=command)

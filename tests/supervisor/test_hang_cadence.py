@@ -32,12 +32,22 @@ async def test_a_stopped_serve_is_confirmed_hung_sooner_and_exits_on_its_sigterm
 ) -> None:
     port = free_port()
     settings = settings_for(
-        tmp_path, port, ollama={"health_check_interval": 2},
-        server={"mode": "managed", "health_timeout": 0.25, "failures_before_restart": 3,
-                "stop_timeout": 10},
+        tmp_path,
+        port,
+        ollama={"health_check_interval": 2},
+        server={
+            "mode": "managed",
+            "health_timeout": 0.25,
+            "failures_before_restart": 3,
+            "stop_timeout": 10,
+        },
     )
-    sup = supervisor_for(settings, command=SIM, runtime_dir=tmp_path / "home" / "run",
-                         environ=sim_env(tmp_path / "home", port))
+    sup = supervisor_for(
+        settings,
+        command=SIM,
+        runtime_dir=tmp_path / "home" / "run",
+        environ=sim_env(tmp_path / "home", port),
+    )
     results: list[HealthResult] = []
     stopped = anyio.Event()
 

@@ -154,7 +154,7 @@ def log_follower(home: Path, *, wrapped: bool = False, **popen: Any) -> subproce
     server_log.parent.mkdir(parents=True, exist_ok=True)
     server_log.touch()
     tail = ["tail", "-f", str(server_log)]
-    argv = ["sh", "-c", f'{" ".join(tail)}; exit 0'] if wrapped else tail
+    argv = ["sh", "-c", f"{' '.join(tail)}; exit 0"] if wrapped else tail
     return subprocess.Popen(argv, start_new_session=True, **popen)
 
 
@@ -173,8 +173,12 @@ def write_record(
     path: Path, pid: int, pgid: int, created: float, cmdline: tuple[str, ...], instance: str
 ) -> None:
     """``ollama.pid`` as n3d writes it (``instance`` "": as written before markers)."""
-    data: dict[str, Any] = {"pid": pid, "pgid": pgid, "create_time": created,
-                            "cmdline": list(cmdline)}
+    data: dict[str, Any] = {
+        "pid": pid,
+        "pgid": pgid,
+        "create_time": created,
+        "cmdline": list(cmdline),
+    }
     if instance:
         data["instance"] = instance
     path.write_text(f"{pid}\n{json.dumps(data)}\n")

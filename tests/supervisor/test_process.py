@@ -161,10 +161,18 @@ async def test_stop_is_idempotent_and_concurrent_callers_share_it(pgids: list[in
 
 @pytest.mark.slow
 async def test_environment_is_scrubbed_and_ollama_host_set(tmp_path: Path) -> None:
-    base = {"PATH": os.environ["PATH"], "NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1",
-            "WATCHDOG_PID": "1", "LISTEN_FDS": "1", "LISTEN_PID": "1", "OLLAMA_HOST": "bad"}
-    env = child_environment(base, ollama_host="127.0.0.1:5555",
-                            extra={"OLLAMA_DEBUG": "1", "OLLAMA_HOST": "ignored"})
+    base = {
+        "PATH": os.environ["PATH"],
+        "NOTIFY_SOCKET": "/x",
+        "WATCHDOG_USEC": "1",
+        "WATCHDOG_PID": "1",
+        "LISTEN_FDS": "1",
+        "LISTEN_PID": "1",
+        "OLLAMA_HOST": "bad",
+    }
+    env = child_environment(
+        base, ollama_host="127.0.0.1:5555", extra={"OLLAMA_DEBUG": "1", "OLLAMA_HOST": "ignored"}
+    )
     out = tmp_path / "env.json"
     code = f"import json, os; open({str(out)!r}, 'w').write(json.dumps(dict(os.environ)))"
     async with open_ollama(py(code), env, stop_timeout_s=1) as p:
@@ -176,8 +184,9 @@ async def test_environment_is_scrubbed_and_ollama_host_set(tmp_path: Path) -> No
 
 async def test_a_missing_executable_is_ollama_not_installed() -> None:
     with pytest.raises(SpawnFailed, match="Ollama executable not found: .*no-such-ollama") as e:
-        async with open_ollama(["/nonexistent/no-such-ollama", "serve"], os.environ,
-                               stop_timeout_s=1):
+        async with open_ollama(
+            ["/nonexistent/no-such-ollama", "serve"], os.environ, stop_timeout_s=1
+        ):
             pass
     assert not e.value.failure.retryable and e.value.failure.errno_name == "ENOENT"
 
@@ -216,8 +225,9 @@ async def test_a_serve_that_never_exits_after_sigkill_is_abandoned_in_bounded_ti
 
 def test_descendant_pids_walk_the_whole_tree_from_proc() -> None:
     # sh → (sh → sleep, sleep): grandchildren count too.
-    parent = subprocess.Popen(["sh", "-c", "sh -c 'sleep 30; :' & sleep 30 & wait"],
-                              start_new_session=True)
+    parent = subprocess.Popen(
+        ["sh", "-c", "sh -c 'sleep 30; :' & sleep 30 & wait"], start_new_session=True
+    )
     try:
         if descendant_pids(parent.pid) is None:
             pytest.skip("this kernel has no /proc/PID/task/TID/children")

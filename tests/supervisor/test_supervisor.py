@@ -133,9 +133,7 @@ async def test_a_hung_server_is_degraded_then_killed_and_restarted(
         assert states(sup)[-5:] == ["degraded", "stopping", "backoff", "starting", "running"]
 
 
-async def test_stop_and_restart_commands_and_their_states(
-    tmp_path: Path, pgids: list[int]
-) -> None:
+async def test_stop_and_restart_commands_and_their_states(tmp_path: Path, pgids: list[int]) -> None:
     sup = make(tmp_path, free_port())
     async with supervising(sup, pgids):
         first = await until(sup, S.RUNNING)
@@ -146,13 +144,25 @@ async def test_stop_and_restart_commands_and_their_states(
         assert (await sup.stop()).state is S.STOPPED  # idempotent
         started = await sup.start()
         assert started.state is S.RUNNING
-        assert states(sup) == ["starting", "running", "stopping", "starting", "running",
-                               "stopping", "stopped", "starting", "running"]
+        assert states(sup) == [
+            "starting",
+            "running",
+            "stopping",
+            "starting",
+            "running",
+            "stopping",
+            "stopped",
+            "starting",
+            "running",
+        ]
         for pid in (first.pid, restarted.pid):
             assert pid is not None and group_members(pid) == []
 
 
-STUBBORN_SERVER = (sys.executable, "-c", """
+STUBBORN_SERVER = (
+    sys.executable,
+    "-c",
+    """
 import http.server, os, signal, subprocess, sys
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # a "runner"
@@ -163,7 +173,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 http.server.HTTPServer((host, int(port)), H).serve_forever()
-""")
+""",
+)
 
 
 async def test_a_child_that_ignores_sigterm_is_killed_after_stop_timeout(

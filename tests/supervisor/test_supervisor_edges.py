@@ -39,7 +39,10 @@ S = ServerState
 # A serve whose grandchild, in a session of its own, keeps serve's stdout open after
 # serve is gone; the group kill misses it, so n3d waits out the output drain's grace
 # (1 s) after the stop: a cancel can land there, after the run's decision was made.
-LEAKY_SERVER = (sys.executable, "-c", """
+LEAKY_SERVER = (
+    sys.executable,
+    "-c",
+    """
 import http.server, os, subprocess, sys
 grandchild = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"],
                               start_new_session=True)
@@ -54,7 +57,8 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 http.server.HTTPServer((host, int(port)), H).serve_forever()
-""")
+""",
+)
 
 
 @pytest.fixture
@@ -153,8 +157,9 @@ async def test_a_reload_keeps_mode_and_base_url_until_n3d_restarts(
     async with supervising(sup, pgids):
         first = await until(sup, S.RUNNING)
         (tmp_path / "reloaded").mkdir()
-        reloaded = settings_for(tmp_path / "reloaded", other_port,
-                                server={"mode": "managed", "start_timeout": 5})
+        reloaded = settings_for(
+            tmp_path / "reloaded", other_port, server={"mode": "managed", "start_timeout": 5}
+        )
         plan = plan_reload(sup.settings, reloaded)
         assert plan.needs_restart == ("ollama.base_url",)
         sup.apply_settings(plan.effective)
@@ -205,8 +210,9 @@ async def test_a_server_that_never_exits_after_sigkill_does_not_hold_the_stop(
     settings = settings_for(tmp_path, port, server={"mode": "managed", "stop_timeout": 0.5})
     sleeper = (sys.executable, "-c", "import time; time.sleep(60)")
     home = tmp_path / "home"
-    sup = supervisor_for(settings, command=sleeper, runtime_dir=home / "run",
-                         environ=sim_env(home, port))
+    sup = supervisor_for(
+        settings, command=sleeper, runtime_dir=home / "run", environ=sim_env(home, port)
+    )
     pid_file = home / "run" / "ollama.pid"
     async with anyio.create_task_group() as tg:
         await tg.start(sup.run)

@@ -61,17 +61,23 @@ def add_service_commands(
     remove = actions.add_parser("uninstall", help="remove the service file(s) n3d wrote")
     for action in (show, install):
         action.add_argument(
-            "--n3d", type=Path, default=None, metavar="PATH",
+            "--n3d",
+            type=Path,
+            default=None,
+            metavar="PATH",
             help="the n3d executable to run (default: this one)",
         )
         action.add_argument(
-            "--socket", action="store_true",
+            "--socket",
+            action="store_true",
             help="Linux: also the n3d.socket unit for socket activation"
             + (" (print: that unit instead)" if action is show else ""),
         )
     for action in (show, install, remove):
         action.add_argument(
-            "--platform", choices=("linux", "macos"), default=None,
+            "--platform",
+            choices=("linux", "macos"),
+            default=None,
             help="render for this system (default: this machine's)",
         )
     return parser
@@ -109,8 +115,12 @@ def _render(
         pinned = Path(os.path.abspath(pinned.expanduser()))
     n3d = find_n3d(env, explicit=args.n3d)
     return service.service_files(
-        platform, n3d=n3d, stop_timeout_s=settings.server.stop_timeout_s, env=env,
-        config=pinned, socket=args.socket,
+        platform,
+        n3d=n3d,
+        stop_timeout_s=settings.server.stop_timeout_s,
+        env=env,
+        config=pinned,
+        socket=args.socket,
     )
 
 
@@ -141,14 +151,18 @@ def _install(
 ) -> int:
     outcomes = service.install(files, force=force)
     for f, outcome in zip(files, outcomes, strict=True):
-        verb = {"written": "Installed", "replaced": "Replaced",
-                "unchanged": "Already installed (unchanged):"}[outcome]
+        verb = {
+            "written": "Installed",
+            "replaced": "Replaced",
+            "unchanged": "Already installed (unchanged):",
+        }[outcome]
         print(f"{verb} {f.path}")
     if all(o == "unchanged" for o in outcomes):
         return 0
     if platform == "macos":
-        _macos_next(files[0].path, service.home_dir(env), reload=any(
-            o == "replaced" for o in outcomes))
+        _macos_next(
+            files[0].path, service.home_dir(env), reload=any(o == "replaced" for o in outcomes)
+        )
     else:
         _linux_next(socket=len(files) > 1)
     return 0
@@ -196,8 +210,7 @@ def _uninstall(platform: Platform, env: Mapping[str, str]) -> int:
         # systemctl disables a unit by reading its [Install] section: do it first.
         units = " ".join(link.name for link in links)
         raise ServiceError(
-            f"n3d is still enabled ({links[0]}); first run: "
-            f"systemctl --user disable --now {units}"
+            f"n3d is still enabled ({links[0]}); first run: systemctl --user disable --now {units}"
         )
     removed = service.uninstall(service.installed_paths(platform, env))
     if not removed:

@@ -67,9 +67,7 @@ class AsyncConnection:
     ) -> Any:
         """Call ``method``; ``progress`` gets each ``$/progress`` value of this call."""
         answered = anyio.Event()
-        call, request = self._session.call(
-            method, params, progress=progress, on_done=answered.set
-        )
+        call, request = self._session.call(method, params, progress=progress, on_done=answered.set)
         try:
             await self._send(request)
         except BaseException:

@@ -130,9 +130,7 @@ def ollama_keep_alive_problem(
         return None
     # parse_keep_alive already keeps whole nanoseconds as Ollama does, so a value
     # under 1 ns arrives here as 0: tell it from a 0 that was written as such.
-    written_nonzero = (
-        any(c in "123456789" for c in value) if isinstance(value, str) else value != 0
-    )
+    written_nonzero = any(c in "123456789" for c in value) if isinstance(value, str) else value != 0
     if seconds == 0 and not written_nonzero:
         return None
     if seconds == 0:

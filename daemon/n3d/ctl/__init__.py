@@ -71,11 +71,15 @@ def _unreachable_hint(exc: DaemonUnreachable) -> str:
     if exc.reason == "missing":
         return f"n3ctl: no n3d socket at {path}; is n3d running? start it with: n3d run"
     if exc.reason == "refused":
-        return (f"n3ctl: stale socket at {path} (connection refused): n3d is not running; "
-                "start it with: n3d run")
+        return (
+            f"n3ctl: stale socket at {path} (connection refused): n3d is not running; "
+            "start it with: n3d run"
+        )
     if exc.reason == "permission":
-        return (f"n3ctl: permission denied on {path}: it belongs to another user; "
-                "choose yours with --socket or N3D_SOCKET")
+        return (
+            f"n3ctl: permission denied on {path}: it belongs to another user; "
+            "choose yours with --socket or N3D_SOCKET"
+        )
     if exc.reason == "untrusted":
         return f"n3ctl: refusing the socket at {path}: {exc.detail}"
     if exc.reason == "timeout":
@@ -87,27 +91,39 @@ def render_rpc_error(exc: RpcError, method: str | None = None) -> str:
     """The seed's layout: message, ``Model:``/``Server:`` lines, blank line, suggestion."""
     data = exc.data if isinstance(exc.data, dict) else {}
     if exc.code == _METHOD_NOT_FOUND and not data.get("suggestion"):
-        data = {**data, "suggestion": f"This n3d does not offer `{method or '?'}`; "
-                "it may be older than n3ctl. Compare: n3ctl version"}
+        data = {
+            **data,
+            "suggestion": f"This n3d does not offer `{method or '?'}`; "
+            "it may be older than n3ctl. Compare: n3ctl version",
+        }
     from n3d.ctl.fmt import printable  # only on the error path: keep startup lean
 
     # The daemon's message and data carry Ollama's own words, and whatever answers
     # on the socket may send anything: made printable before a terminal sees them.
-    return printable(render_error(
-        str(exc.message or f"error {exc.code}"),
-        model=data.get("model"),
-        base_url=data.get("base_url"),
-        suggestion=data.get("suggestion"),
-    ))
+    return printable(
+        render_error(
+            str(exc.message or f"error {exc.code}"),
+            model=data.get("model"),
+            base_url=data.get("base_url"),
+            suggestion=data.get("suggestion"),
+        )
+    )
 
 
 def _method_of(args: Any) -> str:
     if args.command == "warm":
         return {"add": "warm.add", "rm": "warm.remove"}.get(args.warm_action or "", "warm.list")
-    methods = {"models": "models.list", "rm": "models.delete", "pull": "models.pull",
-            "ensure": "models.ensure", "validate": "models.validate",
-            "start": "server.start", "stop": "server.stop", "restart": "server.restart",
-            "events": "events.subscribe"}
+    methods = {
+        "models": "models.list",
+        "rm": "models.delete",
+        "pull": "models.pull",
+        "ensure": "models.ensure",
+        "validate": "models.validate",
+        "start": "server.start",
+        "stop": "server.stop",
+        "restart": "server.restart",
+        "events": "events.subscribe",
+    }
     return methods.get(args.command, str(args.command))
 
 
@@ -131,9 +147,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     timeout = args.timeout if args.timeout is not None else _TIMEOUTS.get(args.command, 5.0)
     ctx = Context(
-        args, out, sys.stderr, Style(not args.json and color_enabled(out)),
+        args,
+        out,
+        sys.stderr,
+        Style(not args.json and color_enabled(out)),
         err_tty=sys.stderr.isatty() and os.environ.get("TERM") != "dumb",
-        socket=args.socket, timeout=timeout or None,
+        socket=args.socket,
+        timeout=timeout or None,
     )
     try:
         code = COMMANDS[args.command](ctx)

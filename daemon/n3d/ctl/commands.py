@@ -175,18 +175,24 @@ def _not_up(result: dict[str, Any], state: str | None, timeout: float | None) ->
     server: dict[str, Any] = found if isinstance(found, dict) else {}
     why = server.get("last_error") or server.get("reason") or "no reason given"
     if state in _SETTLING:
-        return (f"ollama is still {state} after {timeout or 0:g} s; "
-                "check with: n3ctl status (or wait longer with --timeout)")
+        return (
+            f"ollama is still {state} after {timeout or 0:g} s; "
+            "check with: n3ctl status (or wait longer with --timeout)"
+        )
     if state == "backoff":
         retry = server.get("next_start_in_s")
         when = ""
         if isinstance(retry, int | float):
             when = f" in {human_duration(retry)}" if retry >= 1 else f" in {retry:.2g}s"
-        return (f"ollama did not start: {why}; n3d tries again{when} "
-                "(follow with: n3ctl events --topic server.state)")
+        return (
+            f"ollama did not start: {why}; n3d tries again{when} "
+            "(follow with: n3ctl events --topic server.state)"
+        )
     if state == "fatal":
-        return (f"ollama did not start: {why}; n3d gave up after repeated failures: "
-                "fix the cause, then run: n3ctl start")
+        return (
+            f"ollama did not start: {why}; n3d gave up after repeated failures: "
+            "fix the cause, then run: n3ctl start"
+        )
     return f"ollama is {state or 'in an unknown state'}: {why}"
 
 

@@ -39,14 +39,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     # SUPPRESS: a subcommand's copy of an option must not reset what the main parser set.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--socket", metavar="PATH",
-                        help="n3d's socket (default: $N3D_SOCKET, else the runtime dir's)")
-    common.add_argument("--json", action="store_true",
-                        help="print the result as JSON (JSON Lines for pull and events)")
-    common.add_argument("--timeout", metavar="S", type=_seconds,
-                        help="seconds to wait for the daemon (0: forever)")
+    common.add_argument(
+        "--socket",
+        metavar="PATH",
+        help="n3d's socket (default: $N3D_SOCKET, else the runtime dir's)",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        help="print the result as JSON (JSON Lines for pull and events)",
+    )
+    common.add_argument(
+        "--timeout", metavar="S", type=_seconds, help="seconds to wait for the daemon (0: forever)"
+    )
     parser = argparse.ArgumentParser(
-        prog="n3ctl", parents=[common],
+        prog="n3ctl",
+        parents=[common],
         description="Control a running n3d (the namel3ss supervisor for Ollama).",
         epilog="Exit codes: 0 ok, 1 error, 2 usage, 3/4 status not running/unknown, "
         "69 n3d unreachable. See docs/cli.md.",
@@ -59,7 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command("status", "the server's state, health, memory and models (exit 3: not running)")
     command("health", "Ollama's health (exit 1: failing)").add_argument(
-        "--force", action="store_true", help="probe now instead of using the cached answer")
+        "--force", action="store_true", help="probe now instead of using the cached answer"
+    )
     models = command("models", "installed models (or the loaded ones)")
     models.add_argument("--loaded", action="store_true", help="models loaded in memory")
     models.add_argument("--refresh", action="store_true", help="bypass the daemon's cache")
@@ -69,24 +78,35 @@ def build_parser() -> argparse.ArgumentParser:
     ensure.add_argument("model", metavar="MODEL")
     ensure.add_argument("--pull", action="store_true", help="pull it if it is missing")
     command("validate", "check a model name (exit 1: invalid)").add_argument(
-        "model", metavar="MODEL")
+        "model", metavar="MODEL"
+    )
     warm = command("warm", "the models kept loaded: list (default), add, rm")
     actions = warm.add_subparsers(dest="warm_action", metavar="ACTION")
     actions.add_parser("list", parents=[common], help="the warm list")
     add = actions.add_parser("add", parents=[common], help="keep a model loaded")
     add.add_argument("model", metavar="MODEL")
-    add.add_argument("--keep-alive", metavar="D", default=None,
-                     help="keep_alive for its warm-up loads (Go duration or seconds; -1 forever)")
+    add.add_argument(
+        "--keep-alive",
+        metavar="D",
+        default=None,
+        help="keep_alive for its warm-up loads (Go duration or seconds; -1 forever)",
+    )
     actions.add_parser("rm", parents=[common], help="stop keeping a model loaded").add_argument(
-        "model", metavar="MODEL")
+        "model", metavar="MODEL"
+    )
     command("start", "start the Ollama server (clears fatal)")
     command("stop", "stop the Ollama server")
     command("restart", "restart the Ollama server")
     command("metrics", "counters, gauges and histograms").add_argument(
-        "--prometheus", action="store_true", help="Prometheus text exposition format")
+        "--prometheus", action="store_true", help="Prometheus text exposition format"
+    )
     command("events", "follow events until Ctrl-C").add_argument(
-        "--topic", action="append", metavar="T", default=None,
-        help="only this topic (repeatable): server.state, health, model.loaded, ...")
+        "--topic",
+        action="append",
+        metavar="T",
+        default=None,
+        help="only this topic (repeatable): server.state, health, model.loaded, ...",
+    )
     command("version", "n3ctl's version, and n3d's when it answers")
     return parser
 
@@ -126,8 +146,11 @@ def fast_parse(argv: Sequence[str]) -> Any:
         elif values["command"] is None and token in _HOT_FLAGS:
             values["command"] = token
             values.update(dict.fromkeys(_HOT_FLAGS[token], False))
-        elif values["command"] is not None and token[2:] in _HOT_FLAGS[values["command"]] \
-                and token.startswith("--"):
+        elif (
+            values["command"] is not None
+            and token[2:] in _HOT_FLAGS[values["command"]]
+            and token.startswith("--")
+        ):
             values[token[2:]] = True
         else:
             return None

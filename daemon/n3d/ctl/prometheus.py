@@ -159,7 +159,7 @@ def render_prometheus(result: Mapping[str, Any]) -> str:
                 if number is not None:
                     families[prom].append(f"{prom}{_labels(entry.get('tags'))} {number}")
     histograms = result.get("histograms")
-    for name, h in (histograms.items() if isinstance(histograms, dict) else ()):
+    for name, h in histograms.items() if isinstance(histograms, dict) else ():
         named = family(str(name), "histogram", "summary")
         if named is None or not isinstance(h, dict):
             continue

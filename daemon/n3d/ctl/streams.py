@@ -50,8 +50,10 @@ def with_progress(ctx: Context, method: str, params: dict[str, Any], model: str)
         # The daemon shares one download among all callers, so cancelling our
         # request only ends our wait; the download itself may well go on.
         ctx.err.write(view.close())
-        ctx.say(f"stopped waiting for {model}; the download may continue in the daemon "
-                "(check with: n3ctl models)")
+        ctx.say(
+            f"stopped waiting for {model}; the download may continue in the daemon "
+            "(check with: n3ctl models)"
+        )
         raise
     finally:
         conn.close()

@@ -56,14 +56,16 @@ def render_models(result: Mapping[str, Any], *, now: float, style: Style) -> str
     for m in _rows(result):
         found = m.get("details")
         details: dict[str, Any] = found if isinstance(found, dict) else {}
-        rows.append([
-            str(m.get("name", "-")),
-            _short_digest(m.get("digest")),
-            _size(m.get("size")),
-            str(details.get("parameter_size") or "-"),
-            str(details.get("quantization_level") or "-"),
-            ago(epoch(m.get("modified_at")), now),
-        ])
+        rows.append(
+            [
+                str(m.get("name", "-")),
+                _short_digest(m.get("digest")),
+                _size(m.get("size")),
+                str(details.get("parameter_size") or "-"),
+                str(details.get("quantization_level") or "-"),
+                ago(epoch(m.get("modified_at")), now),
+            ]
+        )
     return table(("NAME", "ID", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows, style)
 
 
@@ -87,13 +89,15 @@ def render_warm(result: Mapping[str, Any], *, now: float, style: Style) -> str:
     rows = []
     for m in _rows(result):
         keep = m.get("keep_alive")
-        rows.append([
-            str(m.get("name", "-")),
-            "-" if keep is None else "forever" if keep in (-1, "-1") else str(keep),
-            "yes" if m.get("loaded") else "no",
-            _until(m.get("expires_at"), now) if m.get("loaded") else "-",
-            ago(epoch(m.get("last_warmed_at")), now),
-        ])
+        rows.append(
+            [
+                str(m.get("name", "-")),
+                "-" if keep is None else "forever" if keep in (-1, "-1") else str(keep),
+                "yes" if m.get("loaded") else "no",
+                _until(m.get("expires_at"), now) if m.get("loaded") else "-",
+                ago(epoch(m.get("last_warmed_at")), now),
+            ]
+        )
     return table(("NAME", "KEEP ALIVE", "LOADED", "UNTIL", "LAST WARMED"), rows, style)
 
 

@@ -163,4 +163,3 @@ def _add(incoming: Incoming, item: Request | JsonObject | None) -> None:
         incoming.requests.append(item)
     elif item is not None:
         incoming.errors.append(item)
-

@@ -44,6 +44,7 @@ from n3d.ollama.types import (
 
 __all__ = ["OllamaClient", "find_model", "has_model"]
 
+
 def _name(model: str) -> str:
     """The display form of a valid model name; raises InvalidModelName otherwise."""
     return parse_model_name(model).display

@@ -148,4 +148,3 @@ def parse_final_object(body: bytes, *, what: str) -> dict[str, Any]:
         if len(lines) < 2:
             raise
         return parse_object(lines[-1], what=what)
-

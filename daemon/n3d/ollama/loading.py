@@ -48,9 +48,7 @@ async def load(
     if parse_keep_alive(keep_alive) == 0:
         raise ValueError("keep_alive=0 unloads the model; call unload() instead")
     started = time.perf_counter()
-    show = await session.request_json(
-        "POST", "/api/show", dict, model=name, body={"model": name}
-    )
+    show = await session.request_json("POST", "/api/show", dict, model=name, body={"model": name})
     if _embeds_only(show):
         await session.request_json(
             "POST",

@@ -131,9 +131,7 @@ class OllamaSession:
                 content = await read_body(response, what=what)
         if not ok:
             text = error_text(content)
-            raise self.errors.status_error(
-                response.status_code, text, model=model, num_ctx=num_ctx
-            )
+            raise self.errors.status_error(response.status_code, text, model=model, num_ctx=num_ctx)
         return content
 
     async def request_json(

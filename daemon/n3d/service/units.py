@@ -93,8 +93,10 @@ def installed_paths(platform: Platform, env: Mapping[str, str]) -> list[Path]:
 def enabled_links(env: Mapping[str, str]) -> list[Path]:
     """The symlinks `systemctl --user enable` made for n3d's units, if any."""
     base = unit_dir(env)
-    links = [base / "default.target.wants" / "n3d.service",
-             base / "sockets.target.wants" / "n3d.socket"]
+    links = [
+        base / "default.target.wants" / "n3d.service",
+        base / "sockets.target.wants" / "n3d.socket",
+    ]
     return [link for link in links if os.path.lexists(link)]
 
 

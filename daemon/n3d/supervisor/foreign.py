@@ -25,8 +25,12 @@ async def adopt(ctx: Context) -> bool:
         return False  # e.g. right after stopping our own: the port is ours to reuse
     if not (await ctx.health.check(force=True)).ok:
         return False
-    ctx.transition(S.EXTERNAL, "a server already answers at the base URL: adopted, "
-                   "not started by n3d", owned=False, pid=None)
+    ctx.transition(
+        S.EXTERNAL,
+        "a server already answers at the base URL: adopted, not started by n3d",
+        owned=False,
+        pid=None,
+    )
     await ctx.learn_version()
     return True
 

@@ -79,8 +79,11 @@ class Lifecycle:
             decision = await self._attempt(reason)
             if decision.give_up:
                 ctx.transition(S.FATAL, decision.reason, next_start_in_s=None)
-                log.error("server.fatal", reason=decision.reason,
-                          suggestion="fix the cause, then `n3ctl start`")
+                log.error(
+                    "server.fatal",
+                    reason=decision.reason,
+                    suggestion="fix the cause, then `n3ctl start`",
+                )
                 return
             ctx.transition(S.BACKOFF, decision.reason, next_start_in_s=decision.delay_s)
             await anyio.sleep(decision.delay_s)

@@ -126,4 +126,3 @@ async def watch_running(ctx: Context, child: OllamaProcess) -> tuple[str, float]
         tg.start_soon(exited)
         tg.start_soon(checks)
     return ended
-

@@ -136,8 +136,18 @@ class DaemonProcess:
         simulate = ["--simulate"] if self.simulate else []
         with self.log.open("ab") as out, self.err.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "n3d", "run", *simulate, "--log-format", "json",
-                 "--config", str(self.config_path), *extra],
+                [
+                    sys.executable,
+                    "-m",
+                    "n3d",
+                    "run",
+                    *simulate,
+                    "--log-format",
+                    "json",
+                    "--config",
+                    str(self.config_path),
+                    *extra,
+                ],
                 env=self.env,
                 stdout=out,
                 stderr=err,
@@ -232,8 +242,10 @@ class DaemonProcess:
         """Where n3d is, for a failure message: its exit status and its log's end."""
         code = None if self.proc is None else self.proc.poll()
         tail = "\n".join(self.log_lines()[-40:])
-        return (f"n3d exit status {code}; stderr: {self.stderr()[-2000:]}\n"
-                f"last lines of {self.log}:\n{tail}")
+        return (
+            f"n3d exit status {code}; stderr: {self.stderr()[-2000:]}\n"
+            f"last lines of {self.log}:\n{tail}"
+        )
 
     def stop(self, within_s: float = 30.0) -> int:
         """SIGTERM n3d and wait for it; its exit code."""

@@ -70,7 +70,11 @@ def check_log(log: Path, kill_offsets: list[int]) -> tuple[int, list[str], int]:
         try:
             entry = json.loads(raw)
             ok = isinstance(entry, dict) and list(entry)[:4] == [
-                "timestamp", "level", "logger", "event"]
+                "timestamp",
+                "level",
+                "logger",
+                "event",
+            ]
         except ValueError:
             ok = False
         if ok:
@@ -120,8 +124,10 @@ def leak_verdict(samples: list[LeakSample]) -> tuple[bool, str]:
     rss1 = statistics.median(s.rss_bytes for s in end)
     rss_allowed = max(RSS_TOLERANCE_BYTES, rss0 * RSS_TOLERANCE_FRACTION)
     ok = fds1 - fds0 <= FD_TOLERANCE and rss1 - rss0 <= rss_allowed
-    detail = (f"fds {fds0:g} → {fds1:g} (tolerance +{FD_TOLERANCE}), rss {rss0 / 2**20:.1f} → "
-              f"{rss1 / 2**20:.1f} MiB (tolerance +{rss_allowed / 2**20:.1f})")
+    detail = (
+        f"fds {fds0:g} → {fds1:g} (tolerance +{FD_TOLERANCE}), rss {rss0 / 2**20:.1f} → "
+        f"{rss1 / 2**20:.1f} MiB (tolerance +{rss_allowed / 2**20:.1f})"
+    )
     return ok, detail
 
 
@@ -139,41 +145,74 @@ def evaluate(
     failed = sum(m.failed for m in stats.methods.values())
     lost = sum(m.lost_to_n3d_kill for m in stats.methods.values())
     sent = sum(m.sent for m in stats.methods.values())
-    check("every request answered in time", failed == 0 and not stats.failures,
-          f"{sent} sent, {failed} failed, {lost} lost to n3d kill"
-          + (f"; first: {stats.failures[:3]}" if stats.failures else ""))
+    check(
+        "every request answered in time",
+        failed == 0 and not stats.failures,
+        f"{sent} sent, {failed} failed, {lost} lost to n3d kill"
+        + (f"; first: {stats.failures[:3]}" if stats.failures else ""),
+    )
     bad_faults = [f"{f.kind}@{f.at_s}s: {'; '.join(f.problems)}" for f in drill.faults if not f.ok]
-    check("every fault recovered", not bad_faults,
-          f"{len(drill.faults)} faults" + (f"; {bad_faults[:4]}" if bad_faults else ""))
+    check(
+        "every fault recovered",
+        not bad_faults,
+        f"{len(drill.faults)} faults" + (f"; {bad_faults[:4]}" if bad_faults else ""),
+    )
     kinds = {f.kind for f in drill.faults}
-    expected = {"n3d_kill", "serve_kill", "sigstop", "sim_hang", "fail_pulls", "pulls", "burst",
-                "bad_frames", "sighup"}
+    expected = {
+        "n3d_kill",
+        "serve_kill",
+        "sigstop",
+        "sim_hang",
+        "fail_pulls",
+        "pulls",
+        "burst",
+        "bad_frames",
+        "sighup",
+    }
     check("every fault kind injected", expected <= kinds, f"missing {sorted(expected - kinds)}")
     group_problems = [p for f in drill.faults for p in f.problems if "group" in p or "orphan" in p]
-    check("no process outlives its group's stop", not group_problems and not left,
-          f"left after n3d's SIGTERM: {left}; {group_problems[:3]}" if left or group_problems
-          else f"{len(drill.d.spawned_groups())} groups spawned, none left")
+    check(
+        "no process outlives its group's stop",
+        not group_problems and not left,
+        f"left after n3d's SIGTERM: {left}; {group_problems[:3]}"
+        if left or group_problems
+        else f"{len(drill.d.spawned_groups())} groups spawned, none left",
+    )
     check("n3d exits 0 on SIGTERM", exit_code == 0, f"exit code {exit_code}")
-    warm_fail = [f"{f.kind}@{f.at_s}s" for f in drill.faults
-                 if any("warm" in p for p in f.problems)]
-    check("warm model reloaded after every disruption", not warm_fail,
-          f"not within {RECOVERY_BOUND_S}s: {warm_fail}" if warm_fail else "every time")
+    warm_fail = [
+        f"{f.kind}@{f.at_s}s" for f in drill.faults if any("warm" in p for p in f.problems)
+    ]
+    check(
+        "warm model reloaded after every disruption",
+        not warm_fail,
+        f"not within {RECOVERY_BOUND_S}s: {warm_fail}" if warm_fail else "every time",
+    )
     ok, detail = leak_verdict(drill.samples)
     check("no fd or RSS growth", ok, detail)
     lines, bad, cut = check_log(drill.d.log, drill.kill_offsets)
     stderr = drill.d.stderr()
-    check("every log line is a JSON object", not bad and "Traceback" not in stderr,
-          f"{lines} lines, {len(bad)} bad, {cut} cut by n3d's SIGKILL, "
-          f"{len(stderr.splitlines())} stderr lines" + (f"; {bad[:3]}" if bad else "")
-          + (f"; stderr: {stderr[-500:]}" if stderr else ""))
+    check(
+        "every log line is a JSON object",
+        not bad and "Traceback" not in stderr,
+        f"{lines} lines, {len(bad)} bad, {cut} cut by n3d's SIGKILL, "
+        f"{len(stderr.splitlines())} stderr lines"
+        + (f"; {bad[:3]}" if bad else "")
+        + (f"; stderr: {stderr[-500:]}" if stderr else ""),
+    )
     entries = [e for e in drill.d.events() if e.get("event") in ("n3d.starting", "server.state")]
     problems = check_transitions(entries)
     edges = Counter(f"{e['from']}→{e['to']}" for e in entries if e["event"] == "server.state")
-    sub_bad = [f"{a}→{b}" for a, b, _ in stats.event_edges
-               if ServerState(b) not in TRANSITIONS.get(ServerState(a), frozenset())]
-    check("server.state history only takes allowed edges", not problems and not sub_bad,
-          f"{sum(edges.values())} logged, {len(stats.event_edges)} received by the subscriber; "
-          + (f"{problems[:3]} {sub_bad[:3]}" if problems or sub_bad else dict(edges).__repr__()))
+    sub_bad = [
+        f"{a}→{b}"
+        for a, b, _ in stats.event_edges
+        if ServerState(b) not in TRANSITIONS.get(ServerState(a), frozenset())
+    ]
+    check(
+        "server.state history only takes allowed edges",
+        not problems and not sub_bad,
+        f"{sum(edges.values())} logged, {len(stats.event_edges)} received by the subscriber; "
+        + (f"{problems[:3]} {sub_bad[:3]}" if problems or sub_bad else dict(edges).__repr__()),
+    )
     return DrillResult(
         duration_s=round(drill.now(), 1),
         seed=seed,

@@ -133,8 +133,15 @@ class Drill:
         loaded = {m["name"] for m in self.call("models.loaded")["models"]}
         return all(m["name"] in loaded for m in warm)
 
-    def recover(self, rec: FaultRecord, t_inject: float, *, old_pid: int | None,
-                new_pid: bool, t_from: float | None = None) -> None:
+    def recover(
+        self,
+        rec: FaultRecord,
+        t_inject: float,
+        *,
+        old_pid: int | None,
+        new_pid: bool,
+        t_from: float | None = None,
+    ) -> None:
         """Wait for running (with a new serve pid if ``new_pid``), the old group empty,
         and the warm model loaded; record the times or the failure."""
 
@@ -147,8 +154,10 @@ class Drill:
 
         st = poll(running, RECOVERY_BOUND_S)
         if st is None:
-            rec.fail(f"not running{' with a new serve' if new_pid else ''} within "
-                     f"{RECOVERY_BOUND_S}s: {self.describe_state()}")
+            rec.fail(
+                f"not running{' with a new serve' if new_pid else ''} within "
+                f"{RECOVERY_BOUND_S}s: {self.describe_state()}"
+            )
             return
         rec.recovery_s = round(time.monotonic() - (t_from or t_inject), 3)
         rec.detail["new_pid"] = st["server"]["pid"]

@@ -91,8 +91,9 @@ def _subscriber(drill: Drill) -> None:
                 raise ConnectionResetError("closed before answering events.subscribe")
             if "error" in reply:
                 err = reply["error"]
-                drill.stats.error("events.subscribe", err["code"], time.monotonic() - t0,
-                                  err.get("message", ""))
+                drill.stats.error(
+                    "events.subscribe", err["code"], time.monotonic() - t0, err.get("message", "")
+                )
                 drill.stop.wait(0.5)
                 continue
             drill.stats.ok("events.subscribe", time.monotonic() - t0)
@@ -122,6 +123,11 @@ def _sampler(drill: Drill) -> None:
         with contextlib.suppress(psutil.Error):
             proc = psutil.Process(drill.d.pid)
             drill.samples.append(
-                LeakSample(round(drill.now(), 2), proc.pid, proc.num_fds(),
-                           proc.memory_info().rss, drill.phase)
+                LeakSample(
+                    round(drill.now(), 2),
+                    proc.pid,
+                    proc.num_fds(),
+                    proc.memory_info().rss,
+                    drill.phase,
+                )
             )

@@ -77,8 +77,17 @@ def run_schedule(drill: Drill, duration_s: float) -> None:
     start_load(drill)
     gap = (0.2, 0.6) if drill.short else (1.0, 4.0)
     warmup = ["n3d_kill", "burst"] if drill.short else ["n3d_kill", "burst", "pulls"]
-    kinds = ["serve_kill", "sigstop", "sim_hang", "fail_pulls", "pulls", "burst",
-             "bad_frames", "sighup", "poisoned_json"]
+    kinds = [
+        "serve_kill",
+        "sigstop",
+        "sim_hang",
+        "fail_pulls",
+        "pulls",
+        "burst",
+        "bad_frames",
+        "sighup",
+        "poisoned_json",
+    ]
     for kind in warmup:
         inject(drill, kind)
         time.sleep(drill.rng.uniform(*gap))
@@ -111,4 +120,3 @@ def finish(drill: Drill) -> tuple[int | None, list[int]]:
         code = drill.d.stop(within_s=30)
     left = [p for g in drill.d.spawned_groups() for p in group_members(g)]
     return code, left
-

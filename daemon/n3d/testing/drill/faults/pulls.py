@@ -119,11 +119,18 @@ def _start_raw_pull(
     start or ended before any progress."""
     try:
         conn = RawConn(drill.d.socket, REQUEST_BOUND_S)
-        conn.send_json({"jsonrpc": "2.0", "id": 1, "method": "models.pull",
-                        "params": {"model": model, "workDoneToken": f"drill-{what}"}})
+        conn.send_json(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "models.pull",
+                "params": {"model": model, "workDoneToken": f"drill-{what}"},
+            }
+        )
         t0 = time.monotonic()
-        first = conn.read_until(lambda m: m.get("method") == "$/progress" or "id" in m,
-                                REQUEST_BOUND_S)
+        first = conn.read_until(
+            lambda m: m.get("method") == "$/progress" or "id" in m, REQUEST_BOUND_S
+        )
         if first is None or "id" in first:
             conn.close()
             raise OSError(f"pull of {model} ended before any progress: {first}")

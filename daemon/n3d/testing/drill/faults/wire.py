@@ -132,8 +132,9 @@ def bad_frames(drill: Drill, rec: FaultRecord) -> None:
     conn = RawConn(drill.d.socket)
     replies: list[dict[str, Any] | None] = []
     try:
-        conn.send(b'{"jsonrpc":"2.0","id":5,"method":42}\n'
-                  b'{"jsonrpc":"2.0","id":6,"method":"health"}\n')
+        conn.send(
+            b'{"jsonrpc":"2.0","id":5,"method":42}\n{"jsonrpc":"2.0","id":6,"method":"health"}\n'
+        )
         for _ in range(2):
             replies.append(conn.read(REQUEST_BOUND_S))
     except TimeoutError:
@@ -165,8 +166,10 @@ def _non_finite_id(drill: Drill, rec: FaultRecord) -> None:
     conn = RawConn(drill.d.socket)
     replies: list[dict[str, Any] | None] = []
     try:
-        conn.send(b'{"jsonrpc":"2.0","id":1e400,"method":"status"}\n'
-                  b'{"jsonrpc":"2.0","id":2,"method":"health"}\n')
+        conn.send(
+            b'{"jsonrpc":"2.0","id":1e400,"method":"status"}\n'
+            b'{"jsonrpc":"2.0","id":2,"method":"health"}\n'
+        )
         for _ in range(2):
             replies.append(conn.read(REQUEST_BOUND_S))  # RawConn refuses NaN and Infinity
     except (TimeoutError, ValueError) as exc:
