@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import structlog
 
 from n3d.errors import AlreadyRunning, PathError
@@ -42,12 +43,14 @@ __all__ = [
     "open_listening_socket",
     "peer_credentials",
     "peer_hung_up",
+    "wait_hung_up",
 ]
 
 log = structlog.get_logger(__name__)
 
 SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed fd
 _CONNECT_PROBE_S = 1.0
+_HANG_UP_POLL_S = 0.1  # where there is no epoll
 # Unix-socket connects fail at once (EAGAIN) on a full backlog; make bursts fit.
 _BACKLOG = socket.SOMAXCONN
 
@@ -158,3 +161,20 @@ def peer_hung_up(sock: socket.socket) -> bool:
         poller.register(sock.fileno(), select.POLLIN)
         return any(ev & (select.POLLHUP | select.POLLERR) for _fd, ev in poller.poll(0))
     return False
+
+
+async def wait_hung_up(sock: socket.socket) -> None:
+    """Return once the peer has closed both directions (see :func:`peer_hung_up`).
+
+    On Linux an epoll instance that watches ``sock`` for nothing but the hang-up
+    (``EPOLLHUP`` and ``EPOLLERR`` are always reported) becomes readable when it
+    comes, so this waits without polling; elsewhere it looks every 0.1 s.
+    """
+    if not hasattr(select, "epoll"):
+        while not peer_hung_up(sock):  # noqa: ASYNC110 - nothing to wait on but time
+            await anyio.sleep(_HANG_UP_POLL_S)
+        return
+    with select.epoll(1) as hang_ups:
+        hang_ups.register(sock.fileno(), 0)
+        while not hang_ups.poll(0):
+            await anyio.wait_readable(hang_ups.fileno())

@@ -29,12 +29,11 @@ Each accepted connection is checked before anything is read from it:
 Accepting uses the public ``anyio.wait_readable`` plus the socket's own
 ``accept()``; each connection is an asyncio protocol on its socket (see
 :mod:`n3d.rpc.connection` for why), and the rare "server busy" goodbye uses
-``anyio.abc.SocketStream.from_socket`` (an asyncio transport too). anyio's UNIX
-listener and streams wait on raw-socket futures that raise ``InvalidStateError``
-in a loop callback when a read is cancelled in the same loop pass as data
-arrives (timeouts, client hang-ups, shutdown; compare anyio#1267); transports
-and ``wait_readable`` do not, and pausing a transport's reading keeps
-backpressure.
+``anyio.abc.SocketStream.from_socket`` (an asyncio transport too). Not anyio's
+UNIX listener and streams: in anyio 4.16 they still wake raw-socket futures from
+loop callbacks that raise ``InvalidStateError`` when the wait was cancelled in
+the same loop pass as the socket became ready (anyio#1267 fixed only ``aclose``;
+tests/rpc/test_transport.py keeps watch).
 
 Events: :meth:`broadcast` sends the notification ``event {topic, ...payload}`` to
 every connection subscribed to ``topic``; handlers subscribe their connection
@@ -57,10 +56,11 @@ import structlog
 
 from n3d.jsonrpc.framing import FrameError, Framer
 from n3d.jsonrpc.protocol import SERVER_BUSY, encode, error_response, notification, parse
-from n3d.rpc.bounds import longest_idle
-from n3d.rpc.connection import Connection, Limits
+from n3d.rpc.bounds import Limits, longest_idle
+from n3d.rpc.connection import Connection
 from n3d.rpc.dispatch import MethodTable
 from n3d.rpc.listener import BoundSocket, open_listening_socket, peer_credentials
+from n3d.trust import trusted_uid
 
 __all__ = ["PeerCredentials", "RpcServer", "serve"]
 
@@ -219,7 +219,7 @@ class RpcServer:
         except OSError as exc:
             uid, pid = -1, None
             log.warning("rpc.peer_unknown", error=str(exc))
-        if uid is not None and uid not in (os.geteuid(), 0):
+        if not trusted_uid(uid):
             log.warning("rpc.peer_refused", uid=uid, pid=pid, our_uid=os.geteuid())
             sock.close()
             return
