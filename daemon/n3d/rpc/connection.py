@@ -74,7 +74,7 @@ class State(enum.Enum):
     CLOSED = "closed"  # nothing more is written
 
 
-_WRITABLE = frozenset({State.OPEN, State.ANSWERING, State.FAILED})
+_WRITABLE = (State.OPEN, State.ANSWERING, State.FAILED)
 
 
 class Connection(asyncio.Protocol):
