@@ -40,7 +40,7 @@ def kill_group(proc: subprocess.Popen[bytes]) -> None:
         import psutil  # bench only: the simulator runs in its own process group
 
         groups = {os.getpgid(c.pid) for c in psutil.Process(proc.pid).children(recursive=True)}
-    except Exception:  # noqa: BLE001 - best effort; the caller's own group is killed below
+    except Exception:  # best effort; the caller's own group is killed below
         groups = set()
     groups.add(proc.pid)
     for group in groups:

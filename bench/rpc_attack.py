@@ -132,7 +132,7 @@ class Poller(threading.Thread):
             t0 = time.monotonic()
             try:
                 self.conn.call("status")
-            except Exception as exc:  # noqa: BLE001 - counted, then a new connection
+            except Exception as exc:  # counted, then a new connection
                 self.failures.append((t0, repr(exc)[:120]))
                 self.conn.close()
                 time.sleep(0.1)

@@ -1,24 +1,8 @@
-"""Errors read like the seed's and map to the JSON-RPC codes of DESIGN.md."""
+"""Errors read like the seed's (their JSON-RPC codes: tests/api/test_faults.py)."""
 
 from __future__ import annotations
 
-import pytest
-
-from n3d.errors import (
-    ConfigError,
-    ContextOverflow,
-    InvalidModelName,
-    ModelNotFound,
-    N3dError,
-    NotManaged,
-    OllamaError,
-    OllamaNotInstalled,
-    OllamaTimeout,
-    OllamaUnreachable,
-    PullFailed,
-    ServerNotRunning,
-    UnexpectedResponse,
-)
+from n3d.errors import ConfigError, ModelNotFound, OllamaError
 
 
 def test_model_missing_reads_exactly_like_the_design_example() -> None:
@@ -67,33 +51,6 @@ def test_not_installed_and_pull_timeout() -> None:
 
 def test_message_without_context_is_just_the_message() -> None:
     assert str(OllamaError("plain")) == "plain"
-
-
-@pytest.mark.parametrize(
-    ("cls", "code", "kind"),
-    [
-        (OllamaUnreachable, 1001, "ollama_unreachable"),
-        (ModelNotFound, 1002, "model_not_found"),
-        (InvalidModelName, 1003, "invalid_model_name"),
-        (PullFailed, 1004, "pull_failed"),
-        (OllamaTimeout, 1005, "timeout"),
-        (NotManaged, 1006, "not_managed"),
-        (ContextOverflow, 1007, "context_overflow"),
-        (OllamaNotInstalled, 1008, "ollama_not_installed"),
-        (ServerNotRunning, 1009, "server_not_running"),
-        (UnexpectedResponse, 1010, "ollama_error"),
-    ],
-)
-def test_each_error_maps_to_its_rpc_code(cls: type[OllamaError], code: int, kind: str) -> None:
-    err = cls("m", model="x:latest", base_url="http://h:1", suggestion="do this")
-    assert (err.code, err.kind) == (code, kind)
-    assert err.rpc_data() == {
-        "kind": kind,
-        "model": "x:latest",
-        "base_url": "http://h:1",
-        "suggestion": "do this",
-    }
-    assert isinstance(err, N3dError)
 
 
 def test_config_error_names_file_line_and_key() -> None:

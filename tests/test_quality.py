@@ -1,4 +1,5 @@
-"""The code stays ruff-clean and mypy --strict clean, as pyproject.toml configures them."""
+"""The code stays ruff-clean, ruff-formatted and mypy --strict clean, as pyproject.toml
+configures them."""
 
 from __future__ import annotations
 
@@ -32,6 +33,17 @@ def test_ruff_is_clean() -> None:
         timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_applied() -> None:
+    result = subprocess.run(
+        [_tool("ruff"), "format", "--check", "daemon", "tests", "bench"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, "run: ruff format daemon tests bench\n" + result.stdout
 
 
 @pytest.mark.timeout(300)

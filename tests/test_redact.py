@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from n3d.api.faults import fault_of
 from n3d.config import load_settings
 from n3d.errors import ConfigError, OllamaError
 from n3d.redact import redact_url
@@ -27,7 +28,8 @@ def test_userinfo_is_hidden_and_nothing_else_changes(given: str, shown: str) -> 
 def test_errors_never_carry_a_password() -> None:
     err = OllamaError.unreachable("http://u:pw@h:1")
     assert "pw" not in str(err) and err.base_url == "http://***@h:1"
-    assert err.rpc_data()["base_url"] == "http://***@h:1"
+    fault = fault_of(err)
+    assert fault is not None and fault.data["base_url"] == "http://***@h:1"
 
 
 def test_a_bad_base_url_with_a_password_is_quoted_without_it(tmp_path: Path) -> None:

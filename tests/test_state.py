@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from n3d.api.methods import server_result
 from n3d.state import (
     TRANSITIONS,
     InvalidTransition,
@@ -98,5 +99,22 @@ def test_store_refuses_an_illegal_edge_and_stays_put() -> None:
 
 
 def test_snapshot_serialises_state_as_lowercase_string() -> None:
-    data = Snapshot(state=S.DEGRADED, pid=7).as_dict()
+    data = server_result(Snapshot(state=S.DEGRADED, pid=7))
     assert data["state"] == "degraded" and data["pid"] == 7
+
+
+def test_summary_is_one_line_with_pid_restarts_and_the_reason_when_it_is_news() -> None:
+    url = "http://127.0.0.1:11434"
+    running = Snapshot(state=S.RUNNING, base_url=url, pid=12, restarts=1, reason="answered")
+    assert running.summary() == f"ollama running (pid 12) at {url}, 1 restart"
+    stopped = Snapshot(state=S.STOPPED, base_url=url, reason="server.stop")
+    assert stopped.summary() == f"ollama stopped at {url}"
+    backoff = Snapshot(state=S.BACKOFF, base_url=url, restarts=3, reason="exit code 1")
+    assert backoff.summary() == f"ollama backoff at {url}, 3 restarts: exit code 1"
+    for state in (S.FATAL, S.DEGRADED, S.UNREACHABLE):
+        assert Snapshot(state=state, reason="why").summary().endswith(": why")
+
+
+def test_summary_never_shows_credentials() -> None:
+    snap = Snapshot(state=S.EXTERNAL, base_url="http://user:secret@ollama.lan:11434")
+    assert "secret" not in snap.summary()

@@ -10,20 +10,29 @@ bridge listens to its state store and health checks and fans each change out:
   leaving for ``stopped``/``backoff``/``fatal``/``unreachable``/``stopping`` →
   :meth:`Models.on_server_lost` (running pulls fail at once, warm-ups pause);
 - a health result whose ``ok`` differs from the previous one → the ``health`` event.
+
+It is given what it calls, not the daemon: ``publish`` (log the event and send it to
+subscribed clients) and ``set_status`` (systemd's ``STATUS=`` line).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
+from n3d.models.events import Publish
 from n3d.state import ServerState, Snapshot, Transition
 from n3d.supervisor.health import HealthResult
 
-if TYPE_CHECKING:
-    from n3d.daemon import Daemon
-    from n3d.models.service import Models
+__all__ = ["EventBridge", "ServerWatcher"]
 
-__all__ = ["EventBridge"]
+
+class ServerWatcher(Protocol):
+    """What the bridge tells the model service (:class:`n3d.models.Models` is one)."""
+
+    def on_server_ready(self, generation: int) -> None: ...
+
+    def on_server_lost(self) -> None: ...
 
 _UP = {ServerState.RUNNING, ServerState.EXTERNAL}
 _LOST = {
@@ -38,19 +47,20 @@ _LOST = {
 class EventBridge:
     """Listens to the supervisor; see the module docstring."""
 
-    def __init__(self, daemon: Daemon, models: Models) -> None:
-        self._daemon = daemon
+    def __init__(
+        self, models: ServerWatcher, *, publish: Publish, set_status: Callable[[str], object]
+    ) -> None:
         self._models = models
+        self._publish = publish
+        self._set_status = set_status
         self._generation = 0
         self._health_ok: bool | None = None
 
     def on_state(self, edge: Transition | None, snapshot: Snapshot) -> None:
         if edge is None:
             return
-        from n3d.daemon import summary
-
-        self._daemon.notifier.status(summary(snapshot))
-        self._daemon._publish(
+        self._set_status(snapshot.summary())
+        self._publish(
             "server.state",
             {
                 "from": edge.source.value,
@@ -79,4 +89,4 @@ class EventBridge:
         }
         if result.error is not None:
             payload["error"] = result.error
-        self._daemon._publish("health", payload)
+        self._publish("health", payload)

@@ -52,10 +52,9 @@ from n3d.redact import redact_url
 from n3d.rpc.server import RpcServer
 from n3d.runtime_dir import RuntimeFiles, keep_runtime_dir
 from n3d.service.notify import Notifier
-from n3d.state import Snapshot
 from n3d.supervisor import Supervisor
 
-__all__ = ["SIMULATOR", "Daemon", "run", "summary"]
+__all__ = ["SIMULATOR", "Daemon", "run"]
 
 log = structlog.get_logger("n3d.daemon")
 events_log = structlog.get_logger("n3d.events")
@@ -66,19 +65,6 @@ _SHUTDOWN_SLACK_S = 5.0  # on top of stop_timeout and verification, for the whol
 # restart) could not finish within any deadline short enough for a stop. 2 s lets
 # every quick call in flight answer while adding little to the bounded stop.
 _DRAIN_S = 2.0
-
-
-def summary(snapshot: Snapshot) -> str:
-    """The one-line STATUS= text: ``ollama running (pid 12) at URL, 1 restart``."""
-    text = f"ollama {snapshot.state.value}"
-    if snapshot.pid:
-        text += f" (pid {snapshot.pid})"
-    text += f" at {snapshot.base_url}"
-    if snapshot.restarts:
-        text += f", {snapshot.restarts} restart{'s' if snapshot.restarts != 1 else ''}"
-    if snapshot.state.value in ("backoff", "fatal", "degraded", "unreachable"):
-        text += f": {snapshot.reason}"
-    return text
 
 
 class Daemon:
@@ -139,14 +125,23 @@ class Daemon:
         assert self._shutdown is not None
         settings = self.settings
         socket_path = settings.socket_path(self.env)
-        sup = self.supervisor = Supervisor(
-            settings, command=self.command, runtime_dir=directory, environ=self.env
-        )
-        async with OllamaClient(
-            settings.ollama.base_url,
-            timeout_s=settings.server.health_timeout_s,
-            num_ctx=settings.ollama.num_ctx,
-        ) as client:
+        base_url, health_timeout_s = settings.ollama.base_url, settings.server.health_timeout_s
+        async with (
+            OllamaClient(base_url, timeout_s=health_timeout_s, num_ctx=settings.ollama.num_ctx)
+            as client,
+            # The supervisor's heartbeat has a client (and a connection pool) of its
+            # own: a `HEAD /` never waits for a connection behind pulls and warm-ups,
+            # which would read as a hung server.
+            OllamaClient(base_url, timeout_s=health_timeout_s) as probing,
+        ):
+            sup = self.supervisor = Supervisor(
+                settings,
+                probe=probing.heartbeat,
+                version=probing.version,
+                command=self.command,
+                runtime_dir=directory,
+                environ=self.env,
+            )
             models = self.models = Models(client, settings, publish=self._publish)
             view = DaemonView(
                 supervisor=sup,
@@ -166,7 +161,9 @@ class Daemon:
             # Claim the socket before anything starts: a live n3d on it (or a file in
             # the way) stops us here, before we could touch an Ollama server.
             rpc.bind()
-            events = EventBridge(self, models)
+            events = EventBridge(
+                models, publish=self._publish, set_status=self.notifier.status
+            )
             sup.store.subscribe(events.on_state)
             sup.health.listeners.append(events.on_health)
             rpc_scope = anyio.CancelScope()
@@ -194,7 +191,7 @@ class Daemon:
             if self.files is not None:  # set by run()
                 await tg.start(keep_runtime_dir, self.files, rpc)
             # The socket accepts connections: only now is n3d ready (Type=notify).
-            self.notifier.ready(summary(sup.snapshot))
+            self.notifier.ready(sup.snapshot.summary())
             await tg.start(self.notifier.run_watchdog)
             log.info("n3d.ready", state=sup.snapshot.state.value, socket=str(socket_path))
             task_status.started()
@@ -261,7 +258,7 @@ class Daemon:
         except ConfigError as exc:
             self.last_reload_error = str(exc)
             log.error("config.reload_failed", error=str(exc), kept="the previous settings")
-            self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
+            self.notifier.ready(self.supervisor.snapshot.summary() if self.supervisor else None)
             return False
         plan = plan_reload(self.settings, new)
         self._apply(plan.effective)
@@ -276,7 +273,7 @@ class Daemon:
             file=str(new.file) if new.file else None,
             changed=list(plan.changed),
         )
-        self.notifier.ready(summary(self.supervisor.snapshot) if self.supervisor else None)
+        self.notifier.ready(self.supervisor.snapshot.summary() if self.supervisor else None)
         return True
 
     def _apply(self, settings: Settings) -> None:
@@ -305,7 +302,7 @@ def run(settings: Settings, *, simulate: bool) -> int:
     daemon = Daemon(settings, command=command, simulate=simulate)
     try:
         return anyio.run(daemon.run)
-    except Exception as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
+    except Exception as exc:  # every failure becomes one line and an exit code
         failure = root_cause(exc)
         if isinstance(failure, AlreadyRunning):
             log.error("n3d.already_running", error=str(failure))

@@ -7,42 +7,74 @@ only ever catch these::
     N3dError
     ├── ConfigError               bad config file, key or value (names file, key, line)
     ├── PathError                 runtime/config/state dir unsafe or unusable
-    │   └── StateNotSaved         1013 state_not_saved: a run-time change could not
-    │                             be written to the state dir (and was not made)
+    │   └── StateNotSaved         state_not_saved: a run-time change could not be
+    │                             written to the state dir (and was not made)
     ├── AlreadyRunning            another n3d holds the lock
     ├── ServiceError              `n3d service` could not render or install a unit
-    └── OllamaError               anything about Ollama; carries model, base_url,
-        │                         suggestion, cause and maps to a JSON-RPC code
-        ├── OllamaUnreachable     1001 ollama_unreachable
-        ├── ModelNotFound         1002 model_not_found
-        ├── InvalidModelName      1003 invalid_model_name
-        ├── PullFailed            1004 pull_failed
-        ├── OllamaTimeout         1005 timeout
-        ├── NotManaged            1006 not_managed
-        ├── ContextOverflow       1007 context_overflow
-        ├── OllamaNotInstalled    1008 ollama_not_installed
-        ├── ServerNotRunning      1009 server_not_running
-        └── UnexpectedResponse    1010 ollama_error (an answer n3d cannot use)
+    ├── RpcError                  a client's call was answered with a JSON-RPC error
+    │                             (code, message, data; data.suggestion)
+    ├── DaemonUnreachable         a client got no answer from n3d's socket (path,
+    │   │                         detail, and `reason`, the word after each class)
+    │   ├── DaemonNotRunning      missing: no socket file
+    │   ├── StaleSocket           refused: a socket nobody listens on
+    │   ├── SocketPermissionDenied  permission: another user's socket
+    │   ├── DaemonTimeout         timeout: no answer within the client's timeout
+    │   ├── ConnectionLost        closed: the connection ended while in use
+    │   │   └── ClosedByDaemon    closed, and n3d said why first (an error with id null:
+    │   │                         evicted at max_connections, an unreadable frame)
+    │   └── UntrustedSocket       untrusted: the socket's directory or server is not
+    │                             ours, nor root's (nothing was sent)
+    └── OllamaError               ollama_error: anything about Ollama; carries model,
+        │                         base_url, suggestion and cause
+        ├── OllamaUnreachable     ollama_unreachable
+        ├── ModelNotFound         model_not_found
+        ├── InvalidModelName      invalid_model_name
+        ├── PullFailed            pull_failed
+        ├── OllamaTimeout         timeout
+        ├── NotManaged            not_managed
+        ├── ContextOverflow       context_overflow
+        ├── OllamaNotInstalled    ollama_not_installed
+        ├── ServerNotRunning      server_not_running
+        └── UnexpectedResponse    ollama_error (an answer n3d cannot use)
 
 `str(OllamaError)` is the seed's layout: the message, then `Model:` and `Server:`
 lines when known, a blank line and `Suggestion:` when there is one. Credentials in
 a URL (``http://user:pass@host``) are hidden in every text an error carries
 (:mod:`n3d.redact`).
+
+``kind`` names a failure the same way everywhere it is shown: logs, events, the
+health report and an error's ``data.kind``. Which JSON-RPC error each class becomes
+(its code, and the ``data`` sent) is the API's business, not the domain's: the one
+table is :mod:`n3d.api.faults`.
+
+The client errors (RpcError, DaemonUnreachable and its kinds) are defined here so
+that the tree is one; :mod:`n3d.client` re-exports them under the names its users
+import. Long because it is the whole tree, each class a few lines: split, a reader
+would have to assemble it again.
 """
 
 from __future__ import annotations
 
+import os
+
 from n3d.redact import redact_url
 
-# n3ctl's hot path imports this module: keep `typing` off it (type checkers see it).
+# n3ctl's hot path imports this module: keep `typing` and `pathlib` off it (type
+# checkers see them).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from pathlib import Path
     from typing import Any, ClassVar
 
 __all__ = [
     "AlreadyRunning",
+    "ClosedByDaemon",
     "ConfigError",
+    "ConnectionLost",
     "ContextOverflow",
+    "DaemonNotRunning",
+    "DaemonTimeout",
+    "DaemonUnreachable",
     "InvalidModelName",
     "ModelNotFound",
     "N3dError",
@@ -53,10 +85,14 @@ __all__ = [
     "OllamaUnreachable",
     "PathError",
     "PullFailed",
+    "RpcError",
     "ServerNotRunning",
     "ServiceError",
+    "SocketPermissionDenied",
+    "StaleSocket",
     "StateNotSaved",
     "UnexpectedResponse",
+    "UntrustedSocket",
     "render_error",
     "root_cause",
 ]
@@ -129,10 +165,9 @@ class StateNotSaved(PathError):
     """A run-time change (`warm.add`, `warm.remove`) could not be saved in the state dir.
 
     Raised *instead of* making the change: n3d never holds in memory what the next
-    start would lose. Maps to JSON-RPC code 1013 like an OllamaError does.
+    start would lose.
     """
 
-    code: ClassVar[int] = 1013
     kind: ClassVar[str] = "state_not_saved"
 
     def __init__(self, what: str, path: str, reason: str) -> None:
@@ -145,10 +180,6 @@ class StateNotSaved(PathError):
         )
         super().__init__(render_error(self.message, suggestion=self.suggestion))
 
-    def rpc_data(self) -> dict[str, Any]:
-        """The ``data`` member of the JSON-RPC error: kind, path and suggestion."""
-        return {"kind": self.kind, "path": self.path, "suggestion": self.suggestion}
-
 
 class AlreadyRunning(N3dError):
     """Another n3d already holds the runtime lock."""
@@ -158,10 +189,89 @@ class ServiceError(N3dError):
     """A systemd or launchd service file could not be rendered or installed."""
 
 
+# -- what the clients of n3d's socket raise (n3d.client, n3d.client.aio, n3ctl) --------
+
+
+class RpcError(N3dError):
+    """The daemon answered a call with a JSON-RPC error: ``code``, ``message``, ``data``."""
+
+    def __init__(self, code: int, message: str, data: Any = None) -> None:
+        super().__init__(f"{message} (code {code})")
+        self.code, self.message, self.data = code, message, data
+
+    @property
+    def suggestion(self) -> str | None:
+        data = self.data
+        return data.get("suggestion") if isinstance(data, dict) else None
+
+
+_START_HINT = "Start it with: n3d run (or: systemctl --user start n3d)"
+
+
+class DaemonUnreachable(N3dError):
+    """No usable connection to n3d at ``path``; ``reason`` is a short machine word."""
+
+    reason = "unreachable"
+
+    def __init__(self, path: Path | str, detail: str) -> None:
+        self.path = os.fspath(path)
+        self.detail = detail
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        return f"n3d is not reachable at {self.path}: {self.detail}\n{_START_HINT}"
+
+
+class DaemonNotRunning(DaemonUnreachable):
+    reason = "missing"
+
+
+class StaleSocket(DaemonUnreachable):
+    reason = "refused"
+
+
+class SocketPermissionDenied(DaemonUnreachable):
+    reason = "permission"
+
+
+class DaemonTimeout(DaemonUnreachable):
+    reason = "timeout"
+
+
+class ConnectionLost(DaemonUnreachable):
+    reason = "closed"
+
+
+class ClosedByDaemon(ConnectionLost):
+    """The daemon closed the connection after saying why, with an error whose id is null.
+
+    n3d does that when it evicts an idle connection at ``max_connections``, or when
+    what it read cannot be framed; ``code`` and ``message`` are its words.
+    """
+
+    def __init__(self, path: Path | str, code: int, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(path, f"the daemon closed the connection: {message} (code {code})")
+
+    def _describe(self) -> str:
+        return f"n3d at {self.path} closed the connection: {self.message} (code {self.code})"
+
+
+class UntrustedSocket(DaemonUnreachable):
+    """The socket's directory or the process behind it is not ours (nor root's): refused.
+
+    Nothing was sent on it. ``detail`` says what is wrong and what to do.
+    """
+
+    reason = "untrusted"
+
+    def _describe(self) -> str:
+        return f"refusing the n3d socket at {self.path}: {self.detail}"
+
+
 class OllamaError(N3dError):
     """Something about Ollama failed; carries the context a user needs to fix it."""
 
-    code: ClassVar[int] = 1010
     kind: ClassVar[str] = "ollama_error"
 
     def __init__(
@@ -189,17 +299,6 @@ class OllamaError(N3dError):
         return render_error(
             self.message, model=self.model, base_url=self.base_url, suggestion=self.suggestion
         )
-
-    def rpc_data(self) -> dict[str, Any]:
-        """The ``data`` member of the JSON-RPC error this maps to."""
-        data: dict[str, Any] = {"kind": self.kind}
-        if self.model:
-            data["model"] = self.model
-        if self.base_url:
-            data["base_url"] = self.base_url
-        if self.suggestion:
-            data["suggestion"] = self.suggestion
-        return data
 
     # The seed's scenarios, as constructors, so every part of n3d words them alike.
 
@@ -299,68 +398,58 @@ class OllamaError(N3dError):
 class OllamaUnreachable(OllamaError):
     """Nothing answered at the Ollama base URL."""
 
-    code = 1001
     kind = "ollama_unreachable"
 
 
 class ModelNotFound(OllamaError):
     """The model is not installed, or not in the registry."""
 
-    code = 1002
     kind = "model_not_found"
 
 
 class InvalidModelName(OllamaError):
     """The name breaks Ollama's model-name grammar."""
 
-    code = 1003
     kind = "invalid_model_name"
 
 
 class PullFailed(OllamaError):
     """A download failed part way or was refused."""
 
-    code = 1004
     kind = "pull_failed"
 
 
 class OllamaTimeout(OllamaError):
     """Ollama did not answer, or a pull made no progress, in time."""
 
-    code = 1005
     kind = "timeout"
 
 
 class NotManaged(OllamaError):
     """n3d does not own this server (external mode or adopted), so it will not start or stop it."""
 
-    code = 1006
     kind = "not_managed"
 
 
 class ContextOverflow(OllamaError):
     """The input does not fit the model's context window."""
 
-    code = 1007
     kind = "context_overflow"
 
 
 class OllamaNotInstalled(OllamaError):
     """The configured Ollama executable does not exist."""
 
-    code = 1008
     kind = "ollama_not_installed"
 
 
 class ServerNotRunning(OllamaError):
     """The Ollama server is stopped (or fatal); start it first."""
 
-    code = 1009
     kind = "server_not_running"
 
 
 class UnexpectedResponse(OllamaError):
     """Ollama answered with something n3d cannot use."""
 
-    code = 1010
     kind = "ollama_error"

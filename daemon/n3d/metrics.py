@@ -3,6 +3,18 @@
 :func:`metric` logs ``{"event": "metric", "metric": NAME, "value": V, "unit": U,
 "tags": {...}}`` (through the one structlog configuration of :mod:`n3d.logs`) and
 feeds :data:`REGISTRY`. Metrics never raise into the caller.
+
+Tags survive aggregation (DESIGN.md, Logs and metrics): the registry keeps a total
+per name, the seed's `metrics` shape, and one series per (name, tag set). A tag
+set is the event's tags as text, without the :data:`EVENT_ONLY_TAGS`. Some values
+come from outside (the model name a client asks about), so at most
+:data:`MAX_SERIES_PER_NAME` tag sets are kept per name and later ones add up in
+one series tagged ``overflow=true``: with a histogram's 2048-sample reservoir at 8
+bytes a sample, a name costs at most about 16 MiB.
+
+Long because the result's shapes, the bounded series bookkeeping and the log side
+of :func:`metric` are one contract (DESIGN.md: every metric is a log event *and*
+an aggregate); split, each half would have to restate the other's rules.
 """
 
 from __future__ import annotations
@@ -10,14 +22,29 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import deque
-from typing import Any, Literal
+from array import array
+from typing import Any, Generic, Literal, NotRequired, TypeAlias, TypedDict, TypeVar
 
 import structlog
 
-__all__ = ["METRIC_KINDS", "REGISTRY", "MetricKind", "MetricsRegistry", "metric"]
+__all__ = [
+    "EVENT_ONLY_TAGS",
+    "MAX_SERIES_PER_NAME",
+    "METRIC_KINDS",
+    "OVERFLOW",
+    "REGISTRY",
+    "HistogramSummary",
+    "MetricKind",
+    "MetricsRegistry",
+    "MetricsSnapshot",
+    "Series",
+    "metric",
+    "series_tags",
+]
 
 MetricKind = Literal["counter", "gauge", "histogram"]
+Tags: TypeAlias = tuple[tuple[str, str], ...]
+"""A series' tag set: ``(key, value)`` pairs sorted by key, values as text."""
 
 # What each metric of DESIGN.md aggregates as; unknown names are histograms.
 METRIC_KINDS: dict[str, MetricKind] = {
@@ -33,18 +60,102 @@ METRIC_KINDS: dict[str, MetricKind] = {
     "ollama.process.rss_bytes": "gauge",
 }
 
+MAX_SERIES_PER_NAME = 1000
+OVERFLOW: Tags = (("overflow", "true"),)
+# Tags naming one event, not a dimension: logged, never a series of their own
+# (a series per pid would leave a stale gauge behind every restart of the server).
+EVENT_ONLY_TAGS = frozenset({"pid"})
+_MAX_TAG_CHARS = 1024  # more than any name n3d parses (~600); only bounds memory
 _RESERVOIR = 2048  # samples kept per histogram for p50/p99
 
 
+class HistogramSummary(TypedDict):
+    count: int
+    sum: float
+    min: float
+    max: float
+    p50: float
+    p99: float
+
+
+class Series(TypedDict):
+    """One tag set of one metric: ``value`` for counters and gauges, else the summary."""
+
+    name: str
+    kind: MetricKind
+    unit: str
+    tags: dict[str, str]
+    value: NotRequired[float]
+    count: NotRequired[int]
+    sum: NotRequired[float]
+    min: NotRequired[float]
+    max: NotRequired[float]
+    p50: NotRequired[float]
+    p99: NotRequired[float]
+
+
+class MetricsSnapshot(TypedDict):
+    """The `metrics` result: totals by name over every tag set, then each series."""
+
+    counters: dict[str, float]
+    gauges: dict[str, float]
+    histograms: dict[str, HistogramSummary]
+    units: dict[str, str]
+    series: list[Series]
+
+
+def _text(value: Any) -> str:
+    if type(value) is str:  # the usual case first: this runs on every RPC call
+        return value[:_MAX_TAG_CHARS]
+    if isinstance(value, bool):
+        text = "true" if value else "false"  # as the JSON log line spells it
+    elif value is None:
+        text = "null"
+    else:
+        text = str(value)
+    return text[:_MAX_TAG_CHARS]
+
+
+def series_tags(tags: dict[str, Any]) -> Tags:
+    """The tag set ``tags`` are counted under."""
+    if len(tags) == 1:  # most metrics have one tag (`n3d.rpc.duration`: method): no sort
+        ((key, value),) = tags.items()
+        return () if key in EVENT_ONLY_TAGS else ((key, _text(value)),)
+    return tuple(sorted((k, _text(v)) for k, v in tags.items() if k not in EVENT_ONLY_TAGS))
+
+
+class _Scalar:
+    """A counter's total (``add`` adds) or, as :class:`_Gauge`, the last value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def add(self, value: float) -> None:
+        self.value += value
+
+
+class _Gauge(_Scalar):
+    __slots__ = ()
+
+    def add(self, value: float) -> None:
+        self.value = value
+
+
+_Frozen: TypeAlias = tuple[int, float, float, float, "array[float]"]
+
+
 class _Histogram:
-    __slots__ = ("count", "max", "min", "samples", "sum")
+    __slots__ = ("count", "max", "min", "next", "samples", "sum")
 
     def __init__(self) -> None:
         self.count = 0
         self.sum = 0.0
         self.min = float("inf")
         self.max = float("-inf")
-        self.samples: deque[float] = deque(maxlen=_RESERVOIR)
+        self.samples: array[float] = array("d")  # a ring of the newest: 8 bytes a sample
+        self.next = 0
 
     def add(self, value: float) -> None:
         self.count += 1
@@ -53,62 +164,153 @@ class _Histogram:
             self.min = value
         if value > self.max:
             self.max = value
-        self.samples.append(value)
+        if len(self.samples) < _RESERVOIR:
+            self.samples.append(value)
+        else:
+            self.samples[self.next] = value
+            self.next = (self.next + 1) % _RESERVOIR
 
-    def summary(self) -> dict[str, float | int]:
-        ordered = sorted(self.samples)
+    def frozen(self) -> _Frozen:
+        """A copy for :func:`_summary`: cheap under the lock, the sorting comes after."""
+        return self.count, self.sum, self.min, self.max, self.samples[:]
 
-        def pct(p: float) -> float:
-            # nearest-rank percentile over the reservoir
-            if not ordered:
-                return 0.0
-            return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
 
-        return {
-            "count": self.count,
-            "sum": self.sum,
-            "min": self.min if self.count else 0.0,
-            "max": self.max if self.count else 0.0,
-            "p50": pct(0.50),
-            "p99": pct(0.99),
-        }
+def _summary(frozen: _Frozen) -> HistogramSummary:
+    count, total, low, high, samples = frozen
+    ordered = sorted(samples)
+
+    def pct(p: float) -> float:
+        # nearest-rank percentile over the reservoir
+        if not ordered:
+            return 0.0
+        return ordered[max(0, math.ceil(p * len(ordered)) - 1)]
+
+    return {
+        "count": count,
+        "sum": total,
+        "min": low if count else 0.0,
+        "max": high if count else 0.0,
+        "p50": pct(0.50),
+        "p99": pct(0.99),
+    }
+
+
+C = TypeVar("C", _Scalar, _Histogram)
+
+
+class _Family(Generic[C]):
+    """One name of one kind: the total over every tag set, and each tag set's own."""
+
+    __slots__ = ("make", "series", "total")
+
+    def __init__(self, make: type[C]) -> None:
+        self.make: type[C] = make
+        self.total: C = make()
+        self.series: dict[Tags, C] = {}
+
+    def cell(self, key: Tags, limit: int) -> tuple[C, bool]:
+        """The series of ``key``, past ``limit`` tag sets the overflow one; True if that is new."""
+        found = self.series.get(key)
+        if found is not None:
+            return found, False
+        overflow = len(self.series) >= limit
+        if overflow:
+            key = OVERFLOW
+            found = self.series.get(key)
+            if found is not None:
+                return found, False
+        made = self.series[key] = self.make()
+        return made, overflow
+
+
+def _values(family: _Family[_Scalar]) -> list[tuple[Tags, float]]:
+    return [(key, cell.value) for key, cell in family.series.items()]
+
+
+def _series(name: str, kind: MetricKind, unit: str, key: Tags, **fields: float) -> Series:
+    entry: Series = {"name": name, "kind": kind, "unit": unit, "tags": dict(key)}
+    entry.update(fields)  # type: ignore[typeddict-item]  # value, or the summary's fields
+    return entry
 
 
 class MetricsRegistry:
-    """In-process aggregation of metrics by name (tags go to the log events)."""
+    """In-process aggregation of metrics by name and by (name, tag set).
 
-    def __init__(self) -> None:
+    At most ``max_series`` tag sets are kept per name; values of later ones add
+    up in one series tagged ``overflow=true``, with one warning per name.
+    """
+
+    def __init__(self, *, max_series: int = MAX_SERIES_PER_NAME) -> None:
+        self.max_series = max_series
         self._lock = threading.Lock()
-        self._counters: dict[str, float] = {}
-        self._gauges: dict[str, float] = {}
-        self._histograms: dict[str, _Histogram] = {}
+        self._counters: dict[str, _Family[_Scalar]] = {}
+        self._gauges: dict[str, _Family[_Scalar]] = {}
+        self._histograms: dict[str, _Family[_Histogram]] = {}
         self._units: dict[str, str] = {}
 
-    def record(self, name: str, value: float, unit: str, kind: MetricKind | None = None) -> None:
+    def record(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        kind: MetricKind | None = None,
+        tags: dict[str, Any] | None = None,
+    ) -> None:
         kind = kind or METRIC_KINDS.get(name, "histogram")
+        key = series_tags(tags) if tags else ()
         with self._lock:
             if name not in self._units:
                 self._units[name] = unit
-            if kind == "counter":
-                self._counters[name] = self._counters.get(name, 0.0) + value
-            elif kind == "gauge":
-                self._gauges[name] = value
+            # get-then-create: setdefault would build a family on every call
+            if kind == "histogram":
+                family = self._histograms.get(name)
+                if family is None:
+                    family = self._histograms[name] = _Family(_Histogram)
+                cell, overflowed = family.cell(key, self.max_series)
+                family.total.add(value)
+                cell.add(value)
             else:
-                # get-then-create: setdefault would build a reservoir on every call
-                histogram = self._histograms.get(name)
-                if histogram is None:
-                    histogram = self._histograms[name] = _Histogram()
-                histogram.add(value)
+                table = self._counters if kind == "counter" else self._gauges
+                scalars = table.get(name)
+                if scalars is None:
+                    scalars = table[name] = _Family(_Scalar if kind == "counter" else _Gauge)
+                found, overflowed = scalars.cell(key, self.max_series)
+                scalars.total.add(value)
+                found.add(value)
+        if overflowed:
+            _metric_log.warning(
+                "metrics.series_capped",
+                metric=name,
+                limit=self.max_series,
+                detail="further tag sets add up in the series tagged overflow=true",
+            )
 
-    def snapshot(self) -> dict[str, Any]:
-        """`{counters, gauges, histograms, units}`; histograms carry count, sum, p50, p99."""
-        with self._lock:
-            return {
-                "counters": dict(self._counters),
-                "gauges": dict(self._gauges),
-                "histograms": {k: h.summary() for k, h in self._histograms.items()},
-                "units": dict(self._units),
-            }
+    def snapshot(self) -> MetricsSnapshot:
+        """Totals per name (the seed's shape) and every series, sorted by name and tags."""
+        with self._lock:  # copy here; summarising (the sorting) waits until after
+            units = dict(self._units)
+            counters = [(n, f.total.value, _values(f)) for n, f in self._counters.items()]
+            gauges = [(n, f.total.value, _values(f)) for n, f in self._gauges.items()]
+            histograms = [
+                (n, f.total.frozen(), [(k, c.frozen()) for k, c in f.series.items()])
+                for n, f in self._histograms.items()
+            ]
+        series: list[Series] = []
+        for name, _, cells in counters:
+            series.extend(_series(name, "counter", units[name], k, value=v) for k, v in cells)
+        for name, _, cells in gauges:
+            series.extend(_series(name, "gauge", units[name], k, value=v) for k, v in cells)
+        for name, _, frozen in histograms:
+            for key, data in frozen:
+                series.append(_series(name, "histogram", units[name], key, **_summary(data)))
+        series.sort(key=lambda s: (s["name"], s["kind"], sorted(s["tags"].items())))
+        return {
+            "counters": {name: total for name, total, _ in counters},
+            "gauges": {name: total for name, total, _ in gauges},
+            "histograms": {name: _summary(total) for name, total, _ in histograms},
+            "units": units,
+            "series": series,
+        }
 
     def reset(self) -> None:
         with self._lock:
@@ -139,7 +341,7 @@ def _logs_at(level: int) -> bool:
         check = getattr(wrapper, "is_enabled_for", None)  # structlog's filtering loggers
         try:
             enabled = True if check is None else bool(check(None, level))
-        except Exception:  # noqa: BLE001 - an unusual wrapper: let it filter for itself
+        except Exception:  # an unusual wrapper: let it filter for itself
             enabled = True
         if len(_enabled_cache) > 64:  # wrapper classes come from a handful of levels
             _enabled_cache.clear()
@@ -163,11 +365,11 @@ def metric(
     socket does not flood the journal.
     """
     try:
-        REGISTRY.record(name, float(value), unit, kind)
+        REGISTRY.record(name, float(value), unit, kind, tags)
         if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):
             emit = _metric_log.debug if log_level == "debug" else _metric_log.info
             emit("metric", metric=name, value=value, unit=unit, tags=tags)
-    except Exception:  # noqa: BLE001 - a metric must never break the caller
+    except Exception:  # a metric must never break the caller
         pass
 
 

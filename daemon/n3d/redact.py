@@ -19,9 +19,10 @@ __all__ = ["redact_url"]
 
 # scheme "://" userinfo "@": the userinfo runs to the authority's last "@" (the
 # greedy run stops at the first "/", "?", "#" or blank, where the authority ends).
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+# Compiled on first use (re caches it), not at import: n3ctl imports this on every start.
+_USERINFO = r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@"
 
 
 def redact_url(text: str) -> str:
     """``text`` (a URL, or a message that holds URLs) with each URL's userinfo as ``***``."""
-    return _USERINFO.sub(r"\1***@", text) if "@" in text else text
+    return re.sub(_USERINFO, r"\1***@", text) if "@" in text else text

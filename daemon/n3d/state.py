@@ -117,6 +117,10 @@ TRANSITIONS: Mapping[ServerState, frozenset[ServerState]] = {
 }
 
 
+# States whose STATUS= line says why (Snapshot.summary).
+_SUMMARY_REASON = frozenset({S.BACKOFF, S.FATAL, S.DEGRADED, S.UNREACHABLE})
+
+
 def can_transition(source: ServerState, target: ServerState) -> bool:
     """Whether ``source → target`` is an edge of the state machine."""
     return target in TRANSITIONS[source]
@@ -153,23 +157,20 @@ class Snapshot:
         # connects with it, so the URL's userinfo is hidden once, here.
         object.__setattr__(self, "base_url", redact_url(self.base_url))
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready fields (state as its lowercase string)."""
-        return {
-            "state": self.state.value,
-            "mode": self.mode,
-            "base_url": self.base_url,
-            "pid": self.pid,
-            "owned": self.owned,
-            "version": self.version,
-            "restarts": self.restarts,
-            "since": self.since,
-            "reason": self.reason,
-            "last_exit": self.last_exit,
-            "last_error": self.last_error,
-            "port_holder": self.port_holder,
-            "next_start_in_s": self.next_start_in_s,
-        }
+    def summary(self) -> str:
+        """One line for systemd's ``STATUS=``: ``ollama running (pid 12) at URL, 1 restart``.
+
+        The reason is added where it is the news: a state that is waiting or failing.
+        """
+        text = f"ollama {self.state.value}"
+        if self.pid:
+            text += f" (pid {self.pid})"
+        text += f" at {self.base_url}"
+        if self.restarts:
+            text += f", {self.restarts} restart{'s' if self.restarts != 1 else ''}"
+        if self.state in _SUMMARY_REASON:
+            text += f": {self.reason}"
+        return text
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from n3d.config import load_settings
-from n3d.config.checks import MAX_SECONDS, Invalid
+from n3d.config.checks import Invalid
+from n3d.config.durations import MAX_SECONDS
 from n3d.config.schema import FLOOR_S, SCHEMA
 from n3d.errors import ConfigError
 

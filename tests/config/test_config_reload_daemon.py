@@ -7,10 +7,8 @@ n3d are listed in `pending_restart`.
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,14 +21,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def daemon() -> Iterator[DaemonProcess]:
-    home = Path(tempfile.mkdtemp(prefix="n3r", dir="/tmp"))
+def daemon(short_dir: Path) -> Iterator[DaemonProcess]:
+    home = short_dir
     d = DaemonProcess(home, default_socket=True)  # no N3D_SOCKET: [socket].path counts
     try:
         yield d.start().wait_ready()
     finally:
         d.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def raw_call(path: Path, size: int) -> dict[str, Any]:

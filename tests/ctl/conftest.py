@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -42,17 +40,6 @@ def run_ctl(*args: str, env: dict[str, str] | None = None, timeout: float = 20) 
     done = subprocess.run([str(N3CTL), *args], capture_output=True, text=True,
                           env=env if env is not None else clean_env(), timeout=timeout)
     return Run(done.returncode, done.stdout, done.stderr)
-
-
-@pytest.fixture
-def short_dir() -> Iterator[Path]:
-    """A directory with a short path: sun_path holds at most 107 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))
-    try:
-        yield path
-    finally:
-        os.chmod(path, 0o700)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _pull(params: dict[str, Any], session: Session) -> Any:

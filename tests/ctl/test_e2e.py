@@ -8,10 +8,8 @@ start, restart). A daemon that does not open its control socket fails the module
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +19,7 @@ import pytest
 
 from n3d.testing import DaemonProcess
 
+from ..conftest import short_tempdir
 from .conftest import N3CTL, Run, run_ctl
 
 pytestmark = pytest.mark.slow
@@ -65,16 +64,15 @@ class RealDaemon(DaemonProcess):
 
 def real_daemon() -> Iterator[RealDaemon]:
     """A running daemon for one module's tests, killed (with its groups) afterwards."""
-    home = Path(tempfile.mkdtemp(prefix="n3t-", dir="/tmp"))  # sun_path ≤ 107 bytes
-    daemon = RealDaemon(home)
-    try:
-        daemon.start().wait_socket(20)
-        ready = daemon.wait_status(0)
-        assert ready.code == 0, ready.out + ready.err
-        yield daemon
-    finally:
-        daemon.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
+    with short_tempdir() as home:
+        daemon = RealDaemon(home)
+        try:
+            daemon.start().wait_socket(20)
+            ready = daemon.wait_status(0)
+            assert ready.code == 0, ready.out + ready.err
+            yield daemon
+        finally:
+            daemon.cleanup()
 
 
 @pytest.fixture(scope="module")

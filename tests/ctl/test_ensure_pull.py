@@ -19,6 +19,7 @@ from .fake_daemon import FakeDaemon, Session
 from .test_e2e import PULLED, RealDaemon, real_daemon
 
 
+@pytest.mark.slow
 def test_ensure_pull_outlasts_the_ensure_timeout_and_shows_progress(
     fake: FakeDaemon, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

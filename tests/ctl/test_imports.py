@@ -40,14 +40,17 @@ def test_hot_commands_load_only_the_standard_library(argv: list[str], fake: Fake
     assert code == 0
     assert _heavy(modules) == []
     ours = sorted(m for m in modules if m.split(".")[0] == "n3d")
-    assert set(ours) <= {"n3d", "n3d.client", "n3d.paths", "n3d.ctl",
+    assert set(ours) <= {"n3d", "n3d.client", "n3d.client.dial", "n3d.paths", "n3d.ctl",
                          "n3d.ctl.commands", "n3d.ctl.context",
                          "n3d.ctl.fmt", "n3d.ctl.parse", "n3d.ctl.render",
-                         "n3d.ctl.streams", "n3d.ctl.tables", "n3d.trust"}, ours
+                         "n3d.ctl.streams", "n3d.ctl.tables", "n3d.errors", "n3d.jsonrpc",
+                         "n3d.jsonrpc.framing", "n3d.jsonrpc.messages",
+                         "n3d.jsonrpc.session", "n3d.redact", "n3d.trust"}, ours
     # The plain hot forms do not even need argparse (see n3d.ctl.parse.fast_parse),
-    # nor typing or pathlib (a few milliseconds each at every start).
+    # nor typing, pathlib or dataclasses (a few milliseconds each at every start).
     assert "argparse" not in modules
     assert "pathlib" not in modules and "typing" not in modules
+    assert "dataclasses" not in modules
 
 
 def test_status_against_no_daemon_loads_nothing_heavy(short_dir: Path) -> None:

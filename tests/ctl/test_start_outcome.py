@@ -8,9 +8,6 @@ exits 0 once it is ``running``, even when the start was already under way.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,21 +21,16 @@ pytestmark = pytest.mark.slow
 REASON = "exited during start (exit code 1)"
 
 
-@pytest.fixture
-def home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="n3s-", dir="/tmp"))  # sun_path ≤ 107 bytes
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
 def _ctl(daemon: DaemonProcess, *argv: str) -> Run:
     return run_ctl(*argv, env=daemon.env, timeout=120)
 
 
 def test_start_and_restart_of_a_server_that_cannot_start_exit_1_with_the_reason(
-    home: Path,
+    short_dir: Path,
 ) -> None:
-    daemon = DaemonProcess(home, simulate=False, config={"server": {"command": ["/bin/false"]}})
+    daemon = DaemonProcess(
+        short_dir, simulate=False, config={"server": {"command": ["/bin/false"]}}
+    )
     try:
         daemon.start().wait_socket()
         for command in ("start", "restart"):
@@ -59,9 +51,9 @@ def test_start_and_restart_of_a_server_that_cannot_start_exit_1_with_the_reason(
         daemon.cleanup()
 
 
-def test_start_and_restart_exit_0_once_the_simulator_runs(home: Path) -> None:
+def test_start_and_restart_exit_0_once_the_simulator_runs(short_dir: Path) -> None:
     # The simulator answers only after 3 s: `start` finds a start under way.
-    daemon = DaemonProcess(home, OLLAMA_SIM_READY_DELAY="3")
+    daemon = DaemonProcess(short_dir, OLLAMA_SIM_READY_DELAY="3")
     try:
         daemon.start().wait_socket()
         assert daemon.call("status")["server"]["state"] == "starting"

@@ -65,3 +65,31 @@ def test_tables_survive_odd_results() -> None:
     assert text.splitlines()[1].split() == ["bare-name", "-", "-", "-", "-", "-"]
     assert render_metrics({"counters": None}, style=PLAIN).split() == [
         "NAME", "TYPE", "VALUE", "P50", "P99", "COUNT"]
+
+
+def test_metrics_table_shows_each_tag_set_under_its_total() -> None:
+    result = {
+        **samples.METRICS,
+        "series": [
+            {"name": "n3d.rpc.duration", "kind": "histogram", "unit": "s",
+             "tags": {"method": "models.list"}, "count": 1, "sum": 0.01, "p50": 0.01,
+             "p99": 0.01},
+            {"name": "n3d.rpc.duration", "kind": "histogram", "unit": "s",
+             "tags": {"method": "status"}, "count": 2, "sum": 0.0024, "p50": 0.001,
+             "p99": 0.0014},
+            {"name": "ollama.models.count", "kind": "gauge", "unit": "{model}", "tags": {},
+             "value": 3.0},  # no tags: the total says it all
+            {"name": "ollama.server.started", "kind": "counter", "unit": "{start}",
+             "tags": {"reason": "restart", "model": "m"}, "value": 2.0},
+        ],
+    }
+    lines = render_metrics(result, style=PLAIN).splitlines()
+    names = [line.split("   ")[0].rstrip() for line in lines[1:]]
+    assert names == [
+        "ollama.server.started", "  model=m reason=restart", "ollama.tokens.total",
+        "ollama.models.count", "ollama.process.rss_bytes",
+        "n3d.rpc.duration", "  method=models.list", "  method=status",
+        "ollama.throughput.tokens_per_second",
+    ]
+    status = lines[1 + names.index("  method=status")]
+    assert status.split()[1:] == ["histogram", "1.2", "ms", "1.0", "ms", "1.4", "ms", "2"]

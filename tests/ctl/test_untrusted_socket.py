@@ -10,7 +10,6 @@ same check; the real ``/tmp/n3-0`` belongs to whoever else runs as root here).
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,19 +28,10 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="playing another user 
 
 
 @pytest.fixture
-def base() -> Iterator[Path]:
+def base(short_dir: Path) -> Path:
     """A short directory others may traverse (so uid 65534 can reach what it is lent)."""
-    path = Path(tempfile.mkdtemp(prefix="n3q-", dir="/tmp"))
-    path.chmod(0o711)
-    try:
-        yield path
-    finally:
-        for child in sorted(path.rglob("*"), reverse=True):
-            if child.is_dir() and not child.is_symlink():
-                child.rmdir()
-            else:
-                child.unlink()
-        path.rmdir()
+    short_dir.chmod(0o711)
+    return short_dir
 
 
 @pytest.fixture

@@ -12,6 +12,8 @@ import pytest
 
 from n3d.testing.drill import render, run_drill
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.mark.timeout(240)
 def test_short_drill_keeps_every_invariant() -> None:

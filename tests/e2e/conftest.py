@@ -5,8 +5,6 @@ The harness is :class:`n3d.testing.DaemonProcess`, shared with bench/ and the dr
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,18 +18,11 @@ __all__ = ["Daemon", "wait_until"]
 
 
 @pytest.fixture
-def short_home() -> Iterator[Path]:
-    path = Path(tempfile.mkdtemp(prefix="n3e", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture
-def daemon_factory(short_home: Path) -> Iterator[Callable[..., Daemon]]:
+def daemon_factory(short_dir: Path) -> Iterator[Callable[..., Daemon]]:
     made: list[Daemon] = []
 
     def make(name: str = "d", **kw: Any) -> Daemon:
-        home = short_home / name
+        home = short_dir / name
         home.mkdir(mode=0o700)
         d = Daemon(home, **kw)
         made.append(d)

@@ -34,11 +34,11 @@ class ManagedDaemon(Daemon):
 
 
 @pytest.fixture
-def managed(short_home: Path) -> Iterator[Callable[..., ManagedDaemon]]:
+def managed(short_dir: Path) -> Iterator[Callable[..., ManagedDaemon]]:
     made: list[ManagedDaemon] = []
 
     def make(**config: Any) -> ManagedDaemon:
-        home = short_home / f"m{len(made)}"
+        home = short_dir / f"m{len(made)}"
         home.mkdir(mode=0o700)
         d = ManagedDaemon(home, config=config)
         made.append(d)
@@ -54,10 +54,10 @@ def alive(d: Daemon) -> bool:
 
 
 def test_restart_while_the_executable_is_rewritten_keeps_n3d_up_and_says_why(
-    managed: Callable[..., ManagedDaemon], short_home: Path
+    managed: Callable[..., ManagedDaemon], short_dir: Path
 ) -> None:
     # Our own executable (an upgrade rewrites it): it becomes the simulator.
-    binary = short_home / "ollama"
+    binary = short_dir / "ollama"
     binary.write_text(f"#!/bin/sh\nexec {sys.executable} -m n3d.sim serve\n")
     binary.chmod(0o755)
     d = managed(server={"command": [str(binary)]}).start()

@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from models_support import MakeSettings, StartSim
 
 from n3d.config import Settings, load_settings
 from n3d.ollama.duration import parse_keep_alive
 from n3d.testing.simulator import SimulatorProcess
+
+from .models_support import MakeSettings, StartSim
 
 
 @pytest.fixture

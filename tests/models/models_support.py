@@ -1,4 +1,4 @@
-"""Helpers for the model tests: run Models, poll for a condition, record events."""
+"""Helpers for the model tests: run Models, poll for a condition, record events, move time."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -61,3 +62,26 @@ class Events:
         return [
             p for t, p in self.seen if t == topic and all(p.get(k) == v for k, v in match.items())
         ]
+
+
+class ManualClock:
+    """Monotonic seconds that move only when the test says so, and the matching wall time.
+
+    Pass ``clock=c, wall=c.wall`` to ``Models``: the keeper's backoff and refreshes then
+    follow ``advance()``, not the machine's clock, so a loaded machine cannot make them
+    early or late.
+    """
+
+    EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def wall(self) -> datetime:
+        return self.EPOCH + timedelta(seconds=self.now)
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

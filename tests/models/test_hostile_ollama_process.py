@@ -8,8 +8,6 @@ JSON nested 100 000 deep. Before the fix either one ended n3d from a background 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -45,10 +43,10 @@ class HostileOllama(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+    def do_HEAD(self) -> None:  # http.server's naming
         self.do_GET()
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.server.hits.append(self.path)
         if self.path == "/":
             self._send(200, b"Ollama is running", "text/plain; charset=utf-8")
@@ -59,12 +57,12 @@ class HostileOllama(BaseHTTPRequestHandler):
         else:
             self._send(404, b"404 page not found", "text/plain")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.server.hits.append(self.path)
         self._send(200, POISONS[self.server.poison])
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return  # quiet: the test reads ``hits`` instead
 
 
@@ -78,8 +76,8 @@ class HostileServer(ThreadingHTTPServer):
 
 
 @pytest.fixture
-def daemon_beside_hostile_server() -> Iterator[tuple[DaemonProcess, HostileServer]]:
-    home = Path(tempfile.mkdtemp(prefix="n3h", dir="/tmp"))
+def daemon_beside_hostile_server(short_dir: Path) -> Iterator[tuple[DaemonProcess, HostileServer]]:
+    home = short_dir
     d = DaemonProcess(home, config={"server": {"mode": "external"}})
     server = HostileServer(d.port)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -90,7 +88,6 @@ def daemon_beside_hostile_server() -> Iterator[tuple[DaemonProcess, HostileServe
         d.cleanup()
         server.shutdown()
         server.server_close()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_poisoned_json_from_a_hostile_server_is_1010_and_n3d_lives_on(

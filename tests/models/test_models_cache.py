@@ -7,14 +7,14 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from models_support import MakeSettings, StartSim, count_requests, running, wait_until
 
+from n3d.api.models import ensure_result
 from n3d.errors import ModelNotFound, OllamaUnreachable
 from n3d.metrics import REGISTRY
 from n3d.models import ModelCache, Models
 from n3d.ollama.client import OllamaClient
 
-pytestmark = pytest.mark.anyio
+from .models_support import MakeSettings, StartSim, count_requests, running, wait_until
 
 BASE = "http://ollama.test:11434"
 
@@ -133,6 +133,7 @@ async def test_concurrent_askers_share_one_fetch_and_its_failure() -> None:
     assert all(isinstance(exc.__cause__, httpx.ConnectError) for exc in failures)
 
 
+@pytest.mark.slow
 async def test_fifty_concurrent_ensures_inside_the_ttl_cause_one_tags_call(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -143,7 +144,7 @@ async def test_fifty_concurrent_ensures_inside_the_ttl_cause_one_tags_call(
         async with running(models):
 
             async def ensure(spelling: str) -> None:
-                results.append(await models.ensure(spelling))
+                results.append(ensure_result(await models.ensure(spelling)))
 
             async with anyio.create_task_group() as tg:
                 for i in range(50):

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from models_support import Events, MakeSettings, running, wait_until
 
+from n3d.api.faults import code_of
+from n3d.api.models import counts_result, list_result
 from n3d.errors import UnexpectedResponse
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
 
-pytestmark = pytest.mark.anyio
+from .models_support import Events, MakeSettings, running, wait_until
 
 BASE = "http://ollama.test:11434"
 OVERFLOWING_TAGS = b'{"models":[{"name":"m:latest","size":1e400}]}'
@@ -80,13 +81,14 @@ async def test_poisoned_listings_are_1010_and_every_background_task_survives(
             await wait_until(lambda: fake.count("/api/tags") >= 1, 10, "the relist")
             with pytest.raises(UnexpectedResponse) as info:
                 await models.list(refresh=True)
-            assert info.value.code == 1010
+            assert code_of(info.value) == 1010
             with pytest.raises(UnexpectedResponse):
                 await models.loaded()
-            assert models.counts()["installed"] is None  # never listed, not a made-up 0
+            # never listed, not a made-up 0
+            assert counts_result(models.counts())["installed"] is None
 
             fake.poisoned = False  # the same server answers sanely again: all is well
-            assert [m["name"] for m in (await models.list(refresh=True))["models"]] == [
+            assert [m["name"] for m in list_result(await models.list(refresh=True))["models"]] == [
                 "llama3:latest"
             ]
             await wait_until(lambda: "llama3:latest" in fake.loaded, 10, "the warm-up")
@@ -157,7 +159,7 @@ async def test_a_poisoned_pull_line_fails_that_pull_with_1010_and_nothing_else(
         async with running(models):
             with pytest.raises(UnexpectedResponse) as info:
                 await models.pull("llama3")
-            assert info.value.code == 1010
+            assert code_of(info.value) == 1010
             assert models.pulls.active() == []
             polls = fake.count("/api/ps")  # the keeper still looks: nothing ended
             await wait_until(lambda: fake.count("/api/ps") > polls, 10, "a later poll")

@@ -8,13 +8,15 @@ from typing import Any
 
 import anyio
 import pytest
-from models_support import Events, MakeSettings, StartSim, count_requests, running, wait_until
 
+from n3d.api.models import ensure_result, list_result, pull_result
 from n3d.errors import ModelNotFound, PullFailed
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
 
-pytestmark = pytest.mark.anyio
+from .models_support import Events, MakeSettings, StartSim, count_requests, running, wait_until
+
+pytestmark = pytest.mark.slow
 
 
 async def test_two_callers_pulling_one_model_share_one_download(
@@ -37,7 +39,7 @@ async def test_two_callers_pulling_one_model_share_one_download(
             async def progress(value: dict[str, Any]) -> None:
                 seen[who].append(value)
 
-            results[who] = await models.pull(spelling, progress=progress)
+            results[who] = pull_result(await models.pull(spelling, progress=progress))
 
         async with running(models), anyio.create_task_group() as tg:
             tg.start_soon(caller, "a", "qwen2.5:0.5b")
@@ -70,7 +72,7 @@ async def test_failing_pull_gives_every_waiter_the_error_and_list_stays_true(
             client, make_settings(sim.url), publish=events, state_path=tmp_path / "warm.json"
         )
         async with running(models):
-            assert (await models.list())["models"] == []
+            assert list_result(await models.list())["models"] == []
             errors: list[BaseException] = []
 
             async def caller() -> None:
@@ -89,7 +91,7 @@ async def test_failing_pull_gives_every_waiter_the_error_and_list_stays_true(
                 assert "Model: tinyllama:latest" in str(err)
                 assert "Suggestion: Run the pull again" in str(err)
             assert events.of("pull", status="error")
-            assert (await models.list())["models"] == []
+            assert list_result(await models.list())["models"] == []
 
             # The registry comes back: the next pull succeeds and the cached list
             # (well within its TTL) shows the model without being asked to refresh.
@@ -105,7 +107,7 @@ async def test_failing_pull_gives_every_waiter_the_error_and_list_stays_true(
                 return True
 
             await wait_until(pull_works, what="the control file to be read")
-            listed = await models.list()
+            listed = list_result(await models.list())
             assert [m["name"] for m in listed["models"]] == ["tinyllama:latest"]
             assert listed["cached"] is False
 
@@ -144,8 +146,9 @@ async def test_ensure_that_pulls_reports_the_pull_progress(
             progress_interval_s=0.05,
         )
         async with running(models):
-            result = await models.ensure("qwen2.5:0.5b", pull=True, progress=progress)
-            again = await models.ensure("qwen2.5:0.5b", pull=True, progress=progress)
+            first = await models.ensure("qwen2.5:0.5b", pull=True, progress=progress)
+            second = await models.ensure("qwen2.5:0.5b", pull=True, progress=progress)
+    result, again = ensure_result(first), ensure_result(second)
     assert result == {"model": "qwen2.5:0.5b", "available": True, "pulled": True}
     assert again == {"model": "qwen2.5:0.5b", "available": True, "pulled": False}
     assert seen[0]["kind"] == "begin" and seen[0]["title"] == "Pulling qwen2.5:0.5b"

@@ -8,19 +8,28 @@ from pathlib import Path
 
 import httpx
 import pytest
-from models_support import Events, MakeSettings, StartSim, running, wait_until
 
+from n3d.api.faults import fault_of
+from n3d.api.models import (
+    default_result,
+    delete_result,
+    ensure_result,
+    list_result,
+    validate_result,
+    warm_result,
+)
 from n3d.errors import InvalidModelName, ModelNotFound, OllamaError, StateNotSaved
 from n3d.metrics import REGISTRY
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.duration import KeepAliveError
 
-pytestmark = pytest.mark.anyio
+from .models_support import Events, MakeSettings, StartSim, running, wait_until
 
 DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port
 
 
+@pytest.mark.slow
 async def test_list_delete_and_ensure_against_the_simulator(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -31,25 +40,28 @@ async def test_list_delete_and_ensure_against_the_simulator(
         models = Models(client, settings, publish=events, state_path=tmp_path / "w.json")
         async with running(models):
             await wait_until(lambda: bool(events.of("warm", action="warmed")), 5, "warm-up")
-            listed = await models.list()
+            listed = list_result(await models.list())
             assert set(listed) == {"models", "cached", "age_s"}
             row = listed["models"][0]
             assert set(row) == {"name", "size", "digest", "modified_at", "details"}
-            assert (await models.list())["cached"] is True
+            assert list_result(await models.list())["cached"] is True
 
-            assert await models.delete("llama3.2") == {"model": "llama3.2:latest", "deleted": True}
-            after = await models.list()  # the cache was invalidated by the delete
+            assert delete_result(await models.delete("llama3.2")) == {
+                "model": "llama3.2:latest",
+                "deleted": True,
+            }
+            after = list_result(await models.list())  # the cache was invalidated by the delete
             assert [m["name"] for m in after["models"]] == ["tinyllama:latest"]
             with pytest.raises(ModelNotFound):
                 await models.delete("llama3.2")
 
             # A deleted warm model leaves the warm list, or the keeper would pull it back.
-            gone = await models.delete("tinyllama")
+            gone = delete_result(await models.delete("tinyllama"))
             assert gone["warm_removed"] is True
-            assert (await models.warm_list())["models"] == []
+            assert warm_result(await models.warm_list())["models"] == []
 
             # auto_pull_model: a missing model is pulled by ensure ...
-            assert await models.ensure("llama3.2") == {
+            assert ensure_result(await models.ensure("llama3.2")) == {
                 "model": "llama3.2:latest",
                 "available": True,
                 "pulled": True,
@@ -65,14 +77,14 @@ async def test_validate_and_default_need_no_server(
 ) -> None:
     async with OllamaClient(DOWN) as client:
         models = Models(client, make_settings(DOWN), state_path=tmp_path / "w.json")
-        assert models.validate("llama3") == {
+        assert validate_result(models.validate("llama3")) == {
             "valid": True,
             "normalized": "llama3:latest",
             "message": "'llama3' is a valid model name (llama3:latest)",
         }
-        bad = models.validate("bad name")
+        bad = validate_result(models.validate("bad name"))
         assert bad["valid"] is False and "not allowed" in bad["message"]
-        assert models.default() == {"model": "llama3:8b"}
+        assert default_result(models.default()) == {"model": "llama3:8b"}
         with pytest.raises(InvalidModelName):
             await models.ensure("bad name")
 
@@ -96,7 +108,7 @@ async def test_warm_list_changes_persist_for_the_next_instance(
         with pytest.raises(KeepAliveError, match="would unload each model"):
             await first.warm_add("mistral", keep_alive=0)
         second = Models(client, settings, state_path=state)
-        rows = (await second.warm_list())["models"]
+        rows = warm_result(await second.warm_list())["models"]
     assert [(r["name"], r["keep_alive"], r["source"]) for r in rows] == [
         ("phi3:latest", "1h", "config"),
         ("qwen2.5:0.5b", "30m", "runtime"),
@@ -113,7 +125,8 @@ async def test_an_unreadable_warm_file_is_set_aside_not_fatal(
     state.write_text("{not json")
     async with OllamaClient(DOWN) as client:
         models = Models(client, make_settings(DOWN, warm_models=("phi3",)), state_path=state)
-        rows = (await models.warm_list())["models"]  # the server is down: last known state
+        # the server is down: last known state
+        rows = warm_result(await models.warm_list())["models"]
     assert [r["name"] for r in rows] == ["phi3:latest"]
     assert (tmp_path / "warm.json.bad").read_text() == "{not json"
 
@@ -143,8 +156,10 @@ async def test_warm_changes_that_cannot_be_saved_are_refused_and_change_nothing(
             with pytest.raises(StateNotSaved) as info:
                 await change
             assert str(state) in info.value.message and info.value.path == str(state)
-            assert info.value.code == 1013 and info.value.rpc_data()["kind"] == "state_not_saved"
-        rows = (await models.warm_list())["models"]
+            fault = fault_of(info.value)
+            assert fault is not None
+            assert fault.code == 1013 and fault.data["kind"] == "state_not_saved"
+        rows = warm_result(await models.warm_list())["models"]
     assert [(r["name"], r["source"]) for r in rows] == [("phi3:latest", "config")]
     assert deleted == []  # nothing was deleted either
 
@@ -166,7 +181,7 @@ async def test_a_failed_delete_puts_a_warm_model_back_as_it_was(
         for model in ("phi3", "qwen2.5:0.5b"):
             with pytest.raises(OllamaError, match="disk on fire"):
                 await models.delete(model)
-        rows = (await models.warm_list())["models"]
+        rows = warm_result(await models.warm_list())["models"]
     assert [(r["name"], r["keep_alive"], r["source"]) for r in rows] == [
         ("phi3:latest", -1, "config"),  # still from the config, not turned into a runtime entry
         ("qwen2.5:0.5b", "30m", "runtime"),

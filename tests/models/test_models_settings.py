@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from models_support import Events, MakeSettings, StartSim, running, wait_until
 
+from n3d.api.models import default_result, ensure_result, warm_result
 from n3d.config import load_settings
 from n3d.config.reload import plan_reload
 from n3d.daemon import Daemon
@@ -17,7 +18,7 @@ from n3d.ollama.client import OllamaClient
 from n3d.ollama.names import same_model
 from n3d.ollama.types import LoadedModel
 
-pytestmark = pytest.mark.anyio
+from .models_support import Events, MakeSettings, StartSim, running, wait_until
 
 PRELOAD = {"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2,tinyllama"}
 DOWN = "http://127.0.0.1:9"  # nothing listens on the discard port
@@ -33,6 +34,7 @@ def within_a_day(model: LoadedModel | None) -> bool:
     return expires is not None and expires - datetime.now(UTC) < timedelta(days=1)
 
 
+@pytest.mark.slow
 async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -59,15 +61,15 @@ async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
             assert plan.needs_restart == ("ollama.base_url",)
             models.apply_settings(plan.effective)
 
-            assert models.default() == {"model": "mistral:7b"}
-            assert await models.ensure("qwen2.5:0.5b") == {
+            assert default_result(models.default()) == {"model": "mistral:7b"}
+            assert ensure_result(await models.ensure("qwen2.5:0.5b")) == {
                 "model": "qwen2.5:0.5b",
                 "available": True,
                 "pulled": True,
             }
             assert (models.cache.ttl_s, models.pulls.timeout_s) == (7.0, 42.0)
             assert (models.base_url, models.settings.ollama.base_url) == (sim.url, sim.url)
-            rows = (await models.warm_list())["models"]
+            rows = warm_result(await models.warm_list())["models"]
             assert [(r["name"], r["source"]) for r in rows] == [
                 ("phi3:latest", "config"),
                 ("tinyllama:latest", "runtime"),
@@ -84,6 +86,7 @@ async def test_new_settings_reach_ensure_default_the_cache_pulls_and_the_keeper(
     assert events.of("warm", action="warmed", model="tinyllama:latest")
 
 
+@pytest.mark.slow
 async def test_a_new_warm_keep_alive_and_num_ctx_reach_models_already_loaded(
     start_sim: StartSim, make_settings: MakeSettings, tmp_path: Path
 ) -> None:
@@ -120,6 +123,22 @@ async def test_the_poll_interval_follows_the_health_check_interval(
         assert models.keeper.poll_s == 2.0
 
 
+async def test_a_reload_reaches_the_model_clients_timeout_and_num_ctx(
+    make_settings: MakeSettings, tmp_path: Path
+) -> None:
+    """The daemon's client is built with `health_timeout` and `num_ctx`: a reload must
+    reach its calls, not only the health probes."""
+    old = make_settings(DOWN)
+    timeout_s, num_ctx = old.server.health_timeout_s, old.ollama.num_ctx
+    async with OllamaClient(DOWN, timeout_s=timeout_s, num_ctx=num_ctx) as client:
+        models = Models(client, old, state_path=tmp_path / "w.json")
+        new = make_settings(DOWN, num_ctx=4096)
+        server = dataclasses.replace(new.server, health_timeout_s=0.25)
+        new = dataclasses.replace(new, server=server)
+        models.apply_settings(plan_reload(old, new).effective)
+        assert (client.timeout_s, client.num_ctx) == (0.25, 4096)
+
+
 async def test_daemon_reload_hands_the_new_settings_to_the_model_service(
     tmp_path: Path,
 ) -> None:
@@ -136,6 +155,6 @@ async def test_daemon_reload_hands_the_new_settings_to_the_model_service(
             'auto_pull_model = true\n[warm]\nmodels = ["llama3.2"]\n'
         )
         assert daemon.reload() is True
-        assert daemon.models.default() == {"model": "mistral:7b"}
+        assert default_result(daemon.models.default()) == {"model": "mistral:7b"}
         assert daemon.models.settings.ollama.auto_pull_model is True
         assert [e.name for e in daemon.models.keeper.entries()] == ["llama3.2:latest"]

@@ -8,8 +8,6 @@ atomic writer) as a read-only or full disk would.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def daemon() -> Iterator[DaemonProcess]:
-    home = Path(tempfile.mkdtemp(prefix="n3w", dir="/tmp"))
+def daemon(short_dir: Path) -> Iterator[DaemonProcess]:
+    home = short_dir
     blocker = home / "state-is-a-file"
     blocker.write_text("")
     d = DaemonProcess(
@@ -36,7 +34,6 @@ def daemon() -> Iterator[DaemonProcess]:
         yield d.start().wait_ready()
     finally:
         d.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_warm_changes_with_an_unwritable_state_dir_are_refused_naming_the_path(

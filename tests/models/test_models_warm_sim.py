@@ -7,15 +7,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-from models_support import Events, MakeSettings, StartSim, running, wait_until
 
+from n3d.api.models import loaded_result, warm_result
 from n3d.metrics import REGISTRY
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.names import same_model
 from n3d.testing.simulator import SimulatorProcess
 
-pytestmark = pytest.mark.anyio
+from .models_support import Events, MakeSettings, StartSim, running, wait_until
+
+pytestmark = pytest.mark.slow
 
 PRELOAD = {"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2,tinyllama"}
 
@@ -45,12 +47,12 @@ async def test_warm_model_is_loaded_after_start_and_after_an_unload_behind_our_b
         )
         async with running(models):
             await wait_until(lambda: is_loaded(client, "llama3.2"), 5, "the first warm-up")
-            (row,) = (await models.warm_list())["models"]
+            (row,) = warm_result(await models.warm_list())["models"]
             assert row["name"] == "llama3.2:latest" and row["loaded"] is True
             assert row["expires_at"].startswith("23")  # forever: about year 2318
             assert row["last_warmed_at"].endswith("Z")
             assert REGISTRY.snapshot()["histograms"]["ollama.model.warm_duration"]["count"] == 1
-            loaded = (await models.loaded())["models"]
+            loaded = loaded_result(await models.loaded())["models"]
             assert [(m["name"], m["warm"]) for m in loaded] == [("llama3.2:latest", True)]
 
             # Someone unloads it straight at Ollama, as `ollama stop` does.
@@ -125,7 +127,7 @@ async def test_first_generate_on_a_warm_model_has_no_load_time_unlike_a_cold_one
             cold = await client.generate("tinyllama", "hi", options={"num_ctx": 8192})
             (ps_row,) = [m for m in await client.ps() if m.name == "llama3.2:latest"]
     assert warm.stats is not None and cold.stats is not None
-    assert (warm.stats.load_duration_ns or 0) < 0.1e9
+    assert (warm.stats.load_duration_ns or 0) < 0.4e9  # under half a load: none happened
     assert (cold.stats.load_duration_ns or 0) >= 0.7e9
     assert ps_row.context_length == 8192
 
@@ -140,7 +142,7 @@ async def test_missing_warm_model_is_pulled_only_with_auto_pull(
         models = Models(client, strict, publish=events, state_path=tmp_path / "w.json")
         async with running(models):
             await wait_until(lambda: bool(events.of("warm", action="failed")), 5, "a failure")
-            (row,) = (await models.warm_list())["models"]
+            (row,) = warm_result(await models.warm_list())["models"]
         assert "is not available locally" in row["last_error"]
         assert not events.of("pull")
 
@@ -166,7 +168,7 @@ async def test_warm_embedding_model_becomes_loaded(
         )
         async with running(models):
             await wait_until(lambda: is_loaded(client, "nomic-embed-text"), 5, "the warm-up")
-            (row,) = (await models.warm_list())["models"]
+            (row,) = warm_result(await models.warm_list())["models"]
             assert row["loaded"] is True and row["last_error"] is None
             assert row["expires_at"].startswith("23")  # the warm keep_alive, -1: forever
     assert events.of("warm", action="warmed", model="nomic-embed-text:latest")

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama
 
 from n3d.ollama.client import OllamaClient
+
+from .ollama_fakes import BASE_URL, FakeOllama
 
 
 @pytest.fixture

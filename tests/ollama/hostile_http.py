@@ -41,7 +41,7 @@ class HostileHandler(BaseHTTPRequestHandler):
             self.server.hung_up(self.path).set()
         self.close_connection = True
 
-    do_GET = do_POST = do_HEAD = do_DELETE = _answer  # noqa: N815 - http.server's naming
+    do_GET = do_POST = do_HEAD = do_DELETE = _answer  # http.server's naming
 
     def head(self, status: int = 200, length: int | None = None, **extra: str) -> None:
         """Status and headers; without ``length`` the body runs until the connection
@@ -64,7 +64,7 @@ class HostileHandler(BaseHTTPRequestHandler):
             self.wfile.write(CHUNK)
         self.wfile.flush()
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

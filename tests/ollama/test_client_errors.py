@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama
 
+from n3d.api.faults import code_of
 from n3d.errors import (
     ContextOverflow,
     InvalidModelName,
@@ -19,7 +19,7 @@ from n3d.errors import (
 )
 from n3d.ollama.client import OllamaClient
 
-pytestmark = pytest.mark.anyio
+from .ollama_fakes import BASE_URL, FakeOllama
 
 OVERFLOW_TEXTS = [
     "the input length exceeds the context length",
@@ -249,5 +249,5 @@ async def test_embed_truncation_failures_are_context_overflow(fake: FakeOllama, 
     async with OllamaClient(BASE_URL, transport=transport, num_ctx=512) as client:
         with pytest.raises(ContextOverflow) as info:
             await client.generate("nomic-embed-text", "long")
-    assert info.value.code == 1007 and info.value.kind == "context_overflow"
+    assert code_of(info.value) == 1007 and info.value.kind == "context_overflow"
     assert "Current context setting: 512 tokens" in str(info.value)

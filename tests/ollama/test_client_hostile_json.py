@@ -13,15 +13,16 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama
 from structlog.testing import capture_logs
 
+from n3d.api.faults import code_of
 from n3d.errors import OllamaError, PullFailed, UnexpectedResponse
 from n3d.ollama.client import OllamaClient
+from n3d.ollama.decoding import MAX_DEPTH, SHAPE_ERRORS
 from n3d.ollama.types import InstalledModel
-from n3d.ollama.wire import MAX_DEPTH, SHAPE_ERRORS, Translator
+from n3d.ollama.wire import Translator
 
-pytestmark = pytest.mark.anyio
+from .ollama_fakes import BASE_URL, FakeOllama
 
 DEEP = 100_000
 OVERFLOWING_TAGS = b'{"models":[{"name":"m:latest","model":"m:latest","size":1e400}]}'
@@ -53,7 +54,7 @@ async def test_overflowing_number_from_ollama_is_an_error_not_a_crash(
     raw(route, fake, OVERFLOWING_TAGS if "tags" in route else OVERFLOWING_PS)
     with pytest.raises(UnexpectedResponse) as info:
         await call(client)
-    assert info.value.code == 1010 and info.value.kind == "ollama_error"
+    assert code_of(info.value) == 1010 and info.value.kind == "ollama_error"
     assert "holds a number beyond a double" in info.value.message
     assert "1e400" in info.value.message
     assert info.value.base_url == BASE_URL

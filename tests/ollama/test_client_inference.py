@@ -7,14 +7,13 @@ from contextlib import aclosing
 from typing import Any
 
 import pytest
-from ollama_fakes import FakeOllama
 from structlog.testing import capture_logs
 
 from n3d.errors import ContextOverflow, ModelNotFound, UnexpectedResponse
+from n3d.ollama.chunks import ChatChunk, GenerateChunk
 from n3d.ollama.client import OllamaClient
-from n3d.ollama.types import ChatChunk, GenerateChunk
 
-pytestmark = pytest.mark.anyio
+from .ollama_fakes import FakeOllama
 
 STATS = {
     "total_duration": 5_000_000_000,
@@ -48,7 +47,7 @@ async def test_streamed_generate_yields_chunks_and_a_final_with_stats(
     client: OllamaClient, fake: FakeOllama
 ) -> None:
     fake.reply("POST /api/generate", lines=STREAM)
-    chunks = [c async for c in await client.generate("llama3", "Hi", stream=True)]
+    chunks = [c async for c in client.generate_stream("llama3", "Hi")]
     assert fake.last_json() == {"model": "llama3:latest", "prompt": "Hi", "stream": True}
     assert "".join(c.text for c in chunks) == "Hello"
     assert all(isinstance(c, GenerateChunk) for c in chunks)
@@ -64,7 +63,7 @@ async def test_streamed_generate_records_stream_metrics(
 ) -> None:
     fake.reply("POST /api/generate", lines=STREAM)
     with capture_logs() as logs:
-        async for _ in await client.generate("llama3", "Hi", stream=True):
+        async for _ in client.generate_stream("llama3", "Hi"):
             pass
     seen = metrics(logs)
     assert seen["ollama.stream.chunks"]["value"] == 3
@@ -86,7 +85,7 @@ async def test_stream_metrics_are_recorded_when_the_consumer_stops_at_done(
 ) -> None:
     fake.reply("POST /api/generate", lines=STREAM)
     with capture_logs() as logs:
-        async with aclosing(await client.generate("llama3", "Hi", stream=True)) as chunks:
+        async with aclosing(client.generate_stream("llama3", "Hi")) as chunks:
             async for chunk in chunks:
                 if chunk.done:
                     break
@@ -113,7 +112,7 @@ async def test_non_streamed_chat_records_request_metrics(
 async def test_streamed_chat_yields_message_chunks(client: OllamaClient, fake: FakeOllama) -> None:
     lines = [chat_line("Hel"), chat_line("lo"), chat_line("", True, **STATS)]
     fake.reply("POST /api/chat", lines=lines)
-    stream = await client.chat("llama3", [{"role": "user", "content": "Hi"}], stream=True)
+    stream = client.chat_stream("llama3", [{"role": "user", "content": "Hi"}])
     chunks = [c async for c in stream]
     assert "".join(c.text for c in chunks) == "Hello"
     assert fake.last_json()["stream"] is True
@@ -123,7 +122,7 @@ async def test_streamed_request_starts_only_when_iterated(
     client: OllamaClient, fake: FakeOllama
 ) -> None:
     fake.reply("POST /api/generate", lines=STREAM)
-    stream = await client.generate("llama3", "Hi", stream=True)
+    stream = client.generate_stream("llama3", "Hi")
     assert fake.requests == []
     async with aclosing(stream):
         await anext(stream)
@@ -133,7 +132,7 @@ async def test_streamed_request_starts_only_when_iterated(
 async def test_error_line_mid_stream_raises(client: OllamaClient, fake: FakeOllama) -> None:
     fake.reply("POST /api/generate", lines=[gen_line("Hel"), {"error": "runner crashed"}])
     with pytest.raises(UnexpectedResponse, match="runner crashed"):
-        async for _ in await client.generate("llama3", "Hi", stream=True):
+        async for _ in client.generate_stream("llama3", "Hi"):
             pass
 
 
@@ -141,28 +140,28 @@ async def test_context_overflow_in_a_stream(client: OllamaClient, fake: FakeOlla
     error = {"error": "the input length exceeds the context length"}
     fake.reply("POST /api/chat", 400, json_body=error)
     with pytest.raises(ContextOverflow):
-        async for _ in await client.chat("llama3", [], stream=True, options={"num_ctx": 64}):
+        async for _ in client.chat_stream("llama3", [], options={"num_ctx": 64}):
             pass
 
 
 async def test_stream_for_a_missing_model(client: OllamaClient, fake: FakeOllama) -> None:
     fake.reply("POST /api/generate", 404, json_body={"error": "model 'nope:latest' not found"})
     with pytest.raises(ModelNotFound):
-        async for _ in await client.generate("nope", "Hi", stream=True):
+        async for _ in client.generate_stream("nope", "Hi"):
             pass
 
 
 async def test_stream_that_ends_before_done_raises(client: OllamaClient, fake: FakeOllama) -> None:
     fake.reply("POST /api/generate", lines=STREAM[:2])
     with pytest.raises(UnexpectedResponse, match="ended before its final chunk"):
-        async for _ in await client.generate("llama3", "Hi", stream=True):
+        async for _ in client.generate_stream("llama3", "Hi"):
             pass
 
 
 async def test_garbage_line_in_a_stream_raises(client: OllamaClient, fake: FakeOllama) -> None:
     fake.reply("POST /api/generate", text='{"response": "a", "done": false}\nnot json\n')
     with pytest.raises(UnexpectedResponse, match="not JSON"):
-        async for _ in await client.generate("llama3", "Hi", stream=True):
+        async for _ in client.generate_stream("llama3", "Hi"):
             pass
 
 
@@ -175,3 +174,15 @@ async def test_final_chunk_without_counters_records_what_it_can(
     seen = metrics(logs)
     assert seen["ollama.tokens.total"]["value"] == 0
     assert "ollama.throughput.tokens_per_second" not in seen  # no eval_duration, no rate
+
+
+async def test_streaming_is_chosen_by_the_method_not_by_an_argument(
+    client: OllamaClient, fake: FakeOllama
+) -> None:
+    # generate()/chat() answer the final chunk, *_stream() yield chunks: a `stream`
+    # argument would be ambiguous, so it is refused before any request.
+    with pytest.raises(TypeError, match="generate_stream"):
+        await client.generate("llama3", "Hi", stream=True)
+    with pytest.raises(TypeError, match="chat_stream"):
+        client.chat_stream("llama3", [], stream=False)
+    assert fake.requests == []

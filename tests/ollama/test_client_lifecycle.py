@@ -6,11 +6,10 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama
 
 from n3d.ollama.client import OllamaClient
 
-pytestmark = pytest.mark.anyio
+from .ollama_fakes import BASE_URL, FakeOllama
 
 
 class CountingTransport(httpx.MockTransport):
@@ -65,8 +64,8 @@ async def test_proxy_settings_are_ignored(monkeypatch: pytest.MonkeyPatch) -> No
     # skips environment proxies anyway when a transport is injected, so look inside.)
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.invalid:3128")
     async with OllamaClient(BASE_URL) as client:
-        assert client._http.trust_env is False
-        assert not client._http._mounts
+        assert client._session._http.trust_env is False
+        assert not client._session._http._mounts
 
 
 async def test_base_url_path_and_trailing_slash(fake: FakeOllama) -> None:
@@ -80,7 +79,7 @@ async def test_base_url_path_and_trailing_slash(fake: FakeOllama) -> None:
 
 async def test_timeouts_bound_quick_calls_and_connects_but_not_stream_reads() -> None:
     async with OllamaClient(BASE_URL, timeout_s=3.0) as client:
-        quick, long = client._quick, client._long
+        quick, long = client._session._quick, client._session._long
     assert (quick.connect, quick.read, quick.write, quick.pool) == (3.0, 3.0, 3.0, 3.0)
     assert long.read is None
     assert (long.connect, long.write, long.pool) == (3.0, 3.0, 3.0)

@@ -15,7 +15,14 @@ from collections.abc import AsyncIterator, Iterator
 import anyio
 import httpx
 import pytest
-from hostile_http import (
+
+from n3d.api.faults import code_of
+from n3d.errors import OllamaTimeout, UnexpectedResponse
+from n3d.ollama.bodies import MAX_ANSWER_BYTES, MAX_LINE_BYTES, iter_lines
+from n3d.ollama.client import OllamaClient
+from n3d.ollama.decoding import MAX_VALUES
+
+from .hostile_http import (
     HostileHandler,
     HostileServer,
     MiB,
@@ -24,14 +31,7 @@ from hostile_http import (
     peak_growth,
     serving,
 )
-from ollama_fakes import FakeOllama
-
-from n3d.errors import OllamaTimeout, UnexpectedResponse
-from n3d.ollama.bodies import MAX_ANSWER_BYTES, MAX_LINE_BYTES, iter_lines
-from n3d.ollama.client import OllamaClient
-from n3d.ollama.decoding import MAX_VALUES
-
-pytestmark = pytest.mark.anyio
+from .ollama_fakes import FakeOllama
 
 # Generous: the cap itself, the chunks in flight and the allocator's slack, never
 # the hundreds of MiB of a body read whole (the server sends up to 512 MiB).
@@ -57,6 +57,7 @@ async def hung_up(server: HostileServer, path: str) -> bool:
     return await anyio.to_thread.run_sync(server.hung_up(path).wait, 60.0)
 
 
+@pytest.mark.slow
 async def test_an_endless_answer_from_ollama_is_1010_and_memory_stays_bounded(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -64,12 +65,13 @@ async def test_an_endless_answer_from_ollama_is_1010_and_memory_stays_bounded(
     with peak_growth() as growth, pytest.raises(UnexpectedResponse) as info:
         await real_client.tags()
     assert growth() < MAX_ANSWER_BYTES + SLACK, f"peak RSS rose {growth() / MiB:.0f} MiB"
-    assert info.value.code == 1010 and info.value.kind == "ollama_error"
+    assert code_of(info.value) == 1010 and info.value.kind == "ollama_error"
     assert "the answer to /api/tags is larger than 64 MiB" in info.value.message
     assert await hung_up(hostile, "/api/tags"), "n3d should drop the connection, not read on"
     assert hostile.sent["/api/tags"] < hostile.ceiling
 
 
+@pytest.mark.slow
 async def test_a_stream_line_that_never_ends_is_1010_and_memory_stays_bounded(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -80,11 +82,12 @@ async def test_a_stream_line_that_never_ends_is_1010_and_memory_stays_bounded(
             seen.append(progress.status)
     assert growth() < MAX_LINE_BYTES + SLACK, f"peak RSS rose {growth() / MiB:.0f} MiB"
     assert seen == ["pulling manifest"]  # the lines before it were read as usual
-    assert info.value.code == 1010
+    assert code_of(info.value) == 1010
     assert "a line of /api/pull is longer than 16 MiB" in info.value.message
     assert await hung_up(hostile, "/api/pull")
 
 
+@pytest.mark.slow
 async def test_an_endless_error_answer_to_a_stream_is_1010_and_memory_stays_bounded(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -100,6 +103,7 @@ async def test_an_endless_error_answer_to_a_stream_is_1010_and_memory_stays_boun
     assert "the error answer to /api/pull is larger than 64 MiB" in info.value.message
 
 
+@pytest.mark.slow
 async def test_an_answer_declaring_an_oversized_length_is_refused_unread(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:
@@ -114,6 +118,7 @@ async def test_an_answer_declaring_an_oversized_length_is_refused_unread(
     assert hostile.sent["/api/tags"] < 64 * MiB
 
 
+@pytest.mark.slow
 async def test_an_answer_that_dribbles_in_is_a_timeout_not_a_hang(
     hostile: HostileServer,
 ) -> None:
@@ -131,7 +136,7 @@ async def test_an_answer_that_dribbles_in_is_a_timeout_not_a_hang(
     async with OllamaClient(hostile.url, timeout_s=1.0) as client:
         with pytest.raises(OllamaTimeout) as info:
             await client.tags()
-    assert info.value.code == 1005
+    assert code_of(info.value) == 1005
     assert "did not answer GET /api/tags within 1s" in info.value.message
 
 
@@ -147,10 +152,11 @@ async def test_an_answer_within_the_caps_is_read_whole(
 
     line = b'{"model":"m","response":"' + b"y" * (4 * MiB) + b'","done":true}\n'
     fake.on("POST /api/generate", lambda request: httpx.Response(200, content=line))
-    chunks = [chunk async for chunk in await client.generate("m", "hi", stream=True)]
+    chunks = [chunk async for chunk in client.generate_stream("m", "hi")]
     assert len(chunks[0].response) == 4 * MiB
 
 
+@pytest.mark.slow
 async def test_a_compressed_answer_is_refused_not_inflated(
     hostile: HostileServer, real_client: OllamaClient
 ) -> None:

@@ -8,13 +8,12 @@ from typing import Any
 
 import httpx
 import pytest
-from ollama_fakes import BASE_URL, FakeOllama, ndjson
 
 from n3d.errors import InvalidModelName, ModelNotFound, OllamaUnreachable, PullFailed
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.types import PullProgress
 
-pytestmark = pytest.mark.anyio
+from .ollama_fakes import BASE_URL, FakeOllama, ndjson
 
 DIGEST = "sha256:" + "0a8c26691023" + "0" * 52
 LAYER: dict[str, Any] = {"status": "pulling 0a8c26691023", "digest": DIGEST, "total": 4683075271}

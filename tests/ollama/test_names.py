@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from n3d.api.faults import code_of
 from n3d.errors import InvalidModelName
 from n3d.ollama.names import normalize, parse_model_name, same_model, validate
 
@@ -61,7 +62,7 @@ def test_invalid_names_say_which_part_and_why(name: str, fragment: str) -> None:
     with pytest.raises(InvalidModelName) as info:
         parse_model_name(name)
     assert fragment in info.value.message
-    assert info.value.code == 1003
+    assert code_of(info.value) == 1003
     assert info.value.kind == "invalid_model_name"
 
 

@@ -11,13 +11,15 @@ the kernel's OOM killer ended it.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hostile_http import (
+
+from n3d.client import RpcError
+from n3d.testing import DaemonProcess, wait_until
+
+from .hostile_http import (
     HostileServer,
     MiB,
     endless_body,
@@ -26,9 +28,6 @@ from hostile_http import (
     reset_peak,
     serving,
 )
-
-from n3d.client import RpcError
-from n3d.testing import DaemonProcess, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +38,8 @@ BOUND = 512 * MiB
 
 
 @pytest.fixture
-def daemon_beside_endless_server() -> Iterator[tuple[DaemonProcess, HostileServer]]:
-    home = Path(tempfile.mkdtemp(prefix="n3o", dir="/tmp"))
+def daemon_beside_endless_server(short_dir: Path) -> Iterator[tuple[DaemonProcess, HostileServer]]:
+    home = short_dir
     d = DaemonProcess(home, config={"server": {"mode": "external"}})
     server = HostileServer(d.port)
     try:
@@ -48,7 +47,6 @@ def daemon_beside_endless_server() -> Iterator[tuple[DaemonProcess, HostileServe
             yield d, server
     finally:
         d.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 def test_endless_answers_from_a_hostile_server_are_1010_and_n3d_memory_stays_bounded(
@@ -74,7 +72,7 @@ def test_endless_answers_from_a_hostile_server_are_1010_and_n3d_memory_stays_bou
             d.call(method, params, timeout=60)
         errors[method] = info.value
     growth = peak_rss(d.pid) - before
-    print(f"n3d peak RSS rose {growth / MiB:.0f} MiB")  # noqa: T201 - the figure, with -s
+    print(f"n3d peak RSS rose {growth / MiB:.0f} MiB")  # the figure, with -s
     assert growth < BOUND, f"n3d's peak RSS rose {growth / MiB:.0f} MiB"
     assert errors["models.list"].code == errors["models.pull"].code == 1010
     assert "the answer to /api/tags is larger than 64 MiB" in errors["models.list"].message

@@ -7,8 +7,6 @@ socat or an editor would.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,25 +20,14 @@ from .support import Raw, Record, Running, make_table
 
 
 @pytest.fixture
-def sock_dir() -> Iterator[Path]:
-    # AF_UNIX paths are limited to ~104 bytes; pytest's tmp_path can be longer.
-    path = Path(tempfile.mkdtemp(prefix="n3rpc-", dir="/tmp"))
-    os.chmod(path, 0o700)
-    yield path
-    for child in path.iterdir():
-        child.unlink()
-    path.rmdir()
-
-
-@pytest.fixture
-def start_server(sock_dir: Path) -> Iterator[Callable[..., Running]]:
+def start_server(short_dir: Path) -> Iterator[Callable[..., Running]]:
     """``start_server(**RpcServer options)`` → a server serving the test table on a thread."""
     with start_blocking_portal("asyncio") as portal:
         futures = []
 
         def start(**options: Any) -> Running:
             record = Record()
-            path = Path(options.pop("path", sock_dir / "n3d.sock"))
+            path = Path(options.pop("path", short_dir / "n3d.sock"))
             server = RpcServer(path, make_table(record), **options)
             future, _ = portal.start_task(server.run)
             futures.append(future)

@@ -229,7 +229,7 @@ class Steady:
                 self.worst_s = max(self.worst_s, time.perf_counter() - started)
                 self.calls += 1
                 time.sleep(0.002)
-        except BaseException as exc:  # noqa: BLE001 - reported by stop()
+        except BaseException as exc:  # reported by stop()
             self.error = exc
 
     def stop(self) -> int:

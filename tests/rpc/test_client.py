@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from n3d import client as client_module
 from n3d.client import (
+    ClosedByDaemon,
     Connection,
     ConnectionLost,
     DaemonNotRunning,
@@ -62,20 +64,20 @@ def test_stdlib_only_at_import_time() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=30)
 
 
-def test_unreachable_reasons(sock_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    missing = sock_dir / "missing.sock"
+def test_unreachable_reasons(short_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = short_dir / "missing.sock"
     with pytest.raises(DaemonNotRunning, match="n3d run") as caught:
         Connection(missing)
     assert caught.value.reason == "missing" and isinstance(caught.value, DaemonUnreachable)
 
-    stale = sock_dir / "stale.sock"
+    stale = short_dir / "stale.sock"
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(stale))
     dead.close()
     with pytest.raises(StaleSocket):
         Connection(stale)
 
-    mute = sock_dir / "mute.sock"  # listens (backlog accepts) but never answers
+    mute = short_dir / "mute.sock"  # listens (backlog accepts) but never answers
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
         listener.bind(str(mute))
         listener.listen()
@@ -102,6 +104,47 @@ def test_connection_lost_when_the_server_hangs_up(start_server: Any) -> None:
     conn.close()
 
 
+def test_an_evicted_connection_says_why_at_its_next_call(start_server: Any) -> None:
+    """At max_connections the idle one makes room: -32000 with id null, then close."""
+    running = start_server(max_connections=1, evict_idle_after_s=0.0)
+    with Connection(running.path, timeout=5) as idle:
+        assert idle.call("echo", {"value": 1}) == {"value": 1}
+        with Connection(running.path, timeout=5) as newcomer:
+            assert newcomer.call("echo", {"value": 2}) == {"value": 2}  # room was made
+        with pytest.raises(ClosedByDaemon, match="Server busy: 1 connections open") as caught:
+            idle.call("echo", {"value": 3})
+        assert caught.value.code == -32000 and isinstance(caught.value, ConnectionLost)
+        with pytest.raises(ClosedByDaemon):  # and so does every later call
+            idle.call("echo", {"value": 4})
+
+
+def test_a_closing_word_is_read_even_when_sending_fails(short_dir: Path) -> None:
+    """The daemon is gone entirely (sending fails): what it said before still arrives."""
+    path = short_dir / "gone.sock"
+    gone = threading.Event()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen()
+
+    def say_why_and_close() -> None:
+        peer, _ = listener.accept()
+        peer.sendall(b'{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server busy: go"},'
+                     b'"id":null}\n')
+        peer.close()
+        gone.set()
+
+    thread = threading.Thread(target=say_why_and_close)
+    thread.start()
+    try:
+        with Connection(path, timeout=5) as conn:
+            assert gone.wait(5)
+            with pytest.raises(ClosedByDaemon, match="Server busy: go"):
+                conn.call("status")
+    finally:
+        thread.join(5)
+        listener.close()
+
+
 def test_default_path_comes_from_n3d_socket(
     running: Running, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,10 +153,9 @@ def test_default_path_comes_from_n3d_socket(
         assert conn.call("get_data") == ["hello", 5]
 
 
-@pytest.mark.anyio
-async def test_async_client_concurrent_calls_progress_events_and_cancel(sock_dir: Path) -> None:
+async def test_async_client_concurrent_calls_progress_events_and_cancel(short_dir: Path) -> None:
     record = Record()
-    path = sock_dir / "n3d.sock"
+    path = short_dir / "n3d.sock"
     async with anyio.create_task_group() as tg:
         server: RpcServer = await tg.start(RpcServer(path, make_table(record)).run)
         async with connect(path) as conn:
@@ -150,8 +192,22 @@ async def test_async_client_concurrent_calls_progress_events_and_cancel(sock_dir
         tg.cancel_scope.cancel()
 
 
-@pytest.mark.anyio
-async def test_async_client_unreachable(sock_dir: Path) -> None:
+async def test_async_client_evicted_says_why(short_dir: Path) -> None:
+    path = short_dir / "n3d.sock"
+    server = RpcServer(path, make_table(Record()), max_connections=1, evict_idle_after_s=0.0)
+    async with anyio.create_task_group() as tg:
+        await tg.start(server.run)
+        async with connect(path) as idle:
+            assert await idle.call("echo", {"value": 1}) == {"value": 1}
+            async with connect(path) as newcomer:
+                assert await newcomer.call("echo", {"value": 2}) == {"value": 2}
+                # Evicted before the newcomer was served: nothing more reaches a handler.
+                with anyio.fail_after(5), pytest.raises(ClosedByDaemon, match="Server busy"):
+                    await idle.call("echo", {"value": 3})
+        tg.cancel_scope.cancel()
+
+
+async def test_async_client_unreachable(short_dir: Path) -> None:
     with pytest.raises(DaemonNotRunning):
-        async with connect(sock_dir / "none.sock"):
+        async with connect(short_dir / "none.sock"):
             pass

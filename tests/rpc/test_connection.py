@@ -119,7 +119,7 @@ def stubborn_started() -> threading.Event:
 
 
 @pytest.fixture
-def stubborn_server(sock_dir: Path, stubborn_started: threading.Event) -> Iterator[Path]:
+def stubborn_server(short_dir: Path, stubborn_started: threading.Event) -> Iterator[Path]:
     table = MethodTable()
 
     @table.method("stubborn")
@@ -136,7 +136,7 @@ def stubborn_server(sock_dir: Path, stubborn_started: threading.Event) -> Iterat
         await anyio.sleep(p["seconds"])
         return "rested"
 
-    path = sock_dir / "n3d.sock"
+    path = short_dir / "n3d.sock"
     with start_blocking_portal("asyncio") as portal:
         future, _ = portal.start_task(RpcServer(path, table).run)
         yield path

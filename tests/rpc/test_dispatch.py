@@ -13,8 +13,6 @@ from n3d.rpc import Context, MethodTable, Param
 
 from .support import make_table
 
-pytestmark = pytest.mark.anyio
-
 
 class FakeSession:
     id = 7

@@ -48,9 +48,9 @@ def test_a_call_in_flight_at_shutdown_gets_its_answer_then_the_connection_closes
         late.connect(str(running.path))  # the socket stopped accepting and is gone
 
 
-def test_a_call_that_never_finishes_is_cancelled_at_the_deadline(sock_dir: Path) -> None:
+def test_a_call_that_never_finishes_is_cancelled_at_the_deadline(short_dir: Path) -> None:
     record = Record()
-    server = RpcServer(sock_dir / "n3d.sock", make_table(record))
+    server = RpcServer(short_dir / "n3d.sock", make_table(record))
     with start_blocking_portal("asyncio") as portal:
         serving, _ = portal.start_task(server.run)
         stuck = Raw(server.path)

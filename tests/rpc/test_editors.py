@@ -18,6 +18,8 @@ import pytest
 
 from .support import Running
 
+pytestmark = pytest.mark.slow
+
 NODE_DIR = Path(__file__).parent / "node"
 PACKAGE = NODE_DIR / "node_modules" / "vscode-jsonrpc" / "package.json"
 EMACS_CLIENT = Path(__file__).parent / "emacs" / "client.el"

@@ -11,10 +11,8 @@ Nothing here bounds wall-clock time beyond generous waits for an outcome.
 
 from __future__ import annotations
 
-import shutil
 import signal
 import socket
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -32,9 +30,9 @@ LIMIT = 1_048_576  # the default max_message_bytes
 
 
 @pytest.fixture
-def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
+def start_daemon(short_dir: Path) -> Iterator[Callable[..., DaemonProcess]]:
     """``start_daemon(**OLLAMA_SIM_env)`` → a running daemon, cleaned up after the test."""
-    home = Path(tempfile.mkdtemp(prefix="n3x", dir="/tmp"))
+    home = short_dir
     made: list[DaemonProcess] = []
 
     def start(**env: str) -> DaemonProcess:
@@ -46,7 +44,6 @@ def start_daemon() -> Iterator[Callable[..., DaemonProcess]]:
     finally:
         for d in made:
             d.cleanup()
-        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -83,7 +80,7 @@ class _StatusLoop(threading.Thread):
             while not self.done.is_set():
                 assert self.conn.call("status")["server"]["state"] == "running"
                 self.answered += 1
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
+        except BaseException as exc:  # reported by the test
             self.error = exc
         finally:
             self.conn.close()
@@ -151,7 +148,7 @@ def _pull_in_thread(
                 "models.pull", {"model": "qwen2.5:0.5b"}, timeout=60,
                 progress=lambda _value: progressed.set(),
             )
-        except Exception as exc:  # noqa: BLE001 - asserted by the test
+        except Exception as exc:  # asserted by the test
             outcome["error"] = exc
 
     thread = threading.Thread(target=pull, daemon=True)

@@ -70,8 +70,8 @@ def test_socket_is_0600_from_the_start(running: Running) -> None:
     assert stat.S_ISSOCK(os.lstat(running.path).st_mode)
 
 
-def test_socket_is_removed_on_exit(sock_dir: Path) -> None:
-    path = sock_dir / "n3d.sock"
+def test_socket_is_removed_on_exit(short_dir: Path) -> None:
+    path = short_dir / "n3d.sock"
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -83,8 +83,8 @@ def test_socket_is_removed_on_exit(sock_dir: Path) -> None:
     assert not path.exists()
 
 
-def test_stale_socket_is_replaced(sock_dir: Path, start_server: Callable[..., Running]) -> None:
-    path = sock_dir / "n3d.sock"
+def test_stale_socket_is_replaced(short_dir: Path, start_server: Callable[..., Running]) -> None:
+    path = short_dir / "n3d.sock"
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     dead.bind(str(path))
     dead.close()  # bound, never listened: connect() is refused, like a crashed daemon's
@@ -102,16 +102,16 @@ def test_second_server_refuses_to_start_on_a_live_socket(running: Running) -> No
     client.close()
 
 
-def test_non_socket_file_at_the_path_is_not_removed(sock_dir: Path) -> None:
-    path = sock_dir / "n3d.sock"
+def test_non_socket_file_at_the_path_is_not_removed(short_dir: Path) -> None:
+    path = short_dir / "n3d.sock"
     path.write_text("precious")
     with pytest.raises(PathError, match="not a socket"):
         anyio.run(RpcServer(path, make_table()).run)
     assert path.read_text() == "precious"
 
 
-def test_exit_does_not_remove_a_socket_that_is_no_longer_ours(sock_dir: Path) -> None:
-    path = sock_dir / "n3d.sock"
+def test_exit_does_not_remove_a_socket_that_is_no_longer_ours(short_dir: Path) -> None:
+    path = short_dir / "n3d.sock"
 
     async def main() -> None:
         async with anyio.create_task_group() as tg:
@@ -127,9 +127,9 @@ def test_exit_does_not_remove_a_socket_that_is_no_longer_ours(sock_dir: Path) ->
 
 
 def test_socket_activation_uses_the_inherited_fd_and_never_unlinks_it(
-    sock_dir: Path, monkeypatch: pytest.MonkeyPatch
+    short_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = sock_dir / "activated.sock"
+    path = short_dir / "activated.sock"
     inherited = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     inherited.bind(str(path))
     inherited.listen()
@@ -137,7 +137,7 @@ def test_socket_activation_uses_the_inherited_fd_and_never_unlinks_it(
     # of clobbering whatever this test process has at fd 3.
     monkeypatch.setattr(listener_module, "SD_LISTEN_FDS_START", inherited.fileno())
     env = {"LISTEN_PID": str(os.getpid()), "LISTEN_FDS": "1"}
-    unused = sock_dir / "unused.sock"
+    unused = short_dir / "unused.sock"
     seen: dict[str, Any] = {}
 
     async def main() -> None:

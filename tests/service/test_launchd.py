@@ -6,7 +6,7 @@ import plistlib
 from pathlib import Path
 from typing import Any
 
-from n3d.service.units import LABEL, render, timeout_stop_s
+from n3d.service.render import LABEL, render, timeout_stop_s
 
 EXPECTED_KEYS = {
     "Label", "ProgramArguments", "RunAtLoad", "KeepAlive", "ThrottleInterval", "ProcessType",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
-import tempfile
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import anyio
 import pytest
@@ -15,16 +15,13 @@ from n3d.service.notify import Notifier
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[socket.socket, str]]:
-    directory = tempfile.mkdtemp(prefix="n3n", dir="/tmp")  # AF_UNIX paths are short
-    path = os.path.join(directory, "notify")
+def receiver(short_dir: Path) -> Iterator[tuple[socket.socket, str]]:
+    path = str(short_dir / "notify")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
     sock.settimeout(5)
     yield sock, path
     sock.close()
-    os.unlink(path)
-    os.rmdir(directory)
 
 
 def test_ready_status_stopping_are_single_datagrams(receiver: tuple[socket.socket, str]) -> None:
@@ -65,7 +62,6 @@ def test_watchdog_interval_is_half_of_watchdog_usec_and_only_for_us() -> None:
     assert Notifier.from_env({**env, "WATCHDOG_PID": "1"}).watchdog_interval_s is None
 
 
-@pytest.mark.anyio
 async def test_the_watchdog_pings_from_the_event_loop(
     receiver: tuple[socket.socket, str],
 ) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from n3d.service.units import LABEL, MARKER
+from n3d.service.render import LABEL, MARKER
 
 from .conftest import RunService
 

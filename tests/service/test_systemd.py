@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from n3d.service.units import render
+from n3d.service.render import render
 
 BIN = Path(sys.executable).parent
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from n3d.errors import ServiceError
-from n3d.service import units as service
+from n3d.service import render as service
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_COPIES = {

@@ -9,6 +9,8 @@ import pytest
 
 from n3d.testing.simulator import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 
 def test_root_says_ollama_is_running(client: httpx.Client) -> None:
     reply = client.get("/")

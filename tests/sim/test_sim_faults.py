@@ -13,6 +13,8 @@ import pytest
 
 from n3d.testing.simulator import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 StartSim = Callable[..., SimulatorProcess]
 
 
@@ -23,9 +25,17 @@ def _pull_lines(url: str, model: str) -> list[dict]:
 
 
 def _write_control(path: Path, data: dict[str, object]) -> None:
+    """Write the control file; return once every later request is answered under it.
+
+    The simulator looks at the file at most every 100 ms (when a request comes, and on
+    its own every 0.1 s), so a look that starts 0.15 s after the write reads it, and no
+    answer from then on uses an older file. Not a race a busy machine can lose: it can
+    only make the sleep longer.
+    """
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     tmp.replace(path)
+    time.sleep(0.15)
 
 
 def test_crash_after_exits_non_zero_like_a_go_panic(start_sim: StartSim) -> None:
@@ -73,7 +83,6 @@ def test_midway_failure_then_resume(start_sim: StartSim, tmp_path: Path) -> None
     assert 0 < reached < lines[1]["total"]
     assert httpx.get(sim.url + "/api/tags").json() == {"models": []}
     _write_control(control, {"fail_pulls": False})
-    time.sleep(0.15)  # the control file is checked at most every 100 ms
     lines = _pull_lines(sim.url, "llama3.2")
     assert lines[-1] == {"status": "success"}
     first_progress = next(line for line in lines if "completed" in line)
@@ -105,7 +114,6 @@ def test_control_file_flips_hang_on_and_off(start_sim: StartSim, tmp_path: Path)
     control = tmp_path / "control.json"
     sim = start_sim({"OLLAMA_SIM_CONTROL": str(control)})
     _write_control(control, {"hang": True})
-    time.sleep(0.15)
     with pytest.raises(httpx.ReadTimeout):
         httpx.get(sim.url + "/", timeout=0.5)
     _write_control(control, {"hang": False})
@@ -124,7 +132,6 @@ def test_control_file_overrides_version_and_fail_pulls(start_sim: StartSim,
     control = tmp_path / "control.json"
     sim = start_sim({"OLLAMA_SIM_CONTROL": str(control)})
     _write_control(control, {"version": "9.9.9", "fail_pulls": "midway"})
-    time.sleep(0.15)
     assert httpx.get(sim.url + "/api/version").json() == {"version": "9.9.9"}
     assert _pull_lines(sim.url, "all-minilm")[-1] == {"error": "max retries exceeded: EOF"}
 
@@ -168,11 +175,9 @@ def test_poison_answers_hostile_json_for_tags_and_ps(start_sim: StartSim, tmp_pa
         json.loads(ps.content)
     assert httpx.get(sim.url + "/api/version").status_code == 200  # other routes answer
     _write_control(control, {"poison": False})
-    time.sleep(0.15)  # the control file is checked at most every 100 ms
     assert [m["name"] for m in httpx.get(sim.url + "/api/tags").json()["models"]] == [
         "tinyllama:latest"
     ]
     assert httpx.get(sim.url + "/api/ps").json() == {"models": []}
     _write_control(control, {"poison": True})
-    time.sleep(0.15)
     assert b"1e400" in httpx.get(sim.url + "/api/tags").content

@@ -12,6 +12,8 @@ import pytest
 
 from n3d.testing.simulator import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 StartSim = Callable[..., SimulatorProcess]
 
 FINAL_COUNTERS = {"total_duration", "load_duration", "prompt_eval_count",
@@ -123,7 +125,7 @@ def test_cold_load_shows_in_load_duration_and_warm_does_not(client_models: httpx
     cold = client_models.post("/api/generate", json=request).json()
     warm = client_models.post("/api/generate", json=request).json()
     assert cold["load_duration"] >= 150_000_000  # OLLAMA_SIM_LOAD_SECONDS=0.2 in tests
-    assert warm["load_duration"] < 50_000_000
+    assert warm["load_duration"] < 100_000_000  # under half a load: nothing was loaded
 
 
 @pytest.mark.parametrize(("value", "error"), [
@@ -210,7 +212,7 @@ def test_changing_num_ctx_reloads_the_runner(sim_with_models: SimulatorProcess,
     same = client_models.post("/api/generate", json={"model": "llama3.2", "prompt": "x",
                                                      "stream": False,
                                                      "options": {"num_ctx": 8192}}).json()
-    assert same["load_duration"] < 50_000_000
+    assert same["load_duration"] < 100_000_000  # under half a load (0.2 s): no reload
 
 
 def test_embed_returns_deterministic_unit_vectors(client_models: httpx.Client) -> None:

@@ -6,8 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from n3d.testing.simulator import SimulatorProcess
+
+pytestmark = pytest.mark.slow
 
 StartSim = Callable[..., SimulatorProcess]
 

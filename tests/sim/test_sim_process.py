@@ -14,8 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 
 from n3d.testing.simulator import SimulatorProcess
+
+pytestmark = pytest.mark.slow
 
 StartSim = Callable[..., SimulatorProcess]
 
@@ -67,7 +70,8 @@ def test_port_zero_picks_an_ephemeral_port_and_logs_it(tmp_path: Path) -> None:
 
 
 def test_binds_before_answering_during_ready_delay(start_sim: StartSim) -> None:
-    sim = start_sim({"OLLAMA_SIM_READY_DELAY": "1.5"}, ready=False)
+    # 3 s: the checks below must fall inside the delay, even on a busy machine.
+    sim = start_sim({"OLLAMA_SIM_READY_DELAY": "3"}, ready=False)
     deadline = time.monotonic() + 5
     while "Listening on" not in sim.stderr():
         assert time.monotonic() < deadline
@@ -104,7 +108,7 @@ def test_sigterm_cuts_open_streams_at_once(start_sim: StartSim) -> None:
         except httpx.HTTPError:
             cut = True
     assert cut, "the stream must be cut, not finished"
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 10  # at once: the pull had some 28 s to go
     assert sim.proc is not None and sim.proc.wait(5) == 0
 
 

@@ -12,6 +12,8 @@ import pytest
 
 from n3d.testing.simulator import SimulatorProcess
 
+pytestmark = pytest.mark.slow
+
 StartSim = Callable[..., SimulatorProcess]
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -89,14 +87,6 @@ def n3d() -> Iterator[Callable[..., N3dProcess]]:
     yield make
     for proc in made:
         proc.cleanup()
-
-
-@pytest.fixture
-def short_tmp() -> Iterator[Path]:
-    """A short temp dir: AF_UNIX socket paths (issue 5) must stay under ~100 bytes."""
-    path = Path(tempfile.mkdtemp(prefix="n3t", dir="/tmp"))
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import httpx
 import tomli_w
 
 from n3d.config import Settings, load_settings
+from n3d.ollama.client import OllamaClient
 from n3d.state import ServerState, Snapshot
 from n3d.supervisor.supervisor import Supervisor
 
@@ -197,8 +198,34 @@ async def until(sup: Supervisor, *wanted: ServerState, within_s: float = 20) -> 
         return await sup.wait_for(is_(*wanted))
 
 
+class HttpOllama:
+    """The supervisor's heartbeat and version over real HTTP, as the daemon wires them.
+
+    The daemon passes a client it keeps open for its whole run; a test has no such
+    place to close one, so each call opens and closes a client of its own.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._base_url = settings.ollama.base_url
+        self._timeout_s = settings.server.health_timeout_s
+
+    async def heartbeat(self, timeout_s: float) -> float:
+        async with OllamaClient(self._base_url, timeout_s=self._timeout_s) as client:
+            return await client.heartbeat(timeout_s)
+
+    async def version(self) -> str:
+        async with OllamaClient(self._base_url, timeout_s=self._timeout_s) as client:
+            return await client.version()
+
+
+def supervisor_for(settings: Settings, **kwargs: Any) -> Supervisor:
+    """A :class:`Supervisor` probing the base URL over HTTP (:class:`HttpOllama`)."""
+    ollama = HttpOllama(settings)
+    return Supervisor(settings, probe=ollama.heartbeat, version=ollama.version, **kwargs)
+
+
 def make(tmp_path: Path, port: int, mode: str = "managed", command: tuple[str, ...] = SIM,
          **env: str) -> Supervisor:
     settings = settings_for(tmp_path, port, server={"mode": mode})
-    return Supervisor(settings, command=command, runtime_dir=tmp_path / "home" / "run",
-                      environ=sim_env(tmp_path / "home", port, **env))
+    return supervisor_for(settings, command=command, runtime_dir=tmp_path / "home" / "run",
+                          environ=sim_env(tmp_path / "home", port, **env))

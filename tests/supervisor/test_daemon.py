@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from n3d.supervisor.process import group_members
 from .daemon_helpers import N3dProcess
 from .helpers import RUNNER_ENV, SIM, free_port, load_model
 
-pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 MakeN3d = Callable[..., N3dProcess]
 
 
@@ -32,10 +31,10 @@ def gone(pid: int) -> bool:
 
 
 async def test_sigterm_exits_zero_and_leaves_no_process_or_file(
-    short_tmp: Path, n3d: MakeN3d
+    short_dir: Path, n3d: MakeN3d
 ) -> None:
     port = free_port()
-    daemon = n3d(short_tmp, port, **RUNNER_ENV).start()
+    daemon = n3d(short_dir, port, **RUNNER_ENV).start()
     serve = await daemon.running()
     await anyio.to_thread.run_sync(load_model, port)
     group = [p.pid for p in group_members(serve)]
@@ -43,11 +42,8 @@ async def test_sigterm_exits_zero_and_leaves_no_process_or_file(
     assert os.getpgid(serve) == serve != os.getpgid(daemon.pid)
     assert (daemon.runtime / "n3d.pid").read_text().strip() == str(daemon.pid)
     assert (daemon.runtime / "ollama.pid").exists()
-    began = time.monotonic()
     daemon.signal(signal.SIGTERM)
-    assert await daemon.exit_code() == 0
-    took = time.monotonic() - began
-    assert took < 5, took
+    assert await daemon.exit_code(within_s=30) == 0  # a deadline, not a measurement
     assert all(gone(pid) for pid in group)
     assert group_members(serve) == []
     for name in ("n3d.pid", "ollama.pid", "n3d.sock"):
@@ -56,10 +52,10 @@ async def test_sigterm_exits_zero_and_leaves_no_process_or_file(
 
 
 async def test_a_second_n3d_refuses_at_once_and_a_stranger_pid_file_is_left_alone(
-    short_tmp: Path, n3d: MakeN3d, bystander: subprocess.Popen[bytes]
+    short_dir: Path, n3d: MakeN3d, bystander: subprocess.Popen[bytes]
 ) -> None:
     port = free_port()
-    first = n3d(short_tmp, port)
+    first = n3d(short_dir, port)
     # A leftover ollama.pid naming an unrelated process (a reused pid): never touched.
     first.runtime.mkdir(parents=True, mode=0o700)
     stranger = psutil.Process(bystander.pid)
@@ -69,10 +65,8 @@ async def test_a_second_n3d_refuses_at_once_and_a_stranger_pid_file_is_left_alon
     await first.running()
     assert bystander.poll() is None
     assert first.events("orphan.stale_pid_file")
-    second = n3d(short_tmp, port).start()
-    began = time.monotonic()
-    assert await second.exit_code() == 1
-    assert time.monotonic() - began < 5
+    second = n3d(short_dir, port).start()
+    assert await second.exit_code(within_s=30) == 1  # it does not wait for the first one
     socket_path = first.runtime / "n3d.sock"
     message = f"n3d is already running (pid {first.pid}, socket {socket_path})"
     assert message in second.err.read_text()
@@ -81,10 +75,10 @@ async def test_a_second_n3d_refuses_at_once_and_a_stranger_pid_file_is_left_alon
 
 
 async def test_after_n3d_is_sigkilled_the_next_run_cleans_the_orphans(
-    short_tmp: Path, n3d: MakeN3d
+    short_dir: Path, n3d: MakeN3d
 ) -> None:
     port = free_port()
-    killed = n3d(short_tmp, port, **RUNNER_ENV).start()
+    killed = n3d(short_dir, port, **RUNNER_ENV).start()
     serve = await killed.running()
     await anyio.to_thread.run_sync(load_model, port)
     orphans = [p.pid for p in group_members(serve)]
@@ -92,7 +86,7 @@ async def test_after_n3d_is_sigkilled_the_next_run_cleans_the_orphans(
     assert await killed.exit_code() == -signal.SIGKILL
     assert (killed.runtime / "ollama.pid").exists()
     assert any(not gone(pid) for pid in orphans)  # left behind, as after a real SIGKILL
-    after = n3d(short_tmp, port).start()
+    after = n3d(short_dir, port).start()
     fresh = await after.running()
     assert fresh != serve and all(gone(pid) for pid in orphans)
     found = after.events("orphan.found")
@@ -102,14 +96,14 @@ async def test_after_n3d_is_sigkilled_the_next_run_cleans_the_orphans(
 
 
 async def test_sd_notify_ready_status_watchdog_reloading_stopping(
-    short_tmp: Path, n3d: MakeN3d
+    short_dir: Path, n3d: MakeN3d
 ) -> None:
     port = free_port()
-    address = str(short_tmp / "notify")
+    address = str(short_dir / "notify")
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
         sock.bind(address)
         sock.setblocking(False)
-        daemon = n3d(short_tmp, port, NOTIFY_SOCKET=address, WATCHDOG_USEC="200000").start()
+        daemon = n3d(short_dir, port, NOTIFY_SOCKET=address, WATCHDOG_USEC="200000").start()
         await daemon.running()
         received: list[str] = []
 

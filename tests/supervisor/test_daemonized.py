@@ -23,7 +23,6 @@ from .helpers import (
     until,
 )
 
-pytestmark = pytest.mark.anyio
 S = ServerState
 
 # Forks the simulator into a session of its own (as a double fork does) and exits 0.
@@ -33,6 +32,8 @@ FORKS_AWAY = (
     "import subprocess, sys; subprocess.Popen([sys.executable, '-m', 'n3d.sim', 'serve'], "
     "start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)",
 )
+
+pytestmark = pytest.mark.slow
 # `ollama serve &` in a shell script: the server stays in the group; the script exits 0.
 BACKGROUNDS = ("/bin/sh", "-c", f"{sys.executable} -m n3d.sim serve >/dev/null 2>&1 & exit 0")
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import anyio
-import pytest
 
+from n3d.api.methods import health_result
 from n3d.errors import OllamaError
 from n3d.metrics import REGISTRY
 from n3d.supervisor.health import HealthChecker
-
-pytestmark = pytest.mark.anyio
 
 
 class FakeClock:
@@ -62,7 +60,8 @@ async def test_within_the_interval_the_cached_result_comes_with_its_age() -> Non
     clock.now += 12.5
     second = await checker.check()
     assert not first.cached and second.cached and second.age_s == 12.5
-    assert second.as_dict()["age_s"] == 12.5 and second.as_dict()["latency_ms"] == 4.0
+    shown = health_result(second, None)
+    assert shown["age_s"] == 12.5 and shown["latency_ms"] == 4.0
     clock.now += 17.5  # the interval is over: probe again
     third = await checker.check()
     assert not third.cached and probe.calls == 2
@@ -82,7 +81,7 @@ async def test_a_failed_probe_is_reported_with_its_kind() -> None:
     probe.fail = OllamaError.unreachable("http://127.0.0.1:1")
     probe.gate.set()
     report = await HealthChecker(probe, interval_s=30, timeout_s=5).check()
-    data = report.as_dict()
+    data = health_result(report, None)
     assert not report.ok and data["error_kind"] == "ollama_unreachable"
     assert data["latency_ms"] is None and "Could not reach" in data["error"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,7 +28,6 @@ from n3d.supervisor.process import INSTANCE_VAR, group_members
 
 from .helpers import RUNNER_ENV, SIM, answers, eventually, free_port, load_model
 
-pytestmark = pytest.mark.anyio
 Foreign = Callable[..., subprocess.Popen[bytes]]
 TOKEN = "5eed" * 8  # an N3D_INSTANCE marker, as open_ollama makes them
 
@@ -52,6 +52,7 @@ async def serving_with_a_runner(
     return serve.pid, runners[0]
 
 
+@pytest.mark.slow
 async def test_an_orphaned_server_and_its_runners_are_stopped(
     tmp_path: Path, foreign: Foreign
 ) -> None:
@@ -64,6 +65,7 @@ async def test_an_orphaned_server_and_its_runners_are_stopped(
     assert group_members(serve) == [] and not pid_file.exists()
 
 
+@pytest.mark.slow
 async def test_runners_of_a_serve_that_died_are_found_by_their_marker(
     tmp_path: Path, foreign: Foreign
 ) -> None:
@@ -88,6 +90,31 @@ async def test_a_reused_pid_is_never_touched(
     write_pid_file(pid_file, record_of(bystander.pid, ("ollama", "serve")))
     assert (await stop_orphans(pid_file, stop_timeout_s=1)).action == "stale"
     assert bystander.poll() is None and not pid_file.exists()
+
+
+@pytest.fixture
+def pathed_bystander(tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated program run from a folder named "ollama" (a virtualenv's, say)."""
+    home = tmp_path / "ollama" / "bin"
+    home.mkdir(parents=True)
+    sleeper = home / "sleep"
+    sleeper.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    proc = subprocess.Popen([str(sleeper), "60"], start_new_session=True)
+    yield proc
+    proc.kill()
+    proc.wait(10)
+
+
+async def test_a_process_whose_path_merely_mentions_ollama_is_not_taken_for_serve(
+    tmp_path: Path, pathed_bystander: subprocess.Popen[bytes]
+) -> None:
+    # Found on a machine whose worktree was /work/wt/ollama: an old-format pid file
+    # (no marker) whose pid and create time match must still not make a program whose
+    # path mentions "ollama" serve; only the program's own name counts.
+    pid_file = tmp_path / "ollama.pid"
+    write_pid_file(pid_file, record_of(pathed_bystander.pid, ("ollama", "serve")))
+    assert (await stop_orphans(pid_file, stop_timeout_s=1)).action == "stale"
+    assert pathed_bystander.poll() is None
 
 
 async def test_a_missing_or_foreign_pid_file_changes_nothing(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from n3d.metrics import REGISTRY
 from n3d.supervisor.output import BURST, RATE_PER_S, OutputLimiter
-from n3d.supervisor.process import open_ollama
+from n3d.supervisor.spawn import open_ollama
 
 from .helpers import JsonLogs
 
@@ -53,7 +53,6 @@ def test_the_limit_leaves_most_of_journalds_budget_to_n3d() -> None:
     assert BURST + 30 * RATE_PER_S <= 10_000 / 2
 
 
-@pytest.mark.anyio
 @pytest.mark.slow
 async def test_a_chatty_child_is_drained_and_only_a_bounded_number_of_lines_logged(
     json_logs: JsonLogs, pgids: list[int]

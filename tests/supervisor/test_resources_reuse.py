@@ -16,7 +16,7 @@ from n3d.supervisor import supervisor as supervisor_module
 
 from .helpers import free_port, make, supervising, until
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.slow
 
 
 async def test_resources_are_reused_while_fresh_and_measured_again_after(

@@ -12,12 +12,10 @@ from pathlib import Path
 import pytest
 
 from n3d.state import ServerState
-from n3d.supervisor.process import open_ollama
-from n3d.supervisor.spawn import SpawnFailed
+from n3d.supervisor.spawn import SpawnFailed, open_ollama
 
 from .helpers import SIM, free_port, make, states, supervising, until
 
-pytestmark = pytest.mark.anyio
 S = ServerState
 
 
@@ -100,6 +98,7 @@ async def test_an_executable_held_open_for_writing_is_a_spawn_failure_worth_retr
     assert caught.value.failure.retryable and caught.value.failure.errno_name == "ETXTBSY"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["ENOEXEC", "ELOOP"])
 async def test_a_command_that_cannot_run_goes_fatal_at_once_with_the_reason(
     tmp_path: Path, pgids: list[int], kind: str
@@ -114,6 +113,7 @@ async def test_a_command_that_cannot_run_goes_fatal_at_once_with_the_reason(
         assert (await sup.start()).state is S.RUNNING
 
 
+@pytest.mark.slow
 async def test_an_executable_being_rewritten_backs_off_and_starts_once_it_is_free(
     tmp_path: Path, pgids: list[int]
 ) -> None:

@@ -13,11 +13,11 @@ from pathlib import Path
 import anyio
 import pytest
 
+from n3d.api.faults import code_of
 from n3d.errors import NotManaged
 from n3d.metrics import REGISTRY
 from n3d.state import ServerState
 from n3d.supervisor.process import group_members
-from n3d.supervisor.supervisor import Supervisor
 
 from .helpers import (
     RUNNER_ENV,
@@ -34,10 +34,12 @@ from .helpers import (
     sim_env,
     states,
     supervising,
+    supervisor_for,
     until,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.slow
+
 Foreign = Callable[..., subprocess.Popen[bytes]]
 S = ServerState
 
@@ -51,7 +53,7 @@ async def test_start_is_healthy_only_once_head_answers_after_the_slow_start(
         snap = await until(sup, S.RUNNING)
         took = time.monotonic() - began
         assert states(sup) == ["starting", "running"]
-        assert 1.0 <= took < 8.0, took  # the ready delay, plus the simulator's start-up
+        assert took >= 1.0, took  # not before the ready delay (until() is the deadline)
         assert snap.owned and snap.pid is not None
         await eventually(lambda: sup.snapshot.version == "0.13.5")
         assert os.getpgid(snap.pid) == snap.pid != os.getpgid(0)
@@ -119,18 +121,14 @@ async def test_a_hung_server_is_degraded_then_killed_and_restarted(
     async with supervising(sup, pgids):
         first = await until(sup, S.RUNNING)
         set_faults(home, hang=True)
-        hung_at = time.monotonic()
-        await until(sup, S.DEGRADED)
-        await until(sup, S.STOPPING)
+        # failures_before_restart × interval + health_timeout: about 1 s here. Deadlines,
+        # not measurements: ten times that, and far below the 30 s of a default interval.
+        with anyio.fail_after(10):
+            await until(sup, S.DEGRADED)
+            await until(sup, S.STOPPING)
         set_faults(home)  # the next server answers again
-        stopping_after = time.monotonic() - hung_at
-        with anyio.fail_after(20):
+        with anyio.fail_after(20):  # plus stop_timeout and a new start
             await sup.wait_for(lambda s: s.state is S.RUNNING and s.pid != first.pid)
-        restarted_after = time.monotonic() - hung_at
-        s, interval = sup.settings.server, sup.settings.ollama.health_check_interval_s
-        bound = s.failures_before_restart * interval + s.health_timeout_s + 0.2
-        assert stopping_after < bound + 1.0, (stopping_after, bound)  # 0.1 s fault polling
-        assert restarted_after < bound + s.stop_timeout_s + 8.0  # plus a new start
         assert "health checks failed in a row" in sup.store.history[-4].reason
         assert states(sup)[-5:] == ["degraded", "stopping", "backoff", "starting", "running"]
 
@@ -177,10 +175,11 @@ async def test_a_child_that_ignores_sigterm_is_killed_after_stop_timeout(
         assert snap.pid is not None
         await eventually(lambda: len(group_members(snap.pid)) == 2)
         began = time.monotonic()
-        stopped = await sup.stop()
+        with anyio.fail_after(30):  # a deadline, not a measurement: SIGKILL came, no hang
+            stopped = await sup.stop()
         took = time.monotonic() - began
         assert stopped.state is S.STOPPED and stopped.last_exit == "signal SIGKILL"
-        assert sup.settings.server.stop_timeout_s <= took < sup.settings.server.stop_timeout_s + 3
+        assert took >= sup.settings.server.stop_timeout_s  # SIGTERM had its time first
         assert group_members(snap.pid) == []
 
 
@@ -248,7 +247,7 @@ async def test_external_mode_never_starts_or_stops(
         for command in (sup.start, sup.stop, sup.restart):
             with pytest.raises(NotManaged) as caught:
                 await command()
-            assert caught.value.code == 1006
+            assert code_of(caught.value) == 1006
         other = foreign(tmp_path / "other", port)
         snap = await until(sup, S.EXTERNAL)
         assert not snap.owned and sup.process is None
@@ -261,7 +260,7 @@ async def test_hundred_concurrent_health_requests_cause_one_http_probe(
     port = free_port()
     home = tmp_path / "home"
     settings = settings_for(tmp_path, port, ollama={"health_check_interval": 30})
-    sup = Supervisor(settings, command=SIM, environ=sim_env(home, port))
+    sup = supervisor_for(settings, command=SIM, environ=sim_env(home, port))
     async with supervising(sup, pgids):
         await until(sup, S.RUNNING)
         sup.health.forget()  # start from an empty cache, as after the interval

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from n3d.config.reload import plan_reload
 from n3d.state import ServerState
+from n3d.supervisor.groups import VERIFY_S
 from n3d.supervisor.process import OllamaProcess, Resources
 from n3d.supervisor.supervisor import Supervisor
 
@@ -30,10 +30,10 @@ from .helpers import (
     sim_env,
     states,
     supervising,
+    supervisor_for,
     until,
 )
 
-pytestmark = pytest.mark.anyio
 S = ServerState
 
 # A serve whose grandchild, in a session of its own, keeps serve's stdout open after
@@ -81,6 +81,7 @@ def in_the_gap(sup: Supervisor) -> bool:
     return child is not None and child.stop_report is not None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", [S.STARTING, S.RUNNING])
 async def test_restart_just_after_the_child_ended_starts_again(
     tmp_path: Path, pgids: list[int], grandchildren: Path, phase: ServerState
@@ -101,20 +102,21 @@ async def test_restart_just_after_the_child_ended_starts_again(
         assert (await sup.stop()).state is S.STOPPED
 
 
+@pytest.mark.slow
 async def test_stop_just_after_the_child_ended_ends_stopped(
     tmp_path: Path, pgids: list[int], grandchildren: Path
 ) -> None:
     sup = leaky(tmp_path, grandchildren, exit_at_once=True)
     async with supervising(sup, pgids):
         await eventually(lambda: in_the_gap(sup))
-        began = time.monotonic()
-        stopped = await sup.stop()  # used to wait its whole timeout and stay "starting"
+        with anyio.fail_after(30):  # a deadline, not a measurement
+            stopped = await sup.stop()  # used to wait its whole timeout and stay "starting"
         assert stopped.state is S.STOPPED and stopped.pid is None
         assert states(sup)[-2:] == ["stopping", "stopped"]
-        assert time.monotonic() - began < sup.settings.server.stop_timeout_s + 3
         assert (await sup.start()).state in (S.BACKOFF, S.FATAL)  # and it starts again
 
 
+@pytest.mark.slow
 async def test_cancelled_just_after_the_child_ended_ends_stopped(
     tmp_path: Path, pgids: list[int], grandchildren: Path
 ) -> None:
@@ -142,6 +144,7 @@ async def test_settling_a_state_that_still_claims_a_child_goes_through_stopping(
     assert states(sup)[-2:] == ["stopping", "stopped"] and sup.snapshot.state is S.STOPPED
 
 
+@pytest.mark.slow
 async def test_a_reload_keeps_mode_and_base_url_until_n3d_restarts(
     tmp_path: Path, pgids: list[int]
 ) -> None:
@@ -169,6 +172,7 @@ async def test_a_reload_keeps_mode_and_base_url_until_n3d_restarts(
         assert (await sup.restart()).state is S.RUNNING and answers(port)
 
 
+@pytest.mark.slow
 async def test_resources_are_measured_off_the_event_loop(
     tmp_path: Path, pgids: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -191,6 +195,7 @@ async def test_resources_are_measured_off_the_event_loop(
         assert len(callers) >= 2 and loop_thread not in callers
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(30, method="thread")
 @pytest.mark.usefixtures("wait_never_returns")
 async def test_a_server_that_never_exits_after_sigkill_does_not_hold_the_stop(
@@ -200,21 +205,20 @@ async def test_a_server_that_never_exits_after_sigkill_does_not_hold_the_stop(
     settings = settings_for(tmp_path, port, server={"mode": "managed", "stop_timeout": 0.5})
     sleeper = (sys.executable, "-c", "import time; time.sleep(60)")
     home = tmp_path / "home"
-    sup = Supervisor(settings, command=sleeper, runtime_dir=home / "run",
-                     environ=sim_env(home, port))
+    sup = supervisor_for(settings, command=sleeper, runtime_dir=home / "run",
+                         environ=sim_env(home, port))
     pid_file = home / "run" / "ollama.pid"
     async with anyio.create_task_group() as tg:
         await tg.start(sup.run)
         child = await eventually(lambda: sup.process)
         pgids.append(child.pgid)
-        began = time.monotonic()
-        with anyio.fail_after(10):
+        # Bounded by stop_timeout + 2 × VERIFY_S (4.5 s); the deadline is generous so that
+        # a busy machine cannot break it, and far below forever.
+        with anyio.fail_after(0.5 + 2 * VERIFY_S + 20):
             stopped = await sup.shutdown()
-        took = time.monotonic() - began
         tg.cancel_scope.cancel()
     assert stopped.state is S.STOPPED and stopped.pid is None
     assert stopped.last_exit == "did not exit after SIGKILL (abandoned)"
-    assert took < 0.5 + 2 * 2.0 + 2.0, took  # stop_timeout, verification, slack
     unkillable = [e for e in json_logs.events() if e["event"] == "ollama.unkillable"]
     assert len(unkillable) == 1 and unkillable[0]["pid"] == child.pid
     assert unkillable[0]["level"] == "error"

@@ -2,6 +2,7 @@
 
 The table the server dispatches on is the only source: a method added there is
 described here, with its params' names, JSON types, required flags and summaries.
+The errors are the rows of the one error→code table, :data:`n3d.api.faults.CODES`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from n3d import __version__
-from n3d.errors import OllamaError, StateNotSaved
+from n3d.api.faults import CODES
 from n3d.rpc.dispatch import MethodTable
 
 __all__ = ["openrpc_document"]
@@ -22,12 +23,15 @@ def _schema(type_names: list[str]) -> dict[str, Any]:
 
 
 def _errors() -> dict[str, dict[str, Any]]:
-    """OpenRPC Components.errors: a map of Error objects, keyed by `data.kind`."""
+    """OpenRPC Components.errors: a map of Error objects, keyed by `data.kind`.
+
+    A kind listed twice (a base class and its subclass) is described by its first row.
+    """
     errors: dict[str, dict[str, Any]] = {}
-    coded: list[type[OllamaError] | type[StateNotSaved]] = [*OllamaError.__subclasses__()]
-    for cls in sorted([*coded, StateNotSaved], key=lambda c: c.code):
-        summary = (cls.__doc__ or cls.kind).strip().splitlines()[0]
-        errors[cls.kind] = {"code": cls.code, "message": summary, "data": {"kind": cls.kind}}
+    for cls, code in sorted(CODES.items(), key=lambda row: row[1]):
+        if cls.kind not in errors:
+            summary = (cls.__doc__ or cls.kind).strip().splitlines()[0]
+            errors[cls.kind] = {"code": code, "message": summary, "data": {"kind": cls.kind}}
     return errors
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from n3d.config import load_settings
 from n3d.errors import ConfigError, ServiceError
 from n3d.service import units as service
-from n3d.service.units import LABEL, Platform, ServiceFile
+from n3d.service.render import LABEL, Platform, ServiceFile, current_platform, launchd_log_dir
 
 __all__ = ["add_service_commands", "run_service"]
 
@@ -81,7 +81,7 @@ def run_service(args: argparse.Namespace, *, env: Mapping[str, str] | None = Non
     """Run the `service` action in `args`; environment from `env` (default os.environ)."""
     e: Mapping[str, str] = os.environ if env is None else env
     try:
-        platform: Platform = args.platform or service.current_platform()
+        platform: Platform = args.platform or current_platform()
         if args.service_command == "uninstall":
             return _uninstall(platform, e)
         if args.socket and platform != "linux":
@@ -169,7 +169,7 @@ def _linux_next(*, socket: bool) -> None:
 
 
 def _make_log_dir(home: Path) -> None:
-    log = service.launchd_log_dir(home)
+    log = launchd_log_dir(home)
     try:
         # launchd opens the log files but does not create their directory.
         log.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -186,7 +186,7 @@ def _macos_next(plist: Path, home: Path, *, reload: bool) -> None:
         "\nCheck it, restart it, and read its logs (one JSON object per line):\n"
         f"  launchctl print {target}\n"
         f"  launchctl kickstart -k {target}\n"
-        f"  tail -F {service.launchd_log_dir(home) / 'n3d.log'} | jq"
+        f"  tail -F {launchd_log_dir(home) / 'n3d.log'} | jq"
     )
 
 

@@ -14,17 +14,19 @@ waiting :meth:`AsyncConnection.call` sends ``$/cancelRequest`` so the daemon
 stops the work too. Errors are the ones of :mod:`n3d.client`: RpcError for a
 JSON-RPC error, DaemonUnreachable (and subclasses) when there is no answer, and
 its subclass UntrustedSocket for a socket that is not n3d's to trust (the same
-checks as the synchronous client, made before a byte is sent).
+checks as the synchronous client, made before a byte is sent). A connection n3d
+closed after saying why (evicted while idle at ``max_connections``) makes every
+later call raise ClosedByDaemon with n3d's message.
+
+Like :mod:`n3d.client`, this is :class:`n3d.jsonrpc.session.ClientSession` plus
+a socket: one task reads and feeds the session, calls write.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
 import os
-import socket
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,30 +34,15 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from n3d.client import (
-    ConnectionLost,
-    DaemonNotRunning,
-    RpcError,
-    UntrustedSocket,
-    _connect_error,
-    check_peer,
-    check_socket_dir,
-    moved_socket,
-)
-from n3d.paths import socket_path
+from n3d.client.dial import Dialer
+from n3d.errors import DaemonUnreachable, N3dError
+from n3d.jsonrpc.session import ClientSession
 
 __all__ = ["AsyncConnection", "connect"]
 
 ProgressCallback = Callable[[dict[str, Any]], object]
 _NOTIFICATION_BUFFER = 1024  # beyond this, unread notifications are dropped (newest first)
-
-
-class _Pending:
-    __slots__ = ("done", "message")
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.message: dict[str, Any] | None = None
+_READ_BYTES = 65536
 
 
 class AsyncConnection:
@@ -64,11 +51,8 @@ class AsyncConnection:
     def __init__(self, path: Path, stream: anyio.abc.SocketStream) -> None:
         self.path = path
         self._stream = stream
-        self._ids = itertools.count(1)
-        self._pending: dict[int, _Pending] = {}
-        self._progress: dict[str, ProgressCallback] = {}
+        self._session = ClientSession(str(path), token_prefix="n3d-async")
         self._send_lock = anyio.Lock()
-        self._lost: str | None = None
         self.dropped_notifications = 0
         send, receive = anyio.create_memory_object_stream[tuple[str, Any]](_NOTIFICATION_BUFFER)
         self._note_send: MemoryObjectSendStream[tuple[str, Any]] = send
@@ -82,123 +66,68 @@ class AsyncConnection:
         progress: ProgressCallback | None = None,
     ) -> Any:
         """Call ``method``; ``progress`` gets each ``$/progress`` value of this call."""
-        request_id = next(self._ids)
-        token = f"n3d-async-{request_id}"
-        if progress is not None:
-            if isinstance(params, list):
-                raise ValueError("progress needs named params (a mapping), not a list")
-            params = {**(params or {}), "workDoneToken": token}
-            self._progress[token] = progress
-        pending = self._pending[request_id] = _Pending()
+        answered = anyio.Event()
+        call, request = self._session.call(
+            method, params, progress=progress, on_done=answered.set
+        )
         try:
-            await self._send(
-                {"jsonrpc": "2.0", "method": method, "params": params, "id": request_id}
-            )
-            try:
-                await pending.done.wait()
-            except anyio.get_cancelled_exc_class():
-                with anyio.move_on_after(1, shield=True):
-                    await self.notify("$/cancelRequest", {"id": request_id})
-                raise
-        finally:
-            self._pending.pop(request_id, None)
-            self._progress.pop(token, None)
-        message = pending.message
-        if message is None:
-            raise ConnectionLost(self.path, self._lost or "the daemon closed the connection")
-        if "error" in message:
-            err = message["error"]
-            raise RpcError(err.get("code", 0), err.get("message", ""), err.get("data"))
-        return message.get("result")
+            await self._send(request)
+        except BaseException:
+            self._session.cancel(call)
+            raise
+        try:
+            await answered.wait()
+        except anyio.get_cancelled_exc_class():
+            cancel = self._session.cancel(call)
+            if cancel is not None:
+                # Shielded and bounded; a lost connection is no news to a cancelled caller.
+                with anyio.move_on_after(1, shield=True), suppress(N3dError):
+                    await self._send(cancel)
+            raise
+        return call.result()
 
     async def notify(
         self, method: str, params: Mapping[str, Any] | list[Any] | None = None
     ) -> None:
-        await self._send({"jsonrpc": "2.0", "method": method, "params": params})
+        await self._send(self._session.notify(method, params))
 
     async def notifications(self) -> AsyncIterator[tuple[str, Any]]:
         """``(method, params)`` of each server notification (events, unclaimed progress)."""
         async for item in self._note_receive:
             yield item
 
-    async def _send(self, message: dict[str, Any]) -> None:
-        if self._lost is not None:
-            raise ConnectionLost(self.path, self._lost)
-        if message.get("params") is None:
-            message.pop("params", None)
-        data = json.dumps(message, separators=(",", ":")).encode() + b"\n"
+    async def _send(self, data: bytes) -> None:
         try:
             async with self._send_lock:
                 await self._stream.send(data)
         except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
-            raise ConnectionLost(self.path, f"connection lost ({exc})") from exc
+            raise self._session.lost(f"connection lost ({exc})") from exc
 
     async def _read_loop(self) -> None:
-        buffer = bytearray()
         try:
             while True:
-                buffer += await self._stream.receive(65536)
-                *lines, rest = buffer.split(b"\n")
-                buffer = bytearray(rest)
-                for line in lines:
-                    if line.strip():
-                        self._dispatch(json.loads(line))
+                data = await self._stream.receive(_READ_BYTES)
+                for note in self._session.feed(data):
+                    try:
+                        self._note_send.send_nowait(note)
+                    except anyio.WouldBlock:
+                        self.dropped_notifications += 1
         except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
-            self._lost = "the daemon closed the connection"
-        except ValueError:
-            self._lost = "unreadable reply from the daemon"
+            pass
+        except DaemonUnreachable:
+            pass  # a reply that could not be read: the session has ended
         finally:
+            self._session.lost("the daemon closed the connection")  # wakes every waiting call
             self._note_send.close()
-            for pending in self._pending.values():
-                pending.done.set()
-
-    def _dispatch(self, message: Any) -> None:
-        if not isinstance(message, dict):
-            return
-        method = message.get("method")
-        if method is None:
-            pending = self._pending.get(message.get("id"))  # type: ignore[arg-type]
-            if pending is not None:
-                pending.message = message
-                pending.done.set()
-            return
-        params = message.get("params")
-        if method == "$/progress" and isinstance(params, dict):
-            callback = self._progress.get(params.get("token"))  # type: ignore[arg-type]
-            if callback is not None:
-                callback(params.get("value", {}))
-                return
-        try:
-            self._note_send.send_nowait((method, params))
-        except anyio.WouldBlock:
-            self.dropped_notifications += 1
 
 
-async def _open_stream(path: Path, timeout_s: float) -> anyio.abc.SocketStream:
+async def _open_stream(path: str | None, timeout_s: float) -> tuple[Path, anyio.abc.SocketStream]:
     # A stdlib socket wrapped as an asyncio-transport stream rather than
     # anyio.connect_unix: see n3d.rpc.server for the cancellation race this avoids.
-    check_socket_dir(str(path))
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    deadline = anyio.current_time() + timeout_s
-    try:
-        while True:
-            try:
-                sock.connect(str(path))
-                break
-            except BlockingIOError:
-                if anyio.current_time() >= deadline:
-                    raise TimeoutError("the daemon's connection backlog stayed full") from None
-                await anyio.sleep(0.01)
-    except OSError as exc:
-        sock.close()
-        raise _connect_error(str(path), exc) from exc
-    try:
-        check_peer(sock, str(path))
-    except UntrustedSocket:
-        sock.close()
-        raise
-    return await anyio.abc.SocketStream.from_socket(sock)
+    dialer = Dialer(path, timeout_s, blocking=False)
+    while (pause := dialer.attempt()) is not None:  # noqa: ASYNC110 - no event says a backlog drained
+        await anyio.sleep(pause)
+    return Path(dialer.path), await anyio.abc.SocketStream.from_socket(dialer.take())
 
 
 @asynccontextmanager
@@ -211,15 +140,7 @@ async def connect(
     with EAGAIN at once, so they are retried until then); calls have no timeout of
     their own: wrap them in ``anyio.fail_after``.
     """
-    where = Path(path if path is not None else socket_path("", os.environ))
-    try:
-        stream = await _open_stream(where, timeout_s)
-    except DaemonNotRunning:
-        moved = moved_socket(str(where), explicit=path is not None)
-        if not moved:
-            raise
-        where = Path(moved)
-        stream = await _open_stream(where, timeout_s)
+    where, stream = await _open_stream(os.fspath(path) if path is not None else None, timeout_s)
     async with stream, anyio.create_task_group() as tg:
         conn = AsyncConnection(where, stream)
         tg.start_soon(conn._read_loop)

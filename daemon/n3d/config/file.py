@@ -93,9 +93,6 @@ _SECTION_NOTES = {
 # Where Ollama answers, first that is set wins: base_url here, then the
 # NAMEL3SS_OLLAMA_BASE_URL variable, then host/port here, then OLLAMA_HOST, then
 # http://127.0.0.1:11434. They are left unset so that the environment still counts.
-# base_url = "http://127.0.0.1:11434"
-# host = "127.0.0.1"
-# port = 11434
 """,
     "server": """\
 # mode: auto     adopt a server that already answers, else start one
@@ -115,9 +112,10 @@ _SECTION_NOTES = {
 def default_toml() -> str:
     """The whole default config file: every key at its default, with comments.
 
-    The values are written by tomli-w; comment lines are inserted around them,
-    and the unset base-URL keys appear only as comments, so that the text parses
-    back to exactly the defaults.
+    The values are written by tomli-w; comment lines are inserted around them
+    (each key's ``doc``, each section's note), and the unset keys appear only as
+    their ``example`` commented out under the section's note, so that the text
+    parses back to exactly the defaults.
     """
     doc = {
         section: {name: key.default for name, key in keys.items() if key.default is not None}
@@ -134,6 +132,11 @@ def default_toml() -> str:
             out.append(line)
             if note := _SECTION_NOTES.get(section):
                 out.append(note.rstrip("\n"))
+            out += [
+                "# " + tomli_w.dumps({name: key.example}).rstrip("\n")
+                for name, key in SCHEMA.get(section, {}).items()
+                if key.default is None
+            ]
             continue
         assign = _ASSIGN.match(line)
         keys = SCHEMA.get(section, {})

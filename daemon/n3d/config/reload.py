@@ -10,13 +10,11 @@ the file (SIGHUP or `config.reload`) and returns a :class:`ReloadPlan`:
 - ``changed``: the dotted keys whose running value changes now;
 - ``needs_restart``: the keys whose new value waits for a restart of n3d.
 
-Keys that wait for a restart of n3d, and why:
-
-- ``ollama.base_url`` (with ``host`` and ``port``, which are read from it): the
-  health probe, the model client and the child's ``OLLAMA_HOST`` were all built
-  for one address, and moving them one by one would split them;
-- ``server.mode``: it decides the whole lifecycle (adopt, own, or only watch);
-- ``socket.path``: the socket is bound once, before anything starts.
+The keys that wait for a restart of n3d are those marked ``live=False`` in
+:data:`n3d.config.schema.SCHEMA`, with a comment there saying why: ``ollama.base_url``
+(with ``host`` and ``port``, which are part of it), ``server.mode`` and
+``socket.path``. A kept key keeps every field it lands on and its source (and its
+parts' sources).
 
 Every other key applies at once, and the daemon hands ``effective`` to every part
 (docs/behavior.md, "Reload"): the supervisor (health timings, restart policy,
@@ -36,17 +34,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from n3d.config.schema import SCHEMA, with_parts
 from n3d.config.settings import Settings
 
 __all__ = ["RESTART_KEYS", "ReloadPlan", "plan_reload"]
 
-RESTART_KEYS = ("ollama.base_url", "server.mode", "socket.path")
-# The sources of a kept key: base_url's source is also host's and port's.
-_KEPT_SOURCES = {
-    "ollama.base_url": ("ollama.base_url", "ollama.host", "ollama.port"),
-    "server.mode": ("server.mode",),
-    "socket.path": ("socket.path",),
-}
+# Dotted keys whose new value waits for a restart of n3d, in file order.
+RESTART_KEYS = tuple(
+    f"{section}.{name}"
+    for section, keys in SCHEMA.items()
+    for name, key in keys.items()
+    if not key.live
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,31 +59,34 @@ class ReloadPlan:
 
 def plan_reload(running: Settings, new: Settings) -> ReloadPlan:
     """The settings to run after reading ``new`` from the file while ``running`` runs."""
-    waiting = tuple(
-        key
-        for key, now, wanted in (
-            ("ollama.base_url", running.ollama.base_url, new.ollama.base_url),
-            ("server.mode", running.server.mode, new.server.mode),
-            ("socket.path", running.socket.path, new.socket.path),
-        )
-        if now != wanted
-    )
+    waiting = tuple(key for key in RESTART_KEYS if _kept(running, key) != _kept(new, key))
     sources = dict(new.sources)
+    kept: dict[str, dict[str, Any]] = {}
     for key in RESTART_KEYS:
-        for name in _KEPT_SOURCES[key]:
+        for name in with_parts(key):
             if name in running.sources:
                 sources[name] = running.sources[name]
+        section = key.partition(".")[0]
+        kept.setdefault(section, {}).update(_kept(running, key))
     effective = dataclasses.replace(
         new,
-        ollama=dataclasses.replace(new.ollama, base_url=running.ollama.base_url),
-        server=dataclasses.replace(new.server, mode=running.server.mode),
-        socket=dataclasses.replace(new.socket, path=running.socket.path),
+        **{
+            section: dataclasses.replace(getattr(new, section), **fields)
+            for section, fields in kept.items()
+        },
         sources=sources,
         pending_restart=waiting,
     )
     before, after = _flat(running.as_dict()), _flat(effective.as_dict())
     changed = tuple(key for key, value in after.items() if before.get(key) != value)
     return ReloadPlan(effective, changed, waiting)
+
+
+def _kept(settings: Settings, dotted: str) -> dict[str, Any]:
+    """The values of the fields `dotted` lands on, by field name."""
+    section, _, name = dotted.partition(".")
+    values = getattr(settings, section)
+    return {attr: getattr(values, attr) for attr in SCHEMA[section][name].fields}
 
 
 def _flat(values: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

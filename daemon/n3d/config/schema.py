@@ -1,7 +1,14 @@
-"""Every key of the n3d config file: its default, its check and a one-line meaning.
+"""Every key of the n3d config file, spelled once: default, check, meaning, where it lands.
 
-`SCHEMA[section][key]` is the one description that the loader, `n3d config init`
-and docs/configuration.md agree on; the order here is the order of the file.
+`SCHEMA[section][key]` is the one description that the loader, the settings it
+builds (:func:`n3d.config.settings.load_settings`), what `n3d config show` and
+`config.get` show (``Settings.as_dict``), `n3d config init` (`default_toml`), the
+reload plan (which keys wait for a restart) and docs/configuration.md agree on;
+the order here is the order of the file. Adding a key means one ``Key`` here,
+one typed field on its section's settings dataclass, and its row in the docs;
+tests/config/test_config_schema.py fails when any of the three is missing.
+
+How a key names where its value lands is told in :mod:`n3d.config.key`.
 
 Keys whose default is ``None`` are *unset* by default: `ollama.base_url`, `host`
 and `port` take part in the base-URL resolution only when written, so that
@@ -11,11 +18,9 @@ and `port` take part in the base-URL resolution only when written, so that
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from n3d.config.checks import (
-    Check,
     Invalid,
     base_url,
     boolean,
@@ -26,41 +31,29 @@ from n3d.config.checks import (
     env_table,
     host,
     integer,
-    keep_alive,
     model_list,
     model_name,
-    seconds,
     text,
 )
+from n3d.config.durations import keep_alive, keep_alive_seconds, seconds
+from n3d.config.key import Key, make_section
+from n3d.config.url import DEFAULT_BASE_URL, url_host, url_port
 from n3d.errors import ConfigError
+from n3d.redact import redact_url
 
 __all__ = [
     "FLOOR_S",
     "SCHEMA",
     "WARM_KEEP_ALIVE_FLOOR_S",
     "ErrorAt",
-    "Key",
     "check_document",
     "check_relations",
     "defaults",
+    "with_parts",
 ]
 
 ErrorAt = Callable[[str, str], ConfigError]
 """Builds the error for a dotted key and a message (the caller knows file and line)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Key:
-    """One config key: TOML default (None = unset), check, and a comment for the file."""
-
-    default: Any
-    check: Check
-    doc: str
-
-
-def _section(**keys: Key) -> dict[str, Key]:
-    return dict(keys)
-
 
 # Each key's floor is written once, below. DESIGN.md: "Every number has a sane floor:
 # an interval or timeout below 0.05 s, or a keep-alive that Ollama would round to 0,
@@ -72,24 +65,57 @@ WARM_KEEP_ALIVE_FLOOR_S = 1.0
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
-    "ollama": _section(
-        base_url=Key(None, base_url, "full URL of Ollama; wins over everything else"),
-        host=Key(None, host, "with port, when no base_url is set"),
-        port=Key(None, integer(1, 65535, "a port number"), "with host, when no base_url is set"),
+    "ollama": make_section(
+        base_url=Key(
+            None,
+            base_url,
+            "full URL of Ollama; wins over everything else",
+            example=DEFAULT_BASE_URL,
+            show=redact_url,  # shown, never used to connect
+            # The health probe, the model client and the child's OLLAMA_HOST were all
+            # built for one address, and moving them one by one would split them.
+            live=False,
+        ),
+        host=Key(
+            None,
+            host,
+            "with port, when no base_url is set",
+            example="127.0.0.1",
+            part_of="base_url",
+            show=url_host,
+        ),
+        port=Key(
+            None,
+            integer(1, 65535, "a port number"),
+            "with host, when no base_url is set",
+            example=11434,
+            part_of="base_url",
+            show=url_port,
+        ),
         auto_pull_model=Key(False, boolean, "pull a missing model on models.ensure / warm"),
         model_cache_ttl=Key(
-            60, seconds(FLOOR_S, zero_ok=True), "seconds a model-availability answer is reused"
+            60,
+            seconds(FLOOR_S, zero_ok=True),
+            "seconds a model-availability answer is reused",
+            attr="model_cache_ttl_s",
         ),
         health_check_interval=Key(
-            30, seconds(FLOOR_S), "seconds: health check period and throttle window"
+            30,
+            seconds(FLOOR_S),
+            "seconds: health check period and throttle window",
+            attr="health_check_interval_s",
         ),
         pull_timeout=Key(
-            600, seconds(FLOOR_S), "seconds without pull progress before a pull fails"
+            600,
+            seconds(FLOOR_S),
+            "seconds without pull progress before a pull fails",
+            attr="pull_timeout_s",
         ),
         keep_alive=Key(
             "5m",
             keep_alive(),
             'how long Ollama keeps a model loaded: "5m" or seconds; -1 = forever',
+            parsed=("keep_alive_s", keep_alive_seconds),
         ),
         num_ctx=Key(
             0,
@@ -98,45 +124,79 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
         default_model=Key("llama3:8b", model_name, "the model editors use when they name none"),
     ),
-    "server": _section(
+    "server": make_section(
         mode=Key(
-            "auto", choice("auto", "managed", "external"), "auto | managed | external (see above)"
+            "auto",
+            choice("auto", "managed", "external"),
+            "auto | managed | external (see above)",
+            live=False,  # it decides the whole lifecycle: adopt, own, or only watch
         ),
         command=Key(["ollama", "serve"], command, "how to start Ollama (managed/auto)"),
         env=Key({}, env_table, "extra environment for `ollama serve`"),
-        start_timeout=Key(60, seconds(FLOOR_S), "seconds to the first healthy check"),
-        stop_timeout=Key(10, seconds(FLOOR_S, zero_ok=True), "seconds from SIGTERM to SIGKILL"),
-        health_timeout=Key(5, seconds(FLOOR_S), "seconds one health probe may take"),
+        start_timeout=Key(
+            60, seconds(FLOOR_S), "seconds to the first healthy check", attr="start_timeout_s"
+        ),
+        stop_timeout=Key(
+            10,
+            seconds(FLOOR_S, zero_ok=True),
+            "seconds from SIGTERM to SIGKILL",
+            attr="stop_timeout_s",
+        ),
+        health_timeout=Key(
+            5, seconds(FLOOR_S), "seconds one health probe may take", attr="health_timeout_s"
+        ),
         failures_before_restart=Key(
             3, integer(1, None, "a count"), "failed checks before a restart"
         ),
     ),
-    "restart": _section(
-        backoff_initial=Key(0.5, seconds(FLOOR_S), "seconds before retrying a failed start"),
-        backoff_max=Key(60.0, seconds(FLOOR_S), "the doubling delay stops growing here"),
+    "restart": make_section(
+        backoff_initial=Key(
+            0.5,
+            seconds(FLOOR_S),
+            "seconds before retrying a failed start",
+            attr="backoff_initial_s",
+        ),
+        backoff_max=Key(
+            60.0, seconds(FLOOR_S), "the doubling delay stops growing here", attr="backoff_max_s"
+        ),
         max_failures=Key(5, integer(1, None, "a count"), "failed starts in `window` → fatal"),
-        window=Key(300, seconds(FLOOR_S), "seconds over which failed starts are counted"),
+        window=Key(
+            300, seconds(FLOOR_S), "seconds over which failed starts are counted", attr="window_s"
+        ),
     ),
-    "warm": _section(
+    "warm": make_section(
         models=Key([], model_list, "models kept loaded; re-warmed after eviction"),
         keep_alive=Key(
             -1,
             keep_alive(minimum_s=WARM_KEEP_ALIVE_FLOOR_S),
             "keep_alive sent by warm-up loads; -1 = forever",
+            parsed=("keep_alive_s", keep_alive_seconds),
         ),
     ),
-    "socket": _section(
-        path=Key("", text, '"" = runtime dir / n3d.sock (N3D_SOCKET wins)'),
+    "socket": make_section(
+        path=Key(
+            "",
+            text,
+            '"" = runtime dir / n3d.sock (N3D_SOCKET wins)',
+            live=False,  # the socket is bound once, before anything starts
+        ),
         max_message_bytes=Key(
             1048576, integer(1, None, "a size in bytes"), "largest JSON-RPC message accepted"
         ),
         max_connections=Key(256, integer(1, None, "a count"), "clients connected at once"),
     ),
-    "log": _section(
+    "log": make_section(
         format=Key("auto", choice("auto", "json", "console"), "auto = console on a TTY"),
         level=Key("info", choice("debug", "info", "warning", "error"), "lowest level logged"),
     ),
 }
+
+
+def with_parts(dotted: str) -> tuple[str, ...]:
+    """The dotted key and the keys that are part of it (``ollama.base_url`` → host, port)."""
+    section, _, name = dotted.partition(".")
+    parts = [f"{section}.{n}" for n, key in SCHEMA[section].items() if key.part_of == name]
+    return (dotted, *parts)
 
 
 def defaults() -> dict[str, Any]:

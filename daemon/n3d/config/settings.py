@@ -2,9 +2,10 @@
 
 :func:`load_settings` reads the TOML file once, checks every key against
 :data:`n3d.config.schema.SCHEMA`, resolves the Ollama base URL in DESIGN.md's
-order and returns an immutable :class:`Settings`. ``Settings.sources`` says for
-every key (dotted TOML name, e.g. ``"ollama.model_cache_ttl"``) where its
-effective value came from, in this vocabulary:
+order and returns an immutable :class:`Settings`, each value on the field its key
+names. ``Settings.sources`` says for every key (dotted TOML name, e.g.
+``"ollama.model_cache_ttl"``) where its effective value came from, in this
+vocabulary:
 
     default                  nothing set it
     file:PATH                the key in the config file PATH
@@ -23,18 +24,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from n3d import paths
-from n3d.config.file import default_toml, find_line, read_config
-from n3d.config.schema import SCHEMA, check_document, check_relations, defaults
+from n3d.config.file import find_line, read_config
+from n3d.config.schema import SCHEMA, check_document, check_relations, defaults, with_parts
 from n3d.config.url import DEFAULT, DEFAULT_BASE_URL, resolve_base_url
 from n3d.errors import ConfigError
-from n3d.ollama.duration import parse_keep_alive
-from n3d.redact import redact_url
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "SECTIONS",
     "LogSettings",
     "OllamaSettings",
     "RestartSettings",
@@ -42,11 +41,13 @@ __all__ = [
     "Settings",
     "SocketSettings",
     "WarmSettings",
-    "default_toml",
     "load_settings",
 ]
 
-_URL_KEYS = ("ollama.base_url", "ollama.host", "ollama.port")
+# Each field below is filled from the key of SCHEMA that names it (`Key.attr`, or
+# `Key.parsed` for keep_alive_s). The fields are written out, not generated, so that
+# mypy sees their types; tests/config/test_config_schema.py fails when a field has
+# no key, a key no field, or a field a value of another type.
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,54 +136,29 @@ class Settings:
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """Effective values by section and TOML key, for showing; TOML- and JSON-able.
 
-        Tuples become lists, tables plain dicts, keep_alive stays as configured,
-        and ``base_url`` has its credentials hidden (:func:`n3d.redact.redact_url`).
+        Each key is shown by its ``Key.show`` from the field it lands on: tuples
+        become lists, tables plain dicts, keep_alive stays as configured,
+        ``base_url`` has its credentials hidden (:func:`n3d.redact.redact_url`)
+        and ``host`` and ``port`` are those of the effective ``base_url``.
         """
-        o, s, r, w, k, log = (
-            self.ollama,
-            self.server,
-            self.restart,
-            self.warm,
-            self.socket,
-            self.log,
-        )
-        url = urlsplit(o.base_url)
         return {
-            "ollama": {
-                "base_url": redact_url(o.base_url),  # shown, never used to connect
-                "host": url.hostname or "",
-                "port": url.port or (443 if url.scheme == "https" else 80),
-                "auto_pull_model": o.auto_pull_model,
-                "model_cache_ttl": o.model_cache_ttl_s,
-                "health_check_interval": o.health_check_interval_s,
-                "pull_timeout": o.pull_timeout_s,
-                "keep_alive": o.keep_alive,
-                "num_ctx": o.num_ctx,
-                "default_model": o.default_model,
-            },
-            "server": {
-                "mode": s.mode,
-                "command": list(s.command),
-                "env": dict(s.env),
-                "start_timeout": s.start_timeout_s,
-                "stop_timeout": s.stop_timeout_s,
-                "health_timeout": s.health_timeout_s,
-                "failures_before_restart": s.failures_before_restart,
-            },
-            "restart": {
-                "backoff_initial": r.backoff_initial_s,
-                "backoff_max": r.backoff_max_s,
-                "max_failures": r.max_failures,
-                "window": r.window_s,
-            },
-            "warm": {"models": list(w.models), "keep_alive": w.keep_alive},
-            "socket": {
-                "path": k.path,
-                "max_message_bytes": k.max_message_bytes,
-                "max_connections": k.max_connections,
-            },
-            "log": {"format": log.format, "level": log.level},
+            section: {
+                name: key.show(getattr(getattr(self, section), key.attr))
+                for name, key in keys.items()
+            }
+            for section, keys in SCHEMA.items()
         }
+
+
+# The settings dataclass of each section of SCHEMA, by section name.
+SECTIONS: dict[str, type[Any]] = {
+    "ollama": OllamaSettings,
+    "server": ServerSettings,
+    "restart": RestartSettings,
+    "warm": WarmSettings,
+    "socket": SocketSettings,
+    "log": LogSettings,
+}
 
 
 def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -225,65 +201,26 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     }
     check_relations(values, given, error)
     base_url, url_source, warnings = resolve_base_url(given, e, origin)
-    sources.update(dict.fromkeys(_URL_KEYS, url_source))
+    values["ollama.base_url"] = base_url
+    sources.update(dict.fromkeys(with_parts("ollama.base_url"), url_source))
     if e.get("N3D_SOCKET"):
         values["socket.path"] = e["N3D_SOCKET"]
         sources["socket.path"] = "env:N3D_SOCKET"
-    return _build(values, base_url, file, sources, warnings)
-
-
-def _seconds(keep_alive: str | float) -> float:
-    seconds = parse_keep_alive(keep_alive)
-    assert seconds is not None  # the schema check accepted it, so it is a real value
-    return seconds
+    return _build(values, file, sources, warnings)
 
 
 def _build(
-    v: Mapping[str, Any],
-    base_url: str,
+    values: Mapping[str, Any],
     file: Path | None,
     sources: Mapping[str, str],
     warnings: tuple[str, ...],
 ) -> Settings:
-    return Settings(
-        ollama=OllamaSettings(
-            base_url=base_url,
-            auto_pull_model=v["ollama.auto_pull_model"],
-            model_cache_ttl_s=v["ollama.model_cache_ttl"],
-            health_check_interval_s=v["ollama.health_check_interval"],
-            pull_timeout_s=v["ollama.pull_timeout"],
-            keep_alive=v["ollama.keep_alive"],
-            keep_alive_s=_seconds(v["ollama.keep_alive"]),
-            num_ctx=v["ollama.num_ctx"],
-            default_model=v["ollama.default_model"],
-        ),
-        server=ServerSettings(
-            mode=v["server.mode"],
-            command=v["server.command"],
-            env=v["server.env"],
-            start_timeout_s=v["server.start_timeout"],
-            stop_timeout_s=v["server.stop_timeout"],
-            health_timeout_s=v["server.health_timeout"],
-            failures_before_restart=v["server.failures_before_restart"],
-        ),
-        restart=RestartSettings(
-            backoff_initial_s=v["restart.backoff_initial"],
-            backoff_max_s=v["restart.backoff_max"],
-            max_failures=v["restart.max_failures"],
-            window_s=v["restart.window"],
-        ),
-        warm=WarmSettings(
-            models=v["warm.models"],
-            keep_alive=v["warm.keep_alive"],
-            keep_alive_s=_seconds(v["warm.keep_alive"]),
-        ),
-        socket=SocketSettings(
-            path=v["socket.path"],
-            max_message_bytes=v["socket.max_message_bytes"],
-            max_connections=v["socket.max_connections"],
-        ),
-        log=LogSettings(format=v["log.format"], level=v["log.level"]),
-        file=file,
-        sources=dict(sources),
-        warnings=warnings,
-    )
+    """Settings from the checked, resolved `values` by dotted key, as SCHEMA lands them."""
+    sections: dict[str, Any] = {}
+    for section, keys in SCHEMA.items():
+        fields: dict[str, Any] = {}
+        for name, key in keys.items():
+            if not key.part_of:  # a part (host, port) went into its whole (base_url)
+                fields.update(key.land(values[f"{section}.{name}"]))
+        sections[section] = SECTIONS[section](**fields)
+    return Settings(**sections, file=file, sources=dict(sources), warnings=warnings)

@@ -6,19 +6,22 @@
 4. `OLLAMA_HOST`, parsed as Ollama parses it, `0.0.0.0`/`::` rewritten to loopback
 5. `http://127.0.0.1:11434`
 
-Every result is an http(s) URL with a host and no trailing slash.
+Every result is an http(s) URL with a host and no trailing slash. `ollama.host` and
+`ollama.port` are shown as the host and port of that URL (:func:`url_host`,
+:func:`url_port`), whatever set it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from n3d.config.checks import Invalid, check_url
 from n3d.errors import ConfigError
 from n3d.ollama.host import DEFAULT_PORT, format_hostport, parse_ollama_host
 
-__all__ = ["DEFAULT", "DEFAULT_BASE_URL", "resolve_base_url"]
+__all__ = ["DEFAULT", "DEFAULT_BASE_URL", "resolve_base_url", "url_host", "url_port"]
 
 DEFAULT = "default"
 DEFAULT_BASE_URL = "http://127.0.0.1:11434"
@@ -62,3 +65,14 @@ def resolve_base_url(
             )
         return _env_url("OLLAMA_HOST", parsed.connect_url()), "env:OLLAMA_HOST", warnings
     return DEFAULT_BASE_URL, DEFAULT, ()
+
+
+def url_host(url: str) -> str:
+    """The host of a base URL, as `ollama.host` is shown ("" when it has none)."""
+    return urlsplit(url).hostname or ""
+
+
+def url_port(url: str) -> int:
+    """The port of a base URL, as `ollama.port` is shown (the scheme's when not written)."""
+    parts = urlsplit(url)
+    return parts.port or (443 if parts.scheme == "https" else 80)

@@ -37,6 +37,7 @@ from collections.abc import Sequence
 
 from n3d.client import DaemonUnreachable, RpcError
 from n3d.ctl.parse import build_parser, fast_parse
+from n3d.errors import render_error
 
 # typing and argparse cost `n3ctl status` milliseconds it does not need: the
 # hints need typing only for checking, and the hot forms skip argparse (fast_parse).
@@ -84,13 +85,11 @@ def _unreachable_hint(exc: DaemonUnreachable) -> str:
 
 def render_rpc_error(exc: RpcError, method: str | None = None) -> str:
     """The seed's layout: message, ``Model:``/``Server:`` lines, blank line, suggestion."""
-    from n3d.errors import render_error  # only on the error path: keep startup lean
-
     data = exc.data if isinstance(exc.data, dict) else {}
     if exc.code == _METHOD_NOT_FOUND and not data.get("suggestion"):
         data = {**data, "suggestion": f"This n3d does not offer `{method or '?'}`; "
                 "it may be older than n3ctl. Compare: n3ctl version"}
-    from n3d.ctl.fmt import printable  # only on the error path, like render_error
+    from n3d.ctl.fmt import printable  # only on the error path: keep startup lean
 
     # The daemon's message and data carry Ollama's own words, and whatever answers
     # on the socket may send anything: made printable before a terminal sees them.

@@ -10,6 +10,13 @@ A suffix already at the end of the name is not repeated
 (``ollama.process.rss_bytes`` → ``ollama_process_rss_bytes``). Histograms are
 written as summaries: ``{quantile="0.5"}``, ``{quantile="0.99"}``, ``_sum`` and
 ``_count``. Every family has ``# HELP`` (the dotted name and unit) and ``# TYPE``.
+
+Tags are labels: a name has one sample (or one summary) per tag set of the
+result's ``series``, labels sorted by name, values escaped as the format asks
+(``\\``, ``\"``, ``\n``); a label name that is not valid Prometheus is made so
+(``_`` for other characters, ``tag_`` before a digit, ``__`` or ``quantile``). A
+result without ``series`` (an older daemon) gives each name's total alone.
+Stdlib only, like the rest of n3ctl.
 """
 
 from __future__ import annotations
@@ -78,10 +85,49 @@ def _help(name: str, unit: str) -> str:
     return text.replace("\\", "\\\\").replace("\n", "\\n")
 
 
+def _label_name(key: str) -> str:
+    name = _INVALID.sub("_", key) or "_"
+    if name[0].isdigit() or name.startswith("__") or name == "quantile":
+        name = f"tag_{name}"  # digits and `__` are not allowed; quantile is the summary's own
+    return name
+
+
+def _label_value(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _labels(tags: Any, *extra: tuple[str, str]) -> str:
+    """``{a="x",b="y"}`` (tags sorted, ``extra`` last), or nothing when there are none."""
+    pairs: dict[str, str] = {}
+    if isinstance(tags, dict):
+        for key in sorted(tags, key=str):
+            pairs.setdefault(_label_name(str(key)), _label_value(tags[key]))
+    pairs.update(extra)
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
+
+
+def _by_series(result: Mapping[str, Any]) -> dict[tuple[str, str], list[Mapping[str, Any]]]:
+    """The ``series`` of the result by (kind, name); empty from a daemon that sends none."""
+    found = result.get("series")
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for entry in found if isinstance(found, list) else ():
+        if isinstance(entry, dict):
+            grouped.setdefault((str(entry.get("kind")), str(entry.get("name"))), []).append(entry)
+    return grouped
+
+
 def render_prometheus(result: Mapping[str, Any]) -> str:
-    """The whole exposition, families sorted by name, ending with a newline."""
+    """The whole exposition, families sorted by name, ending with a newline.
+
+    A name with series gets one sample per tag set (its labels); without any (an
+    older daemon) the name's total is the one unlabelled sample.
+    """
     units_in = result.get("units")
     units: Mapping[str, Any] = units_in if isinstance(units_in, dict) else {}
+    by_series = _by_series(result)
     families: dict[str, list[str]] = {}
 
     def family(name: str, kind: str, prom_kind: str) -> tuple[str, float] | None:
@@ -92,17 +138,26 @@ def render_prometheus(result: Mapping[str, Any]) -> str:
         families[prom] = [f"# HELP {prom} {_help(name, unit)}", f"# TYPE {prom} {prom_kind}"]
         return prom, factor
 
+    def samples(kind: str, name: str, total: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """Each series of ``name`` once per label set (labels may collapse), else its total."""
+        unique: dict[str, Mapping[str, Any]] = {}
+        for entry in by_series.get((kind, name)) or [total]:
+            unique.setdefault(_labels(entry.get("tags")), entry)
+        return list(unique.values())
+
     for kind, prom_kind in (("counter", "counter"), ("gauge", "gauge")):
         group = result.get(f"{kind}s")
         if not isinstance(group, dict):
             continue
         for name, value in group.items():
-            number = None
             named = family(str(name), kind, prom_kind)
-            if named is not None:
-                number = _number(value, named[1])
-            if named is not None and number is not None:
-                families[named[0]].append(f"{named[0]} {number}")
+            if named is None:
+                continue
+            prom, factor = named
+            for entry in samples(kind, str(name), {"value": value}):
+                number = _number(entry.get("value"), factor)
+                if number is not None:
+                    families[prom].append(f"{prom}{_labels(entry.get('tags'))} {number}")
     histograms = result.get("histograms")
     for name, h in (histograms.items() if isinstance(histograms, dict) else ()):
         named = family(str(name), "histogram", "summary")
@@ -110,11 +165,13 @@ def render_prometheus(result: Mapping[str, Any]) -> str:
             continue
         prom, factor = named
         lines = families[prom]
-        for quantile, key in (("0.5", "p50"), ("0.99", "p99")):
-            number = _number(h.get(key), factor)
-            if number is not None:
-                lines.append(f'{prom}{{quantile="{quantile}"}} {number}')
-        total, count = _number(h.get("sum"), factor), _number(h.get("count"))
-        lines.append(f"{prom}_sum {total if total is not None else 0}")
-        lines.append(f"{prom}_count {count if count is not None else 0}")
+        for entry in samples("histogram", str(name), h):
+            tags = entry.get("tags")
+            for quantile, key in (("0.5", "p50"), ("0.99", "p99")):
+                number = _number(entry.get(key), factor)
+                if number is not None:
+                    lines.append(f"{prom}{_labels(tags, ('quantile', quantile))} {number}")
+            total, count = _number(entry.get("sum"), factor), _number(entry.get("count"))
+            lines.append(f"{prom}_sum{_labels(tags)} {total if total is not None else 0}")
+            lines.append(f"{prom}_count{_labels(tags)} {count if count is not None else 0}")
     return "".join("\n".join(families[k]) + "\n" for k in sorted(families))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from n3d.client import Connection, DaemonUnreachable
+from n3d.client import Connection
 from n3d.ctl.context import Context
 from n3d.ctl.fmt import printable
 
@@ -22,20 +22,15 @@ if TYPE_CHECKING:
 
 __all__ = ["events", "pull", "with_progress"]
 
-# The first request on a fresh n3d.client.Connection has id 1; these calls make
-# no other on their connection, so this is the id `$/cancelRequest` must name.
-_FIRST_REQUEST_ID = 1
-
 
 def with_progress(ctx: Context, method: str, params: dict[str, Any], model: str) -> Any:
     """Call a long method showing its `$/progress`; Ctrl-C cancels the wait, not the work.
 
     Waits as long as the download runs unless ``--timeout`` was given (`pull` and
     `ensure --pull` alike; a fixed limit would walk away from a big download and,
-    being the last waiter, make the daemon abandon it).
+    being the last waiter, make the daemon abandon it). On Ctrl-C the connection
+    sends ``$/cancelRequest`` for the call (:meth:`n3d.client.Connection.call`).
     """
-    from contextlib import suppress
-
     from n3d.ctl.progress import PullProgress
 
     streaming = ctx.args.json and ctx.args.command == "pull"
@@ -54,8 +49,6 @@ def with_progress(ctx: Context, method: str, params: dict[str, Any], model: str)
     except KeyboardInterrupt:
         # The daemon shares one download among all callers, so cancelling our
         # request only ends our wait; the download itself may well go on.
-        with suppress(DaemonUnreachable, OSError):
-            conn.notify("$/cancelRequest", {"id": _FIRST_REQUEST_ID})
         ctx.err.write(view.close())
         ctx.say(f"stopped waiting for {model}; the download may continue in the daemon "
                 "(check with: n3ctl models)")

@@ -109,13 +109,44 @@ def _value(value: Any, unit: str) -> str:
     return f"{text} {label}".rstrip()
 
 
+def _tagged(result: Mapping[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The result's series that carry tags, by (kind, name), in the daemon's order."""
+    found = result.get("series")
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for entry in found if isinstance(found, list) else ():
+        if isinstance(entry, dict) and isinstance(entry.get("tags"), dict) and entry["tags"]:
+            grouped.setdefault((str(entry.get("kind")), str(entry.get("name"))), []).append(entry)
+    return grouped
+
+
+def _tag_label(tags: dict[str, Any]) -> str:
+    return "  " + " ".join(f"{k}={v}" for k, v in sorted(tags.items(), key=str))
+
+
+def _histogram_row(label: str, entry: Any, unit: str) -> list[str]:
+    h: dict[str, Any] = entry if isinstance(entry, dict) else {}
+    count, total = h.get("count"), h.get("sum")
+    mean = total / count if isinstance(total, int | float) and count else None
+    return [
+        label,
+        "histogram",
+        _value(mean, unit),
+        _value(h.get("p50"), unit),
+        _value(h.get("p99"), unit),
+        str(h.get("count", "-")),
+    ]
+
+
 def render_metrics(result: Mapping[str, Any], *, style: Style) -> str:
     """``NAME  TYPE  VALUE  P50  P99  COUNT``, sorted by name within each type.
 
-    VALUE is a counter's total, a gauge's last value, a histogram's mean.
+    VALUE is a counter's total, a gauge's last value, a histogram's mean. Under a
+    name's row (its total over every tag set), one indented row per tag set, as
+    ``key=value`` pairs, when the daemon sends them.
     """
     found = result.get("units")
     units: dict[str, Any] = found if isinstance(found, dict) else {}
+    tagged = _tagged(result)
     rows: list[list[str]] = []
     for kind in ("counter", "gauge"):
         group = result.get(f"{kind}s")
@@ -123,20 +154,14 @@ def render_metrics(result: Mapping[str, Any], *, style: Style) -> str:
             for name in sorted(group):
                 unit = str(units.get(name, ""))
                 rows.append([name, kind, _value(group[name], unit), "", "", ""])
+                for entry in tagged.get((kind, name), ()):
+                    value = _value(entry.get("value"), unit)
+                    rows.append([_tag_label(entry["tags"]), kind, value, "", "", ""])
     histograms = result.get("histograms")
     if isinstance(histograms, dict):
         for name in sorted(histograms):
-            entry = histograms[name]
-            h: dict[str, Any] = entry if isinstance(entry, dict) else {}
             unit = str(units.get(name, ""))
-            count, total = h.get("count"), h.get("sum")
-            mean = total / count if isinstance(total, int | float) and count else None
-            rows.append([
-                name,
-                "histogram",
-                _value(mean, unit),
-                _value(h.get("p50"), unit),
-                _value(h.get("p99"), unit),
-                str(h.get("count", "-")),
-            ])
+            rows.append(_histogram_row(name, histograms[name], unit))
+            for entry in tagged.get(("histogram", name), ()):
+                rows.append(_histogram_row(_tag_label(entry["tags"]), entry, unit))
     return table(("NAME", "TYPE", "VALUE", "P50", "P99", "COUNT"), rows, style)

@@ -27,12 +27,17 @@ rather than -32600 because the bytes were never read as JSON at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal, TypeAlias
+# The clients' session uses this module on `n3ctl status`'s path: no `typing` or
+# `dataclasses` at run time (several milliseconds each); type checkers see the hints.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Literal, TypeAlias
+
+    Framing: TypeAlias = Literal["ndjson", "lsp"]
+else:  # the name at run time, for modules that import it
+    Framing = str
 
 __all__ = ["MAX_HEADER_BYTES", "FrameError", "Framer", "Framing"]
-
-Framing: TypeAlias = Literal["ndjson", "lsp"]
 
 # LSP headers are one or two short lines; 8 KiB is generous and bounds the scan.
 MAX_HEADER_BYTES = 8192
@@ -45,11 +50,16 @@ def _bad_start(first: int) -> str:
     return f"Parse error: a message starts with '{{', '[' or 'Content-Length', not {chr(first)!r}"
 
 
-@dataclass(frozen=True, slots=True)
 class FrameError:
     """The stream cannot be framed any further; ``message`` says why (for the error reply)."""
 
-    message: str
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"FrameError({self.message!r})"
 
 
 class Framer:

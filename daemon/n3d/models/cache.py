@@ -7,15 +7,15 @@ are effectively base URL + normalised name without one request per name.
 
 - An answer is reused for ``ttl_s`` seconds (`[ollama].model_cache_ttl`).
 - ``invalidate()`` drops the listing: call it after a successful pull or delete and
-  when the server restarts. It also bumps a generation: a fetch that was already
-  under way when it ran answers only the caller that started it and is neither
-  cached nor handed to anyone else, so nobody sees the listing from before the
-  change for a whole TTL (a model just pulled reported missing).
-- Single flight: callers queue on one lock and a caller that arrives while a fetch
-  is under way takes that fetch's outcome (success *or* failure) instead of starting
+  when the server restarts. A fetch that was already under way then answers only
+  the callers already waiting for it and is not cached: whoever asks after the
+  change gets a new fetch, so nobody sees the listing from before it for a whole
+  TTL (a model just pulled reported missing).
+- Single flight (:mod:`n3d.singleflight`): a caller that arrives while a fetch is
+  under way takes that fetch's outcome (success *or* failure) instead of starting
   another, so 50 concurrent askers cause one `/api/tags`, and a dead server costs
   one timeout, not fifty in a row. Each of them raises its own copy of a failure.
-  A caller cancelled while fetching leaves the next waiter to fetch.
+  A caller cancelled while fetching leaves a waiter to fetch instead.
 
 Metrics: ``ollama.model.check_duration`` (s, per availability check) and
 ``ollama.models.count`` (models, per listing handed out).
@@ -23,18 +23,16 @@ Metrics: ``ollama.model.check_duration`` (s, per availability check) and
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import anyio
-
-from n3d.errors import InvalidModelName, OllamaError
+from n3d.errors import InvalidModelName
 from n3d.metrics import metric
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.names import parse_model_name
 from n3d.ollama.types import InstalledModel
+from n3d.singleflight import SingleFlight
 
 __all__ = ["Listing", "ModelCache"]
 
@@ -71,12 +69,6 @@ def _keys(models: tuple[InstalledModel, ...]) -> frozenset[str]:
     return frozenset(keys)
 
 
-def _own_copy(error: OllamaError) -> OllamaError:
-    """``error`` for one more waiter. Raising one exception object from several tasks
-    piles all their tracebacks onto it, so each waiter raises a copy (as pulls do)."""
-    return copy.copy(error)
-
-
 class ModelCache:
     """Installed models of the server behind ``client``, cached for ``ttl_s`` seconds."""
 
@@ -91,10 +83,8 @@ class ModelCache:
         self.ttl_s = ttl_s
         self._clock = clock
         self._entries: dict[str, _Entry] = {}
-        self._lock = anyio.Lock()
-        self._fetches = 0  # fetches started so far; a ticket for "did one start after me?"
+        self._fetches: SingleFlight[str, _Entry] = SingleFlight()  # by base URL
         self._generation = 0  # bumped by invalidate(): fetches from before it are not kept
-        self._last: tuple[int, _Entry | OllamaError] | None = None
         self._newest: _Entry | None = None  # survives invalidate(): "as last seen"
 
     @property
@@ -105,7 +95,7 @@ class ModelCache:
         """Forget the listing, including the outcome of a fetch under way right now."""
         self._generation += 1
         self._entries.pop(self._base, None)
-        self._last = None
+        self._fetches.forget(self._base)
 
     def newest(self) -> Listing | None:
         """The newest listing fetched, however old or invalidated (None before the first)."""
@@ -127,34 +117,19 @@ class ModelCache:
 
         Raises the client's OllamaError when the fetch fails.
         """
-        ticket = self._fetches
-        async with self._lock:
-            if self._last is not None and self._last[0] > ticket:
-                outcome = self._last[1]  # a fetch started after we asked: its answer is ours
-                if isinstance(outcome, OllamaError):
-                    raise _own_copy(outcome) from outcome.__cause__  # the same cause
-                return self._view(outcome, cached=False)
-            entry = self._entries.get(self._base)
-            fresh = entry is not None and self._clock() - entry.fetched_at <= self.ttl_s
-            if entry is not None and fresh and not refresh:
-                return self._view(entry, cached=True)
-            return self._view(await self._fetch(), cached=False)
+        entry = self._entries.get(self._base)
+        if entry is not None and not refresh and self._clock() - entry.fetched_at <= self.ttl_s:
+            return self._view(entry, cached=True)
+        return self._view(await self._fetches.run(self._base, self._fetch), cached=False)
 
     async def _fetch(self) -> _Entry:
-        """Ask Ollama; keep (and share) the outcome only if no invalidate() ran meanwhile."""
-        self._fetches += 1
-        seq, generation = self._fetches, self._generation
+        """Ask Ollama; keep the answer only if no invalidate() ran meanwhile."""
+        generation = self._generation
         started = self._clock()
-        try:
-            models = tuple(await self.client.tags())
-        except OllamaError as exc:
-            if generation == self._generation:
-                self._last = (seq, exc)
-            raise
+        models = tuple(await self.client.tags())
         entry = _Entry(models, _keys(models), started)
         if generation == self._generation:
             self._entries[self._base] = entry
-            self._last = (seq, entry)
             self._newest = entry
         return entry
 

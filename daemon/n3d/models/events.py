@@ -1,4 +1,4 @@
-"""How the model machinery tells the rest of n3d what happened: events and times.
+"""How the model machinery tells the rest of n3d what happened: events.
 
 ``Publish`` is the one callable the daemon hands in, usually the RPC server's
 ``broadcast(topic, payload)``; topics used here are ``pull``, ``warm``,
@@ -9,24 +9,15 @@ the caller: an event is news, not a step the model machinery depends on.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-__all__ = ["Publish", "SafePublisher", "utc_iso"]
+__all__ = ["Publish", "SafePublisher"]
 
 Publish = Callable[[str, Mapping[str, Any]], object]
 
 log = structlog.get_logger(__name__)
-
-
-def utc_iso(wall_s: float | None) -> str | None:
-    """Wall-clock seconds since the epoch as ISO 8601 UTC with `Z`, or None."""
-    if wall_s is None:
-        return None
-    stamp = datetime.fromtimestamp(wall_s, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 class SafePublisher:
@@ -40,5 +31,5 @@ class SafePublisher:
             return
         try:
             self._publish(topic, payload)
-        except Exception:  # noqa: BLE001 - events are best effort by design
+        except Exception:  # events are best effort by design
             log.warning("event.publish_failed", topic=topic, exc_info=True)

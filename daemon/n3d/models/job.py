@@ -23,6 +23,7 @@ import anyio
 
 from n3d.errors import OllamaError
 from n3d.ollama.types import PullProgress
+from n3d.singleflight import Flight
 
 __all__ = ["PullJob", "PullResult", "work_done"]
 
@@ -34,15 +35,16 @@ class PullResult:
     model: str
     duration_s: float
 
-    def as_dict(self) -> dict[str, Any]:
-        """The `models.pull` result: ``{model, status: "success", duration_s}``."""
-        return {"model": self.model, "status": "success", "duration_s": round(self.duration_s, 3)}
 
+class PullJob(Flight[PullResult]):
+    """The state of one running (or just finished) download of ``model``.
 
-class PullJob:
-    """The state of one running (or just finished) download of ``model``."""
+    A :class:`~n3d.singleflight.Flight`: its ``result`` or ``error``, once
+    ``finished``, is what every waiter of the job gets.
+    """
 
     def __init__(self, model: str, key: str) -> None:
+        super().__init__()
         self.model = model
         self.key = key
         self.started = time.monotonic()
@@ -51,10 +53,8 @@ class PullJob:
         self.percentage: int | None = None
         self.waiters = 0
         self.cancelled = False  # ended because nobody waited any more
-        self.result: PullResult | None = None
         self.error: OllamaError | None = None
         self.scope = anyio.CancelScope()
-        self.finished = anyio.Event()
         self._tick = anyio.Event()
         self._layers: dict[str, tuple[int, int]] = {}
 
@@ -74,7 +74,7 @@ class PullJob:
 
     def finish(self) -> None:
         """Mark the job ended (result or error must be set) and wake the followers."""
-        self.finished.set()
+        super().finish()
         self._wake()
 
     async def changed(self) -> None:

@@ -21,11 +21,18 @@ joins the one already running, then follows it until it ends:
 
 Success emits ``ollama.model.pull_duration`` (s) and calls ``on_success(model)``
 (the facade invalidates the availability cache there).
+
+Single flight, but not through :meth:`n3d.singleflight.SingleFlight.run`, which
+runs the call in its first caller's task and has a waiter run it again when that
+caller is cancelled. A download runs in the task group instead: it must not start
+over because one caller went away, must stop when the last one goes, and reports
+progress to each. The part that is the same, the outcome every waiter gets (each
+raising its own copy of an error), comes from :class:`~n3d.singleflight.Flight`:
+a job is one.
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -109,10 +116,7 @@ class Pulls:
             job.waiters -= 1
             if job.waiters == 0 and not job.finished.is_set():
                 self._stop(job, None)
-        if job.result is not None:
-            return job.result
-        assert job.error is not None
-        raise copy.copy(job.error)  # each waiter gets its own exception object
+        return job.outcome()  # each waiter raises its own copy of the job's error
 
     def fail_all(self, error: OllamaError) -> None:
         """End every running job with ``error`` (the server went away)."""
@@ -151,10 +155,10 @@ class Pulls:
         try:
             with job.scope:
                 await self._download(job)
-                job.result = PullResult(job.model, time.perf_counter() - started)
+                job.succeed(PullResult(job.model, time.perf_counter() - started))
         except OllamaError as exc:
             job.error = job.error or exc
-        except Exception as exc:  # noqa: BLE001 - a bug must not take the daemon down
+        except Exception as exc:  # a bug must not take the daemon down
             log.exception("pull.crashed", model=job.model)
             job.error = OllamaError.unexpected(
                 self.client.base_url, f"pull crashed: {exc!r}", model=job.model, cause=exc

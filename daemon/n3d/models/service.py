@@ -1,10 +1,16 @@
 """``Models``: the operations behind the `models.*` and `warm.*` RPC methods.
 
-Every method returns exactly the JSON object of DESIGN.md's method table (extra
-fields are additions, never renames) and raises :class:`~n3d.errors.OllamaError`
-subclasses, which the RPC layer maps to codes 1001-1010. It only speaks HTTP to
-the server at ``client.base_url``, so it works the same for a server n3d started,
-adopted or merely watches (external mode).
+Every method returns a typed value (:mod:`n3d.models.results`, ``PullResult``,
+``Listing``, ``WarmRow``), which :mod:`n3d.api` turns into the JSON of DESIGN.md's
+method table, and raises :mod:`n3d.errors`' exceptions, which :mod:`n3d.api.faults`
+maps to error codes. It only speaks HTTP to the server at ``client.base_url``, so
+it works the same for a server n3d started, adopted or merely watches (external
+mode).
+
+Long because it is the one front the API calls for eleven methods, and the rules
+that join the cache, pulls and keep-warm (a deleted warm model leaves the warm
+list first, a failed delete puts it back, a model dropped from the list is handed
+back to Ollama's keep_alive) live here.
 
 Wiring (see docs/models.md): construct it with the daemon's ``OllamaClient`` and
 ``Settings``, start ``await tg.start(models.run)`` (pull jobs and the keep-warm
@@ -14,8 +20,10 @@ supervisor's state changes, and ``apply_settings(new)`` after a config reload.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -24,12 +32,14 @@ import structlog
 from n3d.config import Settings
 from n3d.errors import ModelNotFound, OllamaError, StateNotSaved
 from n3d.metrics import metric
-from n3d.models.cache import ModelCache
+from n3d.models.cache import Listing, ModelCache
 from n3d.models.events import Publish, SafePublisher
+from n3d.models.job import PullResult
 from n3d.models.pulls import UPDATE_INTERVAL_S, ProgressSink, Pulls
-from n3d.models.warm import WarmKeeper
+from n3d.models.results import DeleteResult, EnsureResult, LoadedEntry, ModelCounts, Validation
+from n3d.models.warm import WarmKeeper, utc_now
 from n3d.models.warm_policy import poll_interval
-from n3d.models.warm_state import loaded_row
+from n3d.models.warm_state import WarmRow, loaded_row
 from n3d.models.warm_store import FILE_NAME, KeepAliveValue, SavedWarmList, WarmStore
 from n3d.ollama import names
 from n3d.ollama.client import OllamaClient
@@ -49,7 +59,8 @@ class Models:
     `model.unloaded` events (e.g. the RPC server's ``broadcast``). ``state_path``
     is the warm list's JSON file (default ``<state dir>/warm.json``); ``poll_s``
     overrides the `/api/ps` interval and ``progress_interval_s`` the minimum gap
-    between two progress updates per waiter (tests shorten both).
+    between two progress updates per waiter (tests shorten both); ``clock``
+    (monotonic s) and ``wall`` (aware UTC) are the cache's and keeper's time.
     """
 
     def __init__(
@@ -61,6 +72,8 @@ class Models:
         state_path: Path | None = None,
         poll_s: float | None = None,
         progress_interval_s: float = UPDATE_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.client = client
         self.settings = settings
@@ -68,7 +81,7 @@ class Models:
         self._tg: anyio.abc.TaskGroup | None = None
         o, w = settings.ollama, settings.warm
         events = SafePublisher(publish)
-        self.cache = ModelCache(client, o.model_cache_ttl_s)
+        self.cache = ModelCache(client, o.model_cache_ttl_s, clock=clock)
         self.pulls = Pulls(
             client,
             timeout_s=o.pull_timeout_s,
@@ -86,6 +99,8 @@ class Models:
             pull=self.pulls.pull,
             publish=events,
             poll_s=self._poll_interval(settings),
+            clock=clock,
+            wall=wall,
         )
 
     def _poll_interval(self, settings: Settings) -> float:
@@ -119,12 +134,14 @@ class Models:
         `model_cache_ttl`, `pull_timeout` (running pulls too, from their next line),
         `default_model`, `auto_pull_model`, `keep_alive` and `num_ctx` for
         hand-backs, and for keep-warm `[warm].models` and `keep_alive`, `num_ctx` and
-        the poll interval (`health_check_interval`). Run-time `warm.add`/`warm.remove`
+        the poll interval (`health_check_interval`); the client's `health_timeout`
+        and `num_ctx` from its next request. Run-time `warm.add`/`warm.remove`
         changes stay. A model that leaves `[warm].models` is handed back like
         `warm.remove` does, so it unloads once idle.
         """
         self.settings = new
         o, w = self.settings.ollama, self.settings.warm
+        self.client.configure(timeout_s=new.server.health_timeout_s, num_ctx=o.num_ctx)
         self.cache.ttl_s = o.model_cache_ttl_s
         self.pulls.timeout_s = o.pull_timeout_s
         dropped = self.keeper.reconfigure(
@@ -175,47 +192,25 @@ class Models:
 
     # -- models.* ---------------------------------------------------------------------
 
-    async def list(self, refresh: bool = False) -> dict[str, Any]:
-        """`models.list`: ``{models: [{name, size, digest, modified_at, details}], cached,
-        age_s}``; from the cache unless ``refresh`` or older than `model_cache_ttl`."""
-        found = await self.cache.installed(refresh=refresh)
-        rows = [
-            {
-                "name": m.name,
-                "size": m.size,
-                "digest": m.digest,
-                "modified_at": m.modified_at,
-                "details": m.details,
-            }
-            for m in found.models
+    async def list(self, refresh: bool = False) -> Listing:
+        """`models.list`: the installed models, from the cache unless ``refresh`` or
+        older than `model_cache_ttl`."""
+        return await self.cache.installed(refresh=refresh)
+
+    async def loaded(self) -> Sequence[LoadedEntry]:
+        """`models.loaded`: the models in memory now, marking the warm ones."""
+        return [
+            LoadedEntry(m, self.keeper.is_warm(loaded_row(m).key)) for m in await self.client.ps()
         ]
-        return {"models": rows, "cached": found.cached, "age_s": round(found.age_s, 3)}
 
-    async def loaded(self) -> dict[str, Any]:
-        """`models.loaded`: ``{models: [{name, size, size_vram, expires_at, warm}]}``."""
-        rows = []
-        for m in await self.client.ps():
-            row = loaded_row(m)
-            rows.append(
-                {
-                    "name": m.name,
-                    "size": m.size,
-                    "size_vram": m.size_vram,
-                    "expires_at": m.expires_at,
-                    "warm": self.keeper.is_warm(row.key),
-                    "context_length": m.context_length,
-                }
-            )
-        return {"models": rows}
+    async def pull(self, model: str, progress: ProgressSink | None = None) -> PullResult:
+        """`models.pull`: one download however many callers; see :class:`Pulls`."""
+        return await self.pulls.pull(model, progress)
 
-    async def pull(self, model: str, progress: ProgressSink | None = None) -> dict[str, Any]:
-        """`models.pull`: ``{model, status: "success", duration_s}``; see :class:`Pulls`."""
-        return (await self.pulls.pull(model, progress)).as_dict()
+    async def delete(self, model: str) -> DeleteResult:
+        """`models.delete`.
 
-    async def delete(self, model: str) -> dict[str, Any]:
-        """`models.delete`: ``{model, deleted}``.
-
-        A warm model leaves the warm list first (``warm_removed: true``): otherwise
+        A warm model leaves the warm list first (``warm_removed``): otherwise
         the keeper, finding it missing, would pull it straight back. When that
         change cannot be saved (StateNotSaved), nothing is deleted.
         """
@@ -233,10 +228,7 @@ class Models:
         self.cache.invalidate()
         self._relist()
         metric("ollama.model.deleted", 1, "{model}", model=name.display)
-        result: dict[str, Any] = {"model": name.display, "deleted": True}
-        if entry is not None:
-            result["warm_removed"] = True
-        return result
+        return DeleteResult(name.display, warm_removed=entry is not None)
 
     async def _restore(self, before: SavedWarmList, model: str, cause: OllamaError) -> None:
         """Put the warm list back as it was before a delete that failed (nothing changed)."""
@@ -250,8 +242,8 @@ class Models:
 
     async def ensure(
         self, model: str, pull: bool | None = None, progress: ProgressSink | None = None
-    ) -> dict[str, Any]:
-        """`models.ensure`: ``{model, available, pulled}``.
+    ) -> EnsureResult:
+        """`models.ensure`: the model is installed, ``pulled`` just now or not.
 
         Missing and neither ``pull`` nor (``pull`` unset and) ``auto_pull_model``:
         raises the seed's "is not available locally" ModelNotFound. When it pulls,
@@ -261,46 +253,45 @@ class Models:
         name = names.parse_model_name(model).display
         available, _cached = await self.cache.is_available(name)
         if available:
-            return {"model": name, "available": True, "pulled": False}
+            return EnsureResult(name, pulled=False)
         if pull is None:
             pull = self.settings.ollama.auto_pull_model
         if not pull:
             raise OllamaError.model_missing(name, self.base_url)
         await self.pulls.pull(name, progress)
-        return {"model": name, "available": True, "pulled": True}
+        return EnsureResult(name, pulled=True)
 
-    def validate(self, model: str) -> dict[str, Any]:
-        """`models.validate`: ``{valid, normalized, message}``; never raises."""
-        valid, normalized, message = names.validate(model)
-        return {"valid": valid, "normalized": normalized, "message": message}
+    def validate(self, model: str) -> Validation:
+        """`models.validate`: never raises."""
+        return Validation(*names.validate(model))
 
-    def default(self) -> dict[str, Any]:
-        """`models.default`: ``{model}``, the configured `default_model`."""
-        return {"model": self.settings.ollama.default_model}
+    def default(self) -> str:
+        """`models.default`: the configured `default_model`."""
+        return self.settings.ollama.default_model
 
-    def counts(self) -> dict[str, int | None]:
+    def counts(self) -> ModelCounts:
         """For `status`: installed (as last listed; None before that), loaded, warm."""
         listing = self.cache.newest()
-        return {
-            "installed": len(listing.models) if listing is not None else None,
-            "loaded": len(self.keeper.last_seen()),
-            "warm": len(self.keeper.entries()),
-        }
+        return ModelCounts(
+            installed=len(listing.models) if listing is not None else None,
+            loaded=len(self.keeper.last_seen()),
+            warm=len(self.keeper.entries()),
+        )
 
     # -- warm.* -----------------------------------------------------------------------
 
-    async def warm_list(self) -> dict[str, Any]:
-        """`warm.list`: ``{models: [{name, keep_alive, loaded, expires_at, last_warmed_at}]}``."""
+    async def warm_list(self) -> Sequence[WarmRow]:
+        """`warm.list`: each model kept warm, with its state."""
         ps: list[LoadedModel] | None
         try:
             ps = await self.client.ps()
         except OllamaError:
             ps = None  # the server is down: show what was seen last
-        return {"models": self.keeper.rows(ps)}
+        return self.keeper.rows(ps)
 
     async def warm_add(
         self, model: str, keep_alive: KeepAliveValue | None = None
-    ) -> dict[str, Any]:
+    ) -> Sequence[WarmRow]:
         """`warm.add`: keep ``model`` loaded from now on (and after restarts).
 
         ``keep_alive`` overrides `[warm].keep_alive` for this model; a value Ollama
@@ -310,7 +301,7 @@ class Models:
         self.keeper.poke()
         return await self.warm_list()
 
-    async def warm_remove(self, model: str) -> dict[str, Any]:
+    async def warm_remove(self, model: str) -> Sequence[WarmRow]:
         """`warm.remove`: stop keeping ``model`` warm (persisted; idempotent)."""
         name = names.parse_model_name(model).display
         if self.keeper.is_warm(names.parse_model_name(name).key):

@@ -19,6 +19,12 @@ timing rule) and sooner when poked (``poke()``: a warm.add, a successful pull,
 Each warm-up emits ``ollama.model.warm_duration`` (s) and publishes ``warm`` events
 (``action`` warming, warmed, pulling, failed); changes seen in `/api/ps` publish
 ``model.loaded`` / ``model.unloaded`` for every model, warm or not.
+
+Time comes from ``clock`` (monotonic seconds: backoff, refresh spacing) and ``wall``
+(aware UTC, compared with Ollama's ``expires_at``), so tests can move it by hand.
+
+Long because the keeper's one loop (look at `/api/ps`, decide, warm) reads best in one
+place; its timing rules are in ``warm_policy``, its memory in ``warm_state``.
 """
 
 from __future__ import annotations
@@ -36,17 +42,22 @@ from n3d.errors import ModelNotFound, OllamaError, UnexpectedResponse
 from n3d.metrics import metric
 from n3d.models.events import SafePublisher
 from n3d.models.warm_policy import STABLE_S, backoff_delay, refresh_at, refresh_lead
-from n3d.models.warm_state import LoadedRow, WarmState, loaded_row
+from n3d.models.warm_state import LoadedRow, WarmRow, WarmState, loaded_row
 from n3d.models.warm_store import KeepAliveValue, WarmEntry, WarmStore
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.types import LoadedModel, LoadResult
 
-__all__ = ["WarmKeeper"]
+__all__ = ["WarmKeeper", "utc_now"]
 
 log = structlog.get_logger(__name__)
 
 PullModel = Callable[[str], Awaitable[object]]
+
+
+def utc_now() -> datetime:
+    """Now, as an aware UTC datetime: the keeper's (and so the model service's) wall clock."""
+    return datetime.now(UTC)
 
 
 class WarmKeeper:
@@ -64,8 +75,11 @@ class WarmKeeper:
         pull: PullModel,
         publish: SafePublisher,
         poll_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.client = client
+        self._clock, self._wall = clock, wall
         self.configured = tuple(configured)
         self.keep_alive = keep_alive
         self.num_ctx = num_ctx
@@ -161,14 +175,13 @@ class WarmKeeper:
     def is_warm(self, key: str) -> bool:
         return any(entry.key == key for entry in self.entries())
 
-    def rows(self, loaded: Sequence[LoadedModel] | None = None) -> list[dict[str, Any]]:
+    def rows(self, loaded: Sequence[LoadedModel] | None = None) -> list[WarmRow]:
         """`warm.list` rows; ``loaded`` is a fresh `/api/ps`, else the last one seen."""
         current = {m.key: m for m in map(loaded_row, loaded)} if loaded is not None else None
-        rows = []
-        for entry in self.entries():
-            row = self._state(entry).row(self._keep_alive(entry), current)
-            rows.append({**row, "source": entry.source})
-        return rows
+        return [
+            self._state(entry).row(self._keep_alive(entry), entry.source, current)
+            for entry in self.entries()
+        ]
 
     def _keep_alive(self, entry: WarmEntry) -> KeepAliveValue:
         return self.keep_alive if entry.keep_alive is None else entry.keep_alive
@@ -199,7 +212,7 @@ class WarmKeeper:
             return self.poll_s
         entries = self.entries()
         self._observe(loaded, {e.key for e in entries})
-        now, mono = datetime.now(UTC), time.monotonic()
+        now, mono = self._wall(), self._clock()
         wake = self.poll_s
         for entry in entries:
             state = self._state(entry)
@@ -214,7 +227,7 @@ class WarmKeeper:
         if restarted:
             for state in self._states.values():
                 state.reset_after_restart()
-        now = datetime.now(UTC)
+        now, mono = self._wall(), self._clock()
         for key, row in current.items():
             if key not in self._seen:
                 self._publish("model.loaded", row.event(key in warm))
@@ -229,7 +242,7 @@ class WarmKeeper:
                     log.warning("warm.evicted", model=gone.name, reason=reason)
         self._seen = current
         for state in self._states.values():
-            state.observe(current.get(state.key))
+            state.observe(current.get(state.key), mono)
 
     def _consider(
         self,
@@ -274,12 +287,13 @@ class WarmKeeper:
         try:
             result = await self._load(entry, keep_alive, num_ctx, base)
         except OllamaError as exc:
-            retry_in = state.failed(exc, backoff_delay(state.attempts + 1))
+            retry_in = state.failed(exc, backoff_delay(state.attempts + 1), self._clock())
             failure = {"error": exc.message, "kind": exc.kind, "retry_in_s": retry_in}
             log.warning("warm.failed", **base, **failure)
             self._publish("warm", {**base, "action": "failed", **failure})
         else:
-            state.warmed(backoff_delay(state.attempts + 1), refresh=reason == "refresh")
+            delay, wall = backoff_delay(state.attempts + 1), self._wall().timestamp()
+            state.warmed(delay, refresh=reason == "refresh", mono=self._clock(), wall=wall)
             if (keep_alive, num_ctx) != (self._keep_alive(entry), self.num_ctx):
                 state.last_warm_mono = None  # reconfigured meanwhile: again with the new values
             took = result.duration_s

@@ -1,23 +1,35 @@
 """What the keeper remembers per warm model, and rows of `/api/ps` keyed by name.
 
 Monotonic seconds (``*_mono``) schedule retries; wall-clock seconds (``*_at``)
-are for people and are shown as ISO 8601 UTC.
+are for people and are shown as ISO 8601 UTC. Nothing here reads a clock: the
+keeper passes the time in.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from n3d.errors import InvalidModelName, OllamaError
-from n3d.models.events import utc_iso
 from n3d.models.warm_store import KeepAliveValue
 from n3d.ollama.names import parse_model_name
 from n3d.ollama.types import LoadedModel
 
-__all__ = ["LoadedRow", "WarmState", "loaded_row"]
+__all__ = ["LoadedRow", "WarmRow", "WarmState", "loaded_row"]
+
+
+@dataclass(frozen=True, slots=True)
+class WarmRow:
+    """One model of the warm list as `warm.list` shows it; ``last_warmed_at`` is wall s."""
+
+    name: str
+    keep_alive: KeepAliveValue
+    loaded: bool
+    expires_at: str | None  # as Ollama sent it, while loaded
+    last_warmed_at: float | None
+    last_error: str | None
+    source: Literal["config", "runtime"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +82,11 @@ class WarmState:
         self.last_warmed_at: float | None = None  # wall s
         self.last_error: str | None = None
 
-    def observe(self, row: LoadedRow | None) -> None:
+    def observe(self, row: LoadedRow | None, mono: float) -> None:
         if row is None:
             self.loaded_since = None
         elif self.loaded_since is None:
-            self.loaded_since = time.monotonic()
+            self.loaded_since = mono
         self.loaded = row
 
     def reset_after_restart(self) -> None:
@@ -83,32 +95,35 @@ class WarmState:
         self.next_attempt = 0.0
         self.last_warm_mono = None
 
-    def warmed(self, delay_s: float, *, refresh: bool) -> None:
-        now = time.monotonic()
+    def warmed(self, delay_s: float, *, refresh: bool, mono: float, wall: float) -> None:
         if not refresh:  # refreshing a model that stays loaded is not a sign of trouble
             self.attempts += 1
-            self.next_attempt = now + delay_s
-        self.last_warm_mono = now
-        self.last_warmed_at = time.time()
+            self.next_attempt = mono + delay_s
+        self.last_warm_mono = mono
+        self.last_warmed_at = wall
         self.last_error = None
 
-    def failed(self, error: OllamaError, delay_s: float) -> float:
+    def failed(self, error: OllamaError, delay_s: float, mono: float) -> float:
         """Record a failed warm-up; returns the seconds until the next try."""
         self.attempts += 1
-        self.next_attempt = time.monotonic() + delay_s
+        self.next_attempt = mono + delay_s
         self.last_error = error.message
         return delay_s
 
     def row(
-        self, keep_alive: KeepAliveValue, current: dict[str, LoadedRow] | None
-    ) -> dict[str, Any]:
-        """A `warm.list` row: ``{name, keep_alive, loaded, expires_at, last_warmed_at, ...}``."""
+        self,
+        keep_alive: KeepAliveValue,
+        source: Literal["config", "runtime"],
+        current: dict[str, LoadedRow] | None,
+    ) -> WarmRow:
+        """Its `warm.list` row; ``current`` is a fresh `/api/ps` by key, else the last seen."""
         loaded = self.loaded if current is None else current.get(self.key)
-        return {
-            "name": self.name,
-            "keep_alive": keep_alive,
-            "loaded": loaded is not None,
-            "expires_at": loaded.model.expires_at if loaded is not None else None,
-            "last_warmed_at": utc_iso(self.last_warmed_at),
-            "last_error": self.last_error,
-        }
+        return WarmRow(
+            name=self.name,
+            keep_alive=keep_alive,
+            loaded=loaded is not None,
+            expires_at=loaded.model.expires_at if loaded is not None else None,
+            last_warmed_at=self.last_warmed_at,
+            last_error=self.last_error,
+            source=source,
+        )

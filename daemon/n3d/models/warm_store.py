@@ -167,7 +167,7 @@ class WarmStore:
             for model in removed:
                 name = parse_model_name(model)
                 self._removed[name.key] = name.display
-        except Exception as exc:  # noqa: BLE001 - any damage: set it aside, keep running
+        except Exception as exc:  # any damage: set it aside, keep running
             self._added.clear()
             self._removed.clear()
             aside = self.path.with_name(self.path.name + ".bad")

@@ -1,8 +1,12 @@
-"""The async Ollama HTTP client n3d uses: ``OllamaClient``.
+"""The async Ollama HTTP client n3d uses: ``OllamaClient``, the whole API in one class.
 
-One pooled ``httpx.AsyncClient`` per server (:mod:`n3d.ollama.session`), generation
-and its metrics (:mod:`n3d.ollama.inference`), and here the server and model
-management calls: heartbeat, version, tags, ps, show, delete, pull, load, unload.
+It composes an :class:`~n3d.ollama.session.OllamaSession` (the one pooled
+``httpx.AsyncClient`` per server, its timeouts, the caps on answers, the error
+translation) and calls it. Server and model management: heartbeat, version, tags,
+ps, show, delete, pull, load, unload. Generation, like httpx's ``request`` and
+``stream``: ``generate``/``chat`` answer the final chunk, ``generate_stream``/
+``chat_stream`` yield every chunk (bodies and metrics: :mod:`n3d.ollama.inference`).
+:meth:`OllamaClient.configure` takes reloaded settings.
 
 Model names are validated and normalised (`llama3` → `llama3:latest`) before any
 request, so an invalid name raises :class:`~n3d.errors.InvalidModelName` without
@@ -13,93 +17,125 @@ touching the network. Every failure is an :class:`~n3d.errors.OllamaError` (see
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
 
 from n3d.errors import OllamaError
-from n3d.ollama.decoding import brief
-from n3d.ollama.duration import parse_keep_alive
-from n3d.ollama.inference import Inference, KeepAlive, request_body
+from n3d.ollama import inference, loading
+from n3d.ollama.chunks import ChatChunk, GenerateChunk
+from n3d.ollama.inference import KeepAlive, Messages, Options
+from n3d.ollama.names import parse_model_name
+from n3d.ollama.session import OllamaSession
 from n3d.ollama.types import (
-    GenerateChunk,
     InstalledModel,
     LoadedModel,
     LoadResult,
     PullProgress,
     find_model,
     has_model,
+    parse_installed,
+    parse_loaded,
+    parse_version,
 )
 
 __all__ = ["OllamaClient", "find_model", "has_model"]
 
-_T = TypeVar("_T")
+def _name(model: str) -> str:
+    """The display form of a valid model name; raises InvalidModelName otherwise."""
+    return parse_model_name(model).display
 
 
-def _models(data: dict[str, Any], parse: Callable[[dict[str, Any]], _T]) -> list[_T]:
-    entries = data.get("models") or []  # `[]`, never null, says Ollama; be lenient anyway
-    if not isinstance(entries, list):
-        raise ValueError(f"'models' should be a list, got {brief(entries)}")
-    return [parse(entry) for entry in entries if isinstance(entry, dict)]
+class OllamaClient:
+    """Ollama's HTTP API at ``base_url``.
 
-
-def _embeds_only(show: dict[str, Any]) -> bool:
-    """True for a model Ollama runs only for embeddings (capabilities from /api/show;
-    servers older than `capabilities` are taken to generate)."""
-    caps = show.get("capabilities")
-    return isinstance(caps, list) and "embedding" in caps and "completion" not in caps
-
-
-def _embed_loaded(data: dict[str, Any]) -> dict[str, Any]:
-    # Ollama's answer to an embed with no input: {"model": M, "embeddings": []}.
-    if not isinstance(data.get("embeddings"), list):
-        raise ValueError(f"no 'embeddings' list in {brief(data)}")
-    return data
-
-
-def _version(data: dict[str, Any]) -> str:
-    version = data.get("version")
-    if not isinstance(version, str):
-        raise ValueError(f"no 'version' in {brief(data)}")
-    return version
-
-
-class OllamaClient(Inference):
-    """Ollama's HTTP API at ``base_url``: management here, generate/chat inherited.
-
-    ``OllamaClient(base_url, *, transport=None, timeout_s=5.0, num_ctx=0)``; use it
-    as an async context manager or call :meth:`aclose`.
+    ``transport`` replaces the network (tests pass ``httpx.MockTransport``);
+    ``timeout_s`` bounds quick calls and every connect; ``num_ctx`` is the context
+    size n3d configures (0 = Ollama's default), quoted in context-overflow errors
+    and used by generations that do not set ``options.num_ctx``. Use it as an async
+    context manager or call :meth:`aclose`.
     """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = 5.0,
+        num_ctx: int = 0,
+    ) -> None:
+        self._session = OllamaSession(
+            base_url, transport=transport, timeout_s=timeout_s, num_ctx=num_ctx
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._session.base_url
+
+    @property
+    def timeout_s(self) -> float:
+        return self._session.timeout_s
+
+    @property
+    def num_ctx(self) -> int:
+        return self._session.num_ctx
+
+    def configure(self, *, timeout_s: float | None = None, num_ctx: int | None = None) -> None:
+        """Take reloaded settings (None keeps one); calls started afterwards use them."""
+        self._session.configure(timeout_s=timeout_s, num_ctx=num_ctx)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pooled connection; the client cannot be used afterwards."""
+        await self._session.aclose()
+
+    @property
+    def is_closed(self) -> bool:
+        return self._session.is_closed
 
     # -- server and model management ----------------------------------------------
 
     async def heartbeat(self, timeout_s: float | None = None) -> float:
         """Seconds `HEAD /` took (Ollama's own liveness probe); raises when it fails."""
         started = time.perf_counter()
-        await self._call("HEAD", "/", timeout_s=timeout_s)
+        await self._session.request("HEAD", "/", timeout_s=timeout_s)
         return time.perf_counter() - started
 
     async def version(self) -> str:
         """The server's version, e.g. `0.6.8` (no leading `v`)."""
-        return await self._json("GET", "/api/version", _version)
+        return await self._session.request_json("GET", "/api/version", parse_version)
 
     async def tags(self) -> list[InstalledModel]:
         """Installed models, newest first."""
-        return await self._json("GET", "/api/tags", lambda d: _models(d, InstalledModel.from_json))
+        return await self._session.request_json("GET", "/api/tags", parse_installed)
 
     async def ps(self) -> list[LoadedModel]:
         """Models loaded in memory."""
-        return await self._json("GET", "/api/ps", lambda d: _models(d, LoadedModel.from_json))
+        return await self._session.request_json("GET", "/api/ps", parse_loaded)
 
     async def show(self, model: str) -> dict[str, Any]:
         """`/api/show` for a model as Ollama answers it (details, model_info, capabilities)."""
-        name = self._name(model)
-        return await self._json("POST", "/api/show", dict, model=name, body={"model": name})
+        name = _name(model)
+        body = {"model": name}
+        return await self._session.request_json("POST", "/api/show", dict, model=name, body=body)
 
     async def delete(self, model: str) -> None:
         """Remove an installed model; raises ModelNotFound when it is not installed."""
-        name = self._name(model)
-        await self._call("DELETE", "/api/delete", model=name, body={"model": name})
+        name = _name(model)
+        await self._session.request("DELETE", "/api/delete", model=name, body={"model": name})
 
     def pull(self, model: str) -> AsyncGenerator[PullProgress, None]:
         """Download a model, yielding Ollama's progress lines until `success`.
@@ -109,24 +145,25 @@ class OllamaClient(Inference):
         so does a stream that ends without `success`. Closing the iterator early closes
         the connection; Ollama may finish the download anyway (research §1).
         """
-        return self._pull(self._name(model))
+        return self._pull(_name(model))
 
     async def _pull(self, model: str) -> AsyncGenerator[PullProgress, None]:
         last: str | None = None
         succeeded = False
 
         def failure(status: int | None, text: str) -> OllamaError:
-            return self._errors.pull_error(status, text, model=model)
+            return self._session.errors.pull_error(status, text, model=model)
 
         body = {"model": model, "stream": True}
-        async with aclosing(self._stream("/api/pull", body, model=model, failure=failure)) as lines:
+        lines = self._session.stream_objects("/api/pull", body, model=model, failure=failure)
+        async with aclosing(lines):
             async for data in lines:
-                progress = self._parse(PullProgress.from_json, data, model)
+                progress = self._session.parse(PullProgress.from_json, data, model)
                 last = progress.status
                 succeeded = succeeded or progress.status == "success"
                 yield progress
         if not succeeded:
-            raise self._errors.pull_incomplete(model, last)
+            raise self._session.errors.pull_incomplete(model, last)
 
     async def load(
         self, model: str, *, keep_alive: KeepAlive = None, num_ctx: int = 0
@@ -136,60 +173,72 @@ class OllamaClient(Inference):
         Sends only the model, plus `keep_alive` when given and `options.num_ctx` when
         above 0: warm-ups must ask for the same options as real traffic, or Ollama
         reloads the model on the next request. Pass `keep_alive=0` to `unload` instead.
-
-        A model whose `/api/show` capabilities have `embedding` but not `completion` is
-        loaded with `POST /api/embed` and no input, which schedules it and answers
-        `{"model", "embeddings": []}` (server/routes.go EmbedHandler, v0.13.5 l. 681-691);
-        `/api/generate` answers such a model 400 "does not support generate" (l. 372-375).
+        An embedding-only model is loaded through `/api/embed` (:mod:`n3d.ollama.loading`).
         """
-        name = self._name(model)
-        options = {"num_ctx": num_ctx} if num_ctx > 0 else None
-        body = request_body(name, stream=None, options=options, keep_alive=keep_alive)
-        if parse_keep_alive(keep_alive) == 0:
-            raise ValueError("keep_alive=0 unloads the model; call unload() instead")
-        started = time.perf_counter()
-        if _embeds_only(await self.show(name)):
-            await self._json(
-                "POST",
-                "/api/embed",
-                _embed_loaded,
-                model=name,
-                body=body,
-                long=True,
-                num_ctx=num_ctx or None,
-            )
-            return LoadResult(name, time.perf_counter() - started, None, "load")
-        chunk = await self._load_request(name, body, "load", num_ctx or None)
-        stats = chunk.stats
-        load_ns = stats.load_duration_ns if stats else None
-        return LoadResult(
-            model=name,
-            duration_s=time.perf_counter() - started,
-            load_duration_s=load_ns / 1e9 if load_ns is not None else None,
-            done_reason=chunk.done_reason,
-        )
+        return await loading.load(self._session, _name(model), keep_alive, num_ctx)
 
     async def unload(self, model: str) -> None:
         """Ask Ollama to unload a model now (`keep_alive: 0`); a no-op if not loaded."""
-        name = self._name(model)
-        await self._load_request(name, request_body(name, stream=None, keep_alive=0), "unload")
+        await loading.unload(self._session, _name(model))
 
-    async def _load_request(
-        self, model: str, body: dict[str, Any], expected: str, num_ctx: int | None = None
+    # -- generation ------------------------------------------------------------------
+
+    async def generate(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        options: Options = None,
+        keep_alive: KeepAlive = None,
+        **extra: Any,
     ) -> GenerateChunk:
-        chunk = await self._json(
-            "POST",
-            "/api/generate",
-            GenerateChunk.from_json,
-            model=model,
-            body=body,
-            long=True,
-            num_ctx=num_ctx,
-        )
-        # Servers before done_reason existed send none; anything else is not a load.
-        if chunk.done_reason not in (expected, None):
-            raise self._errors.malformed(
-                ValueError(f"expected done_reason '{expected}', got '{chunk.done_reason}'"),
-                model=model,
-            )
-        return chunk
+        """`/api/generate` with `stream: false`: the final chunk, with Ollama's counters.
+
+        ``extra`` fields (system, format, think, images, raw, truncate, ...) are sent
+        as given; ``keep_alive`` only when not None.
+        """
+        run = inference.generate_request(model, prompt, options, keep_alive, extra, stream=False)
+        return await inference.final(self._session, run)
+
+    def generate_stream(
+        self,
+        model: str,
+        prompt: str,
+        *,
+        options: Options = None,
+        keep_alive: KeepAlive = None,
+        **extra: Any,
+    ) -> AsyncGenerator[GenerateChunk, None]:
+        """`/api/generate` streamed: every chunk as it arrives, the last one ``done``.
+
+        The name is checked now; the request starts on the first iteration. Wrap it
+        in ``aclosing`` to stop early: closing it closes the connection.
+        """
+        run = inference.generate_request(model, prompt, options, keep_alive, extra, stream=True)
+        return inference.chunks(self._session, run)
+
+    async def chat(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        options: Options = None,
+        keep_alive: KeepAlive = None,
+        **extra: Any,
+    ) -> ChatChunk:
+        """`/api/chat` like :meth:`generate`; messages are `{role, content, ...}`."""
+        run = inference.chat_request(model, messages, options, keep_alive, extra, stream=False)
+        return await inference.final(self._session, run)
+
+    def chat_stream(
+        self,
+        model: str,
+        messages: Messages,
+        *,
+        options: Options = None,
+        keep_alive: KeepAlive = None,
+        **extra: Any,
+    ) -> AsyncGenerator[ChatChunk, None]:
+        """`/api/chat` streamed, like :meth:`generate_stream`."""
+        run = inference.chat_request(model, messages, options, keep_alive, extra, stream=True)
+        return inference.chunks(self._session, run)

@@ -1,7 +1,14 @@
-"""Generation on Ollama (`/api/generate`, `/api/chat`): request bodies and the calls.
+"""Generation on Ollama (`/api/generate`, `/api/chat`): request bodies, and running them.
 
-Bodies carry only what the caller chose (no `keep_alive` unless given, research §5).
-Every generation records the metrics of :mod:`n3d.ollama.metering`.
+:class:`~n3d.ollama.client.OllamaClient` offers a generation two ways, like httpx's
+``request`` and ``stream``: ``generate``/``chat`` answer the final chunk, and
+``generate_stream``/``chat_stream`` yield every chunk as it arrives. Here are the
+bodies they send, which carry only what the caller chose (no `keep_alive` unless
+given, research §5), each built as a :class:`Generation` by :func:`generate_request`
+or :func:`chat_request`, and :func:`final` and :func:`chunks`, which run one over an
+:class:`~n3d.ollama.session.OllamaSession` and record the metrics of
+:mod:`n3d.ollama.metering` (``ollama.request.duration``, ``ollama.tokens.*``,
+``ollama.stream.*``).
 """
 
 from __future__ import annotations
@@ -10,18 +17,25 @@ import math
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import aclosing
-from typing import Any, Literal, TypeVar, overload
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from n3d.errors import OllamaError
+from n3d.ollama.chunks import ChatChunk, GenerateChunk
 from n3d.ollama.duration import parse_keep_alive
 from n3d.ollama.metering import StreamMeter, record_request
+from n3d.ollama.names import parse_model_name
 from n3d.ollama.session import OllamaSession
-from n3d.ollama.types import ChatChunk, GenerateChunk
 
 __all__ = [
-    "Inference",
+    "Generation",
     "KeepAlive",
-    "context_size",
+    "Messages",
+    "Options",
+    "chat_request",
+    "chunks",
+    "final",
+    "generate_request",
     "keep_alive_json",
     "request_body",
 ]
@@ -74,168 +88,100 @@ def request_body(
     return body
 
 
-def context_size(options: Mapping[str, Any] | None, default: int) -> int:
-    """The num_ctx a request asked for, for context-overflow messages."""
+def _requested_num_ctx(options: Options) -> int | None:
+    """The num_ctx a request asked for itself, quoted in its context-overflow errors."""
     value = (options or {}).get("num_ctx")
-    return value if isinstance(value, int) and not isinstance(value, bool) else default
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-class Inference(OllamaSession):
-    """Generate and chat; the part of the client that runs models."""
+@dataclass(frozen=True, slots=True)
+class Generation(Generic[_Chunk]):
+    """One generation to run: the route, the checked model name, the body, how to
+    read a chunk, and the num_ctx it asked for (None: the session's)."""
 
-    @overload
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: Literal[False] = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> GenerateChunk: ...
-    @overload
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: Literal[True],
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> AsyncGenerator[GenerateChunk, None]: ...
-    @overload
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: bool,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> GenerateChunk | AsyncGenerator[GenerateChunk, None]: ...
-    async def generate(
-        self,
-        model: str,
-        prompt: str,
-        *,
-        stream: bool = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> GenerateChunk | AsyncGenerator[GenerateChunk, None]:
-        """`/api/generate`: the final object, or with ``stream=True`` an async iterator
-        of chunks (the request starts at its first iteration).
+    endpoint: str
+    model: str
+    body: dict[str, Any]
+    parse: Callable[[dict[str, Any]], _Chunk]
+    num_ctx: int | None
 
-        ``extra`` fields (system, format, think, images, raw, truncate, ...) are sent
-        as given; ``keep_alive`` only when not None.
-        """
-        name = self._name(model)
-        body = request_body(
-            name, stream=stream, options=options, keep_alive=keep_alive, prompt=prompt, **extra
+
+def _body(
+    model: str, stream: bool, options: Options, keep_alive: KeepAlive, extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    # Whether it streams is the method's to say, never an argument.
+    if "stream" in extra:
+        raise TypeError(
+            "'stream' is not an argument: generate() and chat() answer the final chunk, "
+            "generate_stream() and chat_stream() yield every chunk"
         )
-        return await self._infer("generate", name, body, GenerateChunk.from_json, options)
+    return request_body(model, stream=stream, options=options, keep_alive=keep_alive, **extra)
 
-    @overload
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: Literal[False] = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> ChatChunk: ...
-    @overload
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: Literal[True],
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> AsyncGenerator[ChatChunk, None]: ...
-    @overload
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: bool,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> ChatChunk | AsyncGenerator[ChatChunk, None]: ...
-    async def chat(
-        self,
-        model: str,
-        messages: Messages,
-        *,
-        stream: bool = False,
-        options: Options = None,
-        keep_alive: KeepAlive = None,
-        **extra: Any,
-    ) -> ChatChunk | AsyncGenerator[ChatChunk, None]:
-        """`/api/chat`, like :meth:`generate`; messages are `{role, content, ...}`."""
-        name = self._name(model)
-        body = request_body(
-            name,
-            stream=stream,
-            options=options,
-            keep_alive=keep_alive,
-            messages=[dict(m) for m in messages],
-            **extra,
+
+def generate_request(
+    model: str,
+    prompt: str,
+    options: Options,
+    keep_alive: KeepAlive,
+    extra: Mapping[str, Any],
+    *,
+    stream: bool,
+) -> Generation[GenerateChunk]:
+    """`/api/generate` for ``model`` (checked: InvalidModelName before any request);
+    ``extra`` fields (system, format, think, images, raw, ...) are sent as given."""
+    name = parse_model_name(model).display
+    body = _body(name, stream, options, keep_alive, {"prompt": prompt, **extra})
+    return Generation("generate", name, body, GenerateChunk.from_json, _requested_num_ctx(options))
+
+
+def chat_request(
+    model: str,
+    messages: Messages,
+    options: Options,
+    keep_alive: KeepAlive,
+    extra: Mapping[str, Any],
+    *,
+    stream: bool,
+) -> Generation[ChatChunk]:
+    """`/api/chat` for ``model``, like :func:`generate_request`."""
+    name = parse_model_name(model).display
+    fields = {"messages": [dict(m) for m in messages], **extra}
+    body = _body(name, stream, options, keep_alive, fields)
+    return Generation("chat", name, body, ChatChunk.from_json, _requested_num_ctx(options))
+
+
+async def final(session: OllamaSession, g: Generation[_Chunk]) -> _Chunk:
+    """Run a generation whose body says `stream: false`: its only object."""
+    started = time.perf_counter()
+    path = f"/api/{g.endpoint}"
+    answer = await session.request_json(
+        "POST", path, g.parse, model=g.model, body=g.body, long=True, num_ctx=g.num_ctx
+    )
+    record_request(g.endpoint, g.model, answer.stats, time.perf_counter() - started)
+    return answer
+
+
+async def chunks(session: OllamaSession, g: Generation[_Chunk]) -> AsyncGenerator[_Chunk, None]:
+    """Run a streamed generation and yield its chunks; the request starts at the
+    first iteration. A stream that ends before its ``done`` chunk raises."""
+
+    def failure(status: int | None, text: str) -> OllamaError:
+        return session.errors.status_error(status, text, model=g.model, num_ctx=g.num_ctx)
+
+    meter = StreamMeter(g.endpoint, g.model, time.perf_counter())
+    done = False
+    lines = session.stream_objects(f"/api/{g.endpoint}", g.body, model=g.model, failure=failure)
+    async with aclosing(lines):
+        async for data in lines:
+            chunk = session.parse(g.parse, data, g.model)
+            meter.chunk()
+            if chunk.done and not done:
+                done = True
+                # Before handing it on: consumers often stop iterating at `done`.
+                meter.finish(chunk.stats, time.perf_counter())
+            yield chunk
+    if not done:
+        raise session.errors.malformed(
+            ValueError(f"the /api/{g.endpoint} stream ended before its final chunk"),
+            model=g.model,
         )
-        return await self._infer("chat", name, body, ChatChunk.from_json, options)
-
-    async def _infer(
-        self,
-        endpoint: str,
-        model: str,
-        body: dict[str, Any],
-        parse: Callable[[dict[str, Any]], _Chunk],
-        options: Options,
-    ) -> _Chunk | AsyncGenerator[_Chunk, None]:
-        num_ctx = context_size(options, self.num_ctx)
-        if body["stream"]:
-            return self._infer_stream(endpoint, model, body, parse, num_ctx)
-        started = time.perf_counter()
-        final = await self._json(
-            "POST", f"/api/{endpoint}", parse, model=model, body=body, long=True, num_ctx=num_ctx
-        )
-        record_request(endpoint, model, final.stats, time.perf_counter() - started)
-        return final
-
-    async def _infer_stream(
-        self,
-        endpoint: str,
-        model: str,
-        body: dict[str, Any],
-        parse: Callable[[dict[str, Any]], _Chunk],
-        num_ctx: int,
-    ) -> AsyncGenerator[_Chunk, None]:
-        def failure(status: int | None, text: str) -> OllamaError:
-            return self._errors.status_error(status, text, model=model, num_ctx=num_ctx)
-
-        meter = StreamMeter(endpoint, model, time.perf_counter())
-        done = False
-        lines = self._stream(f"/api/{endpoint}", body, model=model, failure=failure)
-        async with aclosing(lines):
-            async for data in lines:
-                chunk = self._parse(parse, data, model)
-                meter.chunk()
-                if chunk.done and not done:
-                    done = True
-                    # Before handing it on: consumers often stop iterating at `done`.
-                    meter.finish(chunk.stats, time.perf_counter())
-                yield chunk
-        if not done:
-            raise self._errors.malformed(
-                ValueError(f"the /api/{endpoint} stream ended before its final chunk"),
-                model=model,
-            )

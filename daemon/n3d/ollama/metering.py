@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from n3d.metrics import metric
-from n3d.ollama.types import InferenceStats
+from n3d.ollama.chunks import InferenceStats
 
 __all__ = ["StreamMeter", "record_request"]
 

@@ -1,4 +1,10 @@
-"""One pooled HTTP session with an Ollama server, and the request plumbing under the client.
+"""One pooled HTTP session with an Ollama server: the transport the client composes.
+
+:class:`OllamaSession` owns the ``httpx.AsyncClient``, the timeouts, the caps on
+answers and the :class:`~n3d.ollama.wire.Translator`; :class:`~n3d.ollama.client.OllamaClient`
+builds one and calls it, the way httpx's ``Client`` calls its transport.
+:meth:`OllamaSession.configure` takes reloaded settings (``timeout_s``, ``num_ctx``):
+calls started afterwards use them.
 
 Quick calls are bounded by ``timeout_s`` as a whole: httpx's timeouts bound each
 read, so a server sending a byte just within each would otherwise hold a call
@@ -13,24 +19,18 @@ it arrives and capped (:mod:`n3d.ollama.bodies`). Every failure leaves here as a
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable
-from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import httpx
 
 from n3d import __version__
 from n3d.errors import OllamaError
-from n3d.ollama.names import parse_model_name
-from n3d.ollama.wire import (
-    Translator,
-    aiter_objects,
-    error_text,
-    parse_final_object,
-    read_body,
-)
+from n3d.ollama.bodies import aiter_objects, read_body
+from n3d.ollama.decoding import error_text, parse_final_object
+from n3d.ollama.wire import Translator
 
-__all__ = ["OllamaSession"]
+__all__ = ["Failure", "OllamaSession"]
 
 _T = TypeVar("_T")
 Failure = Callable[[int | None, str], OllamaError]
@@ -47,7 +47,13 @@ class OllamaSession:
     ``timeout_s`` bounds quick calls and every connect; ``num_ctx`` is the context
     size n3d configures (0 = Ollama's default), quoted in context-overflow errors.
     Proxy variables are ignored: a local supervisor never goes through a proxy.
+    ``errors`` is the :class:`~n3d.ollama.wire.Translator` of this server, for
+    callers that build an error of their own (a pull that ends without success).
     """
+
+    timeout_s: float
+    _quick: httpx.Timeout  # quick calls: every phase, and the whole call, within timeout_s
+    _long: httpx.Timeout  # streams and loads: no read timeout (see the module's docstring)
 
     def __init__(
         self,
@@ -58,46 +64,45 @@ class OllamaSession:
         num_ctx: int = 0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout_s = timeout_s
-        self.num_ctx = num_ctx
-        self._quick = httpx.Timeout(timeout_s)
-        self._long = httpx.Timeout(None, connect=timeout_s, write=timeout_s, pool=timeout_s)
-        self._errors = Translator(self.base_url, num_ctx)
+        self.errors = Translator(self.base_url, num_ctx)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,
-            timeout=self._quick,
             limits=_LIMITS,
             trust_env=False,
             # identity: a compressed body could inflate past any cap inside the decoder.
             headers={"User-Agent": f"n3d/{__version__}", "Accept-Encoding": "identity"},
         )
+        self.configure(timeout_s=timeout_s)
 
-    async def __aenter__(self) -> Self:
-        return self
+    def configure(self, *, timeout_s: float | None = None, num_ctx: int | None = None) -> None:
+        """Take new settings (a config reload); None keeps the current value.
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
+        Calls started afterwards use them; a call or stream already under way keeps
+        the limits it started with. The pool and its connections are kept.
+        """
+        if timeout_s is not None:
+            self.timeout_s = timeout_s
+            self._quick = httpx.Timeout(timeout_s)
+            self._long = httpx.Timeout(None, connect=timeout_s, write=timeout_s, pool=timeout_s)
+            self._http.timeout = self._quick
+        if num_ctx is not None:
+            self.errors.num_ctx = num_ctx
+
+    @property
+    def num_ctx(self) -> int:
+        """The context size n3d configures (0 = Ollama's default)."""
+        return self.errors.num_ctx
 
     async def aclose(self) -> None:
-        """Close every pooled connection; the client cannot be used afterwards."""
+        """Close every pooled connection; the session cannot be used afterwards."""
         await self._http.aclose()
 
     @property
     def is_closed(self) -> bool:
         return self._http.is_closed
 
-    @staticmethod
-    def _name(model: str) -> str:
-        """The display form of a valid model name; raises InvalidModelName otherwise."""
-        return parse_model_name(model).display
-
-    async def _call(
+    async def request(
         self,
         method: str,
         path: str,
@@ -117,7 +122,7 @@ class OllamaSession:
         limit = self.timeout_s if timeout_s is None else timeout_s
         timeout = self._long if long else httpx.Timeout(limit)
         with (
-            self._errors.entering(f"{method} {path}", model=model, timeout_s=limit),
+            self.errors.entering(f"{method} {path}", model=model, timeout_s=limit),
             anyio.fail_after(None if long else limit),
         ):
             async with self._http.stream(method, path, json=body, timeout=timeout) as response:
@@ -126,12 +131,12 @@ class OllamaSession:
                 content = await read_body(response, what=what)
         if not ok:
             text = error_text(content)
-            raise self._errors.status_error(
+            raise self.errors.status_error(
                 response.status_code, text, model=model, num_ctx=num_ctx
             )
         return content
 
-    async def _json(
+    async def request_json(
         self,
         method: str,
         path: str,
@@ -143,13 +148,13 @@ class OllamaSession:
         num_ctx: int | None = None,
     ) -> _T:
         """Send one request and parse its JSON object answer with ``parse``."""
-        content = await self._call(
+        content = await self.request(
             method, path, model=model, body=body, long=long, num_ctx=num_ctx
         )
-        with self._errors.entering(f"{method} {path}", model=model):
+        with self.errors.entering(f"{method} {path}", model=model):
             return parse(parse_final_object(content, what=f"the answer to {path}"))
 
-    async def _stream(
+    async def stream_objects(
         self, path: str, body: dict[str, Any], *, model: str, failure: Failure
     ) -> AsyncGenerator[dict[str, Any], None]:
         """POST and yield the JSON objects of the NDJSON answer.
@@ -158,11 +163,12 @@ class OllamaSession:
         raises what ``failure(status or None, text)`` builds. Wrap it in ``aclosing``:
         the response closes when the generator does.
         """
-        with self._errors.entering(f"POST {path}", model=model, timeout_s=self.timeout_s):
-            async with self._http.stream("POST", path, json=body, timeout=self._long) as r:
+        limit, timeout = self.timeout_s, self._long  # kept for the whole stream
+        with self.errors.entering(f"POST {path}", model=model, timeout_s=limit):
+            async with self._http.stream("POST", path, json=body, timeout=timeout) as r:
                 if not r.is_success:
                     # Ollama's error answers come whole and at once: bounded like a quick call.
-                    with anyio.fail_after(self.timeout_s):
+                    with anyio.fail_after(limit):
                         content = await read_body(r, what=f"the error answer to {path}")
                     raise failure(r.status_code, error_text(content))
                 async for data in aiter_objects(r, path=path):
@@ -170,7 +176,7 @@ class OllamaSession:
                         raise failure(None, str(data["error"]))
                     yield data
 
-    def _parse(self, parse: Callable[[dict[str, Any]], _T], data: dict[str, Any], model: str) -> _T:
+    def parse(self, parse: Callable[[dict[str, Any]], _T], data: dict[str, Any], model: str) -> _T:
         """``parse(data)``, with a missing or mistyped field as UnexpectedResponse."""
-        with self._errors.entering("parsing an answer", model=model):
+        with self.errors.entering("parsing an answer", model=model):
             return parse(data)

@@ -1,34 +1,35 @@
-"""Typed answers of Ollama's HTTP API (research/ollama.md §1).
+"""Typed answers of Ollama's model calls: listings, pulls, loads (research/ollama.md §1).
+
+``/api/tags`` (:class:`InstalledModel`), ``/api/ps`` (:class:`LoadedModel`), a line of
+``/api/pull`` (:class:`PullProgress`), what a warm-up cost (:class:`LoadResult`), and
+name matching over listings. Generations answer chunks: :mod:`n3d.ollama.chunks`.
 
 Every type is a frozen dataclass built by ``from_json``, which tolerates extra fields
 (Ollama adds some in most releases) and missing optional ones, and raises
 :class:`ValueError` only when a field the type cannot do without is absent or of the
 wrong type, or an integer field holds a number no integer can (``1e400`` decodes to
-inf); the client turns that into :class:`~n3d.errors.UnexpectedResponse`.
+inf; :mod:`n3d.ollama.fields`); the client turns that into
+:class:`~n3d.errors.UnexpectedResponse`.
 
-Durations from Ollama are integer nanoseconds and keep an ``_ns`` suffix here;
-properties ending in ``_s`` give seconds. Times stay the strings Ollama sent, with
-:func:`parse_go_time` to read them (Go's RFC 3339 with nanoseconds and local offset,
-including the year-2318 "forever" of a negative keep-alive).
+Times stay the strings Ollama sent, with :func:`parse_go_time` to read them (Go's
+RFC 3339 with nanoseconds and local offset, including the year-2318 "forever" of a
+negative keep-alive).
 """
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Self, TypeVar
 
 from n3d.errors import InvalidModelName
 from n3d.ollama.decoding import brief
+from n3d.ollama.fields import dict_field, int_field, str_field
 from n3d.ollama.names import parse_model_name
 
 __all__ = [
-    "ChatChunk",
-    "GenerateChunk",
-    "InferenceStats",
     "InstalledModel",
     "LoadResult",
     "LoadedModel",
@@ -36,9 +37,11 @@ __all__ = [
     "find_model",
     "has_model",
     "parse_go_time",
+    "parse_installed",
+    "parse_loaded",
+    "parse_version",
 ]
 
-_INT64 = 1 << 63
 # `ollama ps` prints "Forever" beyond this horizon (`format/time.go`).
 _FOREVER_AFTER = timedelta(days=365 * 20)
 _GO_TIME = re.compile(r"^(?P<base>[^.]+?)(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d{2}:\d{2})?$")
@@ -65,38 +68,6 @@ def parse_go_time(text: str | None) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _str(data: Mapping[str, Any], key: str, default: str | None = None) -> str:
-    value = data.get(key, default)
-    if not isinstance(value, str):
-        raise ValueError(f"field '{key}' should be a string, got {brief(value)}")
-    return value
-
-
-def _opt_int(data: Mapping[str, Any], key: str) -> int | None:
-    """An integer field (Go's int64: sizes, counts, nanoseconds), None when absent.
-
-    A double that is not finite (`1e400` decodes to inf) is no integer: ValueError,
-    never the OverflowError of ``int(inf)``. Nor is a value beyond int64, which Go
-    never sends and whose arithmetic (a percentage of 1e308 bytes) would overflow later.
-    """
-    value = data.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"field '{key}' should be a number, got {brief(value)}")
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"field '{key}' should be an integer, got {value!r}")
-    number = int(value)
-    if not -_INT64 <= number < _INT64:
-        raise ValueError(f"field '{key}' should be a 64-bit integer, got {brief(value)}")
-    return number
-
-
-def _dict(data: Mapping[str, Any], key: str) -> dict[str, Any]:
-    value = data.get(key)
-    return dict(value) if isinstance(value, Mapping) else {}
-
-
 @dataclass(frozen=True, slots=True)
 class InstalledModel:
     """One entry of ``GET /api/tags``: a model on disk. ``size`` is bytes."""
@@ -111,14 +82,14 @@ class InstalledModel:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
         # Old servers send only `name`, the official Python client only reads `model`.
-        name = _str(data, "name", data.get("model"))
+        name = str_field(data, "name", data.get("model"))
         return cls(
             name=name,
-            model=_str(data, "model", name),
-            size=_opt_int(data, "size") or 0,
-            digest=_str(data, "digest", ""),
-            modified_at=_str(data, "modified_at", ""),
-            details=_dict(data, "details"),
+            model=str_field(data, "model", name),
+            size=int_field(data, "size") or 0,
+            digest=str_field(data, "digest", ""),
+            modified_at=str_field(data, "modified_at", ""),
+            details=dict_field(data, "details"),
         )
 
     @property
@@ -144,16 +115,16 @@ class LoadedModel:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Self:
-        name = _str(data, "name", data.get("model"))
+        name = str_field(data, "name", data.get("model"))
         return cls(
             name=name,
-            model=_str(data, "model", name),
-            size=_opt_int(data, "size") or 0,
-            size_vram=_opt_int(data, "size_vram") or 0,
-            digest=_str(data, "digest", ""),
-            expires_at=_str(data, "expires_at", ""),
-            context_length=_opt_int(data, "context_length"),
-            details=_dict(data, "details"),
+            model=str_field(data, "model", name),
+            size=int_field(data, "size") or 0,
+            size_vram=int_field(data, "size_vram") or 0,
+            digest=str_field(data, "digest", ""),
+            expires_at=str_field(data, "expires_at", ""),
+            context_length=int_field(data, "context_length"),
+            details=dict_field(data, "details"),
         )
 
     @property
@@ -195,8 +166,8 @@ class PullProgress:
         return cls(
             status=status,
             digest=digest,
-            total=_opt_int(data, "total"),
-            completed=_opt_int(data, "completed"),
+            total=int_field(data, "total"),
+            completed=int_field(data, "completed"),
         )
 
     @property
@@ -208,113 +179,6 @@ class PullProgress:
 
 
 @dataclass(frozen=True, slots=True)
-class InferenceStats:
-    """Ollama's own counters from the final chunk of a generation (durations in ns)."""
-
-    total_duration_ns: int | None = None
-    load_duration_ns: int | None = None
-    prompt_eval_count: int = 0
-    prompt_eval_duration_ns: int | None = None
-    eval_count: int = 0
-    eval_duration_ns: int | None = None
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        return cls(
-            total_duration_ns=_opt_int(data, "total_duration"),
-            load_duration_ns=_opt_int(data, "load_duration"),
-            prompt_eval_count=_opt_int(data, "prompt_eval_count") or 0,
-            prompt_eval_duration_ns=_opt_int(data, "prompt_eval_duration"),
-            eval_count=_opt_int(data, "eval_count") or 0,
-            eval_duration_ns=_opt_int(data, "eval_duration"),
-        )
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_eval_count + self.eval_count
-
-    @property
-    def tokens_per_second(self) -> float | None:
-        """Generated tokens per second of Ollama's eval time (not wall time)."""
-        if not self.eval_duration_ns:
-            return None
-        return self.eval_count / (self.eval_duration_ns / 1e9)
-
-
-@dataclass(frozen=True, slots=True)
-class GenerateChunk:
-    """A line of ``/api/generate`` (or its only object when not streaming).
-
-    ``stats`` is set on the final (``done``) chunk; ``raw`` keeps every field sent.
-    """
-
-    model: str
-    created_at: str
-    response: str
-    done: bool
-    done_reason: str | None = None
-    thinking: str | None = None
-    stats: InferenceStats | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        done = bool(data.get("done", False))
-        thinking = data.get("thinking")
-        reason = data.get("done_reason")
-        return cls(
-            model=_str(data, "model", ""),
-            created_at=_str(data, "created_at", ""),
-            response=_str(data, "response", ""),
-            done=done,
-            done_reason=reason if isinstance(reason, str) else None,
-            thinking=thinking if isinstance(thinking, str) else None,
-            stats=InferenceStats.from_json(data) if done else None,
-            raw=dict(data),
-        )
-
-    @property
-    def text(self) -> str:
-        return self.response
-
-
-@dataclass(frozen=True, slots=True)
-class ChatChunk:
-    """A line of ``/api/chat`` (or its only object when not streaming).
-
-    ``message`` is Ollama's message object (role, content, and tool_calls, images,
-    thinking when present); ``stats`` is set on the final chunk.
-    """
-
-    model: str
-    created_at: str
-    message: dict[str, Any]
-    done: bool
-    done_reason: str | None = None
-    stats: InferenceStats | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, hash=False, repr=False)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> Self:
-        done = bool(data.get("done", False))
-        reason = data.get("done_reason")
-        return cls(
-            model=_str(data, "model", ""),
-            created_at=_str(data, "created_at", ""),
-            message=_dict(data, "message"),
-            done=done,
-            done_reason=reason if isinstance(reason, str) else None,
-            stats=InferenceStats.from_json(data) if done else None,
-            raw=dict(data),
-        )
-
-    @property
-    def text(self) -> str:
-        content = self.message.get("content", "")
-        return content if isinstance(content, str) else ""
-
-
-@dataclass(frozen=True, slots=True)
 class LoadResult:
     """What a load (warm-up) cost: ``duration_s`` measured by n3d around the request,
     ``load_duration_s`` as Ollama reported it (None when it did not)."""
@@ -323,6 +187,34 @@ class LoadResult:
     duration_s: float
     load_duration_s: float | None
     done_reason: str | None
+
+
+_T = TypeVar("_T")
+
+
+def _models(data: Mapping[str, Any], parse: Callable[[dict[str, Any]], _T]) -> list[_T]:
+    entries = data.get("models") or []  # `[]`, never null, says Ollama; be lenient anyway
+    if not isinstance(entries, list):
+        raise ValueError(f"'models' should be a list, got {brief(entries)}")
+    return [parse(entry) for entry in entries if isinstance(entry, dict)]
+
+
+def parse_installed(data: Mapping[str, Any]) -> list[InstalledModel]:
+    """The answer to ``GET /api/tags``; entries that are not objects are skipped."""
+    return _models(data, InstalledModel.from_json)
+
+
+def parse_loaded(data: Mapping[str, Any]) -> list[LoadedModel]:
+    """The answer to ``GET /api/ps``; entries that are not objects are skipped."""
+    return _models(data, LoadedModel.from_json)
+
+
+def parse_version(data: Mapping[str, Any]) -> str:
+    """The answer to ``GET /api/version``: e.g. `0.6.8` (no leading `v`)."""
+    version = data.get("version")
+    if not isinstance(version, str):
+        raise ValueError(f"no 'version' in {brief(data)}")
+    return version
 
 
 _Entry = TypeVar("_Entry", bound=InstalledModel | LoadedModel | str)

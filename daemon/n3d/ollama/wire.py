@@ -25,31 +25,10 @@ import httpx
 import structlog
 
 from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
-from n3d.ollama.bodies import aiter_objects, read_body
-from n3d.ollama.decoding import (
-    MAX_DEPTH,
-    SHAPE_ERRORS,
-    brief,
-    decode_json,
-    error_text,
-    parse_final_object,
-    parse_object,
-)
+from n3d.ollama.decoding import SHAPE_ERRORS
 from n3d.ratelimit import TokenBucket
 
-__all__ = [
-    "MAX_DEPTH",
-    "SHAPE_ERRORS",
-    "Translator",
-    "aiter_objects",
-    "brief",
-    "decode_json",
-    "error_text",
-    "is_context_overflow",
-    "parse_final_object",
-    "parse_object",
-    "read_body",
-]
+__all__ = ["UNUSABLE_SUMMARY_EVERY_S", "Translator", "is_context_overflow"]
 
 log = structlog.get_logger(__name__)
 

@@ -9,10 +9,9 @@ turns one :class:`~n3d.jsonrpc.protocol.Request` into its response:
   missing required params and wrong JSON types give ``-32602`` with a message
   naming the parameter (and ``data.param``). ``workDoneToken`` is taken out of
   named params before the check and becomes ``ctx.progress``'s token.
-- :class:`~n3d.errors.OllamaError` and :class:`~n3d.errors.StateNotSaved` → its
-  ``code``, ``message`` and ``rpc_data()``;
-  :class:`MethodError` → its own code; anything else → ``-32603 Internal error``
-  with the traceback logged, never sent.
+- :class:`MethodError` → its own code; an application error of :mod:`n3d.errors`
+  → the code and ``data`` of the one table, :mod:`n3d.api.faults`; anything else
+  → ``-32603 Internal error`` with the traceback logged, never sent.
 - each call emits the metric ``n3d.rpc.duration`` (seconds, tag ``method``).
 
 Cancellation is not handled here: the connection's runner
@@ -29,7 +28,8 @@ from typing import Any, Protocol, TypeAlias
 
 import structlog
 
-from n3d.errors import OllamaError, StateNotSaved, root_cause
+from n3d.api.faults import fault_of
+from n3d.errors import root_cause
 from n3d.jsonrpc.protocol import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -251,7 +251,7 @@ class MethodTable:
             bound = method.bind(params)
             ctx = Context(session, request.method, request.id, token)
             response = result_response(request.id, await method.handler(ctx, bound))
-        except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON-RPC error
+        except Exception as exc:  # every failure becomes a JSON-RPC error
             # A handler's own task group wraps its one failure in a group: answer with it.
             response = self._error(request, root_cause(exc))
         finally:
@@ -271,7 +271,8 @@ class MethodTable:
     def _error(request: Request, exc: BaseException) -> JsonObject:
         if isinstance(exc, MethodError):
             return error_response(request.id, exc.code, exc.message, exc.data)
-        if isinstance(exc, OllamaError | StateNotSaved):
-            return error_response(request.id, exc.code, exc.message, exc.rpc_data())
+        fault = fault_of(exc)
+        if fault is not None:
+            return error_response(request.id, fault.code, fault.message, fault.data)
         log.error("rpc.internal_error", method=request.method, exc_info=exc)
         return error_response(request.id, INTERNAL_ERROR, f"Internal error in {request.method}")

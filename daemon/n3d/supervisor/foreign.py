@@ -7,62 +7,58 @@ base URL and, once it stops answering, lets the lifecycle start our own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import anyio
 
 from n3d.state import ServerState, can_transition
-
-if TYPE_CHECKING:
-    from n3d.supervisor.supervisor import Supervisor
+from n3d.supervisor.context import Context
 
 __all__ = ["adopt", "watch_foreign"]
 
 S = ServerState
 
 
-async def adopt(sup: Supervisor) -> bool:
+async def adopt(ctx: Context) -> bool:
     """Mode auto: if a server already answers at the base URL, watch it instead."""
-    if sup.snapshot.state is S.EXTERNAL:
+    if ctx.snapshot.state is S.EXTERNAL:
         return True  # adopted just before a command cancelled the watch: keep it
-    if not can_transition(sup.snapshot.state, S.EXTERNAL):
+    if not can_transition(ctx.snapshot.state, S.EXTERNAL):
         return False  # e.g. right after stopping our own: the port is ours to reuse
-    if not (await sup.health.check(force=True)).ok:
+    if not (await ctx.health.check(force=True)).ok:
         return False
-    sup.transition(S.EXTERNAL, "a server already answers at the base URL: adopted, "
+    ctx.transition(S.EXTERNAL, "a server already answers at the base URL: adopted, "
                    "not started by n3d", owned=False, pid=None)
-    await sup.learn_version()
+    await ctx.learn_version()
     return True
 
 
-async def watch_foreign(sup: Supervisor, *, give_up_after: int | None) -> None:
+async def watch_foreign(ctx: Context, *, give_up_after: int | None) -> None:
     """Watch a server n3d did not start: ``external`` while it answers, else unreachable.
 
     Returns after ``give_up_after`` failed checks in a row (mode auto: time to start
     our own); with None it watches until cancelled (mode external).
     """
     failures = 0
-    if sup.snapshot.state is S.EXTERNAL:
-        await anyio.sleep(sup.health.interval_s)  # adoption itself was a fresh check
+    if ctx.snapshot.state is S.EXTERNAL:
+        await anyio.sleep(ctx.health.interval_s)  # adoption itself was a fresh check
     while True:
-        report = await sup.health.check(force=True)
-        state = sup.snapshot.state
+        report = await ctx.health.check(force=True)
+        state = ctx.snapshot.state
         if report.ok:
             failures = 0
             if state in (S.STOPPED, S.UNREACHABLE):
-                sup.transition(
+                ctx.transition(
                     S.EXTERNAL,
                     "answers at the base URL (not started by n3d)",
                     owned=False,
                     pid=None,
                     last_error=None,
                 )
-                await sup.learn_version()
+                await ctx.learn_version()
         else:
             failures += 1
             error = report.result.error or "failed"
             if state in (S.STOPPED, S.EXTERNAL):
-                sup.transition(S.UNREACHABLE, f"no answer: {error}", last_error=error)
+                ctx.transition(S.UNREACHABLE, f"no answer: {error}", last_error=error)
             if give_up_after is not None and failures >= give_up_after:
                 return
-        await anyio.sleep(sup.health.interval_s)
+        await anyio.sleep(ctx.health.interval_s)

@@ -3,9 +3,9 @@
 * A result is reused for ``interval_s`` (the `health_check_interval`): a caller
   asking within that window gets the cached result with its age, and no request.
 * ``force=True`` skips the cache.
-* Concurrent callers share one in-flight probe (single-flight): a hundred callers
-  at once cause one HTTP request. If the caller running the probe is cancelled,
-  a waiting caller takes over with a new probe, so nobody waits forever.
+* Concurrent callers share one in-flight probe (:mod:`n3d.singleflight`): a
+  hundred callers at once cause one HTTP request. If the caller running the probe
+  is cancelled, a waiting caller takes over with a new probe, so nobody waits forever.
 * Every probe is bounded by ``timeout_s`` and emits ``ollama.health.check_duration``
   (seconds, tag ``ok``).
 
@@ -17,12 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import anyio
 
 from n3d.errors import OllamaError
 from n3d.metrics import metric
+from n3d.singleflight import SingleFlight
 
 __all__ = ["HealthChecker", "HealthReport", "HealthResult", "Probe"]
 
@@ -48,7 +48,10 @@ class HealthResult:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """What a caller gets: a result, its age in seconds, whether it came from cache."""
+    """What a caller gets: a result, its age in seconds, whether it came from cache.
+
+    The `health` method's JSON is :mod:`n3d.api`'s to build (latency in milliseconds).
+    """
 
     result: HealthResult
     age_s: float
@@ -57,29 +60,6 @@ class HealthReport:
     @property
     def ok(self) -> bool:
         return self.result.ok
-
-    def as_dict(self) -> dict[str, Any]:
-        """The `health` method's fields (latency in milliseconds)."""
-        r = self.result
-        data: dict[str, Any] = {
-            "ok": r.ok,
-            "latency_ms": None if r.latency_s is None else round(r.latency_s * 1000.0, 3),
-            "checked_at": r.checked_at,
-            "age_s": round(self.age_s, 3),
-            "cached": self.cached,
-        }
-        if r.error is not None:
-            data["error"] = r.error
-            data["error_kind"] = r.error_kind
-        return data
-
-
-class _Flight:
-    """One probe in progress; ``result`` stays None if its runner was cancelled."""
-
-    def __init__(self) -> None:
-        self.done = anyio.Event()
-        self.result: HealthResult | None = None
 
 
 class HealthChecker:
@@ -102,7 +82,7 @@ class HealthChecker:
         self.timeout_s = timeout_s
         self._clock = clock
         self._last: HealthResult | None = None
-        self._flight: _Flight | None = None
+        self._flight: SingleFlight[None, HealthResult] = SingleFlight()  # one key: the server
         self.probes = 0
         # Called with every new result (not with cached ones), e.g. to publish events.
         self.listeners: list[Callable[[HealthResult], None]] = []
@@ -118,32 +98,21 @@ class HealthChecker:
 
     async def check(self, *, force: bool = False) -> HealthReport:
         """A health report: cached if younger than ``interval_s`` unless ``force``."""
-        while True:
-            last = self._last
-            if not force and last is not None:
-                age = self._clock() - last.at
-                if age < self.interval_s:
-                    return HealthReport(last, age, cached=True)
-            flight = self._flight
-            if flight is None:
-                return await self._run()
-            await flight.done.wait()
-            if flight.result is not None:
-                # Shared with the caller that sent it: fresh, not from the cache.
-                return HealthReport(flight.result, self._clock() - flight.result.at, False)
-            # That caller was cancelled mid-probe: loop, and probe ourselves.
+        last = self._last
+        if not force and last is not None:
+            age = self._clock() - last.at
+            if age < self.interval_s:
+                return HealthReport(last, age, cached=True)
+        result = await self._flight.run(None, self._probe_once)
+        # Probed for this call or shared with the caller that sent it: fresh either way.
+        return HealthReport(result, max(0.0, self._clock() - result.at), cached=False)
 
-    async def _run(self) -> HealthReport:
-        flight = self._flight = _Flight()
-        try:
-            result = await self._measure()
-            self._last = flight.result = result
-            for listener in list(self.listeners):
-                listener(result)
-            return HealthReport(result, 0.0, cached=False)
-        finally:
-            self._flight = None
-            flight.done.set()
+    async def _probe_once(self) -> HealthResult:
+        result = await self._measure()
+        self._last = result
+        for listener in list(self.listeners):
+            listener(result)
+        return result
 
     async def _measure(self) -> HealthResult:
         self.probes += 1

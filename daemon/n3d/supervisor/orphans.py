@@ -65,12 +65,22 @@ _CREATE_TIME_TOLERANCE_S = 0.01  # psutil's create time is in clock ticks (10 ms
 
 
 def looks_like_ollama(cmdline: tuple[str, ...] | list[str], recorded: tuple[str, ...] = ()) -> bool:
-    """Whether a command line is the recorded one or names Ollama (or the simulator)."""
+    """Whether a command line is the recorded one, or runs Ollama (or the simulator).
+
+    Only the program's own name counts (``argv[0]``'s base name, or the module
+    after ``-m``), never a word anywhere in an argument: ``tail -f
+    ~/.ollama/logs/server.log``, or a Python whose virtualenv lives under a folder
+    named ``ollama``, is not Ollama.
+    """
     if recorded and tuple(cmdline) == recorded:
         return True
-    return any(
-        word in os.path.basename(arg) or word in arg for arg in cmdline for word in _OLLAMA_WORDS
-    )
+    if not cmdline:
+        return False
+    program = os.path.basename(cmdline[0])
+    if any(word in program for word in _OLLAMA_WORDS):
+        return True
+    modules = [cmdline[i + 1] for i, arg in enumerate(cmdline[:-1]) if arg == "-m"]
+    return any(m == "n3d.sim" or m.startswith("n3d.sim.") for m in modules)
 
 
 def _is_serve(proc: psutil.Process, record: PidRecord) -> bool:

@@ -1,32 +1,24 @@
-"""One `ollama serve` child: spawn, drain its output, notice its exit, stop its group.
+"""One running `ollama serve` child: notice its exit, measure it, stop its group.
 
-* The child runs in a new session, so its pid is also its process-group id and
-  Ollama's runners (which share serve's group, research/ollama.md §3) can be
-  killed with one ``killpg`` even after serve itself died.
-* stdout and stderr are read continuously and re-emitted as log events with
-  ``logger: "ollama"`` (rate-limited, :mod:`n3d.supervisor.output`); a pipe never
-  fills, whatever the child prints.
-* Every spawn carries a fresh random marker in the child's environment,
-  ``N3D_INSTANCE``, which Ollama's runners inherit: it is how a later n3d proves
-  that a process was started by this serve (:mod:`n3d.supervisor.orphans`).
-* Whatever makes the spawn itself fail (any OS error, a NUL byte) is raised as
-  :class:`~n3d.supervisor.spawn.SpawnFailed`, classified once.
+* The child runs in a new session (:func:`~n3d.supervisor.spawn.open_ollama`
+  starts it), so its pid is also its process-group id and Ollama's runners (which
+  share serve's group, research/ollama.md §3) can be killed with one ``killpg``
+  even after serve itself died.
 * Exit is noticed by awaiting the child (a waitpid), not by polling.
 * :meth:`OllamaProcess.stop`: SIGTERM to serve, wait ``timeout_s``, SIGKILL to the
   whole group, then verify with psutil that no member of the group survives. A
   serve that does not exit even then (stuck in the kernel, e.g. a GPU driver) is
   logged as ``ollama.unkillable`` and no longer waited for: the stop stays bounded.
+* :meth:`OllamaProcess.resources`: serve and its runners, RSS and CPU.
 """
 
 from __future__ import annotations
 
-import secrets
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 
 import anyio
@@ -41,8 +33,6 @@ from n3d.supervisor.groups import (
     group_members,
     kill_group,
 )
-from n3d.supervisor.output import OutputLimiter, drain
-from n3d.supervisor.spawn import SpawnFailed, classify
 
 __all__ = [
     "INSTANCE_VAR",
@@ -50,32 +40,11 @@ __all__ = [
     "OllamaProcess",
     "Resources",
     "StopReport",
-    "child_environment",
     "group_members",  # re-exported: process groups are part of this module's story
     "kill_group",
-    "open_ollama",
 ]
 
 log = structlog.get_logger("n3d.supervisor.process")
-
-# Variables that belong to n3d's own service manager, never to the child: systemd
-# would take a READY=1 from ollama as ours, and LISTEN_FDS describes n3d's sockets.
-_SCRUBBED_PREFIXES = ("NOTIFY_SOCKET", "WATCHDOG_", "LISTEN_")
-_DRAIN_GRACE_S = 1.0  # after the group is gone, how long pipes may stay open
-
-
-def child_environment(
-    base: Mapping[str, str], *, ollama_host: str, extra: Mapping[str, str]
-) -> dict[str, str]:
-    """The child's environment: ``base`` + ``extra``, n3d's service variables removed.
-
-    ``OLLAMA_HOST`` is always ``ollama_host`` (from the base URL), even if ``extra``
-    sets it: n3d probes the base URL, so the child must listen exactly there.
-    """
-    env = {k: v for k, v in base.items() if not k.startswith(_SCRUBBED_PREFIXES)}
-    env.update(extra)
-    env["OLLAMA_HOST"] = ollama_host
-    return env
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +88,8 @@ class Resources:
 
 
 class OllamaProcess:
-    """A running child; created by :func:`open_ollama`, which guarantees its stop."""
+    """A running child; created by :func:`~n3d.supervisor.spawn.open_ollama`, which
+    guarantees its stop."""
 
     def __init__(self, process: Process, command: Sequence[str], instance: str = "") -> None:
         self._process = process
@@ -130,7 +100,7 @@ class OllamaProcess:
         self.started_at = time.monotonic()
         self.exited = anyio.Event()
         self.exit_status: ExitStatus | None = None
-        # Shielded (see _watch_exit); stop() cancels it only for a process that even
+        # Shielded (see watch_exit); stop() cancels it only for a process that even
         # SIGKILL did not end, so that waiting for it cannot hold n3d's shutdown.
         self._exit_watch = anyio.CancelScope(shield=True)
         self._stop_lock = anyio.Lock()
@@ -157,7 +127,8 @@ class OllamaProcess:
         """Stopped, yet serve never exited: it was abandoned (``ollama.unkillable``)."""
         return self._stop_report is not None and not self.exited.is_set()
 
-    async def _watch_exit(self) -> None:
+    async def watch_exit(self) -> None:
+        """Record the exit when it comes (:func:`~n3d.supervisor.spawn.open_ollama` runs it)."""
         # Shielded: a cancelled supervisor must still learn of the exit while it
         # stops the child. open_ollama always SIGKILLs the group, so this ends,
         # unless the kernel holds serve (D state); then stop() cancels the scope.
@@ -265,68 +236,3 @@ class OllamaProcess:
                 except (psutil.Error, OSError):
                     continue
             return Resources(rss, cpu, count)
-
-
-@asynccontextmanager
-async def open_ollama(
-    command: Sequence[str],
-    env: Mapping[str, str],
-    *,
-    stop_timeout_s: float,
-    output: OutputLimiter | None = None,
-) -> AsyncIterator[OllamaProcess]:
-    """Spawn ``command`` in a new session; on leaving the block, stop it (bounded).
-
-    The child's output is re-emitted through ``output`` (default: a fresh
-    :class:`OutputLimiter` with the standard rate). Raises
-    :class:`~n3d.supervisor.spawn.SpawnFailed` when the spawn fails, for any reason.
-    """
-    instance = secrets.token_hex(16)
-    try:
-        process = await anyio.open_process(
-            list(command),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env={**env, INSTANCE_VAR: instance},
-            start_new_session=True,
-        )
-    except (OSError, ValueError) as exc:  # ValueError: a NUL byte in an argument
-        raise SpawnFailed(classify(exc, command[0] if command else "")) from exc
-    child = OllamaProcess(process, command, instance)
-    limiter = output if output is not None else OutputLimiter()
-    log.info("ollama.spawned", pid=child.pid, command=list(command))
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(child._watch_exit)
-            stdout, stderr = process.stdout, process.stderr
-            assert stdout is not None and stderr is not None
-            # Shielded like the exit watcher: the pipes are read until the group is
-            # gone (plus a grace), even when the surrounding code is cancelled.
-            drains = anyio.CancelScope(shield=True)
-
-            async def drain_all() -> None:
-                with drains:
-                    async with anyio.create_task_group() as dtg:
-                        dtg.start_soon(drain, stdout, "stdout", None, limiter)
-                        dtg.start_soon(drain, stderr, "stderr", child.note_stderr, limiter)
-
-            tg.start_soon(drain_all)
-            try:
-                yield child
-            finally:
-                with anyio.CancelScope(shield=True):
-                    await child.stop(stop_timeout_s)
-                    # A process outside the group (it called setsid) may hold the
-                    # pipes open forever; don't wait for its EOF beyond a grace.
-                    drains.deadline = anyio.current_time() + _DRAIN_GRACE_S
-    finally:
-        with anyio.CancelScope(shield=True):
-            if child.exited.is_set():
-                # Also closes the pipes themselves: a process that left the group
-                # may still hold their other ends, and asyncio would keep them open.
-                await process.aclose()
-            else:  # abandoned (unkillable): aclose() would wait for its exit
-                for stream in (process.stdout, process.stderr):
-                    if stream is not None:
-                        await stream.aclose()

@@ -8,16 +8,16 @@ state once things have settled. Every transition is logged as ``server.state``.
 
 What one lifecycle does (adopt, start, supervise, back off, give up) is in
 :mod:`n3d.supervisor.lifecycle`; a server n3d did not start, in
-:mod:`n3d.supervisor.foreign`.
+:mod:`n3d.supervisor.foreign`. They see the supervisor through a
+:class:`~n3d.supervisor.context.Context`: the store, the health checker, the
+running settings, never the supervisor itself.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from contextlib import AsyncExitStack
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,16 +27,16 @@ from anyio.abc import TaskStatus
 
 from n3d.errors import NotManaged
 from n3d.state import ServerState, Snapshot, StateStore, Transition, can_transition
+from n3d.supervisor.context import Context, Version, Wanted
 from n3d.supervisor.health import HealthChecker, Probe
 from n3d.supervisor.lifecycle import OURS, Lifecycle
 from n3d.supervisor.orphans import stop_orphans
 from n3d.supervisor.process import OllamaProcess, Resources
-from n3d.supervisor.restart import RestartPolicy
 
 if TYPE_CHECKING:
     from n3d.config import Settings
 
-__all__ = ["Supervisor", "Wanted"]
+__all__ = ["Supervisor"]
 
 log = structlog.get_logger("n3d.supervisor")
 S = ServerState
@@ -47,39 +47,24 @@ _NO_SERVER = frozenset({ServerState.STOPPED, ServerState.BACKOFF, ServerState.FA
 RESOURCES_MAX_AGE_S = 1.0
 
 
-@dataclasses.dataclass(slots=True)
-class Wanted:
-    """What the last command asked for: the control loop and the lifecycle act on it.
-
-    ``gen`` counts commands; ``applied`` is the one the current lifecycle acts on.
-    """
-
-    up: bool
-    reason: str
-    gen: int = 0
-    applied: int = 0
-
-    @property
-    def pending(self) -> bool:
-        """A command arrived that the current lifecycle was not started for."""
-        return self.gen != self.applied
-
-
 class Supervisor:
     """Owns (or watches) one Ollama server as the config's ``[server].mode`` says.
 
-    ``command`` defaults to ``settings.server.command``; ``runtime_dir`` is where
-    ``ollama.pid`` lives (None: no pid file, no orphan handling); ``probe`` replaces
-    the HTTP heartbeat (tests); ``environ`` is the base of the child's environment.
+    ``probe`` is the `HEAD /` heartbeat at the base URL and ``version`` asks the
+    server's version (the daemon passes its probing client's; a test may pass a
+    fake probe and no version). ``command`` defaults to ``settings.server.command``;
+    ``runtime_dir`` is where ``ollama.pid`` lives (None: no pid file, no orphan
+    handling); ``environ`` is the base of the child's environment.
     """
 
     def __init__(
         self,
         settings: Settings,
         *,
+        probe: Probe,
+        version: Version | None = None,
         command: Sequence[str] | None = None,
         runtime_dir: Path | None = None,
-        probe: Probe | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
@@ -88,21 +73,26 @@ class Supervisor:
         self.store = StateStore(
             Snapshot(mode=settings.server.mode, base_url=settings.ollama.base_url)
         )
-        self._probe = probe
-        self._version: Callable[[], Awaitable[str]] | None = None
         self.health = HealthChecker(
-            self._heartbeat,
+            probe,
             interval_s=settings.ollama.health_check_interval_s,
             timeout_s=settings.server.health_timeout_s,
         )
         self._wanted = Wanted(True, f"mode {settings.server.mode}: n3d starts the server")
         self._scope: anyio.CancelScope | None = None
         self._changed: anyio.Event | None = None
-        self.process: OllamaProcess | None = None  # our child while one runs (lifecycle)
         # The last resources_async measurement: (child, monotonic time, result).
         self._resources: tuple[OllamaProcess, float, Resources] | None = None
+        context = Context(
+            self.store,
+            self.health,
+            settings=lambda: self.settings,
+            command=lambda: self.command,
+            pid_file=self.pid_file,
+            version=version,
+        )
         self._lifecycle = Lifecycle(
-            self, self._wanted, dict(os.environ if environ is None else environ)
+            context, self._wanted, dict(os.environ if environ is None else environ)
         )
 
     # -- public -------------------------------------------------------------------
@@ -112,15 +102,9 @@ class Supervisor:
         return self.store.snapshot
 
     @property
-    def policy(self) -> RestartPolicy:
-        r = self.settings.restart
-        return RestartPolicy(
-            r.backoff_initial_s,
-            r.backoff_max_s,
-            r.max_failures,
-            r.window_s,
-            stable_after_s=self.settings.ollama.health_check_interval_s,
-        )
+    def process(self) -> OllamaProcess | None:
+        """Our child while one runs (the lifecycle owns it)."""
+        return self._lifecycle.process
 
     def resources(self) -> Resources:
         """Our server plus its runners: RSS bytes, CPU percent, process count (0 if none).
@@ -166,23 +150,12 @@ class Supervisor:
         self._changed = anyio.Event()
         unsubscribe = self.store.subscribe(self._on_change)
         try:
-            async with AsyncExitStack() as stack:
-                if self._probe is None:
-                    from n3d.ollama.client import OllamaClient
-
-                    client = await stack.enter_async_context(
-                        OllamaClient(
-                            self.settings.ollama.base_url,
-                            timeout_s=self.settings.server.health_timeout_s,
-                        )
-                    )
-                    self._probe, self._version = client.heartbeat, client.version
-                if self.pid_file is not None and self.settings.server.mode != "external":
-                    await stop_orphans(
-                        self.pid_file, stop_timeout_s=self.settings.server.stop_timeout_s
-                    )
-                task_status.started()
-                await self._control_loop()
+            if self.pid_file is not None and self.settings.server.mode != "external":
+                await stop_orphans(
+                    self.pid_file, stop_timeout_s=self.settings.server.stop_timeout_s
+                )
+            task_status.started()
+            await self._control_loop()
         finally:
             self._settle("n3d is shutting down")
             unsubscribe()
@@ -272,27 +245,10 @@ class Supervisor:
         if self.snapshot.state is not S.STOPPED and can_transition(self.snapshot.state, S.STOPPED):
             self.transition(S.STOPPED, reason, pid=None, next_start_in_s=None)
 
-    # -- asking the server --------------------------------------------------------
-
-    async def learn_version(self) -> None:
-        """Ask the server its version for status (best effort, bounded)."""
-        if self._version is None:
-            return
-        with anyio.move_on_after(self.settings.server.health_timeout_s):
-            try:
-                version = await self._version()
-            except Exception:  # noqa: BLE001 - the version is a nicety, never a failure
-                return
-            self.store.update(version=version)
-
-    async def _heartbeat(self, timeout_s: float) -> float:
-        assert self._probe is not None, "run() sets the probe"
-        return await self._probe(timeout_s)
-
     # -- transitions --------------------------------------------------------------
 
     def transition(self, target: ServerState, reason: str, **changes: object) -> None:
-        """Take one edge of the state machine (used by the lifecycle and the watchers)."""
+        """Take one edge of the state machine (as the lifecycle does through its context)."""
         self.store.transition(target, reason, **changes)
 
     def _on_change(self, edge: Transition | None, snapshot: Snapshot) -> None:

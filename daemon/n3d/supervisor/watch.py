@@ -10,16 +10,13 @@ running and degraded happen here; the decisions about what comes next stay in
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
 
 import anyio
 
 from n3d.metrics import metric
 from n3d.state import ServerState
+from n3d.supervisor.context import Context
 from n3d.supervisor.process import ExitStatus, OllamaProcess
-
-if TYPE_CHECKING:
-    from n3d.supervisor.supervisor import Supervisor
 
 __all__ = ["recheck_interval", "wait_ready", "watch_running"]
 
@@ -43,10 +40,10 @@ def _exit_text(what: str, status: ExitStatus, child: OllamaProcess) -> str:
     return f"{text}: {child.last_stderr}" if child.last_stderr else text
 
 
-async def wait_ready(sup: Supervisor, child: OllamaProcess) -> str | None:
+async def wait_ready(ctx: Context, child: OllamaProcess) -> str | None:
     """None once `HEAD /` answers within start_timeout; else why the start failed."""
-    timeout_s = sup.settings.server.start_timeout_s
-    poll_s = min(_READY_POLL_S, sup.health.interval_s)
+    timeout_s = ctx.settings().server.start_timeout_s
+    poll_s = min(_READY_POLL_S, ctx.health.interval_s)
     failure: str | None = f"no answer to HEAD / within start_timeout ({timeout_s:g}s)"
     with anyio.move_on_after(timeout_s):
         async with anyio.create_task_group() as tg:
@@ -59,7 +56,7 @@ async def wait_ready(sup: Supervisor, child: OllamaProcess) -> str | None:
             async def answered() -> None:
                 nonlocal failure
                 while True:
-                    if (await sup.health.check(force=True)).ok:
+                    if (await ctx.health.check(force=True)).ok:
                         break
                     await anyio.sleep(poll_s)
                 failure = None
@@ -70,13 +67,13 @@ async def wait_ready(sup: Supervisor, child: OllamaProcess) -> str | None:
     return failure
 
 
-async def watch_running(sup: Supervisor, child: OllamaProcess) -> tuple[str, float]:
+async def watch_running(ctx: Context, child: OllamaProcess) -> tuple[str, float]:
     """Watch a running child until it exits or fails too many checks in a row.
 
     Returns why the run ended and how long it was continuously healthy (seconds;
     the longest healthy stretch). A hung child is moved to ``stopping`` here.
     """
-    server = sup.settings.server
+    server = ctx.settings().server
     healthy_since: float | None = time.monotonic()
     longest = 0.0
     ended: tuple[str, float] = ("", 0.0)
@@ -99,30 +96,30 @@ async def watch_running(sup: Supervisor, child: OllamaProcess) -> tuple[str, flo
             next_at = anyio.current_time()
             while True:
                 # Fixed rate: a slow probe does not stretch the detection time.
-                step = sup.health.interval_s
+                step = ctx.health.interval_s
                 if failures:
                     step = recheck_interval(step, server.health_timeout_s)
                 next_at = max(next_at + step, anyio.current_time())
                 await anyio.sleep_until(next_at)
-                report = await sup.health.check(force=True)
+                report = await ctx.health.check(force=True)
                 # In a thread: the /proc scan would block the event loop.
                 usage = await anyio.to_thread.run_sync(child.resources)
                 metric("ollama.process.rss_bytes", usage.rss_bytes, "By", pid=child.pid)
                 if report.ok:
                     failures = 0
-                    if sup.snapshot.state is S.DEGRADED:
+                    if ctx.snapshot.state is S.DEGRADED:
                         healthy_since = time.monotonic()
-                        sup.transition(S.RUNNING, "health check passed again")
+                        ctx.transition(S.RUNNING, "health check passed again")
                     continue
                 failures += 1
                 error = report.result.error or "failed"
-                if sup.snapshot.state is S.RUNNING:
+                if ctx.snapshot.state is S.RUNNING:
                     longest, healthy_since = healthy_for(), None
-                    sup.transition(S.DEGRADED, f"health check failed: {error}")
+                    ctx.transition(S.DEGRADED, f"health check failed: {error}")
                 if failures >= server.failures_before_restart:
                     reason = f"{failures} health checks failed in a row (last: {error})"
                     ended = (reason, healthy_for())
-                    sup.transition(S.STOPPING, f"{reason}: killing it to restart")
+                    ctx.transition(S.STOPPING, f"{reason}: killing it to restart")
                     tg.cancel_scope.cancel()
                     return
 

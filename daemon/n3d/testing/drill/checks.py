@@ -17,21 +17,38 @@ import os
 import statistics
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import psutil
 
 from n3d.state import TRANSITIONS, ServerState
+from n3d.testing import DaemonProcess
 from n3d.testing.drill.bounds import (
     FD_TOLERANCE,
     RECOVERY_BOUND_S,
     RSS_TOLERANCE_BYTES,
     RSS_TOLERANCE_FRACTION,
 )
-from n3d.testing.drill.records import DrillResult, Invariant, LeakSample
+from n3d.testing.drill.records import DrillResult, FaultRecord, Invariant, LeakSample
+from n3d.testing.drill.tally import Stats
 
-if TYPE_CHECKING:
-    from n3d.testing.drill.drill import Drill
+
+class FinishedDrill(Protocol):
+    """What :func:`evaluate` reads of a finished :class:`~.drill.Drill`.
+
+    The drill imports this module (:func:`group_members`), so this one names what
+    it needs instead of importing the drill back: no import circle.
+    """
+
+    home: Path
+    short: bool
+    d: DaemonProcess
+    stats: Stats
+    faults: list[FaultRecord]
+    samples: list[LeakSample]
+    kill_offsets: list[int]
+
+    def now(self) -> float: ...
 
 
 def group_members(pgid: int) -> list[int]:
@@ -109,7 +126,7 @@ def leak_verdict(samples: list[LeakSample]) -> tuple[bool, str]:
 
 
 def evaluate(
-    drill: Drill, seed: int, exit_code: int | None, left: list[int], crashed: str | None
+    drill: FinishedDrill, seed: int, exit_code: int | None, left: list[int], crashed: str | None
 ) -> DrillResult:
     """The finished drill's result, with a verdict on every invariant."""
     inv: list[Invariant] = []

@@ -1,0 +1,233 @@
+"""The JSON of every method's result, as TypedDicts mypy checks: DESIGN.md's method table.
+
+The domain returns typed values (dataclasses such as
+:class:`~n3d.state.Snapshot`, :class:`~n3d.supervisor.health.HealthReport`,
+:class:`~n3d.models.job.PullResult`); :mod:`n3d.api.methods` and
+:mod:`n3d.api.models` turn them into these, and only these go on the wire. Keys
+are listed in the order they are sent. A field beyond DESIGN.md's "main fields"
+is an addition, never a rename; ``NotRequired`` keys appear only when they apply.
+``tests/api/test_shapes.py`` holds real answers and DESIGN.md's table to these.
+
+Three results are documents owned elsewhere and pass through as they are:
+``config.get``/``config.reload`` (the config's own document, which
+`n3d config show --json` prints too), ``metrics`` (the registry's snapshot) and
+``rpc.discover`` (:mod:`n3d.api.openrpc`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, NotRequired, TypedDict
+
+__all__ = [
+    "Capabilities",
+    "DaemonFeatures",
+    "DaemonInfo",
+    "DefaultModel",
+    "Delete",
+    "Ensure",
+    "ErrorData",
+    "Health",
+    "InstalledModel",
+    "LoadedList",
+    "LoadedModel",
+    "ModelCounts",
+    "ModelList",
+    "Pull",
+    "Resources",
+    "Server",
+    "ServerCommand",
+    "Status",
+    "Topics",
+    "Validate",
+    "WarmList",
+    "WarmModel",
+]
+
+
+# -- status, health, server.* -----------------------------------------------------------
+
+
+class DaemonInfo(TypedDict):
+    version: str
+    pid: int
+    uptime_s: float
+    socket: str
+    simulate: bool
+
+
+class Server(TypedDict):
+    """The server's snapshot; times are Unix seconds, ``state`` its lowercase name."""
+
+    state: str
+    mode: str
+    base_url: str
+    pid: int | None
+    owned: bool
+    version: str | None
+    restarts: int
+    since: float
+    reason: str
+    last_exit: str | None
+    last_error: str | None
+    port_holder: str | None
+    next_start_in_s: float | None
+
+
+class Health(TypedDict):
+    """``health`` (and ``status.health``): all None but ``cached`` before the first check."""
+
+    ok: bool | None
+    latency_ms: float | None
+    checked_at: float | None
+    age_s: float | None
+    cached: bool
+    error: NotRequired[str]
+    error_kind: NotRequired[str | None]
+    version: str | None
+
+
+class Resources(TypedDict):
+    rss_bytes: int
+    cpu_percent: float
+    processes: int
+
+
+class ModelCounts(TypedDict):
+    installed: int | None
+    loaded: int
+    warm: int
+
+
+class Status(TypedDict):
+    daemon: DaemonInfo
+    server: Server
+    health: Health
+    resources: Resources
+    models: ModelCounts
+
+
+class ServerCommand(TypedDict):
+    """``server.start`` / ``server.stop`` / ``server.restart``."""
+
+    state: str
+    server: Server
+
+
+# -- models.* ---------------------------------------------------------------------------
+
+
+class InstalledModel(TypedDict):
+    name: str
+    size: int
+    digest: str
+    modified_at: str
+    details: dict[str, Any]
+
+
+class ModelList(TypedDict):
+    models: list[InstalledModel]
+    cached: bool
+    age_s: float
+
+
+class LoadedModel(TypedDict):
+    name: str
+    size: int
+    size_vram: int
+    expires_at: str
+    warm: bool
+    context_length: int | None
+
+
+class LoadedList(TypedDict):
+    models: list[LoadedModel]
+
+
+class Pull(TypedDict):
+    model: str
+    status: Literal["success"]
+    duration_s: float
+
+
+class Delete(TypedDict):
+    model: str
+    deleted: Literal[True]
+    warm_removed: NotRequired[Literal[True]]
+
+
+class Ensure(TypedDict):
+    model: str
+    available: Literal[True]
+    pulled: bool
+
+
+class Validate(TypedDict):
+    valid: bool
+    normalized: str
+    message: str
+
+
+class DefaultModel(TypedDict):
+    model: str
+
+
+# -- warm.* -----------------------------------------------------------------------------
+
+
+class WarmModel(TypedDict):
+    name: str
+    keep_alive: str | float | int
+    loaded: bool
+    expires_at: str | None
+    last_warmed_at: str | None  # ISO 8601 UTC with `Z`
+    last_error: str | None
+    source: Literal["config", "runtime"]
+
+
+class WarmList(TypedDict):
+    models: list[WarmModel]
+
+
+# -- capabilities, events.* ------------------------------------------------------------
+
+
+class DaemonFeatures(TypedDict):
+    version: str
+    framing: list[str]
+    progress: bool
+    cancel: bool
+    events: list[str]
+    keep_warm: bool
+    mode: str
+    simulate: bool
+
+
+class Capabilities(TypedDict):
+    chat: bool
+    completion: bool
+    streaming: bool
+    embeddings: bool
+    function_calling: bool
+    vision: bool
+    model_dependent: list[str]
+    auto_pull: bool
+    local_deployment: bool
+    daemon: DaemonFeatures
+
+
+class Topics(TypedDict):
+    topics: list[str]
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+class ErrorData(TypedDict):
+    """An application error's ``data``: DESIGN.md's ``{kind, model?, base_url?, suggestion?}``
+    (``path`` instead of model and server when a change could not be saved)."""
+
+    kind: str
+    model: NotRequired[str]
+    base_url: NotRequired[str]
+    path: NotRequired[str]
+    suggestion: NotRequired[str]
