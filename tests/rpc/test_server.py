@@ -158,9 +158,9 @@ def test_socket_activation_uses_the_inherited_fd_and_never_unlinks_it(
 
 
 def test_a_removed_socket_file_is_bound_again_and_open_connections_keep_working(
-    sock_dir: Path,
+    short_dir: Path,
 ) -> None:
-    path = sock_dir / "n3d.sock"
+    path = short_dir / "n3d.sock"
 
     async def call(stream: anyio.abc.SocketStream, request_id: int) -> bytes:
         await stream.send(b'{"jsonrpc":"2.0","method":"get_data","id":%d}\n' % request_id)

@@ -25,12 +25,11 @@ Each accepted connection is checked before anything is read from it:
   second) and is closed; at most ``_MAX_REFUSING`` such goodbyes run at once,
   the rest are closed at once.
 
-Accepting is :class:`~n3d.rpc.listener.Listener`'s; each connection is an asyncio
-protocol (:mod:`n3d.rpc.connection` says why); the rare "server busy" goodbye uses
-``anyio.abc.SocketStream.from_socket`` (an asyncio transport too). Not anyio's
-UNIX listener and streams: in anyio 4.16 a wait cancelled in the same loop pass as
-its socket became ready still raises ``InvalidStateError`` in a loop callback
-(anyio#1267 fixed only ``aclose``; tests/rpc/test_transport.py keeps watch).
+Accepting is :class:`~n3d.rpc.listener.Listener`'s; each connection an asyncio
+protocol (:mod:`n3d.rpc.connection` says why); a "server busy" goodbye an
+``anyio.abc.SocketStream.from_socket`` (a transport too). Not anyio's UNIX
+listener and streams: in anyio 4.16 a wait cancelled in the same loop pass as its
+socket became ready still errs in a loop callback (tests/rpc/test_transport.py).
 
 Events: :meth:`broadcast` sends the notification ``event {topic, ...payload}`` to
 every connection subscribed to ``topic``; handlers subscribe their connection
