@@ -47,9 +47,6 @@ MAX_LINES = 300
 LONG_PENDING = frozenset(
     {
         "n3d.daemon",  # the composition root: socket part (rpc), wiring (super), lead
-        "n3d.rpc.connection",  # rpc helper
-        "n3d.rpc.running",  # rpc helper
-        "n3d.rpc.server",  # rpc helper
     }
 )
 

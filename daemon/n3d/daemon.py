@@ -11,7 +11,9 @@ Start (docs/behavior.md, "Start-up order"):
 4. the signal watcher (SIGTERM/SIGINT: shut down; SIGHUP: reload the config);
 5. the supervisor (orphans of a killed n3d handled first, then the server);
 6. the model service (pull jobs, keep-warm);
-7. the socket starts serving;
+7. the socket starts serving, and the runtime dir is watched: a ``/tmp`` cleaner
+   that removes it gets the lock, ``n3d.pid`` and the socket put back
+   (:mod:`n3d.runtime_dir`);
 8. ``READY=1`` to systemd (only now are clients answered), and the watchdog pings.
 
 Shutdown is an input (:meth:`Daemon.request_shutdown`); the order is bounded:
@@ -24,12 +26,10 @@ Exit code 0.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import sys
 from collections.abc import Mapping, Sequence
-from contextlib import suppress
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -50,10 +50,11 @@ from n3d.ollama.client import OllamaClient
 from n3d.paths import ensure_private_dir, runtime_dir
 from n3d.redact import redact_url
 from n3d.rpc.server import RpcServer
+from n3d.runtime_dir import RuntimeFiles, keep_runtime_dir
 from n3d.service.notify import Notifier
 from n3d.supervisor import Supervisor
 
-__all__ = ["SIMULATOR", "Daemon", "acquire_lock", "run"]
+__all__ = ["SIMULATOR", "Daemon", "run"]
 
 log = structlog.get_logger("n3d.daemon")
 events_log = structlog.get_logger("n3d.events")
@@ -64,28 +65,6 @@ _SHUTDOWN_SLACK_S = 5.0  # on top of stop_timeout and verification, for the whol
 # restart) could not finish within any deadline short enough for a stop. 2 s lets
 # every quick call in flight answer while adding little to the bounded stop.
 _DRAIN_S = 2.0
-
-
-def acquire_lock(directory: Path, socket_path: Path) -> int:
-    """Take the exclusive lock ``directory/n3d.lock``; returns its fd (keep it open).
-
-    The lock dies with the process, so a SIGKILLed n3d never blocks the next one.
-    Raises :class:`AlreadyRunning` naming the holder's pid and socket.
-    """
-    path = directory / "n3d.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 4096, 0).decode("utf-8", "replace").splitlines()
-        os.close(fd)
-        pid = holder[0] if holder else "?"
-        sock = holder[1] if len(holder) > 1 else str(socket_path)
-        raise AlreadyRunning(f"n3d is already running (pid {pid}, socket {sock})") from None
-    # Only the holder writes, and only after locking: the content is diagnostics.
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n{socket_path}\n".encode(), 0)
-    return fd
 
 
 class Daemon:
@@ -107,6 +86,7 @@ class Daemon:
         self.supervisor: Supervisor | None = None
         self.models: Models | None = None
         self.rpc: RpcServer | None = None
+        self.files: RuntimeFiles | None = None  # n3d.lock and n3d.pid, while running
         self.last_reload_error: str | None = None
         self._shutdown: anyio.Event | None = None
 
@@ -120,12 +100,9 @@ class Daemon:
         self._shutdown = anyio.Event()
         directory = ensure_private_dir(runtime_dir(self.env))
         socket_path = self.settings.socket_path(self.env)
-        lock_fd = acquire_lock(directory, socket_path)  # first: before touching anything
-        pid_file = directory / "n3d.pid"
+        files = self.files = RuntimeFiles(directory, socket_path)
+        files.claim()  # the lock first, before touching anything; then n3d.pid
         try:
-            fd = os.open(pid_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(f"{os.getpid()}\n")
             log.info(
                 "n3d.starting",
                 version=__version__,
@@ -140,9 +117,7 @@ class Daemon:
                 log.warning("config.warning", warning=warning)
             await self._run_parts(directory, task_status)
         finally:
-            with suppress(OSError):  # the runtime dir may be gone (a /tmp cleaner): fine
-                pid_file.unlink()
-            os.close(lock_fd)
+            files.release()
             log.info("n3d.stopped")
         return 0
 
@@ -213,6 +188,8 @@ class Daemon:
             await tg.start(sup.run)
             await tg.start(models.run)
             await tg.start(self._serve_rpc, rpc, rpc_scope)
+            if self.files is not None:  # set by run()
+                await tg.start(keep_runtime_dir, self.files, rpc)
             # The socket accepts connections: only now is n3d ready (Type=notify).
             self.notifier.ready(sup.snapshot.summary())
             await tg.start(self.notifier.run_watchdog)

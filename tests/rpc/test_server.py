@@ -155,3 +155,33 @@ def test_socket_activation_uses_the_inherited_fd_and_never_unlinks_it(
     assert seen["activated"] is True
     assert seen["reply"] == b'{"jsonrpc":"2.0","result":["hello",5],"id":1}\n'
     assert path.exists() and not unused.exists()
+
+
+def test_a_removed_socket_file_is_bound_again_and_open_connections_keep_working(
+    short_dir: Path,
+) -> None:
+    path = short_dir / "n3d.sock"
+
+    async def call(stream: anyio.abc.SocketStream, request_id: int) -> bytes:
+        await stream.send(b'{"jsonrpc":"2.0","method":"get_data","id":%d}\n' % request_id)
+        return await stream.receive()
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            server = await tg.start(RpcServer(path, make_table()).run)
+            early = await anyio.connect_unix(path)
+            assert b'"id":1' in await call(early, 1)
+            path.unlink()  # a /tmp cleaner
+            assert server.socket_lost()
+            server.rebind()
+            assert not server.socket_lost()
+            assert stat.S_IMODE(os.lstat(path).st_mode) == 0o600
+            late = await anyio.connect_unix(path)
+            assert b'"id":2' in await call(late, 2)
+            assert b'"id":3' in await call(early, 3)  # the connection from before still works
+            await early.aclose()
+            await late.aclose()
+            tg.cancel_scope.cancel()
+
+    anyio.run(main)
+    assert not path.exists()  # the new socket is ours: removed on exit

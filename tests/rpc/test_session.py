@@ -181,6 +181,20 @@ def test_a_client_that_hangs_up_mid_request_costs_nothing(
     _wait_for(lambda: running.server.connection_count == 0)
 
 
+def test_a_half_closed_client_that_then_hangs_up_costs_nothing(
+    raw: Callable[..., Raw], running: Running
+) -> None:
+    client = raw()
+    client.send(_req("sleep", {"seconds": 30, "tag": "half"}, 1))
+    running.record.wait_started("half")
+    client.sock.shutdown(socket.SHUT_WR)  # still waiting for its answer
+    time.sleep(0.2)
+    assert running.record.cancelled == [] and running.server.connection_count == 1
+    client.close()  # now gone both ways
+    _wait_for(lambda: running.record.cancelled == ["half"], timeout=10)
+    _wait_for(lambda: running.server.connection_count == 0)
+
+
 def test_a_half_closed_client_still_gets_its_answers(running: Running) -> None:
     # What `echo '{...}' | socat - UNIX-CONNECT:...` does: send, shut down writing, read.
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:

@@ -7,8 +7,9 @@ clients); the methods the socket offers are :mod:`n3d.api`. Here:
 - :mod:`~n3d.rpc.listener`: the socket file (stale/live checks, 0600, activation, peers).
 - :mod:`~n3d.rpc.bounds`: the per-connection limits as sans-IO bookkeeping (reply cap,
   in-flight slots, which idle connection makes room).
-- :mod:`~n3d.rpc.connection`: one connection as an asyncio protocol (input, limits, output).
-- :mod:`~n3d.rpc.running`: running its requests (worker, cancellation by id or token).
+- :mod:`~n3d.rpc.connection`: one connection as an asyncio protocol, its life a ``State``.
+- :mod:`~n3d.rpc.flow`: that protocol's flow control (pause, resume, the reply cap) and frame clock.
+- :mod:`~n3d.rpc.running`: running its requests (in order, worker, cancellation by id or token).
 - :mod:`~n3d.rpc.server`: accepting, peer checks, broadcasting events.
 """
 

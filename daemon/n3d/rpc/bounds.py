@@ -4,6 +4,7 @@ Each decision here is a pure function of numbers the transport layer reads off
 its sockets, so it is tested without a socket and survives a change of I/O model
 (tests/rpc/test_bounds.py):
 
+- :class:`Limits`: the numbers themselves, as the server hands them to each connection.
 - :class:`ReplyBudget`: the unread-reply cap. A reply is checked *before* it is
   buffered, and a batch's reply is counted member by member while it is
   assembled, so one huge reply, or a batch whose replies add up past the cap,
@@ -21,7 +22,17 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["ReplyBudget", "Slots", "longest_idle"]
+__all__ = ["Limits", "ReplyBudget", "Slots", "longest_idle"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-connection bounds (bytes, seconds, counts)."""
+
+    max_message_bytes: int = 1_048_576
+    frame_timeout_s: float = 10.0
+    max_outgoing_bytes: int = 8 * 1_048_576
+    max_inflight: int = 64
 
 
 @dataclass(slots=True)
@@ -50,6 +61,13 @@ class ReplyBudget:
     def release(self, size: int) -> None:
         """The assembled bytes leave the budget (they are written, or dropped)."""
         self.assembling = max(0, self.assembling - size)
+
+    def refusal(self, unread: int, size: int) -> str:
+        """What the client is told when ``size`` more bytes would pass the cap."""
+        return (
+            f"Server busy: the replies would leave {unread + self.assembling + size} bytes "
+            f"unread on this connection, over its cap of {self.cap}; closing it"
+        )
 
 
 @dataclass(slots=True)

@@ -1,82 +1,80 @@
-"""One client connection: read frames, hand them to its runner, write replies, within bounds.
+"""One client connection, an asyncio protocol: read frames, run them, write replies, in bounds.
 
-- Reading: bytes go through the connection's :class:`~n3d.jsonrpc.framing.Framer`.
-  A frame that has started must complete within ``frame_timeout_s`` (a slow
-  trickle does not reset the clock), else ``-32700`` and close. A fatal framing
-  error is answered ``-32700`` and the connection closed.
-- Running: frames with requests go to the connection's
-  :class:`~n3d.rpc.running.Runner` (worker, in-flight table, cancellation). At
-  most ``max_inflight`` calls run at once, batch members included, and one
-  batch at a time; beyond that the connection stops reading (the kernel buffer
-  then pushes back on the client).
-  ``$/cancelRequest {id}`` and ``window/workDoneProgress/cancel {token}`` are
-  handled as they are read, so they are never stuck behind the work they cancel.
-- Writing: replies go to the transport, which sends at once what the kernel
-  takes and buffers the rest. Every reply is checked against
-  ``max_outgoing_bytes`` *before* it is buffered, together with what is still
-  unread and what a batch has assembled (:class:`~n3d.rpc.bounds.ReplyBudget`):
-  past it the client gets ``-32000`` and the connection is closed, its handlers
-  cancelled, so no client can grow the daemon's memory, by not reading or by
-  asking for a huge reply.
+- Reading: bytes go through the connection's :class:`~n3d.jsonrpc.framing.Framer`
+  to its :class:`~n3d.rpc.running.Runner`; while a frame waits for a slot,
+  reading is paused (the kernel buffer then pushes back on the client). A frame
+  that has started must complete within ``frame_timeout_s``
+  (:class:`~n3d.rpc.flow.FrameClock`), else ``-32700`` and close, as after any
+  fatal framing error.
+- Writing never blocks: the transport sends what the kernel takes and buffers
+  the rest. Every reply is checked against ``max_outgoing_bytes`` *before* it is
+  buffered (:class:`~n3d.rpc.flow.FlowControl`): past it the client gets
+  ``-32000`` and the connection is closed, its handlers cancelled, so no client
+  can grow the daemon's memory, by not reading or by asking for a huge reply.
 - End of input: a half-closed client (``socat`` after its stdin ends) still gets
   the answers to what it sent; a client that hung up gets nothing and its
-  handlers are cancelled at once (checked with ``poll`` for ``POLLHUP``). At
-  shutdown (:meth:`Connection.drain`) input ends the same way: what was read is
-  answered, then the connection closes.
+  handlers are cancelled at once (:func:`~n3d.rpc.listener.wait_hung_up`). At
+  shutdown (:meth:`Connection.drain`) input ends the same way.
 
-Why an asyncio protocol: the event loop keeps the socket registered and hands
-each chunk straight to :meth:`Connection.data_received`, which frames, parses and
-dispatches it without a task switch; only the handlers run in tasks. A reader
-task waiting on the socket (a stream's ``receive``, or ``anyio.wait_readable``)
-costs a registration, a wake-up and an unregistration for every request, which
-was half the time of a small call. n3d runs on anyio's asyncio backend.
+Its life is :class:`State`. Why asyncio, openly: the event loop keeps the socket
+registered and hands each chunk straight to :meth:`Connection.data_received`,
+which frames, parses and dispatches it without a task switch; only handlers run
+in (anyio) tasks. A reader task per connection, anyio's backend-neutral way,
+cost 20 µs more CPU per call (+40 %): a wake-up, and the socket registered and
+unregistered, for every request (docs/performance.md).
+
+Long because the event loop's callbacks, the handlers' session and the server's
+requests (drain, evict, idle) all meet in one state here; the mechanics are in
+:mod:`~n3d.rpc.flow`, the numbers in :mod:`~n3d.rpc.bounds`, the running in
+:mod:`~n3d.rpc.running`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import socket
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import anyio
 import structlog
 
-from n3d.jsonrpc.framing import FrameError, Framer
+from n3d.jsonrpc.framing import Framer
 from n3d.jsonrpc.protocol import (
     PARSE_ERROR,
     SERVER_BUSY,
-    Incoming,
     JsonObject,
     RequestId,
     encode,
     error_response,
-    parse,
 )
-from n3d.rpc.bounds import ReplyBudget
+from n3d.rpc.bounds import Limits
 from n3d.rpc.dispatch import MethodTable
-from n3d.rpc.listener import peer_hung_up
-from n3d.rpc.running import CANCEL_METHODS, Runner
+from n3d.rpc.flow import FlowControl, FrameClock
+from n3d.rpc.listener import wait_hung_up
+from n3d.rpc.running import Runner
 
-__all__ = ["Connection", "Limits"]
+__all__ = ["Connection", "State"]
 
 log = structlog.get_logger(__name__)
 
 _FLUSH_TIMEOUT_S = 2.0  # writing the last replies of a closing connection
-_HANGUP_POLL_S = 0.1  # how often a half-closed connection checks whether the peer left
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Per-connection bounds (bytes, seconds, counts)."""
+class State(enum.Enum):
+    """Where a connection is in its life; it only moves down this list."""
 
-    max_message_bytes: int = 1_048_576
-    frame_timeout_s: float = 10.0
-    max_outgoing_bytes: int = 8 * 1_048_576
-    max_inflight: int = 64
+    CONNECTING = "connecting"  # made, its transport not yet: nothing is read or written
+    OPEN = "open"  # reading, running, answering
+    ANSWERING = "answering"  # input ended (EOF, shutdown): what was read is answered, then close
+    FAILED = "failed"  # a framing error was answered: the calls in flight answer, then close
+    ABANDONED = "abandoned"  # over the cap, evicted or hung up: nothing more runs or is written
+    CLOSED = "closed"  # nothing more is written
+
+
+_WRITABLE = (State.OPEN, State.ANSWERING, State.FAILED)
 
 
 class Connection(asyncio.Protocol):
@@ -98,33 +96,19 @@ class Connection(asyncio.Protocol):
         self.id = connection_id
         self.peer_pid: int | None = None  # for the logs: which process a connection is
         self.framer = Framer(limits.max_message_bytes)
+        self.state = State.CONNECTING
         self._sock = sock
         self._limits = limits
-        self._budget = ReplyBudget(limits.max_outgoing_bytes)
-        self._runner = Runner(self, table, limits.max_inflight, self, self._frame_done)
+        self._flow: FlowControl  # made by connection_made: used only once not CONNECTING
+        self._clock = FrameClock(limits.frame_timeout_s, self._on_frame_timeout)
+        self._runner = Runner(self, table, limits.max_inflight, self, self._slot_is_free)
         self._on_subscribe, self._on_unsubscribe = on_subscribe, on_unsubscribe
-        self._transport: asyncio.Transport | None = None
-        self._scope = anyio.CancelScope()
-        # Input: complete frames not yet dispatched, and one parsed frame waiting
-        # for a slot (reading is paused meanwhile).
-        self._frames: deque[bytes | FrameError] = deque()
-        self._waiting: Incoming | None = None
-        self._paused = False
-        self._frame_timer: asyncio.TimerHandle | None = None
-        self._input_done = False  # EOF, hang-up or a fatal error: nothing more is read
-        self._input_ended = anyio.Event()  # set along with _input_done, for serve to wait on
-        self._peer_eof = anyio.Event()  # the client sent EOF or the connection is gone
-        # Output.
-        self._write_paused = False
-        self._drained = anyio.Event()
-        self._closing = False
-        self._closed = False
-        self._fatal = False
-        self._abandon = False  # over the reply cap: in-flight work is cancelled, not awaited
-        self._slot_freed: anyio.Event | None = None  # set while serve waits for the last ones
+        self._scope = anyio.CancelScope()  # everything it runs: abort() cancels it
+        self._peer_done = False  # the client sent EOF or the connection is gone
+        self._changed: anyio.Event | None = None  # set on what serve waits for
         self._last_active = time.monotonic()  # bytes read or a frame answered (for eviction)
 
-    # -- Session ------------------------------------------------------------------
+    # -- Session and the runner's Outbox ----------------------------------------------
 
     def send(self, message: JsonObject | list[Any]) -> None:
         try:
@@ -149,125 +133,104 @@ class Connection(asyncio.Protocol):
         """Send framed bytes (an event); never blocks. Past the reply cap: see :meth:`_write`."""
         self._write(data, None)
 
-    # -- Outbox (the runner's batches) ----------------------------------------------
-
     def send_body(self, body: bytearray) -> None:
         self._write(self.framer.frame_in_place(body), None)
 
     def hold(self, size: int) -> bool:
-        transport = self._transport
-        if transport is None or self._closed or self._abandon:
+        if self.state not in _WRITABLE:
             return False
-        unread = transport.get_write_buffer_size()
-        if self._budget.hold(unread, size):
+        if self._flow.hold(size):
             return True
-        self._over_cap(size, unread, None)
+        self._end_with(self._flow.refusal(size, None, self.id), abandon=True)
         return False
 
     def release(self, size: int) -> None:
-        self._budget.release(size)
+        self._flow.budget.release(size)
 
-    # -- output -----------------------------------------------------------------------
-
-    def _write(self, data: bytes | bytearray, reply_to: RequestId) -> None:
-        """Write framed bytes, checked against the reply cap before they are buffered."""
-        transport = self._transport
-        if transport is None or self._closed or self._scope.cancel_called:
-            return
-        if transport.is_closing():
-            return  # lost: connection_lost is on its way and will abort
-        unread = transport.get_write_buffer_size()
-        if not self._budget.admits(unread, len(data)):
-            self._over_cap(len(data), unread, reply_to)
-            return
-        transport.write(data)
-
-    def _over_cap(self, size: int, unread: int, reply_to: RequestId) -> None:
-        """A reply that would pass the cap: -32000, then close; its work is abandoned."""
-        cap, assembling = self._budget.cap, self._budget.assembling
-        if unread:
-            log.warning("rpc.client_too_slow", connection=self.id, queued_bytes=unread, cap=cap)
-        else:
-            log.warning("rpc.reply_too_large", connection=self.id, reply_bytes=assembling + size,
-                        cap=cap)
-        message = (
-            f"Server busy: the replies would leave {unread + assembling + size} bytes unread on "
-            f"this connection, over its cap of {cap}; closing it"
-        )
-        self._end_with(error_response(reply_to, SERVER_BUSY, message), abandon=True)
-
-    def abort(self) -> None:
-        """Drop the connection now: stop reading and writing, cancel its handlers."""
-        self._closing = True
-        self._scope.cancel()
+    # -- what the server asks -----------------------------------------------------------
 
     @property
     def idle_since(self) -> float | None:
         """When it last read a byte or answered a frame (``time.monotonic``), if it has
         nothing to do now: no call in flight, no frame read or half-read, no reply
-        unread, not closing. None otherwise: such a connection is never evicted."""
-        transport = self._transport
+        unsent, still open. None otherwise: such a connection is never evicted."""
         if (
-            transport is None
-            or self._fatal
-            or self._input_done
-            or self._closing
+            self.state is not State.OPEN
             or self._runner.running
-            or self._waiting is not None
-            or self._frames
+            or self._runner.pending
             or self.framer.pending
-            or transport.get_write_buffer_size()
+            or self._flow.unsent
         ):
             return None
         return self._last_active
 
     def drain(self) -> None:
         """Shutdown: read nothing more; what was read is run and answered, then close."""
-        self._end_input()
-        transport = self._transport
-        if transport is not None and not transport.is_closing():
-            transport.pause_reading()
+        if self.state is State.CONNECTING:
+            self._set(State.ANSWERING)  # serve never starts reading
+        elif self.state is State.OPEN:
+            self._end_input(State.ANSWERING)
 
     def evict(self, message: str) -> None:
         """Close an idle connection to make room: ``-32000`` with ``message``, then close."""
         self._end_with(error_response(None, SERVER_BUSY, message), abandon=True)
 
-    # -- lifecycle ----------------------------------------------------------------
+    def abort(self) -> None:
+        """Drop the connection now: stop reading and writing, cancel its handlers."""
+        if self.state is not State.CLOSED:
+            self._set(State.ABANDONED)
+        self._clock.stop()
+        self._scope.cancel()
+
+    # -- life ---------------------------------------------------------------------------
 
     async def serve(self) -> None:
         """Serve until the client leaves or breaks a rule; never raises but cancellation."""
+        loop = asyncio.get_running_loop()
         try:
             with self._scope:
+                try:
+                    await loop.connect_accepted_socket(lambda: self, self._sock)
+                except OSError as exc:  # the client left before it could be served
+                    log.debug("rpc.connect_failed", connection=self.id, error=str(exc))
+                    return
                 async with anyio.create_task_group() as tg:
                     self._runner.start_worker(tg)
-                    loop = asyncio.get_running_loop()
-                    await loop.connect_accepted_socket(lambda: self, self._sock)
-                    await self._input_ended.wait()
-                    await self._finish_inflight()
-                    self._closing = True
+                    if self.state is State.OPEN:
+                        self._flow.resume_reading()
+                    await self._until(lambda: self.state is not State.OPEN)
+                    if self._busy():  # a half-closed client waits for these answers
+                        tg.start_soon(self._abort_on_hang_up)
+                        await self._until(lambda: not self._busy())
                     tg.cancel_scope.cancel()  # the idle worker, or an abandoned connection's work
                 with anyio.move_on_after(_FLUSH_TIMEOUT_S):
-                    if self._write_paused:
-                        await self._drained.wait()
-                    if self._fatal:
+                    await self._flow.drain()
+                    if self.state in (State.FAILED, State.ABANDONED):
                         await self._linger()
         finally:
-            self._closed = True
-            self._end_input()
-            if self._transport is not None:
-                self._transport.abort()
+            self._clock.stop()
+            connected, self.state = self.state is not State.CONNECTING, State.CLOSED
+            if connected:
+                self._flow.abort()
             else:
                 self._sock.close()
 
-    async def _finish_inflight(self) -> None:
-        """After input ends: let in-flight work answer, unless the peer has left."""
-        while self._runner.running and not self._abandon:
-            if peer_hung_up(self._sock):
-                self.abort()
-                return
-            self._slot_freed = anyio.Event()
-            with anyio.move_on_after(_HANGUP_POLL_S):
-                await self._slot_freed.wait()
+    def _busy(self) -> bool:  # calls in flight that will still be answered
+        return self.state is not State.ABANDONED and self._runner.running > 0
+
+    async def _until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            self._changed = anyio.Event()
+            await self._changed.wait()
+
+    def _set(self, state: State) -> None:
+        self.state = state
+        if self._changed is not None:
+            self._changed.set()  # serve looks again at what it waits for
+
+    async def _abort_on_hang_up(self) -> None:
+        await wait_hung_up(self._sock)
+        self.abort()
 
     async def _linger(self) -> None:
         """After a fatal error reply: close our side, then discard input for a moment.
@@ -276,152 +239,107 @@ class Connection(asyncio.Protocol):
         client, still sending its oversized frame, would lose the error reply.
         Bounded by the caller's flush timeout.
         """
-        transport = self._transport
-        if transport is None or transport.is_closing():
+        if self._flow.closing:
             return
-        self._closed = True  # nothing may be written after the EOF
-        transport.write_eof()
-        transport.resume_reading()  # data_received discards it: input has ended
-        await self._peer_eof.wait()
+        self._set(State.CLOSED)  # nothing may be written after the EOF
+        self._flow.close_writing()
+        self._flow.resume_reading()  # data_received discards it: input has ended
+        await self._until(lambda: self._peer_done)
 
-    # -- asyncio.Protocol: the event loop calls these --------------------------------
+    # -- asyncio.Protocol: the event loop calls these -----------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        # Told when the kernel has not taken everything (pause) and when it has (resume).
-        transport.set_write_buffer_limits(high=0)
+        self._flow = FlowControl(transport, self._limits.max_outgoing_bytes)
+        self._flow.pause_reading()  # until serve has its worker (and not at all if drained)
+        if self.state is State.CONNECTING:
+            self.state = State.OPEN
 
     def data_received(self, data: bytes) -> None:
-        if self._input_done:
-            return  # after a fatal error: discarded while lingering
+        if self.state is not State.OPEN:
+            return  # discarded while lingering after a fatal error
         self._last_active = time.monotonic()
         items = self.framer.feed(data)
-        self._frames.extend(items)
+        self._runner.take(items)
         self._dispatch()
-        if not self._input_done and not self._paused:
-            self._watch_partial_frame(completed=bool(items))
+        if self.state is State.OPEN and not self._flow.reading_paused:
+            self._clock.after_read(pending=self.framer.pending, completed=bool(items))
 
     def eof_received(self) -> bool:
-        self._peer_eof.set()
-        self._end_input()
+        self._peer_done = True
+        if self.state is State.OPEN:
+            self._end_input(State.ANSWERING)
+        else:
+            self._set(self.state)  # wakes a lingering serve
         return True  # keep the transport: a half-closed client still gets its answers
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._peer_eof.set()
-        self._drained.set()
-        self._end_input()
-        if not self._closed:
+        self._peer_done = True
+        self._flow.resume_writing()  # nothing more will leave: do not wait for it
+        if self.state is State.CLOSED:
+            self._set(State.CLOSED)  # wakes a lingering serve
+        else:
             self.abort()  # the peer is gone: nothing it asked for matters any more
 
     def pause_writing(self) -> None:
-        self._write_paused = True
-        self._drained = anyio.Event()
+        self._flow.pause_writing()
 
     def resume_writing(self) -> None:
-        self._write_paused = False
-        self._drained.set()
+        self._flow.resume_writing()
 
-    # -- input ----------------------------------------------------------------------
-
-    def _end_input(self) -> None:
-        if self._frame_timer is not None:
-            self._frame_timer.cancel()
-            self._frame_timer = None
-        self._input_done = True
-        self._input_ended.set()
-
-    def _fail(self, message: str) -> None:
-        """A fatal framing error: answer -32700, stop reading, then close (see serve)."""
-        self._end_with(error_response(None, PARSE_ERROR, message), abandon=False)
-
-    def _end_with(self, error: JsonObject, *, abandon: bool) -> None:
-        """Send ``error``, stop reading, then close (see serve); with ``abandon``,
-        nothing more is run or written: the work in flight is cancelled unanswered."""
-        transport = self._transport
-        if not self._fatal:  # the first error is the one the client is told
-            self._fatal = True
-            self._frames.clear()
-            if transport is not None and not self._closed and not transport.is_closing():
-                transport.write(self.framer.frame(encode(error)))  # small: past the cap on purpose
-            self._end_input()
-            if transport is not None and not transport.is_closing():
-                transport.pause_reading()
-        if abandon and not self._abandon:
-            self._abandon = self._closed = True
-            self._waiting = None
-            if self._slot_freed is not None:
-                self._slot_freed.set()  # serve stops waiting for the work in flight
-
-    def _watch_partial_frame(self, *, completed: bool) -> None:
-        """Arm the partial-frame clock at a frame's first byte; a trickle does not reset it."""
-        if not self.framer.pending:
-            if self._frame_timer is not None:
-                self._frame_timer.cancel()
-                self._frame_timer = None
-        elif completed or self._frame_timer is None:
-            if self._frame_timer is not None:
-                self._frame_timer.cancel()
-            loop = asyncio.get_running_loop()
-            self._frame_timer = loop.call_later(
-                self._limits.frame_timeout_s, self._on_frame_timeout
-            )
-
-    def _on_frame_timeout(self) -> None:
-        self._frame_timer = None
-        timeout_s = self._limits.frame_timeout_s
-        log.info("rpc.frame_timeout", connection=self.id, timeout_s=timeout_s)
-        self._fail(f"Parse error: message incomplete after {timeout_s:g} s")
+    # -- input --------------------------------------------------------------------------
 
     def _dispatch(self) -> None:
-        """Run the frames read so far, in order, until they are done or the slots are."""
-        while True:
-            if self._waiting is not None:
-                if not self._runner.can_start(self._waiting):
-                    self._pause_reading()  # the kernel buffer then pushes back on the client
-                    return
-                incoming, self._waiting = self._waiting, None
-                self._runner.start(incoming)
-            if not self._frames:
-                break
-            item = self._frames.popleft()
-            if isinstance(item, FrameError):
-                log.info("rpc.frame_error", connection=self.id, reason=item.message)
-                self._fail(item.message)
-                return
-            incoming = parse(item)
-            if incoming.batch:
-                self._waiting = incoming  # even all-invalid: its errors count against the cap
-            elif not incoming.requests:
-                reply = incoming.reply()
-                if reply is not None:
-                    self.send(reply)
-            elif not incoming.batch and incoming.requests[0].method in CANCEL_METHODS:
-                reply = incoming.reply([self._runner.cancel(incoming.requests[0])])
-                if reply is not None:
-                    self.send(reply)
-            else:
-                self._waiting = incoming
-        if self._paused:
-            self._paused = False
-            if self._transport is not None and not self._input_done:
-                self._transport.resume_reading()
-                self._watch_partial_frame(completed=True)  # the clock restarts now
+        """Start what was read; pause reading while a frame waits for a slot."""
+        error = self._runner.pump()
+        if error is not None:
+            log.info("rpc.frame_error", connection=self.id, reason=error.message)
+            self._end_with(error_response(None, PARSE_ERROR, error.message), abandon=False)
+        elif self._runner.blocked:
+            self._clock.stop()  # waiting for a slot is not the client's delay
+            self._flow.pause_reading()
+        elif self.state is State.OPEN and self._flow.reading_paused:
+            self._flow.resume_reading()
+            self._clock.after_read(pending=self.framer.pending, completed=True)  # restarts now
 
-    def _pause_reading(self) -> None:
-        if self._paused:
-            return
-        self._paused = True
-        if self._frame_timer is not None:  # waiting for a slot is not the client's delay
-            self._frame_timer.cancel()
-            self._frame_timer = None
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.pause_reading()
-
-    def _frame_done(self) -> None:
+    def _slot_is_free(self) -> None:
         """The runner answered a frame: a slot is free."""
         self._last_active = time.monotonic()
-        if self._waiting is not None and not self._closing:
+        if self._runner.blocked and self.state in (State.OPEN, State.ANSWERING):
             self._dispatch()  # go on with what was read
-        if self._slot_freed is not None:
-            self._slot_freed.set()  # wakes the final drain
+        if self.state is not State.OPEN:
+            self._set(self.state)  # wakes serve waiting for the last calls
+
+    def _end_input(self, state: State) -> None:
+        """Read nothing more (``state`` says why)."""
+        self._clock.stop()
+        self._flow.pause_reading()
+        self._set(state)
+
+    def _on_frame_timeout(self) -> None:
+        timeout_s = self._clock.timeout_s
+        log.info("rpc.frame_timeout", connection=self.id, timeout_s=timeout_s)
+        message = f"Parse error: message incomplete after {timeout_s:g} s"
+        self._end_with(error_response(None, PARSE_ERROR, message), abandon=False)
+
+    # -- output -------------------------------------------------------------------------
+
+    def _write(self, data: bytes | bytearray, reply_to: RequestId) -> None:
+        """Write framed bytes, checked against the reply cap before they are buffered."""
+        if self.state not in _WRITABLE:
+            return
+        if self._flow.admits(len(data)):
+            self._flow.write(data)
+        else:  # closed with -32000, and its work abandoned
+            self._end_with(self._flow.refusal(len(data), reply_to, self.id), abandon=True)
+
+    def _end_with(self, error: JsonObject, *, abandon: bool) -> None:
+        """A fatal error: send ``error`` (small: past the cap on purpose), read nothing
+        more, then close (see serve); with ``abandon``, nothing more is run or written:
+        the work in flight is cancelled unanswered. The client is told the first error."""
+        if self.state in (State.OPEN, State.ANSWERING):
+            self._runner.drop()
+            self._flow.write(self.framer.frame(encode(error)))
+            self._end_input(State.FAILED)
+        if abandon and self.state is State.FAILED:
+            self._set(State.ABANDONED)

@@ -1,4 +1,4 @@
-"""The listening Unix socket, created safely, and the peer-credential check.
+"""The listening Unix socket: created safely, accepted on, put back, and the peer check.
 
 Order (research/ecosystem.md §7; the caller already holds ``n3d.lock``):
 
@@ -12,11 +12,14 @@ Order (research/ecosystem.md §7; the caller already holds ``n3d.lock``):
    chmod after bind leaves a window), then listen.
 
 The socket is made with the standard library, not ``anyio.create_unix_listener``,
-because that unlinks whatever is at the path and chmods only after binding. The
-server then accepts on it with the public ``anyio.wait_readable`` (see
-:mod:`n3d.rpc.server` for why not ``SocketListener.from_socket``).
-:meth:`BoundSocket.remove` unlinks the path only if it is still our inode, so a
-newer daemon's socket is never removed by an older one exiting.
+because that unlinks whatever is at the path and chmods only after binding. A
+:class:`Listener` accepts on it with the public ``anyio.wait_readable`` (see
+:mod:`n3d.rpc.server` for why not ``SocketListener.from_socket``), and binds a
+fresh socket at the path when the file is removed while n3d runs (a ``/tmp``
+cleaner taking the runtime dir): :meth:`Listener.rebind`. Connections already
+accepted are not touched. :meth:`BoundSocket.remove` unlinks the path only if it
+is still our inode, so a newer daemon's socket is never removed by an older one
+exiting.
 """
 
 from __future__ import annotations
@@ -27,10 +30,11 @@ import os
 import select
 import socket
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import structlog
 
 from n3d.errors import AlreadyRunning, PathError
@@ -39,17 +43,24 @@ from n3d.trust import peer_credentials  # one implementation, shared with the cl
 __all__ = [
     "SD_LISTEN_FDS_START",
     "BoundSocket",
+    "Listener",
     "open_listening_socket",
     "peer_credentials",
     "peer_hung_up",
+    "wait_hung_up",
 ]
 
 log = structlog.get_logger(__name__)
 
 SD_LISTEN_FDS_START = 3  # sd_listen_fds(3): the first passed fd
 _CONNECT_PROBE_S = 1.0
+_HANG_UP_POLL_S = 0.1  # where there is no epoll
+_ACCEPT_RETRY_S = 0.1  # after EMFILE and friends: let connections close, do not spin
+_ACCEPT_BURST = 64  # connections accepted per wake-up before yielding to the others
 # Unix-socket connects fail at once (EAGAIN) on a full backlog; make bursts fit.
 _BACKLOG = socket.SOMAXCONN
+
+_OnAccept = Callable[[socket.socket], object]  # takes each accepted connection
 
 
 @dataclass(slots=True)
@@ -63,6 +74,20 @@ class BoundSocket:
     @property
     def activated(self) -> bool:
         return self.path is None
+
+    def present(self) -> bool:
+        """Whether the socket file is still there: the path names our inode (for an
+        inherited socket: a socket file is at its address)."""
+        try:
+            if self.path is None:
+                name = self.sock.getsockname()
+                if not isinstance(name, str) or not name:
+                    return True  # abstract or unnamed: there is no file to lose
+                return stat.S_ISSOCK(os.lstat(name).st_mode)
+            st = os.lstat(self.path)
+        except OSError:
+            return False
+        return (st.st_dev, st.st_ino) == self.inode
 
     def remove(self) -> None:
         """Unlink our socket file if the path still names our inode; never raises."""
@@ -147,6 +172,78 @@ def open_listening_socket(path: Path, env: Mapping[str, str] | None = None) -> B
     return BoundSocket(sock, path, (st.st_dev, st.st_ino))
 
 
+class Listener:
+    """The listening socket at ``path`` while n3d serves; ``env`` for socket activation.
+
+    :meth:`bind` claims it (idempotent; the order above), :meth:`serve` accepts
+    until cancelled, :meth:`lost` says whether its file was removed and
+    :meth:`rebind` puts a fresh one at the path, :meth:`close` removes it if it
+    is still ours.
+    """
+
+    def __init__(self, path: Path, env: Mapping[str, str] | None = None) -> None:
+        self.path = path
+        self._env = env
+        self._bound: BoundSocket | None = None
+        self._wait: anyio.CancelScope | None = None  # serve's wait: rebind wakes it
+
+    @property
+    def activated(self) -> bool:
+        """True when serving a socket inherited from systemd (never unlinked)."""
+        return self._bound is not None and self._bound.activated
+
+    def bind(self) -> BoundSocket:
+        if self._bound is None:
+            self._bound = open_listening_socket(self.path, self._env)
+        return self._bound
+
+    def lost(self) -> bool:
+        """Whether the socket file was removed (or replaced) since it was bound."""
+        return self._bound is not None and not self._bound.present()
+
+    def rebind(self) -> None:
+        """Bind a fresh socket at the path, as :meth:`bind` does (raises likewise); the
+        old one's backlog is still accepted, then it is closed. Not for an inherited
+        socket: its file is systemd's to make."""
+        self._bound = open_listening_socket(self.path, {})
+        if self._wait is not None:
+            self._wait.cancel()
+
+    async def serve(self, on_accept: _OnAccept) -> None:
+        """Accept until cancelled; each connection goes to ``on_accept``."""
+        bound = self.bind()
+        try:
+            while True:
+                if bound is not self._bound:  # rebound: the old backlog was taken below
+                    bound.sock.close()
+                    bound = self.bind()
+                with anyio.CancelScope() as self._wait:
+                    await anyio.wait_readable(bound.sock)
+                await self._accept(bound.sock, on_accept)
+        finally:
+            if bound is not self._bound:
+                bound.sock.close()
+
+    async def _accept(self, sock: socket.socket, on_accept: _OnAccept) -> None:
+        for _ in range(_ACCEPT_BURST):
+            try:
+                conn, _addr = sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:  # EMFILE, ENFILE, ENOMEM: the server stays up
+                log.warning("rpc.accept_failed", error=str(exc))
+                await anyio.sleep(_ACCEPT_RETRY_S)
+                return
+            on_accept(conn)
+
+    def close(self) -> None:
+        """Give up the socket: removed if the path still names it, and closed."""
+        bound, self._bound = self._bound, None
+        if bound is not None:
+            bound.remove()
+            bound.sock.close()
+
+
 def peer_hung_up(sock: socket.socket) -> bool:
     """True once the peer has closed both directions, not just its writing side.
 
@@ -158,3 +255,20 @@ def peer_hung_up(sock: socket.socket) -> bool:
         poller.register(sock.fileno(), select.POLLIN)
         return any(ev & (select.POLLHUP | select.POLLERR) for _fd, ev in poller.poll(0))
     return False
+
+
+async def wait_hung_up(sock: socket.socket) -> None:
+    """Return once the peer has closed both directions (see :func:`peer_hung_up`).
+
+    On Linux an epoll instance that watches ``sock`` for nothing but the hang-up
+    (``EPOLLHUP`` and ``EPOLLERR`` are always reported) becomes readable when it
+    comes, so this waits without polling; elsewhere it looks every 0.1 s.
+    """
+    if not hasattr(select, "epoll"):
+        while not peer_hung_up(sock):  # noqa: ASYNC110 - nothing to wait on but time
+            await anyio.sleep(_HANG_UP_POLL_S)
+        return
+    with select.epoll(1) as hang_ups:
+        hang_ups.register(sock.fileno(), 0)
+        while not hang_ups.poll(0):
+            await anyio.wait_readable(hang_ups.fileno())

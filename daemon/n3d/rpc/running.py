@@ -1,36 +1,41 @@
-"""Running one connection's requests: the worker, the in-flight table, cancellation.
+"""Running one connection's requests: in order as read, the worker, cancellation.
 
+- Frames read (:meth:`Runner.take`) are started in order (:meth:`Runner.pump`)
+  while slots are free: at most ``max_inflight`` calls run at once
+  (:class:`~n3d.rpc.bounds.Slots`), batch members included, and one batch at a
+  time; a frame that must wait stops the rest (:attr:`Runner.blocked`: the
+  connection stops reading). ``$/cancelRequest {id}`` and LSP's
+  ``window/workDoneProgress/cancel {token}`` (an editor's cancel button) are
+  handled as they are taken, so they are never stuck behind the work they cancel;
+  an id or token that is not running is ignored.
 - A per-connection worker task runs a single request when it is idle; one that
   arrives while the worker is busy gets a task of its own, so a slow request
-  never holds up the next one. :attr:`Runner.running` counts the calls in
-  flight (:class:`~n3d.rpc.bounds.Slots`); the connection stops reading at
-  ``max_inflight``.
-- Every request runs in a cancel scope, entered in the in-flight table under its
-  id and, when its named params carry one, under its ``workDoneToken``.
-  ``$/cancelRequest {id}`` and LSP's ``window/workDoneProgress/cancel {token}``
-  (the notification an editor's cancel button sends) cancel that scope, and the
-  request is answered ``-32800 Request cancelled``. The connection handles both
-  as they are read (:meth:`Runner.cancel`), so they are never stuck behind the
-  work they cancel; an id or token that is not running is ignored.
-- A batch runs in a task of its own, one batch at a time per connection. Its
-  members run from a pool of at most ``max_inflight`` workers (not a task per
-  member: 20 000 members were 20 000 tasks up front), each member in a slot of
-  the connection's, so a batch obeys the bound that pipelined requests do.
-  Each member's response is encoded as it comes and counted against the
-  connection's reply budget (:meth:`Outbox.hold`); past it the connection is
-  closed and the batch stops, long before its reply could fill the memory.
-  The invalid members' errors come first in the reply, as before.
+  never holds up the next one. Every request runs in a cancel scope, entered in
+  the in-flight table under its id and its ``workDoneToken``; a cancelled one is
+  answered ``-32800 Request cancelled``.
+- A batch runs in a task of its own. Its members run from a pool of at most
+  ``max_inflight`` workers (not a task per member: 20 000 members were 20 000
+  tasks up front), each member in a slot of the connection's. Each member's
+  response is encoded as it comes and counted against the connection's reply
+  budget (:meth:`Outbox.hold`); past it the connection is closed and the batch
+  stops, long before its reply could fill the memory. The invalid members'
+  errors come first in the reply, as before.
+
+Long because the worker's shared scope and the batch's bounded pool share the
+in-flight table and the slots, and each is subtle enough to want its comments.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from n3d.jsonrpc.framing import FrameError
 from n3d.jsonrpc.protocol import (
     REQUEST_CANCELLED,
     Incoming,
@@ -39,12 +44,13 @@ from n3d.jsonrpc.protocol import (
     RequestId,
     encode,
     error_response,
+    parse,
     result_response,
 )
 from n3d.rpc.bounds import Slots
 from n3d.rpc.dispatch import MethodTable, Session
 
-__all__ = ["CANCEL_METHODS", "Outbox", "Runner"]
+__all__ = ["Outbox", "Runner"]
 
 CANCEL_BY_ID = "$/cancelRequest"
 CANCEL_BY_TOKEN = "window/workDoneProgress/cancel"
@@ -71,7 +77,7 @@ class Outbox(Protocol):
 
 
 class Runner:
-    """Runs the frames a connection hands over (:meth:`start`); see the module docstring.
+    """Runs the frames a connection reads (:meth:`take`); see the module docstring.
 
     ``outbox`` takes the replies; ``on_done`` is called each time a slot is free.
     """
@@ -99,6 +105,8 @@ class Runner:
         self._worker_wake: anyio.Event | None = None  # set while the worker is idle
         self._worker_next: Incoming | None = None
         self._worker_request: tuple[Incoming, Request] | None = None  # running in the worker
+        self._frames: deque[bytes | FrameError] = deque()  # taken, not yet started
+        self._waiting: Incoming | None = None  # parsed, waiting for a slot
 
     @property
     def running(self) -> int:
@@ -110,13 +118,58 @@ class Runner:
         self._tg = tg
         tg.start_soon(self._work_loop)
 
-    def can_start(self, incoming: Incoming) -> bool:
-        """Whether :meth:`start` may take ``incoming`` now (a slot, one batch at a time)."""
-        return self.slots.can_start(batch=incoming.batch)
+    @property
+    def blocked(self) -> bool:
+        """A frame waits for a slot: read no more until :meth:`pump` has started it."""
+        return self._waiting is not None
 
-    def start(self, incoming: Incoming) -> None:
-        """Run a frame (:meth:`can_start` said yes): a single request in the worker
-        when it is idle, else in a task; a batch in a task of its own."""
+    @property
+    def pending(self) -> bool:
+        """Frames taken and not yet started."""
+        return self._waiting is not None or bool(self._frames)
+
+    def take(self, frames: Iterable[bytes | FrameError]) -> None:
+        """Frames read, to start in order (:meth:`pump`)."""
+        self._frames.extend(frames)
+
+    def drop(self) -> None:
+        """Forget the frames not yet started (the connection is closing)."""
+        self._frames.clear()
+        self._waiting = None
+
+    def pump(self) -> FrameError | None:
+        """Start the frames taken, in order, until they are done or a slot is not free
+        (:attr:`blocked`); a framing error stops it and is returned, the rest dropped."""
+        while True:
+            incoming = self._waiting
+            if incoming is not None:
+                if not self.slots.can_start(batch=incoming.batch):
+                    return None
+                self._waiting = None
+                self._start(incoming)
+            if not self._frames:
+                return None
+            item = self._frames.popleft()
+            if isinstance(item, FrameError):
+                self.drop()
+                return item
+            incoming = parse(item)
+            if incoming.batch:
+                self._waiting = incoming  # even all-invalid: its errors count against the cap
+            elif not incoming.requests:  # invalid: answered at once
+                reply = incoming.reply()
+                if reply is not None:
+                    self._send(reply)
+            elif incoming.requests[0].method in CANCEL_METHODS:
+                reply = incoming.reply([self.cancel(incoming.requests[0])])
+                if reply is not None:
+                    self._send(reply)
+            else:
+                self._waiting = incoming
+
+    def _start(self, incoming: Incoming) -> None:
+        """Run a frame in a free slot: a single request in the worker when it is
+        idle, else in a task; a batch in a task of its own."""
         self.slots.start(batch=incoming.batch)
         wake = self._worker_wake
         if not incoming.batch and wake is not None and self._worker_next is None:

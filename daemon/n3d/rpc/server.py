@@ -1,13 +1,12 @@
 """The JSON-RPC server on the control socket: accept, check the peer, serve, broadcast.
 
-:meth:`RpcServer.run` opens the socket (:mod:`n3d.rpc.listener`: stale sockets
-replaced, live ones refused, 0600 from the first instant, or the systemd-activated
-fd), reports ``task_status.started(server)`` once connections are accepted, and
-serves until cancelled; then it stops accepting, cancels every connection and
-unlinks the socket if it is still ours. Shutdown drains first (:meth:`RpcServer.drain`):
-the socket stops accepting and is removed, each connection stops reading and
-answers what it has read, and drain returns once every connection has closed;
-the caller bounds that with a deadline, then cancels :meth:`RpcServer.run`.
+:meth:`RpcServer.run` opens the socket (:mod:`n3d.rpc.listener`), reports
+``task_status.started(server)`` once connections are accepted, and serves until
+cancelled; then it stops accepting, cancels every connection and unlinks the
+socket if it is still ours. Shutdown drains first (:meth:`RpcServer.drain`): the
+socket stops accepting and is removed, each connection stops reading and answers
+what it has read, and drain returns once every connection has closed; the caller
+bounds that with a deadline, then cancels :meth:`RpcServer.run`.
 
 Each accepted connection is checked before anything is read from it:
 
@@ -26,15 +25,11 @@ Each accepted connection is checked before anything is read from it:
   second) and is closed; at most ``_MAX_REFUSING`` such goodbyes run at once,
   the rest are closed at once.
 
-Accepting uses the public ``anyio.wait_readable`` plus the socket's own
-``accept()``; each connection is an asyncio protocol on its socket (see
-:mod:`n3d.rpc.connection` for why), and the rare "server busy" goodbye uses
-``anyio.abc.SocketStream.from_socket`` (an asyncio transport too). anyio's UNIX
-listener and streams wait on raw-socket futures that raise ``InvalidStateError``
-in a loop callback when a read is cancelled in the same loop pass as data
-arrives (timeouts, client hang-ups, shutdown; compare anyio#1267); transports
-and ``wait_readable`` do not, and pausing a transport's reading keeps
-backpressure.
+Accepting is :class:`~n3d.rpc.listener.Listener`'s; each connection an asyncio
+protocol (:mod:`n3d.rpc.connection` says why); a "server busy" goodbye an
+``anyio.abc.SocketStream.from_socket`` (a transport too). Not anyio's UNIX
+listener and streams: in anyio 4.16 a wait cancelled in the same loop pass as its
+socket became ready still errs in a loop callback (tests/rpc/test_transport.py).
 
 Events: :meth:`broadcast` sends the notification ``event {topic, ...payload}`` to
 every connection subscribed to ``topic``; handlers subscribe their connection
@@ -57,10 +52,11 @@ import structlog
 
 from n3d.jsonrpc.framing import FrameError, Framer
 from n3d.jsonrpc.protocol import SERVER_BUSY, encode, error_response, notification, parse
-from n3d.rpc.bounds import longest_idle
-from n3d.rpc.connection import Connection, Limits
+from n3d.rpc.bounds import Limits, longest_idle
+from n3d.rpc.connection import Connection
 from n3d.rpc.dispatch import MethodTable
-from n3d.rpc.listener import BoundSocket, open_listening_socket, peer_credentials
+from n3d.rpc.listener import BoundSocket, Listener, peer_credentials
+from n3d.trust import trusted_uid
 
 __all__ = ["PeerCredentials", "RpcServer", "serve"]
 
@@ -69,8 +65,6 @@ log = structlog.get_logger(__name__)
 PeerCredentials = Callable[[socket.socket], tuple[int | None, int | None]]
 _MAX_REFUSING = 32
 _REFUSE_WAIT_S = 1.0
-_ACCEPT_RETRY_S = 0.1  # after EMFILE and friends: let connections close, do not spin
-_ACCEPT_BURST = 64  # connections accepted per wake-up before yielding to the others
 # Long enough that a burst of newcomers never evicts itself (they all arrive within
 # a second or two) and that a client between two calls is not taken for a leak;
 # short enough that n3ctl is not locked out for long by a leaking client.
@@ -99,13 +93,12 @@ class RpcServer:
         self.max_connections = max_connections
         self.evict_idle_after_s = evict_idle_after_s
         self.limits = Limits(max_message_bytes, frame_timeout_s, max_outgoing_bytes, max_inflight)
-        self._env = env
+        self._listener = Listener(self.path, env)
         self._peer_credentials = peer_credentials
         self._ids = itertools.count(1)
         self._connections: dict[int, Connection] = {}
         self._subscribers: dict[int, frozenset[str] | None] = {}
         self._refusing = 0
-        self._bound: BoundSocket | None = None
         self._accepting: anyio.CancelScope | None = None  # made in run(): needs the event loop
         self._draining = False
         self._all_closed: anyio.Event | None = None  # set when draining and none are left
@@ -117,7 +110,7 @@ class RpcServer:
     @property
     def activated(self) -> bool:
         """True when serving a socket inherited from systemd (never unlinked)."""
-        return self._bound is not None and self._bound.activated
+        return self._listener.activated
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[RpcServer] = anyio.TASK_STATUS_IGNORED
@@ -136,18 +129,7 @@ class RpcServer:
                 if self._draining:
                     self._accepting.cancel()
                 with self._accepting:
-                    while True:
-                        await anyio.wait_readable(bound.sock)
-                        for _ in range(_ACCEPT_BURST):
-                            try:
-                                sock, _addr = bound.sock.accept()
-                            except BlockingIOError:
-                                break
-                            except OSError as exc:  # EMFILE, ENFILE, ENOMEM: the server stays up
-                                log.warning("rpc.accept_failed", error=str(exc))
-                                await anyio.sleep(_ACCEPT_RETRY_S)
-                                break
-                            tg.start_soon(self._handle, sock)
+                    await self._listener.serve(lambda sock: tg.start_soon(self._handle, sock))
                 self.close()  # draining: a new client is refused at once, not left in the backlog
         finally:
             self.close()
@@ -176,16 +158,21 @@ class RpcServer:
         The daemon calls this before it starts anything else, so a second n3d on the
         same socket fails before it could touch an Ollama server.
         """
-        if self._bound is None:
-            self._bound = open_listening_socket(self.path, self._env)
-        return self._bound
+        return self._listener.bind()
+
+    def socket_lost(self) -> bool:
+        """Whether the socket file was removed while serving (a ``/tmp`` cleaner took the
+        runtime dir, say); never while shutting down, which removes it on purpose."""
+        return not self._draining and self._listener.lost()
+
+    def rebind(self) -> None:
+        """A fresh socket at the path (after :meth:`socket_lost`); connections already
+        open keep working. Raises AlreadyRunning/PathError as :meth:`bind` does."""
+        self._listener.rebind()
 
     def close(self) -> None:
-        """Give up a socket bound by :meth:`bind` that :meth:`run` never served."""
-        bound, self._bound = self._bound, None
-        if bound is not None:
-            bound.remove()
-            bound.sock.close()
+        """Give up the socket: removed if still ours (also one :meth:`run` never served)."""
+        self._listener.close()
 
     def broadcast(self, topic: str, payload: Mapping[str, Any] | None = None) -> int:
         """Send ``event {topic, ...payload}`` to subscribers of ``topic``; returns how many."""
@@ -219,7 +206,7 @@ class RpcServer:
         except OSError as exc:
             uid, pid = -1, None
             log.warning("rpc.peer_unknown", error=str(exc))
-        if uid is not None and uid not in (os.geteuid(), 0):
+        if not trusted_uid(uid):
             log.warning("rpc.peer_refused", uid=uid, pid=pid, our_uid=os.geteuid())
             sock.close()
             return

@@ -84,8 +84,8 @@ def write_pid_file(path: Path, record: PidRecord) -> bool:
                 "runtime_dir.recreated",
                 path=str(directory),
                 detail="the runtime dir was removed while n3d ran (a /tmp cleaner, or "
-                "logind at logout): created again; n3d.lock and n3d.pid went with it, "
-                "and the control socket if it lived there: restart n3d to restore them",
+                "logind at logout): created again; n3d.lock, n3d.pid and the control "
+                "socket if it lived there come back within seconds (runtime_dir.restored)",
             )
         _write(path, record)
     except (OSError, PathError) as exc:

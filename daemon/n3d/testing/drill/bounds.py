@@ -13,7 +13,7 @@ from typing import Any
 
 REQUEST_BOUND_S = 10.0  # a reply (result or documented error) must come within this
 RECOVERY_BOUND_S = 30.0  # running again, warm model loaded, after a disruption
-FRAME_TIMEOUT_S = 10.0  # n3d's partial-frame limit (n3d.rpc.connection.Limits)
+FRAME_TIMEOUT_S = 10.0  # n3d's partial-frame limit (n3d.rpc.bounds.Limits)
 BURST = 300
 MAX_MESSAGE_BYTES = 65_536
 WARM_MODEL = "tinyllama"
