@@ -216,10 +216,16 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement")
     parser.add_argument("--clients", default="1,16,64", help="comma-separated concurrency levels")
     parser.add_argument("--rounds", type=int, default=3, help="turns per level (medians kept)")
-    parser.add_argument("--servers", default="echo,n3d,daemon",
-                        help="comma-separated: echo, n3d, n3d+log, daemon")
-    parser.add_argument("--also", action="append", default=[], metavar="LABEL=DIR",
-                        help="also measure the n3d servers of DIR/daemon (another checkout)")
+    parser.add_argument(
+        "--servers", default="echo,n3d,daemon", help="comma-separated: echo, n3d, n3d+log, daemon"
+    )
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="LABEL=DIR",
+        help="also measure the n3d servers of DIR/daemon (another checkout)",
+    )
     parser.add_argument("--serve", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -118,8 +118,9 @@ def test_n3ctl_reaches_a_daemon_whose_runtime_dir_was_removed() -> None:
         env = {k: v for k, v in daemon.env.items() if not k.startswith("N3D_")}
 
         def status_answers() -> bool:
-            run = subprocess.run([str(N3CTL), "status"], env=env, capture_output=True,
-                                 timeout=30, check=False)
+            run = subprocess.run(
+                [str(N3CTL), "status"], env=env, capture_output=True, timeout=30, check=False
+            )
             return run.returncode == 0
 
         wait_until(status_answers, 60, "n3ctl status on the default socket")

@@ -127,8 +127,9 @@ class Daemon:
         socket_path = settings.socket_path(self.env)
         base_url, health_timeout_s = settings.ollama.base_url, settings.server.health_timeout_s
         async with (
-            OllamaClient(base_url, timeout_s=health_timeout_s, num_ctx=settings.ollama.num_ctx)
-            as client,
+            OllamaClient(
+                base_url, timeout_s=health_timeout_s, num_ctx=settings.ollama.num_ctx
+            ) as client,
             # The supervisor's heartbeat has a client (and a connection pool) of its
             # own: a `HEAD /` never waits for a connection behind pulls and warm-ups,
             # which would read as a hung server.
@@ -161,9 +162,7 @@ class Daemon:
             # Claim the socket before anything starts: a live n3d on it (or a file in
             # the way) stops us here, before we could touch an Ollama server.
             rpc.bind()
-            events = EventBridge(
-                models, publish=self._publish, set_status=self.notifier.status
-            )
+            events = EventBridge(models, publish=self._publish, set_status=self.notifier.status)
             sup.store.subscribe(events.on_state)
             sup.health.listeners.append(events.on_health)
             rpc_scope = anyio.CancelScope()

@@ -35,8 +35,13 @@ from anyio.abc import TaskStatus
 from n3d.errors import AlreadyRunning, PathError
 from n3d.paths import ensure_private_dir
 
-__all__ = ["CHECK_INTERVAL_S", "ListeningSocket", "RuntimeFiles", "acquire_lock",
-           "keep_runtime_dir"]
+__all__ = [
+    "CHECK_INTERVAL_S",
+    "ListeningSocket",
+    "RuntimeFiles",
+    "acquire_lock",
+    "keep_runtime_dir",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -170,19 +175,33 @@ def _keep_files(files: RuntimeFiles, said: set[str]) -> bool:
     try:
         restored = files.restore()
     except AlreadyRunning as exc:
-        _once(said, "runtime_dir.taken", path=directory, error=str(exc),
-              detail="another n3d runs in the runtime dir now; this one keeps its "
-              "connections but leaves the directory and the socket path to it")
+        _once(
+            said,
+            "runtime_dir.taken",
+            path=directory,
+            error=str(exc),
+            detail="another n3d runs in the runtime dir now; this one keeps its "
+            "connections but leaves the directory and the socket path to it",
+        )
         return False
     except PathError as exc:
-        _once(said, "runtime_dir.restore_failed", path=directory, error=str(exc),
-              detail="n3d.lock, n3d.pid and the socket cannot be put back; tried again "
-              f"every {CHECK_INTERVAL_S:g} s")
+        _once(
+            said,
+            "runtime_dir.restore_failed",
+            path=directory,
+            error=str(exc),
+            detail="n3d.lock, n3d.pid and the socket cannot be put back; tried again "
+            f"every {CHECK_INTERVAL_S:g} s",
+        )
         return False
     said.clear()
-    log.warning("runtime_dir.restored", path=directory, restored=restored,
-                detail="the runtime dir or its files were removed while n3d ran "
-                "(a /tmp cleaner, or logind at logout)")
+    log.warning(
+        "runtime_dir.restored",
+        path=directory,
+        restored=restored,
+        detail="the runtime dir or its files were removed while n3d ran "
+        "(a /tmp cleaner, or logind at logout)",
+    )
     return True
 
 
@@ -191,9 +210,13 @@ def _keep_socket(files: RuntimeFiles, server: ListeningSocket, said: set[str]) -
         return
     path = str(files.socket_path)
     if server.activated:
-        _once(said, "rpc.socket_removed", path=path,
-              detail="the socket file systemd made was removed: new clients cannot connect "
-              "until n3d.socket and n3d are restarted")
+        _once(
+            said,
+            "rpc.socket_removed",
+            path=path,
+            detail="the socket file systemd made was removed: new clients cannot connect "
+            "until n3d.socket and n3d are restarted",
+        )
         return
     try:
         server.rebind()
@@ -201,9 +224,12 @@ def _keep_socket(files: RuntimeFiles, server: ListeningSocket, said: set[str]) -
         _once(said, "rpc.socket_restore_failed", path=path, error=str(exc))
         return
     said.discard("rpc.socket_restore_failed")
-    log.warning("rpc.socket_restored", path=path,
-                detail="the socket file was removed while n3d ran; a new one listens at the "
-                "path and open connections were kept")
+    log.warning(
+        "rpc.socket_restored",
+        path=path,
+        detail="the socket file was removed while n3d ran; a new one listens at the "
+        "path and open connections were kept",
+    )
 
 
 def _once(said: set[str], event: str, **fields: str) -> None:

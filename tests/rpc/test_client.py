@@ -128,8 +128,9 @@ def test_a_closing_word_is_read_even_when_sending_fails(short_dir: Path) -> None
 
     def say_why_and_close() -> None:
         peer, _ = listener.accept()
-        peer.sendall(b'{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server busy: go"},'
-                     b'"id":null}\n')
+        peer.sendall(
+            b'{"jsonrpc":"2.0","error":{"code":-32000,"message":"Server busy: go"},"id":null}\n'
+        )
         peer.close()
         gone.set()
 

@@ -30,8 +30,12 @@ def test_calls_are_numbered_requests_and_params_none_is_left_out() -> None:
     assert _sent(data) == {"jsonrpc": "2.0", "method": "status", "id": 1}
     assert b" " not in data  # compact
     second, data = session.call("models.pull", {"model": "llama3"})
-    assert _sent(data) == {"jsonrpc": "2.0", "method": "models.pull",
-                           "params": {"model": "llama3"}, "id": 2}
+    assert _sent(data) == {
+        "jsonrpc": "2.0",
+        "method": "models.pull",
+        "params": {"model": "llama3"},
+        "id": 2,
+    }
     assert (first.id, second.id) == (1, 2) and not first.done
 
 
@@ -50,8 +54,15 @@ def test_an_error_reply_raises_rpc_error_with_its_data() -> None:
     session = ClientSession("/s")
     call, _ = session.call("models.ensure", {"model": "x"})
     data = {"kind": "model_not_found", "suggestion": "Run: ollama pull x"}
-    session.feed(_line({"jsonrpc": "2.0", "id": 1,
-                        "error": {"code": 1002, "message": "not here", "data": data}}))
+    session.feed(
+        _line(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "error": {"code": 1002, "message": "not here", "data": data},
+            }
+        )
+    )
     with pytest.raises(RpcError, match=r"not here \(code 1002\)") as caught:
         call.result()
     assert (caught.value.code, caught.value.data) == (1002, data)
@@ -64,16 +75,33 @@ def test_progress_goes_to_its_call_and_other_notifications_are_returned_in_order
     seen: list[Any] = []
     call, data = session.call("models.pull", {"model": "m"}, progress=seen.append)
     assert _sent(data)["params"] == {"model": "m", "workDoneToken": "n3ctl-1"}
-    wire = b"".join([
-        _line({"jsonrpc": "2.0", "method": "$/progress",
-               "params": {"token": "n3ctl-1", "value": {"kind": "begin"}}}),
-        _line({"jsonrpc": "2.0", "method": "event", "params": {"topic": "pull"}}),
-        _line({"jsonrpc": "2.0", "method": "$/progress",
-               "params": {"token": "someone-else", "value": {"kind": "begin"}}}),
-        _line({"jsonrpc": "2.0", "method": "$/progress",
-               "params": {"token": "n3ctl-1", "value": {"kind": "end"}}}),
-        _result(1, {"status": "success"}),
-    ])
+    wire = b"".join(
+        [
+            _line(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "$/progress",
+                    "params": {"token": "n3ctl-1", "value": {"kind": "begin"}},
+                }
+            ),
+            _line({"jsonrpc": "2.0", "method": "event", "params": {"topic": "pull"}}),
+            _line(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "$/progress",
+                    "params": {"token": "someone-else", "value": {"kind": "begin"}},
+                }
+            ),
+            _line(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "$/progress",
+                    "params": {"token": "n3ctl-1", "value": {"kind": "end"}},
+                }
+            ),
+            _result(1, {"status": "success"}),
+        ]
+    )
     assert session.feed(wire) == [
         ("event", {"topic": "pull"}),
         ("$/progress", {"token": "someone-else", "value": {"kind": "begin"}}),
@@ -105,12 +133,14 @@ def test_params_that_are_not_json_raise_and_leave_no_call_waiting() -> None:
 def test_replies_nobody_waits_for_are_dropped() -> None:
     session = ClientSession("/s")
     call, _ = session.call("a")
-    wire = b"".join([
-        _result(7, "unknown id"),
-        _result(True, "true is not 1"),
-        _line([{"jsonrpc": "2.0", "result": 1, "id": 1}]),  # a batch: never sent, so not ours
-        _result("1", "a string id is not ours"),
-    ])
+    wire = b"".join(
+        [
+            _result(7, "unknown id"),
+            _result(True, "true is not 1"),
+            _line([{"jsonrpc": "2.0", "result": 1, "id": 1}]),  # a batch: never sent, so not ours
+            _result("1", "a string id is not ours"),
+        ]
+    )
     assert session.feed(wire) == []
     assert not call.done
 
@@ -123,8 +153,9 @@ def test_a_cancelled_call_sends_cancel_request_and_its_late_reply_is_dropped() -
     assert cancel is not None
     assert _sent(cancel) == {"jsonrpc": "2.0", "method": "$/cancelRequest", "params": {"id": 1}}
     progress = {"token": "n3d-1", "value": {"kind": "end"}}
-    notes = session.feed(_line({"jsonrpc": "2.0", "method": "$/progress", "params": progress})
-                         + _result(1, "late"))
+    notes = session.feed(
+        _line({"jsonrpc": "2.0", "method": "$/progress", "params": progress}) + _result(1, "late")
+    )
     assert notes == [("$/progress", progress)] and seen == [] and not call.done
     assert session.cancel(call) is None  # already forgotten
 
@@ -159,8 +190,10 @@ def test_when_the_connection_ends_every_waiting_call_and_every_later_one_fails()
 def test_an_eviction_is_told_with_the_daemons_own_words() -> None:
     """n3d evicts an idle connection at max_connections with an id-null error, then closes."""
     session = ClientSession("/s")
-    message = ("Server busy: 256 connections open; this one, idle for 12 s, "
-               "is closed to make room for a new one")
+    message = (
+        "Server busy: 256 connections open; this one, idle for 12 s, "
+        "is closed to make room for a new one"
+    )
     parting = _line({"jsonrpc": "2.0", "error": {"code": -32000, "message": message}, "id": None})
     assert session.feed(parting) == []
     call, _ = session.call("status")  # sent before the client saw the connection end
@@ -175,8 +208,11 @@ def test_an_eviction_is_told_with_the_daemons_own_words() -> None:
         session.call("status")
 
 
-@pytest.mark.parametrize("wire", [b"{not json}\n", b'{"jsonrpc":"2.0","result":NaN,"id":1}\n',
-                                  b"<html>\n"], ids=["not-json", "nan", "not-a-frame"])
+@pytest.mark.parametrize(
+    "wire",
+    [b"{not json}\n", b'{"jsonrpc":"2.0","result":NaN,"id":1}\n', b"<html>\n"],
+    ids=["not-json", "nan", "not-a-frame"],
+)
 def test_an_unreadable_reply_ends_the_session(wire: bytes) -> None:
     session = ClientSession("/s")
     call, _ = session.call("status")

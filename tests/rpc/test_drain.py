@@ -42,9 +42,10 @@ def test_a_call_in_flight_at_shutdown_gets_its_answer_then_the_connection_closes
     busy.expect_closed()
     idle.expect_closed()  # nothing in flight: closed at once
     assert running.record.cancelled == []
-    with pytest.raises((FileNotFoundError, ConnectionRefusedError)), socket.socket(
-        socket.AF_UNIX, socket.SOCK_STREAM
-    ) as late:
+    with (
+        pytest.raises((FileNotFoundError, ConnectionRefusedError)),
+        socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as late,
+    ):
         late.connect(str(running.path))  # the socket stopped accepting and is gone
 
 

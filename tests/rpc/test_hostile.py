@@ -62,14 +62,19 @@ def test_request_id_1e400_is_refused_with_null_id_and_the_method_never_runs(
         "error": {"code": INVALID_REQUEST, "message": "Invalid Request"},
         "id": None,
     }
-    client.send_raw(b'[{"jsonrpc":"2.0","method":"update","id":-1e400},'
-                    b'{"jsonrpc":"2.0","method":"get_data","id":2}]\n')
+    client.send_raw(
+        b'[{"jsonrpc":"2.0","method":"update","id":-1e400},'
+        b'{"jsonrpc":"2.0","method":"get_data","id":2}]\n'
+    )
     batch = strict_json(read_line(client))
     assert sorted(json.dumps(r, sort_keys=True) for r in batch) == sorted(
         json.dumps(r, sort_keys=True)
         for r in (
-            {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Invalid Request"},
-             "id": None},
+            {
+                "jsonrpc": "2.0",
+                "error": {"code": INVALID_REQUEST, "message": "Invalid Request"},
+                "id": None,
+            },
             {"jsonrpc": "2.0", "result": ["hello", 5], "id": 2},
         )
     )
@@ -94,8 +99,9 @@ def test_identical_repeated_content_length_headers_are_one_length(
 ) -> None:
     client = dial(running, "lsp")
     body = b'{"jsonrpc":"2.0","method":"get_data","id":1}'
-    client.send_raw(b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(body), len(body))
-                    + body)
+    client.send_raw(
+        b"Content-Length: %d\r\nContent-Length: %d\r\n\r\n" % (len(body), len(body)) + body
+    )
     assert client.recv() == {"jsonrpc": "2.0", "result": ["hello", 5], "id": 1}
 
 
@@ -118,7 +124,9 @@ def test_a_notification_that_is_not_json_is_dropped_and_the_call_still_answers(
     with capture_logs() as logs:
         client.send_raw(b'{"jsonrpc":"2.0","method":"notify_nan","id":1}\n')
         assert strict_json(read_line(client)) == {
-            "jsonrpc": "2.0", "result": {"notified": True}, "id": 1
+            "jsonrpc": "2.0",
+            "result": {"notified": True},
+            "id": 1,
         }
     assert any(e["event"] == "rpc.notification_not_json" for e in logs)
 
@@ -172,8 +180,11 @@ def test_a_batch_within_the_cap_is_answered_whole(
 ) -> None:
     running = start_server(max_outgoing_bytes=64 * 1024, max_inflight=4)
     client = dial(running)
-    client.send_raw(b'[1,{"jsonrpc":"2.0","method":"update"},' + b",".join(
-        _echo(i, i) for i in range(300)) + b"]\n")
+    client.send_raw(
+        b'[1,{"jsonrpc":"2.0","method":"update"},'
+        + b",".join(_echo(i, i) for i in range(300))
+        + b"]\n"
+    )
     reply = client.recv()
     assert len(reply) == 301  # the invalid member's error, 300 results, no notification
     assert sorted(r["id"] for r in reply if "result" in r) == list(range(300))
@@ -184,11 +195,14 @@ def test_batch_members_count_toward_the_connections_in_flight_limit(
 ) -> None:
     running = start_server(max_inflight=4)
     client = dial(running)
-    gauges = [b'{"jsonrpc":"2.0","method":"gauge","params":{"seconds":0.002},"id":%d}' % i
-              for i in range(200)]
+    gauges = [
+        b'{"jsonrpc":"2.0","method":"gauge","params":{"seconds":0.002},"id":%d}' % i
+        for i in range(200)
+    ]
     # Two batches and single requests pipelined: together never more than 4 at once.
-    client.send_raw(_batch(gauges[:100]) + b"\n".join(gauges[100:150]) + b"\n"
-                    + _batch(gauges[150:]))
+    client.send_raw(
+        _batch(gauges[:100]) + b"\n".join(gauges[100:150]) + b"\n" + _batch(gauges[150:])
+    )
     replies = [client.recv() for _ in range(52)]
     flat = [r for reply in replies for r in (reply if isinstance(reply, list) else [reply])]
     assert sorted(r["id"] for r in flat) == list(range(200))
@@ -200,10 +214,15 @@ def test_a_batch_of_10000_slow_calls_is_not_10000_tasks(
 ) -> None:
     running = start_server(max_inflight=8)
     client = dial(running)
-    client.send_raw(_batch([
-        b'{"jsonrpc":"2.0","method":"sleep","params":{"seconds":30,"tag":"t%d"},"id":%d}' % (i, i)
-        for i in range(10_000)
-    ]))
+    client.send_raw(
+        _batch(
+            [
+                b'{"jsonrpc":"2.0","method":"sleep","params":{"seconds":30,"tag":"t%d"},"id":%d}'
+                % (i, i)
+                for i in range(10_000)
+            ]
+        )
+    )
     _wait_for(lambda: len(running.record.started) == 8)
     tasks = running.portal.call(lambda: len(asyncio.all_tasks()))
     assert tasks < 50  # a pool of 8 workers and the server's own, not one per member
@@ -266,8 +285,9 @@ def test_connections_with_calls_in_flight_or_subscriptions_are_never_evicted(
     newcomer = _served_newcomer(running, dial)  # only `idle` could make room
     assert idle.recv()["error"]["code"] == SERVER_BUSY
     idle.expect_closed()
-    newcomer.send({"jsonrpc": "2.0", "method": "sleep", "params": {"seconds": 30, "tag": "n"},
-                   "id": 4})
+    newcomer.send(
+        {"jsonrpc": "2.0", "method": "sleep", "params": {"seconds": 30, "tag": "n"}, "id": 4}
+    )
     running.record.wait_started("n")
     refused = dial(running)  # nobody is idle now: the newcomer is refused, nobody evicted
     assert refused.call(_status("late"))["error"]["code"] == SERVER_BUSY

@@ -161,8 +161,10 @@ def test_non_finite_id_is_an_invalid_request_with_null_id_before_anything_runs(
     single = parse(b'{"jsonrpc":"2.0","method":"get_data","id":%b}' % raw_id)
     assert single.requests == []
     assert single.errors == [error_response(None, -32600)]
-    batch = parse(b'[{"jsonrpc":"2.0","method":"get_data","id":%b},'
-                  b'{"jsonrpc":"2.0","method":"get_data","id":2}]' % raw_id)
+    batch = parse(
+        b'[{"jsonrpc":"2.0","method":"get_data","id":%b},'
+        b'{"jsonrpc":"2.0","method":"get_data","id":2}]' % raw_id
+    )
     assert [r.id for r in batch.requests] == [2]
     assert batch.errors == [error_response(None, -32600)]
 
@@ -173,7 +175,9 @@ def test_nothing_encoded_is_ever_anything_but_json() -> None:
         out = _strict_json(encode(result_response(bad_id, {"x": float("nan")})))
         assert out["id"] is None and out["error"]["code"] == INTERNAL_ERROR
     assert _strict_json(encode([result_response(1, float("inf")), result_response(2, 1)]))[1] == {
-        "jsonrpc": "2.0", "result": 1, "id": 2
+        "jsonrpc": "2.0",
+        "result": 1,
+        "id": 2,
     }
 
 

@@ -125,8 +125,11 @@ def test_a_huge_batch_ends_that_connection_with_an_error_and_memory_stays_bounde
                 rest += chunk
             assert rest == b"", f"after the error: {rest[:200]!r}"
         answered_during = other.answered
-        wait_until(lambda: other.answered > answered_during + 5 or other.error, 30,
-                   "status answered after the attack")
+        wait_until(
+            lambda: other.answered > answered_during + 5 or other.error,
+            30,
+            "status answered after the attack",
+        )
     finally:
         other.done.set()
         other.join(30)
@@ -145,7 +148,9 @@ def _pull_in_thread(
     def pull() -> None:
         try:
             outcome["result"] = daemon.call(
-                "models.pull", {"model": "qwen2.5:0.5b"}, timeout=60,
+                "models.pull",
+                {"model": "qwen2.5:0.5b"},
+                timeout=60,
                 progress=lambda _value: progressed.set(),
             )
         except Exception as exc:  # asserted by the test

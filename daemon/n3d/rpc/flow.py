@@ -63,11 +63,16 @@ class FlowControl:
         """The ``-32000`` that answers a reply of ``size`` bytes past the cap; logged."""
         budget, unsent = self.budget, self.unsent
         if unsent:
-            log.warning("rpc.client_too_slow", connection=connection_id, queued_bytes=unsent,
-                        cap=budget.cap)
+            log.warning(
+                "rpc.client_too_slow", connection=connection_id, queued_bytes=unsent, cap=budget.cap
+            )
         else:
-            log.warning("rpc.reply_too_large", connection=connection_id,
-                        reply_bytes=budget.assembling + size, cap=budget.cap)
+            log.warning(
+                "rpc.reply_too_large",
+                connection=connection_id,
+                reply_bytes=budget.assembling + size,
+                cap=budget.cap,
+            )
         return error_response(reply_to, SERVER_BUSY, budget.refusal(unsent, size))
 
     def write(self, data: bytes | bytearray) -> None:

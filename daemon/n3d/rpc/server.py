@@ -241,8 +241,13 @@ class RpcServer:
             return False
         conn = self._connections[victim]
         idle_s = now - (conn.idle_since or now)
-        log.warning("rpc.evicted", connection=victim, pid=conn.peer_pid, idle_s=round(idle_s, 1),
-                    max_connections=self.max_connections)
+        log.warning(
+            "rpc.evicted",
+            connection=victim,
+            pid=conn.peer_pid,
+            idle_s=round(idle_s, 1),
+            max_connections=self.max_connections,
+        )
         conn.evict(
             f"Server busy: {self.max_connections} connections open; this one, idle for "
             f"{idle_s:.0f} s, is closed to make room for a new one"
