@@ -43,7 +43,7 @@ from n3d.api.methods import DaemonView, build_methods
 from n3d.bridge import EventBridge
 from n3d.config import Settings, load_settings
 from n3d.config.reload import plan_reload
-from n3d.errors import AlreadyRunning, ConfigError, N3dError, root_cause
+from n3d.errors import ConfigError
 from n3d.logs import reconfigure_logging
 from n3d.models.service import Models
 from n3d.ollama.client import OllamaClient
@@ -54,7 +54,7 @@ from n3d.runtime_dir import RuntimeFiles, keep_runtime_dir
 from n3d.service.notify import Notifier
 from n3d.supervisor import Supervisor
 
-__all__ = ["SIMULATOR", "Daemon", "run"]
+__all__ = ["SIMULATOR", "Daemon"]
 
 log = structlog.get_logger("n3d.daemon")
 events_log = structlog.get_logger("n3d.events")
@@ -290,26 +290,3 @@ class Daemon:
             self.rpc.limits = replace(
                 self.rpc.limits, max_message_bytes=settings.socket.max_message_bytes
             )
-
-
-def run(settings: Settings, *, simulate: bool) -> int:
-    """`n3d run`: supervise until SIGTERM/SIGINT; returns the process exit code.
-
-    ``simulate`` supervises the bundled simulator instead of ``[server].command``.
-    """
-    command = SIMULATOR if simulate else settings.server.command
-    daemon = Daemon(settings, command=command, simulate=simulate)
-    try:
-        return anyio.run(daemon.run)
-    except Exception as exc:  # every failure becomes one line and an exit code
-        failure = root_cause(exc)
-        if isinstance(failure, AlreadyRunning):
-            log.error("n3d.already_running", error=str(failure))
-        elif isinstance(failure, N3dError):
-            log.error("n3d.failed", error=str(failure))
-        else:  # a bug: say so in one line, with the details in the log
-            log.error("n3d.crashed", exc_info=failure)
-            print(f"n3d: internal error: {failure!r} (details in the log)", file=sys.stderr)
-            return 1
-        print(f"n3d: {failure}", file=sys.stderr)
-        return 1

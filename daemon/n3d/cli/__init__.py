@@ -74,23 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _run(args: argparse.Namespace) -> int:
-    from n3d import daemon
-    from n3d.config import load_settings
-    from n3d.logs import configure_logging
-
-    settings = load_settings(args.config)
-    configure_logging(settings.log.format, settings.log.level, force_format=args.log_format)
-    exit_code: int = daemon.run(settings, simulate=args.simulate)
-    return exit_code
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         if args.command == "run":
-            return _run(args)
+            from n3d.cli.run import run_command
+
+            return run_command(args)
         if args.command == "config":
             from n3d.cli.config import run_config
 

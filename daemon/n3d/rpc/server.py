@@ -50,9 +50,9 @@ import anyio
 import anyio.abc
 import structlog
 
-from n3d.jsonrpc.framing import FrameError, Framer
-from n3d.jsonrpc.protocol import SERVER_BUSY, encode, error_response, notification, parse
+from n3d.jsonrpc.protocol import encode, notification
 from n3d.rpc.bounds import Limits, longest_idle
+from n3d.rpc.busy import say_busy
 from n3d.rpc.connection import Connection
 from n3d.rpc.dispatch import MethodTable
 from n3d.rpc.listener import BoundSocket, Listener, peer_credentials
@@ -64,7 +64,6 @@ log = structlog.get_logger(__name__)
 
 PeerCredentials = Callable[[socket.socket], tuple[int | None, int | None]]
 _MAX_REFUSING = 32
-_REFUSE_WAIT_S = 1.0
 # Long enough that a burst of newcomers never evicts itself (they all arrive within
 # a second or two) and that a client between two calls is not taken for a leak;
 # short enough that n3ctl is not locked out for long by a leaking client.
@@ -255,38 +254,20 @@ class RpcServer:
         return True
 
     async def _refuse_busy(self, stream: anyio.abc.SocketStream) -> None:
-        """Tell an over-limit client it is refused, in its framing when it shows it quickly."""
+        """Tell an over-limit client it is refused (at most ``_MAX_REFUSING`` at once)."""
         log.warning("rpc.busy", max_connections=self.max_connections)
         if self._refusing >= _MAX_REFUSING:
             await stream.aclose()
             return
         self._refusing += 1
-        framer = Framer(self.limits.max_message_bytes)
-        request_id = None
-        items: list[bytes | FrameError] = []
         try:
-            with anyio.move_on_after(_REFUSE_WAIT_S):
-                while True:
-                    items = framer.feed(await stream.receive())
-                    if items:
-                        break
-            if items and not isinstance(items[0], FrameError):
-                incoming = parse(items[0])
-                if not incoming.batch and incoming.requests:
-                    request_id = incoming.requests[0].id
-            message = (
-                f"Server busy: {self.max_connections} connections already open; try again later"
+            await say_busy(
+                stream,
+                self.limits.max_message_bytes,
+                f"Server busy: {self.max_connections} connections already open; try again later",
             )
-            with anyio.move_on_after(_REFUSE_WAIT_S):
-                await stream.send(
-                    framer.frame(encode(error_response(request_id, SERVER_BUSY, message)))
-                )
-        except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError, OSError):
-            pass
         finally:
             self._refusing -= 1
-            with anyio.CancelScope(shield=True):
-                await stream.aclose()
 
 
 async def serve(
