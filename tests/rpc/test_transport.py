@@ -62,8 +62,10 @@ async def _cancel_as_data_arrives(
     return errors, got
 
 
+# Not strict: a newer anyio from the index must not fail CI; an XPASS in the report is
+# the signal to revisit rpc/connection.py's choice.
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,
     reason="anyio 4.16: UNIXSocketStream sets its read future from a loop callback even "
     "after the read was cancelled (InvalidStateError); when this passes, anyio's UNIX "
     "streams and listener are safe for the server",
