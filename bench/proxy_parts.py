@@ -242,9 +242,7 @@ async def _serve_aiohttp(open_: Open, upstream: str, port: int) -> None:
     from aiohttp import web
 
     async def handle(request: web.Request) -> web.StreamResponse:
-        headers = [
-            (k, v) for k, v in request.raw_headers if k.lower() not in HOP
-        ]
+        headers = [(k, v) for k, v in request.raw_headers if k.lower() not in HOP]
         body = request.content.iter_any() if request.can_read_body else None
         status, rheaders, chunks, close = await open_(
             request.method, upstream + request.raw_path, headers, body
@@ -292,8 +290,14 @@ async def forward(server: str, client: str, port: int, upstream: str) -> None:
 
     http = "httptools" if server == "uvicorn-httptools" else "h11"
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, http=http, access_log=False, log_level="warning",
-        lifespan="off", backlog=1024,
+        app,
+        host="127.0.0.1",
+        port=port,
+        http=http,
+        access_log=False,
+        log_level="warning",
+        lifespan="off",
+        backlog=1024,
     )
     print(f"listening {port}", flush=True)
     await uvicorn.Server(config).serve()
@@ -336,7 +340,9 @@ async def _reply(reader: asyncio.StreamReader) -> tuple[int, int]:
     return status, objects
 
 
-async def latency(port: int, clients: int, per_client: int, path: str = "/api/version") -> list[float]:
+async def latency(
+    port: int, clients: int, per_client: int, path: str = "/api/version"
+) -> list[float]:
     """Seconds per request of ``clients`` keep-alive clients, each sending ``per_client``."""
     samples: list[float] = []
     request = _request("GET", path, port)

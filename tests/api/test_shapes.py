@@ -73,6 +73,10 @@ DESIGN: dict[str, dict[str, Any] | set[str]] = {
     "capabilities": {"chat", "streaming", "embeddings", "function_calling", "vision"},
     "events.subscribe": {"topics"},
     "events.unsubscribe": {"topics"},
+    "requests.list": {"requests": {"id", "method", "route", "model", "state", "started_at",
+                                   "age_s", "ttft_s", "chunks", "tokens", "server"}},
+    "requests.cancel": {"id", "cancelled"},
+    "metrics.prometheus": {"text"},  # docs/protocol.md (a method of its own, not a param)
 }  # fmt: skip
 ERROR_DATA = {"kind", "model", "base_url", "suggestion"}
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import anyio
+from aiohttp import web
 
-from n3d.metrics import metric
+from n3d.metrics import metric, tagged_metric
 from n3d.proxy.meter import ReplyMeter, Tokens
 
 __all__ = ["Publish", "RequestRecord", "RequestTable"]
@@ -51,7 +52,7 @@ class RequestRecord:
     error_kind: str | None = None
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled: bool = False
-    reply: Any = None  # the client's reply once begun (aiohttp's StreamResponse)
+    reply: web.StreamResponse | None = None  # the client's reply, once begun
 
     @property
     def chunks(self) -> int:
@@ -175,7 +176,7 @@ class RequestTable:
         return event
 
     def _metrics(self, record: RequestRecord, duration_s: float, tokens: Tokens | None) -> None:
-        tags = {
+        tags: dict[str, Any] = {
             "model": record.model or "",
             "route": record.route,
             "status": record.status if record.status is not None else 0,
@@ -187,8 +188,8 @@ class RequestTable:
         if record.held_s:
             metric("ollama.request.held", record.held_s, "s", log_level="debug", **tags)
         if record.error_kind is not None:
-            kind = {"kind": record.error_kind, **tags}
-            metric("ollama.request.errors", 1, "{error}", log_level="debug", **kind)
+            errors = {"kind": record.error_kind, **tags}
+            tagged_metric("ollama.request.errors", 1, "{error}", errors, log_level="debug")
         if record.stream:
             metric("ollama.stream.duration", duration_s, "s", log_level="debug", **tags)
             metric("ollama.stream.chunks", record.chunks, "{chunk}", log_level="debug", **tags)

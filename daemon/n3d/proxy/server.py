@@ -25,6 +25,9 @@ import structlog
 from aiohttp import web
 from anyio.abc import TaskStatus
 
+from n3d.config import Settings
+from n3d.errors import ConfigError
+from n3d.proxy.exposition import CONTENT_TYPE, render_prometheus
 from n3d.proxy.forward import Forwarder, ProxyOptions
 from n3d.proxy.gate import Gate, WaitState
 from n3d.proxy.records import Publish, RequestRecord, RequestTable
@@ -33,7 +36,6 @@ from n3d.state import Snapshot
 __all__ = ["Proxy", "split_listen"]
 
 log = structlog.get_logger("n3d.proxy")
-_PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # Go's net/http accepts request headers up to 1 MiB (DefaultMaxHeaderBytes);
 # aiohttp's default line limit (8 KiB) would refuse what Ollama takes.
 _MAX_HEADER_BYTES = 1 << 20
@@ -70,6 +72,40 @@ class Proxy:
         self.forwarder = Forwarder(base_url, self.gate, self.table, options, on_output)
         self.address: tuple[str, int] | None = None  # bound (host, port), once running
         self._tg: anyio.abc.TaskGroup | None = None
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Callable[[], Settings],
+        *,
+        server_state: Callable[[], Snapshot],
+        wait_state: WaitState,
+        on_output: Callable[[str], None],
+        publish: Publish,
+    ) -> Proxy | None:
+        """The daemon's proxy as `[proxy]` configures it; None when ``listen`` is off.
+
+        ``settings`` is read per request, so a reload's hold, drain and retry apply
+        at once (``listen`` and the server's address wait for a restart of n3d).
+        """
+        first = settings()
+        if not first.proxy.listen:
+            return None
+
+        def options() -> ProxyOptions:
+            p = settings().proxy
+            return ProxyOptions(p.hold_timeout_s, p.drain_timeout_s, p.retry)
+
+        return cls(
+            first.proxy.listen,
+            first.ollama.base_url,
+            options=options,
+            server_state=server_state,
+            wait_state=wait_state,
+            on_output=on_output,
+            publish=publish,
+            render_metrics=render_prometheus,
+        )
 
     # -- what the daemon and the API use -------------------------------------------
 
@@ -117,7 +153,14 @@ class Proxy:
         await self.forwarder.open()
         try:
             site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot listen on {self.listen}: {exc.strerror or exc}; is another "
+                    "server (Ollama itself?) on that port? See docs/proxy.md",
+                    key="proxy.listen",
+                ) from None
             self.address = _bound(site)
             log.info("proxy.listening", listen=f"{host}:{self.address[1]}")
             async with anyio.create_task_group() as tg:
@@ -137,7 +180,7 @@ class Proxy:
 
     async def _metrics(self) -> web.Response:
         text = await asyncio.to_thread(self.render_metrics)  # sorting reservoirs: off the loop
-        return web.Response(body=text.encode(), headers={"Content-Type": _PROMETHEUS_TYPE})
+        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
 
 
 def _bound(site: web.TCPSite) -> tuple[str, int]:
