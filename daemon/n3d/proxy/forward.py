@@ -59,7 +59,7 @@ def error_reply(status: int, message: str) -> web.Response:
     """Ollama's error shape: ``{"error": "..."}``, ``application/json; charset=utf-8``."""
     return web.Response(
         status=status,
-        body=json.dumps({"error": message}).encode(),
+        body=json.dumps({"error": message}, separators=(",", ":")).encode(),
         content_type="application/json",
         charset="utf-8",
     )
@@ -71,7 +71,7 @@ def _trailer(content_type: str, message: str) -> bytes | None:
         data = json.dumps({"error": {"message": message, "type": "api_error"}})
         return f"event: error\ndata: {data}\n\n".encode()
     if "ndjson" in content_type or "json" in content_type:
-        return json.dumps({"error": message}).encode() + b"\n"
+        return json.dumps({"error": message}, separators=(",", ":")).encode() + b"\n"
     return None
 
 
@@ -104,6 +104,11 @@ class Forwarder:
             skip_auto_headers=("User-Agent", "Accept", "Accept-Encoding", "Content-Type"),
             trust_env=False,  # the server is local: no HTTP_PROXY detour
         )
+        # aiohttp resends GET/PUT/DELETE… once when a connection drops (RFC 9112
+        # §9.3.1), and DELETE /api/delete is a side effect. The proxy's own retry
+        # policy is the only one; aiohttp's test client turns it off the same way.
+        if hasattr(self.session, "_retry_connection"):
+            self.session._retry_connection = False
 
     async def close(self) -> None:
         if self.session is not None:
