@@ -89,7 +89,6 @@ class Gate:
         self.server_state = server_state
         self.wait_state = wait_state
         self.draining = False
-        self._drained = anyio.Event()
 
     def verdict(self, snap: Snapshot) -> Verdict:
         if self.draining:
@@ -114,11 +113,24 @@ class Gate:
         return Verdict.HOLD, self.server_state(), time.monotonic() - started
 
     async def changed(self, since: Snapshot, timeout_s: float) -> Snapshot:
-        """The first snapshot after ``since`` that lets requests go (bounded): a retry's wait."""
-        with anyio.move_on_after(timeout_s):
-            return await self.wait_state(
-                lambda s: s is not since and self.verdict(s) is not Verdict.HOLD
+        """A retry's wait (bounded): the first snapshot of another serve that lets requests go.
+
+        ``since`` is what the failed attempt went to. Its own later snapshots (a
+        health update, the exit noticed) are skipped: a managed serve that died
+        comes back with another pid. A server without a pid of ours (external)
+        takes the first change that lets requests go. A refusal ends the wait too.
+        """
+
+        def ready(s: Snapshot) -> bool:
+            verdict = self.verdict(s)
+            if verdict is Verdict.REFUSE:
+                return True
+            return (
+                verdict is Verdict.GO and s is not since and (s.pid is None or s.pid != since.pid)
             )
+
+        with anyio.move_on_after(timeout_s):
+            return await self.wait_state(ready)
         return self.server_state()
 
     async def drain(
