@@ -110,7 +110,8 @@ class _Upstream(asyncio.Protocol):
                 return
             self.transport.write(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (len(VERSION_BODY), VERSION_BODY)
+                b"Content-Length: %d\r\n\r\n%s"
+                % (len(VERSION_BODY), b"" if method == "HEAD" else VERSION_BODY)
             )
 
     async def _stream(self) -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "Series",
     "bucket_bounds",
     "metric",
+    "metrics",
     "series_tags",
     "tagged_metric",
 ]
@@ -53,6 +54,8 @@ __all__ = [
 MetricKind = Literal["counter", "gauge", "histogram"]
 Tags: TypeAlias = tuple[tuple[str, str], ...]
 """A series' tag set: ``(key, value)`` pairs sorted by key, values as text."""
+Entry: TypeAlias = tuple[str, float, str, "MetricKind | None"]
+"""One value for :meth:`MetricsRegistry.record_many` and :func:`metrics`: name, value, unit, kind."""
 
 # What each metric of DESIGN.md aggregates as; unknown names are histograms.
 METRIC_KINDS: dict[str, MetricKind] = {
@@ -296,35 +299,46 @@ class MetricsRegistry:
         kind: MetricKind | None = None,
         tags: dict[str, Any] | None = None,
     ) -> None:
-        kind = kind or METRIC_KINDS.get(name, "histogram")
+        self.record_many([(name, value, unit, kind)], tags)
+
+    def record_many(self, entries: list[Entry], tags: dict[str, Any] | None = None) -> None:
+        """Several metrics of one tag set (a proxied request's): the set's key made once."""
         key = series_tags(tags) if tags else ()
+        capped = []
         with self._lock:
-            if name not in self._units:
-                self._units[name] = unit
-            # get-then-create: setdefault would build a family on every call
-            if kind == "histogram":
-                family = self._histograms.get(name)
-                if family is None:
-                    bounds = bucket_bounds(unit)
-                    family = self._histograms[name] = _Family(lambda: _Histogram(bounds))
-                cell, overflowed = family.cell(key, self.max_series)
-                family.total.add(value)
-                cell.add(value)
-            else:
-                table = self._counters if kind == "counter" else self._gauges
-                scalars = table.get(name)
-                if scalars is None:
-                    scalars = table[name] = _Family(_Scalar if kind == "counter" else _Gauge)
-                found, overflowed = scalars.cell(key, self.max_series)
-                scalars.total.add(value)
-                found.add(value)
-        if overflowed:
+            for name, value, unit, kind in entries:
+                if self._add(name, value, unit, kind or METRIC_KINDS.get(name, "histogram"), key):
+                    capped.append(name)
+        for name in capped:
             _metric_log.warning(
                 "metrics.series_capped",
                 metric=name,
                 limit=self.max_series,
                 detail="further tag sets add up in the series tagged overflow=true",
             )
+
+    def _add(self, name: str, value: float, unit: str, kind: MetricKind, key: Tags) -> bool:
+        """Count one value (the lock held); True when ``key`` went to the overflow series."""
+        if name not in self._units:
+            self._units[name] = unit
+        # get-then-create: setdefault would build a family on every call
+        if kind == "histogram":
+            family = self._histograms.get(name)
+            if family is None:
+                bounds = bucket_bounds(unit)
+                family = self._histograms[name] = _Family(lambda: _Histogram(bounds))
+            cell, overflowed = family.cell(key, self.max_series)
+            family.total.add(value)
+            cell.add(value)
+            return overflowed
+        table = self._counters if kind == "counter" else self._gauges
+        scalars = table.get(name)
+        if scalars is None:
+            scalars = table[name] = _Family(_Scalar if kind == "counter" else _Gauge)
+        found, overflowed = scalars.cell(key, self.max_series)
+        scalars.total.add(value)
+        found.add(value)
+        return overflowed
 
     def snapshot(self) -> MetricsSnapshot:
         """Totals per name (the seed's shape) and every series, sorted by name and tags."""
@@ -410,6 +424,23 @@ def metric(
     goes through :func:`tagged_metric`.
     """
     tagged_metric(name, value, unit, tags, kind=kind, log_level=log_level)
+
+
+def metrics(
+    entries: list[Entry],
+    tags: dict[str, Any],
+    *,
+    log_level: Literal["debug", "info"] = "info",
+) -> None:
+    """Several metrics of one tag set, as :func:`metric` each (logged, aggregated); never raises."""
+    try:
+        REGISTRY.record_many(entries, tags)
+        if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):
+            emit = _metric_log.debug if log_level == "debug" else _metric_log.info
+            for name, value, unit, _ in entries:
+                emit("metric", metric=name, value=value, unit=unit, tags=tags)
+    except Exception:  # a metric must never break the caller
+        pass
 
 
 def tagged_metric(

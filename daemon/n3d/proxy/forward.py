@@ -65,6 +65,17 @@ def error_reply(status: int, message: str) -> web.Response:
     )
 
 
+class _Reply(web.StreamResponse):
+    """A streamed reply whose headers leave with its first bytes, in one write.
+
+    Ollama itself sends its headers with the first chunk (Go flushes them lazily),
+    so nothing a client can see changes, and a small answer costs one system
+    call instead of two. (aiohttp's own ``web.Response`` does the same.)
+    """
+
+    _send_headers_immediately = False
+
+
 def _trailer(content_type: str, message: str) -> bytes | None:
     """The last piece of a broken stream, in its own shape; None if it has none."""
     if content_type.startswith("text/event-stream"):
@@ -195,7 +206,7 @@ class Forwarder:
     ) -> web.StreamResponse:
         record.status = upstream.status
         content_type = upstream.headers.get("Content-Type", "")
-        reply = web.StreamResponse(status=upstream.status, reason=upstream.reason)
+        reply = _Reply(status=upstream.status, reason=upstream.reason)
         for name, value in forwardable(upstream.headers.items(), keep_length=True):
             reply.headers.add(name, value)
         meter = record.meter = ReplyMeter(content_type, inference=is_inference(record.route))

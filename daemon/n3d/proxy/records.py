@@ -20,7 +20,7 @@ from typing import Any, Literal
 import anyio
 from aiohttp import web
 
-from n3d.metrics import metric, tagged_metric
+from n3d.metrics import Entry, metric, metrics, tagged_metric
 from n3d.proxy.meter import ReplyMeter, Tokens
 
 __all__ = ["Publish", "RequestRecord", "RequestTable"]
@@ -182,31 +182,31 @@ class RequestTable:
             "status": record.status if record.status is not None else 0,
             "server": record.server,
         }
-        metric("ollama.request.duration", duration_s, "s", log_level="debug", **tags)
+        entries: list[Entry] = [("ollama.request.duration", duration_s, "s", None)]
         if record.ttft_s is not None:
-            metric("ollama.request.ttft", record.ttft_s, "s", log_level="debug", **tags)
+            entries.append(("ollama.request.ttft", record.ttft_s, "s", None))
         if record.held_s:
-            metric("ollama.request.held", record.held_s, "s", log_level="debug", **tags)
+            entries.append(("ollama.request.held", record.held_s, "s", None))
+        if record.stream:
+            entries.append(("ollama.stream.duration", duration_s, "s", None))
+            entries.append(("ollama.stream.chunks", record.chunks, "{chunk}", None))
+        if tokens is not None:
+            rate = tokens.tokens_per_second
+            entries += [
+                ("ollama.tokens.prompt", tokens.prompt, "{token}", None),
+                ("ollama.tokens.completion", tokens.completion, "{token}", None),
+                ("ollama.tokens.total", tokens.total, "{token}", None),
+            ]
+            if record.stream:
+                entries.append(("ollama.stream.tokens", tokens.total, "{token}", None))
+                if rate is not None:
+                    entries.append(("ollama.stream.throughput", rate, "{token}/s", None))
+            if rate is not None:
+                entries.append(("ollama.throughput.tokens_per_second", rate, "{token}/s", None))
+        metrics(entries, tags, log_level="debug")
         if record.error_kind is not None:
             errors = {"kind": record.error_kind, **tags}
             tagged_metric("ollama.request.errors", 1, "{error}", errors, log_level="debug")
-        if record.stream:
-            metric("ollama.stream.duration", duration_s, "s", log_level="debug", **tags)
-            metric("ollama.stream.chunks", record.chunks, "{chunk}", log_level="debug", **tags)
-        if tokens is None:
-            return
-        metric("ollama.tokens.prompt", tokens.prompt, "{token}", log_level="debug", **tags)
-        metric("ollama.tokens.completion", tokens.completion, "{token}", log_level="debug", **tags)
-        metric("ollama.tokens.total", tokens.total, "{token}", log_level="debug", **tags)
-        rate = tokens.tokens_per_second
-        if record.stream:
-            metric("ollama.stream.tokens", tokens.total, "{token}", log_level="debug", **tags)
-            if rate is not None:
-                metric("ollama.stream.throughput", rate, "{token}/s", log_level="debug", **tags)
-        if rate is not None:
-            metric(
-                "ollama.throughput.tokens_per_second", rate, "{token}/s", log_level="debug", **tags
-            )
 
     def _gauge(self) -> None:
         metric(
