@@ -55,7 +55,7 @@ MetricKind = Literal["counter", "gauge", "histogram"]
 Tags: TypeAlias = tuple[tuple[str, str], ...]
 """A series' tag set: ``(key, value)`` pairs sorted by key, values as text."""
 Entry: TypeAlias = tuple[str, float, str, "MetricKind | None"]
-"""One value for :meth:`MetricsRegistry.record_many` and :func:`metrics`: name, value, unit, kind."""
+"""One value for :func:`metrics` (and ``record_many``): name, value, unit, kind."""
 
 # What each metric of DESIGN.md aggregates as; unknown names are histograms.
 METRIC_KINDS: dict[str, MetricKind] = {
