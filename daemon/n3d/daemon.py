@@ -37,7 +37,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -53,12 +53,14 @@ from n3d.logs import reconfigure_logging
 from n3d.models.service import Models
 from n3d.ollama.client import OllamaClient
 from n3d.paths import ensure_private_dir, runtime_dir
-from n3d.proxy import Proxy
 from n3d.redact import redact_url
 from n3d.rpc.server import RpcServer
 from n3d.runtime_dir import RuntimeFiles, keep_runtime_dir
 from n3d.service.notify import Notifier
 from n3d.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from n3d.proxy.server import Proxy
 
 __all__ = ["SIMULATOR", "Daemon"]
 
@@ -151,15 +153,18 @@ class Daemon:
                 environ=self.env,
             )
             models = self.models = Models(client, settings, publish=self._publish)
-            proxy = self.proxy = Proxy.from_settings(
-                lambda: self.settings,
-                server_state=lambda: sup.snapshot,
-                wait_state=sup.wait_for,
-                on_output=self._traffic,
-                publish=self._publish,
-            )
-            if proxy is not None:
-                sup.before_planned_stop = proxy.drain  # its one hook into the supervisor
+            if settings.proxy.listen:  # aiohttp is imported only by a daemon that proxies
+                from n3d.proxy.server import Proxy
+
+                self.proxy = Proxy.from_settings(
+                    lambda: self.settings,
+                    server_state=lambda: sup.snapshot,
+                    wait_state=sup.wait_for,
+                    on_output=self._traffic,
+                    publish=self._publish,
+                )
+            if self.proxy is not None:
+                sup.before_planned_stop = self.proxy.drain  # its one hook into the supervisor
             view = DaemonView(
                 supervisor=sup,
                 models=models,

@@ -116,14 +116,14 @@ class Series(TypedDict):
     unit: str
     tags: dict[str, str]
     value: NotRequired[float]
-    bounds: NotRequired[list[float]]  # histograms: bucket upper bounds, in the unit
-    buckets: NotRequired[list[int]]  # cumulative counts per bound, then the +Inf one
     count: NotRequired[int]
     sum: NotRequired[float]
     min: NotRequired[float]
     max: NotRequired[float]
     p50: NotRequired[float]
     p99: NotRequired[float]
+    bounds: NotRequired[list[float]]  # histograms: bucket upper bounds, in the unit
+    buckets: NotRequired[list[int]]  # cumulative counts per bound, then the +Inf one
 
 
 class MetricsSnapshot(TypedDict):

@@ -230,9 +230,7 @@ def test_help_and_version_flag_exit_0() -> None:
     assert (result.code, result.out) == (0, "n3ctl 0.1.0\n")
 
 
-def test_metrics_prometheus_prints_the_text_the_daemon_rendered(
-    ctl: Ctl, fake: FakeDaemon
-) -> None:
+def test_metrics_prometheus_prints_the_text_the_daemon_rendered(ctl: Ctl, fake: FakeDaemon) -> None:
     result = ctl("metrics", "--prometheus")
     assert result.code == 0
     assert result.out == samples.PROMETHEUS["text"]  # rendered once, in the daemon

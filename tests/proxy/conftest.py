@@ -18,7 +18,8 @@ import httpx
 import pytest
 from aiohttp import web
 
-from n3d.proxy import Proxy, ProxyOptions
+from n3d.proxy.forward import ProxyOptions
+from n3d.proxy.server import Proxy
 from n3d.state import ServerState, Snapshot, StateStore
 
 

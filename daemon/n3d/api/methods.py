@@ -27,7 +27,6 @@ from n3d.config import Settings
 from n3d.jsonrpc.protocol import INVALID_PARAMS
 from n3d.metrics import REGISTRY, MetricsSnapshot
 from n3d.models.service import Models
-from n3d.proxy.exposition import CONTENT_TYPE, render_prometheus
 from n3d.rpc.dispatch import Context, MethodError, MethodTable, Param
 from n3d.state import Snapshot
 from n3d.supervisor import Supervisor
@@ -221,6 +220,9 @@ def build_methods(view: DaemonView) -> MethodTable:
         summary="The metrics as Prometheus text: what GET /metrics on the proxy answers.",
     )
     async def metrics_prometheus(ctx: Context, params: dict[str, Any]) -> shapes.Prometheus:
+        # Imported on first use: prometheus_client is ~10 MiB an idle n3d need not hold.
+        from n3d.proxy.exposition import CONTENT_TYPE, render_prometheus
+
         text = await anyio.to_thread.run_sync(render_prometheus)
         return {"content_type": CONTENT_TYPE, "text": text}
 

@@ -10,13 +10,7 @@
 - :mod:`~n3d.proxy.exposition`: n3d's metrics as Prometheus text.
 
 It never imports the supervisor, the model service or the API: the daemon passes
-it narrow callables (docs/proxy.md).
+it narrow callables (docs/proxy.md). Nothing is imported here: aiohttp and
+prometheus_client cost ~20 MiB of memory, paid only by a daemon whose proxy is on
+(or that renders Prometheus text), never by n3d's idle footprint or by n3ctl.
 """
-
-from __future__ import annotations
-
-from n3d.proxy.forward import ProxyOptions
-from n3d.proxy.records import RequestRecord
-from n3d.proxy.server import Proxy
-
-__all__ = ["Proxy", "ProxyOptions", "RequestRecord"]

@@ -15,13 +15,15 @@ import itertools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-from aiohttp import web
 
 from n3d.metrics import Entry, metric, metrics, tagged_metric
 from n3d.proxy.meter import ReplyMeter, Tokens
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 __all__ = ["Publish", "RequestRecord", "RequestTable"]
 
