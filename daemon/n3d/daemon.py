@@ -10,7 +10,8 @@ Start (docs/behavior.md, "Start-up order"):
    in the backlog;
 4. the signal watcher (SIGTERM/SIGINT: shut down; SIGHUP: reload the config);
 5. the supervisor (orphans of a killed n3d handled first, then the server);
-6. the model service (pull jobs, keep-warm);
+6. the model service (pull jobs, keep-warm), then the proxy when `[proxy] listen`
+   is set (its port bound, or n3d exits 78 saying who holds it);
 7. the socket starts serving, and the runtime dir is watched: a ``/tmp`` cleaner
    that removes it gets the lock, ``n3d.pid`` and the socket put back
    (:mod:`n3d.runtime_dir`);
@@ -18,10 +19,14 @@ Start (docs/behavior.md, "Start-up order"):
 
 Shutdown is an input (:meth:`Daemon.request_shutdown`); the order is bounded:
 ``STOPPING=1`` → the socket stops accepting and is removed; calls in flight
-answer for up to 2 s, then every connection is cancelled → the
+answer for up to 2 s, then every connection is cancelled → proxied requests in
+flight finish (``drain_timeout``; new ones are held, then refused) → the
 supervisor stops the server (SIGTERM, ``stop_timeout``, SIGKILL of the group,
 verification) → the task group is cancelled → pid files removed, lock released.
 Exit code 0.
+
+Long because the start order and the shutdown order are one story, told (and
+bounded) in one place; split, each half would have to restate the other.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import structlog
@@ -53,6 +58,9 @@ from n3d.rpc.server import RpcServer
 from n3d.runtime_dir import RuntimeFiles, keep_runtime_dir
 from n3d.service.notify import Notifier
 from n3d.supervisor import Supervisor
+
+if TYPE_CHECKING:
+    from n3d.proxy.server import Proxy
 
 __all__ = ["SIMULATOR", "Daemon"]
 
@@ -86,6 +94,7 @@ class Daemon:
         self.supervisor: Supervisor | None = None
         self.models: Models | None = None
         self.rpc: RpcServer | None = None
+        self.proxy: Proxy | None = None  # the request path, when [proxy] listen is set
         self.files: RuntimeFiles | None = None  # n3d.lock and n3d.pid, while running
         self.last_reload_error: str | None = None
         self._shutdown: anyio.Event | None = None
@@ -144,6 +153,18 @@ class Daemon:
                 environ=self.env,
             )
             models = self.models = Models(client, settings, publish=self._publish)
+            if settings.proxy.listen:  # aiohttp is imported only by a daemon that proxies
+                from n3d.proxy.server import Proxy
+
+                self.proxy = Proxy.from_settings(
+                    lambda: self.settings,
+                    server_state=lambda: sup.snapshot,
+                    wait_state=sup.wait_for,
+                    on_output=self._traffic,
+                    publish=self._publish,
+                )
+            if self.proxy is not None:
+                sup.before_planned_stop = self.proxy.drain  # its one hook into the supervisor
             view = DaemonView(
                 supervisor=sup,
                 models=models,
@@ -151,6 +172,7 @@ class Daemon:
                 settings=lambda: self.settings,
                 reload=self._reload_for_rpc,
                 simulate=self.simulate,
+                proxy=lambda: self.proxy,
             )
             rpc = self.rpc = RpcServer(
                 socket_path,
@@ -186,6 +208,8 @@ class Daemon:
             await tg.start(self._watch_signals)
             await tg.start(sup.run)
             await tg.start(models.run)
+            if self.proxy is not None:
+                await tg.start(self.proxy.run)
             await tg.start(self._serve_rpc, rpc, rpc_scope)
             if self.files is not None:  # set by run()
                 await tg.start(keep_runtime_dir, self.files, rpc)
@@ -202,6 +226,9 @@ class Daemon:
             with anyio.move_on_after(_DRAIN_S):
                 await rpc.drain()
             rpc_scope.cancel()
+            if self.proxy is not None:  # proxied requests finish (bounded) before serve stops
+                with anyio.move_on_after(self.settings.proxy.drain_timeout_s + 1.0, shield=True):
+                    await self.proxy.drain()
             s = self.settings.server
             with anyio.move_on_after(s.stop_timeout_s + _SHUTDOWN_SLACK_S, shield=True):
                 await sup.shutdown()
@@ -228,6 +255,12 @@ class Daemon:
             emit(topic, **{k: v for k, v in (payload or {}).items() if k != "event"})
         if self.rpc is not None:
             self.rpc.broadcast(topic, payload)
+
+    def _traffic(self, model: str) -> None:
+        """A proxied answer from ``model`` delivered bytes: liveness's traffic evidence.
+
+        Received here until liveness (issue 15) takes it; nothing else uses it.
+        """
 
     def _reload_for_rpc(self) -> str | None:
         return None if self.reload() else self.last_reload_error

@@ -11,6 +11,8 @@ only ever catch these::
     │                             written to the state dir (and was not made)
     ├── AlreadyRunning            another n3d holds the lock
     ├── ServiceError              `n3d service` could not render or install a unit
+    ├── RequestNotFound           request_not_found: `requests.cancel` named no
+    │                             proxied request in flight
     ├── RpcError                  a client's call was answered with a JSON-RPC error
     │                             (code, message, data; data.suggestion)
     ├── DaemonUnreachable         a client got no answer from n3d's socket (path,
@@ -85,6 +87,7 @@ __all__ = [
     "OllamaUnreachable",
     "PathError",
     "PullFailed",
+    "RequestNotFound",
     "RpcError",
     "ServerNotRunning",
     "ServiceError",
@@ -190,6 +193,18 @@ class ServiceError(N3dError):
 
 
 # -- what the clients of n3d's socket raise (n3d.client, n3d.client.aio, n3ctl) --------
+
+
+class RequestNotFound(N3dError):
+    """No proxied request in flight has this id (it finished, or never was)."""
+
+    kind: ClassVar[str] = "request_not_found"
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.message = f"No proxied request {request_id!r} is in flight."
+        self.suggestion = "List the requests in flight with: n3ctl requests"
+        super().__init__(f"{self.message}\n\nSuggestion: {self.suggestion}")
 
 
 class RpcError(N3dError):

@@ -12,6 +12,10 @@ come from outside (the model name a client asks about), so at most
 one series tagged ``overflow=true``: with a histogram's 2048-sample reservoir at 8
 bytes a sample, a name costs at most about 16 MiB.
 
+A histogram also counts its values in fixed buckets chosen by its unit
+(:func:`bucket_bounds`): the p50/p99 of a reservoir cannot be added up across a
+fleet, bucket counts can (Prometheus histograms, docs/proxy.md).
+
 Long because the result's shapes, the bounded series bookkeeping and the log side
 of :func:`metric` are one contract (DESIGN.md: every metric is a log event *and*
 an aggregate); split, each half would have to restate the other's rules.
@@ -19,10 +23,12 @@ an aggregate); split, each half would have to restate the other's rules.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import math
 import threading
 from array import array
+from collections.abc import Callable
 from typing import Any, Generic, Literal, NotRequired, TypeAlias, TypedDict, TypeVar
 
 import structlog
@@ -38,13 +44,18 @@ __all__ = [
     "MetricsRegistry",
     "MetricsSnapshot",
     "Series",
+    "bucket_bounds",
     "metric",
+    "metrics",
     "series_tags",
+    "tagged_metric",
 ]
 
 MetricKind = Literal["counter", "gauge", "histogram"]
 Tags: TypeAlias = tuple[tuple[str, str], ...]
 """A series' tag set: ``(key, value)`` pairs sorted by key, values as text."""
+Entry: TypeAlias = tuple[str, float, str, "MetricKind | None"]
+"""One value for :func:`metrics` (and ``record_many``): name, value, unit, kind."""
 
 # What each metric of DESIGN.md aggregates as; unknown names are histograms.
 METRIC_KINDS: dict[str, MetricKind] = {
@@ -56,6 +67,8 @@ METRIC_KINDS: dict[str, MetricKind] = {
     "ollama.server.started": "counter",
     "ollama.server.stopped": "counter",
     "ollama.server.restarts": "counter",
+    "ollama.request.errors": "counter",
+    "ollama.requests.in_flight": "gauge",
     "ollama.models.count": "gauge",
     "ollama.process.rss_bytes": "gauge",
 }
@@ -67,6 +80,23 @@ OVERFLOW: Tags = (("overflow", "true"),)
 EVENT_ONLY_TAGS = frozenset({"pid"})
 _MAX_TAG_CHARS = 1024  # more than any name n3d parses (~600); only bounds memory
 _RESERVOIR = 2048  # samples kept per histogram for p50/p99
+# Bucket upper bounds (Prometheus `le`) by unit; a value equal to a bound is in it.
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+_RATES = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
+_COUNTS = (1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 1e4, 1e5)
+_BOUNDS: dict[str, tuple[float, ...]] = {
+    "s": _SECONDS,
+    "ms": tuple(b * 1000.0 for b in _SECONDS),
+    "By": tuple(float(2**k) for k in range(10, 41, 3)),  # 1 KiB .. 1 TiB
+}
+
+
+def bucket_bounds(unit: str) -> tuple[float, ...]:
+    """The bucket upper bounds of a histogram in ``unit`` (seconds, rates, counts, bytes)."""
+    found = _BOUNDS.get(unit)
+    if found is not None:
+        return found
+    return _RATES if unit.endswith("/s") else _COUNTS
 
 
 class HistogramSummary(TypedDict):
@@ -92,6 +122,8 @@ class Series(TypedDict):
     max: NotRequired[float]
     p50: NotRequired[float]
     p99: NotRequired[float]
+    bounds: NotRequired[list[float]]  # histograms: bucket upper bounds, in the unit
+    buckets: NotRequired[list[int]]  # cumulative counts per bound, then the +Inf one
 
 
 class MetricsSnapshot(TypedDict):
@@ -143,19 +175,21 @@ class _Gauge(_Scalar):
         self.value = value
 
 
-_Frozen: TypeAlias = tuple[int, float, float, float, "array[float]"]
+_Frozen: TypeAlias = tuple[int, float, float, float, "array[float]", "array[int]"]
 
 
 class _Histogram:
-    __slots__ = ("count", "max", "min", "next", "samples", "sum")
+    __slots__ = ("bounds", "count", "counts", "max", "min", "next", "samples", "sum")
 
-    def __init__(self) -> None:
+    def __init__(self, bounds: tuple[float, ...] = _COUNTS) -> None:
         self.count = 0
         self.sum = 0.0
         self.min = float("inf")
         self.max = float("-inf")
         self.samples: array[float] = array("d")  # a ring of the newest: 8 bytes a sample
         self.next = 0
+        self.bounds = bounds
+        self.counts: array[int] = array("q", bytes(8 * (len(bounds) + 1)))  # the last: +Inf
 
     def add(self, value: float) -> None:
         self.count += 1
@@ -169,14 +203,23 @@ class _Histogram:
         else:
             self.samples[self.next] = value
             self.next = (self.next + 1) % _RESERVOIR
+        self.counts[bisect.bisect_left(self.bounds, value)] += 1
 
     def frozen(self) -> _Frozen:
         """A copy for :func:`_summary`: cheap under the lock, the sorting comes after."""
-        return self.count, self.sum, self.min, self.max, self.samples[:]
+        return self.count, self.sum, self.min, self.max, self.samples[:], self.counts[:]
+
+
+def _cumulative(counts: array[int]) -> list[int]:
+    total, out = 0, []
+    for n in counts:
+        total += n
+        out.append(total)
+    return out
 
 
 def _summary(frozen: _Frozen) -> HistogramSummary:
-    count, total, low, high, samples = frozen
+    count, total, low, high, samples, _ = frozen
     ordered = sorted(samples)
 
     def pct(p: float) -> float:
@@ -203,8 +246,8 @@ class _Family(Generic[C]):
 
     __slots__ = ("make", "series", "total")
 
-    def __init__(self, make: type[C]) -> None:
-        self.make: type[C] = make
+    def __init__(self, make: Callable[[], C]) -> None:
+        self.make: Callable[[], C] = make
         self.total: C = make()
         self.series: dict[Tags, C] = {}
 
@@ -256,34 +299,46 @@ class MetricsRegistry:
         kind: MetricKind | None = None,
         tags: dict[str, Any] | None = None,
     ) -> None:
-        kind = kind or METRIC_KINDS.get(name, "histogram")
+        self.record_many([(name, value, unit, kind)], tags)
+
+    def record_many(self, entries: list[Entry], tags: dict[str, Any] | None = None) -> None:
+        """Several metrics of one tag set (a proxied request's): the set's key made once."""
         key = series_tags(tags) if tags else ()
+        capped = []
         with self._lock:
-            if name not in self._units:
-                self._units[name] = unit
-            # get-then-create: setdefault would build a family on every call
-            if kind == "histogram":
-                family = self._histograms.get(name)
-                if family is None:
-                    family = self._histograms[name] = _Family(_Histogram)
-                cell, overflowed = family.cell(key, self.max_series)
-                family.total.add(value)
-                cell.add(value)
-            else:
-                table = self._counters if kind == "counter" else self._gauges
-                scalars = table.get(name)
-                if scalars is None:
-                    scalars = table[name] = _Family(_Scalar if kind == "counter" else _Gauge)
-                found, overflowed = scalars.cell(key, self.max_series)
-                scalars.total.add(value)
-                found.add(value)
-        if overflowed:
+            for name, value, unit, kind in entries:
+                if self._add(name, value, unit, kind or METRIC_KINDS.get(name, "histogram"), key):
+                    capped.append(name)
+        for name in capped:
             _metric_log.warning(
                 "metrics.series_capped",
                 metric=name,
                 limit=self.max_series,
                 detail="further tag sets add up in the series tagged overflow=true",
             )
+
+    def _add(self, name: str, value: float, unit: str, kind: MetricKind, key: Tags) -> bool:
+        """Count one value (the lock held); True when ``key`` went to the overflow series."""
+        if name not in self._units:
+            self._units[name] = unit
+        # get-then-create: setdefault would build a family on every call
+        if kind == "histogram":
+            family = self._histograms.get(name)
+            if family is None:
+                bounds = bucket_bounds(unit)
+                family = self._histograms[name] = _Family(lambda: _Histogram(bounds))
+            cell, overflowed = family.cell(key, self.max_series)
+            family.total.add(value)
+            cell.add(value)
+            return overflowed
+        table = self._counters if kind == "counter" else self._gauges
+        scalars = table.get(name)
+        if scalars is None:
+            scalars = table[name] = _Family(_Scalar if kind == "counter" else _Gauge)
+        found, overflowed = scalars.cell(key, self.max_series)
+        scalars.total.add(value)
+        found.add(value)
+        return overflowed
 
     def snapshot(self) -> MetricsSnapshot:
         """Totals per name (the seed's shape) and every series, sorted by name and tags."""
@@ -302,7 +357,10 @@ class MetricsRegistry:
             series.extend(_series(name, "gauge", units[name], k, value=v) for k, v in cells)
         for name, _, frozen in histograms:
             for key, data in frozen:
-                series.append(_series(name, "histogram", units[name], key, **_summary(data)))
+                entry = _series(name, "histogram", units[name], key, **_summary(data))
+                entry["bounds"] = list(bucket_bounds(units[name]))
+                entry["buckets"] = _cumulative(data[5])
+                series.append(entry)
         series.sort(key=lambda s: (s["name"], s["kind"], sorted(s["tags"].items())))
         return {
             "counters": {name: total for name, total, _ in counters},
@@ -362,8 +420,39 @@ def metric(
 
     ``log_level="debug"`` is for per-request metrics (one per RPC call): they are
     always aggregated, but logged only when `[log].level` is debug, so a busy
-    socket does not flood the journal.
+    socket does not flood the journal. A tag named like a parameter (``kind``)
+    goes through :func:`tagged_metric`.
     """
+    tagged_metric(name, value, unit, tags, kind=kind, log_level=log_level)
+
+
+def metrics(
+    entries: list[Entry],
+    tags: dict[str, Any],
+    *,
+    log_level: Literal["debug", "info"] = "info",
+) -> None:
+    """Several metrics of one tag set, as :func:`metric` each (logged, aggregated); never raises."""
+    try:
+        REGISTRY.record_many(entries, tags)
+        if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):
+            emit = _metric_log.debug if log_level == "debug" else _metric_log.info
+            for name, value, unit, _ in entries:
+                emit("metric", metric=name, value=value, unit=unit, tags=tags)
+    except Exception:  # a metric must never break the caller
+        pass
+
+
+def tagged_metric(
+    name: str,
+    value: float,
+    unit: str,
+    tags: dict[str, Any],
+    *,
+    kind: MetricKind | None = None,
+    log_level: Literal["debug", "info"] = "info",
+) -> None:
+    """:func:`metric` with its tags as one mapping, so any tag name works; never raises."""
     try:
         REGISTRY.record(name, float(value), unit, kind, tags)
         if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):

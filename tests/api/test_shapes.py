@@ -8,7 +8,11 @@ declared order, with values of the declared JSON types.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+import time
 import types
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import (
@@ -37,6 +41,7 @@ from n3d.rpc.dispatch import MethodTable
 from n3d.state import ServerState, Snapshot
 from n3d.supervisor.health import HealthReport, HealthResult
 from n3d.testing import DaemonProcess, wait_until
+from n3d.testing.simulator import free_port
 
 # Documents owned elsewhere, passed through as they are (see n3d.api.shapes).
 DOCUMENTS = {"config.get", "config.reload", "rpc.discover"}
@@ -73,6 +78,10 @@ DESIGN: dict[str, dict[str, Any] | set[str]] = {
     "capabilities": {"chat", "streaming", "embeddings", "function_calling", "vision"},
     "events.subscribe": {"topics"},
     "events.unsubscribe": {"topics"},
+    "requests.list": {"requests": {"id", "method", "route", "model", "state", "started_at",
+                                   "age_s", "ttft_s", "chunks", "tokens", "server"}},
+    "requests.cancel": {"id", "cancelled"},
+    "metrics.prometheus": {"text"},  # docs/protocol.md (a method of its own, not a param)
 }  # fmt: skip
 ERROR_DATA = {"kind", "model", "base_url", "suggestion"}
 
@@ -239,13 +248,22 @@ def test_the_checker_finds_a_renamed_a_missing_and_a_misordered_key() -> None:
 # -- the same shapes, from a real daemon ------------------------------------------------
 
 
+PROXY_PORT = free_port()
+
+
 @pytest.fixture
 def daemon(short_dir: Path) -> Iterator[DaemonProcess]:
-    d = DaemonProcess(short_dir, OLLAMA_SIM_MODELS_PRELOAD="tinyllama")
+    proxy = {"proxy": {"listen": f"127.0.0.1:{PROXY_PORT}"}}  # requests.* answer rows
+    d = DaemonProcess(short_dir, config=proxy, OLLAMA_SIM_MODELS_PRELOAD="tinyllama")
     try:
         yield d.start().wait_ready()
     finally:
         d.cleanup()
+
+
+def _ask_proxy() -> None:
+    with contextlib.suppress(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{PROXY_PORT}/api/tags", timeout=10).read()
 
 
 @pytest.mark.slow
@@ -279,6 +297,16 @@ def test_every_method_answers_in_its_declared_shape(daemon: DaemonProcess) -> No
     call("models.default")
     call("capabilities")
     call("metrics")
+    call("metrics.prometheus")
+    daemon.set_control(response_delay=5)  # a proxied request stays in flight meanwhile
+    time.sleep(0.3)  # the simulator reads its control file every 100 ms
+    asker = threading.Thread(target=_ask_proxy, daemon=True)
+    asker.start()
+    wait_until(lambda: daemon.call("requests.list")["requests"], 10, "a proxied request")
+    (row,) = call("requests.list")["requests"]
+    call("requests.cancel", {"id": row["id"]})
+    asker.join(10)
+    daemon.set_control(response_delay=0)
     call("config.get")
     call("config.reload")
     call("events.subscribe", {"topics": ["health"]})

@@ -25,6 +25,8 @@ DURATIONS = {
     "restart.backoff_initial": False,
     "restart.backoff_max": False,
     "restart.window": False,
+    "proxy.hold_timeout": False,
+    "proxy.drain_timeout": True,  # 0: restart at once, cutting what is in flight
 }
 FLOATS = [*DURATIONS, "ollama.keep_alive", "warm.keep_alive"]
 

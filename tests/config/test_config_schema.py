@@ -120,9 +120,9 @@ def test_each_field_holds_the_type_it_is_annotated_with(
 
 
 def test_the_keys_that_wait_for_a_restart_are_those_the_docs_name() -> None:
-    assert RESTART_KEYS == ("ollama.base_url", "server.mode", "socket.path")
+    assert RESTART_KEYS == ("ollama.base_url", "server.mode", "socket.path", "proxy.listen")
     docs = " ".join(DOCS.read_text(encoding="utf-8").split())
-    assert "(`ollama.base_url`, `server.mode`, `socket.path`)" in docs
+    assert "(`ollama.base_url`, `server.mode`, `socket.path`, `proxy.listen`)" in docs
 
 
 def test_every_key_has_its_row_in_the_docs() -> None:

@@ -122,6 +122,7 @@ def default_handlers() -> dict[str, Handler]:
         "server.stop": lambda p, s: {"state": "stopped"},
         "server.restart": lambda p, s: {"state": "running"},
         "metrics": lambda p, s: samples.METRICS,
+        "metrics.prometheus": lambda p, s: samples.PROMETHEUS,
         "events.subscribe": _events,
     }
 

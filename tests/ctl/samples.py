@@ -155,3 +155,19 @@ PULL_PROGRESS: list[dict[str, Any]] = [
     {"kind": "report", "status": "writing manifest"},
     {"kind": "end", "status": "success"},
 ]
+
+# `metrics.prometheus`: the daemon renders the text; n3ctl prints it as it came.
+PROMETHEUS = {
+    "content_type": "text/plain; version=0.0.4; charset=utf-8",
+    "text": (
+        "# HELP n3d_rpc_duration_seconds n3d metric n3d.rpc.duration (s)\n"
+        "# TYPE n3d_rpc_duration_seconds histogram\n"
+        'n3d_rpc_duration_seconds_bucket{le="0.005",method="status"} 2.0\n'
+        'n3d_rpc_duration_seconds_bucket{le="+Inf",method="status"} 3.0\n'
+        'n3d_rpc_duration_seconds_count{method="status"} 3.0\n'
+        'n3d_rpc_duration_seconds_sum{method="status"} 0.0123\n'
+        "# HELP ollama_tokens_total n3d metric ollama.tokens.total ({token})\n"
+        "# TYPE ollama_tokens_total counter\n"
+        "ollama_tokens_total 1500.0\n"
+    ),
+}

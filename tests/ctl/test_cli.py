@@ -230,11 +230,11 @@ def test_help_and_version_flag_exit_0() -> None:
     assert (result.code, result.out) == (0, "n3ctl 0.1.0\n")
 
 
-def test_metrics_prometheus(ctl: Ctl) -> None:
+def test_metrics_prometheus_prints_the_text_the_daemon_rendered(ctl: Ctl, fake: FakeDaemon) -> None:
     result = ctl("metrics", "--prometheus")
     assert result.code == 0
-    assert "# TYPE n3d_rpc_duration_seconds summary\n" in result.out
-    assert result.out.endswith("ollama_tokens_total 1500\n")
+    assert result.out == samples.PROMETHEUS["text"]  # rendered once, in the daemon
+    assert [method for method, _ in fake.calls] == ["metrics.prometheus"]
 
 
 def test_pull_prints_plain_progress_lines_when_not_a_tty(ctl: Ctl, fake: FakeDaemon) -> None:

@@ -74,6 +74,7 @@ HANDLERS: dict[str, Handler] = {
     "models.loaded": lambda p, s: poison(samples.LOADED),
     "warm.list": lambda p, s: poison(samples.WARM),
     "metrics": lambda p, s: METRICS,
+    "metrics.prometheus": lambda p, s: {"text": 'ollama_pulls{model="' + EVIL + '"} 1.0\n'},
     "models.pull": _pull,
     "models.delete": _delete,
     "models.validate": lambda p, s: {"valid": False, "message": "bad" + EVIL},

@@ -132,6 +132,7 @@ def test_rpc_discover_describes_exactly_the_dispatched_methods(daemon: Daemon) -
         "models.loaded", "models.pull", "models.delete", "models.ensure", "models.validate",
         "models.default", "warm.list", "warm.add", "warm.remove", "capabilities", "metrics",
         "config.get", "config.reload", "events.subscribe", "events.unsubscribe", "rpc.discover",
+        "requests.list", "requests.cancel", "metrics.prometheus",
     }  # fmt: skip
     assert names == design
     for name in names - {"rpc.discover"}:

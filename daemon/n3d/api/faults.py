@@ -28,6 +28,7 @@ from n3d.errors import (
     OllamaTimeout,
     OllamaUnreachable,
     PullFailed,
+    RequestNotFound,
     ServerNotRunning,
     StateNotSaved,
     UnexpectedResponse,
@@ -35,7 +36,7 @@ from n3d.errors import (
 
 __all__ = ["CODES", "Fault", "code_of", "fault_of"]
 
-Coded = OllamaError | StateNotSaved
+Coded = OllamaError | StateNotSaved | RequestNotFound
 
 # Codes are part of the contract: never renumber one, add new ones at the end.
 CODES: Mapping[type[Coded], int] = {
@@ -50,6 +51,7 @@ CODES: Mapping[type[Coded], int] = {
     ServerNotRunning: 1009,
     UnexpectedResponse: 1010,
     OllamaError: 1010,  # any other Ollama failure: the same kind, `ollama_error`
+    RequestNotFound: 1012,
     StateNotSaved: 1013,
 }
 
@@ -80,6 +82,10 @@ def _data(exc: Coded) -> ErrorData:
     data: ErrorData = {"kind": exc.kind}
     if isinstance(exc, StateNotSaved):
         data["path"] = exc.path
+        data["suggestion"] = exc.suggestion
+        return data
+    if isinstance(exc, RequestNotFound):
+        data["id"] = exc.request_id
         data["suggestion"] = exc.suggestion
         return data
     if exc.model:

@@ -22,6 +22,7 @@ from n3d import __version__
 from n3d.api import shapes
 from n3d.api.models import add_model_methods, counts_result
 from n3d.api.openrpc import openrpc_document
+from n3d.api.requests import RequestSource, add_request_methods
 from n3d.config import Settings
 from n3d.jsonrpc.protocol import INVALID_PARAMS
 from n3d.metrics import REGISTRY, MetricsSnapshot
@@ -33,7 +34,15 @@ from n3d.supervisor.health import HealthReport
 
 __all__ = ["EVENT_TOPICS", "DaemonView", "build_methods", "health_result", "server_result"]
 
-EVENT_TOPICS = ("server.state", "health", "model.loaded", "model.unloaded", "pull", "warm")
+EVENT_TOPICS = (
+    "server.state",
+    "health",
+    "model.loaded",
+    "model.unloaded",
+    "pull",
+    "warm",
+    "request",
+)
 
 
 @dataclass
@@ -47,6 +56,7 @@ class DaemonView:
     reload: Callable[[], str | None]  # None when reloaded, else why not
     simulate: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    proxy: Callable[[], RequestSource | None] = lambda: None  # None: [proxy] listen is off
 
 
 def server_result(snap: Snapshot) -> shapes.Server:
@@ -204,6 +214,19 @@ def build_methods(view: DaemonView) -> MethodTable:
         # In a thread: sorting every series' reservoir takes ~0.2 ms a series (up
         # to 1000 a name), and the event loop keeps answering meanwhile.
         return await anyio.to_thread.run_sync(REGISTRY.snapshot)
+
+    @table.method(
+        "metrics.prometheus",
+        summary="The metrics as Prometheus text: what GET /metrics on the proxy answers.",
+    )
+    async def metrics_prometheus(ctx: Context, params: dict[str, Any]) -> shapes.Prometheus:
+        # Imported on first use: prometheus_client is ~10 MiB an idle n3d need not hold.
+        from n3d.proxy.exposition import CONTENT_TYPE, render_prometheus
+
+        text = await anyio.to_thread.run_sync(render_prometheus)
+        return {"content_type": CONTENT_TYPE, "text": text}
+
+    add_request_methods(table, view.proxy)
 
     @table.method("config.get", summary="The effective config and where each value came from.")
     async def config_get(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:

@@ -32,7 +32,12 @@ __all__ = [
     "LoadedModel",
     "ModelCounts",
     "ModelList",
+    "Prometheus",
+    "ProxiedRequest",
     "Pull",
+    "RequestCancel",
+    "RequestList",
+    "RequestTokens",
     "Resources",
     "Server",
     "ServerCommand",
@@ -219,6 +224,50 @@ class Topics(TypedDict):
     topics: list[str]
 
 
+# -- the proxy ------------------------------------------------------------------------
+
+
+class RequestTokens(TypedDict):
+    prompt: int
+    completion: int
+    total: int
+
+
+class ProxiedRequest(TypedDict):
+    """One row of `requests.list`: a request in flight through the proxy."""
+
+    id: str
+    method: str
+    route: str
+    model: str | None
+    state: Literal["held", "sent", "streaming"]
+    started_at: float
+    age_s: float
+    held_s: float
+    retried: bool
+    ttft_s: float | None
+    chunks: int
+    tokens: RequestTokens | None
+    server: str
+
+
+class RequestList(TypedDict):
+    requests: list[ProxiedRequest]
+    listen: str | None  # the proxy's address; None when [proxy] listen is off
+
+
+class RequestCancel(TypedDict):
+    id: str
+    cancelled: bool
+
+
+class Prometheus(TypedDict):
+    """`metrics.prometheus`: the text `GET /metrics` answers, rendered in the daemon."""
+
+    content_type: str
+    text: str
+
+
 # -- errors -----------------------------------------------------------------------------
 
 
@@ -230,4 +279,5 @@ class ErrorData(TypedDict):
     model: NotRequired[str]
     base_url: NotRequired[str]
     path: NotRequired[str]
+    id: NotRequired[str]  # request_not_found: the id asked for
     suggestion: NotRequired[str]

@@ -37,6 +37,7 @@ from n3d.config.checks import (
 )
 from n3d.config.durations import keep_alive, keep_alive_seconds, seconds
 from n3d.config.key import Key, make_section
+from n3d.config.listen import listen_address
 from n3d.config.url import DEFAULT_BASE_URL, url_host, url_port
 from n3d.errors import ConfigError
 from n3d.redact import redact_url
@@ -188,6 +189,27 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "log": make_section(
         format=Key("auto", choice("auto", "json", "console"), "auto = console on a TTY"),
         level=Key("info", choice("debug", "info", "warning", "error"), "lowest level logged"),
+    ),
+    "proxy": make_section(
+        listen=Key(
+            "",
+            listen_address,
+            '"" = off; "127.0.0.1:11434" puts n3d in front of Ollama (docs/proxy.md)',
+            live=False,  # the port is bound once, at start
+        ),
+        hold_timeout=Key(
+            60,
+            seconds(FLOOR_S),
+            "seconds a request waits for a starting or restarting server",
+            attr="hold_timeout_s",
+        ),
+        drain_timeout=Key(
+            30,
+            seconds(FLOOR_S, zero_ok=True),
+            "seconds a planned restart or stop waits for requests in flight",
+            attr="drain_timeout_s",
+        ),
+        retry=Key(True, boolean, "resend once a request whose answer had not begun"),
     ),
 }
 

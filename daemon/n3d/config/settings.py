@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from n3d import paths
 from n3d.config.file import find_line, read_config
+from n3d.config.listen import check_listen
 from n3d.config.schema import SCHEMA, check_document, check_relations, defaults, with_parts
 from n3d.config.url import DEFAULT, DEFAULT_BASE_URL, resolve_base_url
 from n3d.errors import ConfigError
@@ -36,6 +37,7 @@ __all__ = [
     "SECTIONS",
     "LogSettings",
     "OllamaSettings",
+    "ProxySettings",
     "RestartSettings",
     "ServerSettings",
     "Settings",
@@ -103,6 +105,14 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ProxySettings:
+    listen: str  # "" = off; else host:port, checked
+    hold_timeout_s: float
+    drain_timeout_s: float
+    retry: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything n3d was configured with; see the module docstring for `sources`."""
 
@@ -112,6 +122,7 @@ class Settings:
     warm: WarmSettings
     socket: SocketSettings
     log: LogSettings
+    proxy: ProxySettings
     file: Path | None  # the config file read; None when there was none
     sources: Mapping[str, str]  # dotted key -> source, for every key of SCHEMA
     warnings: tuple[str, ...] = ()  # things worth logging at start (e.g. OLLAMA_HOST bad port)
@@ -158,6 +169,7 @@ SECTIONS: dict[str, type[Any]] = {
     "warm": WarmSettings,
     "socket": SocketSettings,
     "log": LogSettings,
+    "proxy": ProxySettings,
 }
 
 
@@ -203,6 +215,7 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     base_url, url_source, warnings = resolve_base_url(given, e, origin)
     values["ollama.base_url"] = base_url
     sources.update(dict.fromkeys(with_parts("ollama.base_url"), url_source))
+    check_listen(values["proxy.listen"], base_url, error)
     if e.get("N3D_SOCKET"):
         values["socket.path"] = e["N3D_SOCKET"]
         sources["socket.path"] = "env:N3D_SOCKET"

@@ -5,7 +5,7 @@
 Commands: status, health [--force], models [--loaded] [--refresh], pull MODEL,
 rm MODEL, ensure MODEL [--pull], validate MODEL, warm [list|add MODEL
 [--keep-alive D]|rm MODEL], start, stop, restart, metrics [--prometheus],
-events [--topic T]..., version. Global options may also follow the command.
+requests [--cancel ID], events [--topic T]..., version. Global options may also follow the command.
 
 Exit codes (docs/cli.md): 0 ok; 1 the daemon answered with an error (printed
 with its suggestion), or a check failed (health not ok, model invalid or not
@@ -24,9 +24,11 @@ psutil), so `n3ctl status` costs little more than starting Python. The parts:
 - :mod:`~n3d.ctl.fmt`        sizes, durations, times, colour, escaping (pure)
 - :mod:`~n3d.ctl.render`     `status`, `health`, `version`, `events` for humans (pure;
                              ``now`` and ``style`` are arguments)
-- :mod:`~n3d.ctl.tables`     `models`, `warm`, `metrics` as tables (pure)
+- :mod:`~n3d.ctl.tables`     `models`, `warm`, `metrics`, `requests` as tables (pure)
 - :mod:`~n3d.ctl.progress`   the `pull` progress bar and its plain-lines form
-- :mod:`~n3d.ctl.prometheus` the `metrics` result as Prometheus text
+
+`metrics --prometheus` prints the text the daemon renders (``metrics.prometheus``,
+the same as ``GET /metrics`` on the proxy): it is rendered once, in the daemon.
 """
 
 from __future__ import annotations

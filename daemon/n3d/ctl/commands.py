@@ -6,7 +6,7 @@ Data goes to ``ctx.out`` (stdout), messages and progress to ``ctx.err``
 :mod:`~n3d.ctl.streams`) print JSON Lines. Errors are not handled here:
 :func:`n3d.ctl.main` turns :class:`~n3d.client.RpcError` and
 :class:`~n3d.client.DaemonUnreachable` into messages and exit codes. Modules that
-only some commands need (progress, prometheus) are imported inside those
+only some commands need (progress, tables) are imported inside those
 commands to keep `status` fast.
 """
 
@@ -197,16 +197,34 @@ def _not_up(result: dict[str, Any], state: str | None, timeout: float | None) ->
 
 
 def metrics(ctx: Context) -> int:
+    if ctx.args.prometheus:
+        # Rendered once, in the daemon: the same text as GET /metrics on the proxy.
+        exposition = ctx.call("metrics.prometheus")
+        text = exposition.get("text") if isinstance(exposition, dict) else None
+        lines = text.split("\n") if isinstance(text, str) else []
+        # Label values are Ollama's words (model names): no control character
+        # reaches the terminal, as everywhere in n3ctl (the text escapes newlines).
+        ctx.out.write("\n".join(printable(line) for line in lines))
+        return 0
     result = ctx.call("metrics")
     r = result if isinstance(result, dict) else {}
-    if ctx.args.prometheus:
-        from n3d.ctl.prometheus import render_prometheus
-
-        ctx.out.write(render_prometheus(r))
-        return 0
     from n3d.ctl.tables import render_metrics
 
     ctx.emit(result, lambda: render_metrics(r, style=ctx.style))
+    return 0
+
+
+def requests(ctx: Context) -> int:
+    """The proxy's requests in flight; ``--cancel ID`` ends one (exit 1: no such request)."""
+    from n3d.ctl.tables import render_requests
+
+    if ctx.args.cancel:
+        result = ctx.call("requests.cancel", {"id": ctx.args.cancel})
+        ctx.emit(result, lambda: f"cancelled {ctx.args.cancel}")
+        return 0
+    result = ctx.call("requests.list")
+    r = result if isinstance(result, dict) else {}
+    ctx.emit(result, lambda: render_requests(r, style=ctx.style))
     return 0
 
 
@@ -240,6 +258,7 @@ COMMANDS: dict[str, Callable[[Context], int]] = {
     "stop": server,
     "restart": server,
     "metrics": metrics,
+    "requests": requests,
     "events": events,
     "version": version,
 }

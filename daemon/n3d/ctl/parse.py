@@ -100,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     command("metrics", "counters, gauges and histograms").add_argument(
         "--prometheus", action="store_true", help="Prometheus text exposition format"
     )
+    command("requests", "requests in flight through the proxy, with age and tokens").add_argument(
+        "--cancel", metavar="ID", default=None, help="end this request on both sides"
+    )
     command("events", "follow events until Ctrl-C").add_argument(
         "--topic",
         action="append",

@@ -1,4 +1,5 @@
-"""The human form of list results (`models`, `models --loaded`, `warm`, `metrics`): tables.
+"""The human form of list results (`models`, `models --loaded`, `warm`, `metrics`,
+`requests`): tables.
 
 Pure functions of the RPC result, ``now`` (epoch seconds) and a
 :class:`~n3d.ctl.fmt.Style`; columns as ``ollama list``/``ollama ps`` name them
@@ -9,14 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from n3d.ctl.fmt import Style, ago, epoch, human_bytes, table
+from n3d.ctl.fmt import Style, ago, epoch, human_bytes, human_duration, table
 
 # typing costs n3ctl status ~2 ms to import; the hints need it only for checking.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["render_loaded", "render_metrics", "render_models", "render_warm"]
+__all__ = ["render_loaded", "render_metrics", "render_models", "render_requests", "render_warm"]
 
 _FOREVER_S = 10 * 365 * 86400  # keep_alive -1 shows as an expiry centuries away
 
@@ -169,3 +170,39 @@ def render_metrics(result: Mapping[str, Any], *, style: Style) -> str:
             for entry in tagged.get(("histogram", name), ()):
                 rows.append(_histogram_row(_tag_label(entry["tags"]), entry, unit))
     return table(("NAME", "TYPE", "VALUE", "P50", "P99", "COUNT"), rows, style)
+
+
+def _span(seconds: Any) -> str:
+    if not isinstance(seconds, int | float) or isinstance(seconds, bool):
+        return "-"
+    return f"{seconds:.1f}s" if seconds < 60 else human_duration(seconds)
+
+
+def render_requests(result: Mapping[str, Any], *, style: Style) -> str:
+    """``ID  METHOD  ROUTE  MODEL  STATE  AGE  TTFT  CHUNKS  TOKENS``: the proxy's requests.
+
+    TOKENS is prompt+completion once the final object said so, else the
+    completion tokens streamed so far.
+    """
+    found = result.get("requests")
+    rows = []
+    for r in found if isinstance(found, list) else []:
+        if not isinstance(r, dict):
+            continue
+        tokens = r.get("tokens")
+        total = tokens.get("total") if isinstance(tokens, dict) else None
+        rows.append(
+            [
+                str(r.get("id", "-")),
+                str(r.get("method", "-")),
+                str(r.get("route", "-")),
+                str(r.get("model") or "-"),
+                str(r.get("state", "-")),
+                _span(r.get("age_s")),
+                _span(r.get("ttft_s")),
+                str(r.get("chunks", 0)),
+                "-" if total is None else str(total),
+            ]
+        )
+    headers = ("ID", "METHOD", "ROUTE", "MODEL", "STATE", "AGE", "TTFT", "CHUNKS", "TOKENS")
+    return table(headers, rows, style)

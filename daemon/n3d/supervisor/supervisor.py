@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -55,6 +55,9 @@ class Supervisor:
     fake probe and no version). ``command`` defaults to ``settings.server.command``;
     ``runtime_dir`` is where ``ollama.pid`` lives (None: no pid file, no orphan
     handling); ``environ`` is the base of the child's environment.
+    ``before_planned_stop`` is awaited before a planned stop or restart of a server
+    that answers (the proxy's drain, which bounds itself); the supervisor knows
+    nothing else of it.
     """
 
     def __init__(
@@ -66,8 +69,10 @@ class Supervisor:
         command: Sequence[str] | None = None,
         runtime_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
+        before_planned_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
+        self.before_planned_stop = before_planned_stop
         self.command = tuple(command or settings.server.command)
         self.pid_file = runtime_dir / "ollama.pid" if runtime_dir else None
         self.store = StateStore(
@@ -171,12 +176,14 @@ class Supervisor:
     async def stop(self) -> Snapshot:
         """`server.stop`: stop our server and stay stopped until `server.start`."""
         self._require_managed("stop")
+        await self._drain()
         return await self._command(False, "server.stop")
 
     async def restart(self) -> Snapshot:
         """`server.restart`: stop our server (bounded) and start it again at once."""
         self._require_managed("restart")
         self._lifecycle.forget_failures()
+        await self._drain()
         return await self._command(True, "server.restart")
 
     async def shutdown(self) -> Snapshot:
@@ -193,6 +200,11 @@ class Supervisor:
             await changed.wait()
 
     # -- commands -----------------------------------------------------------------
+
+    async def _drain(self) -> None:
+        """Before a planned stop: the hook, when a server of ours answers requests."""
+        if self.before_planned_stop is not None and self.snapshot.state in (S.RUNNING, S.DEGRADED):
+            await self.before_planned_stop()
 
     def _require_managed(self, what: str) -> None:
         s = self.snapshot

@@ -1,0 +1,221 @@
+"""The requests in flight, and what each leaves behind when it ends.
+
+A :class:`RequestRecord` lives in the :class:`RequestTable` from the moment a
+request arrives until its reply ends; ``requests.list`` reads the table and
+``requests.cancel`` ends one. When a request finishes, :meth:`RequestTable.finish`
+publishes one ``request`` event (the access log line, DESIGN.md "Records") and
+records the seed's metrics with tags ``model``, ``route``, ``status`` (and
+``server``). Per-request metrics are logged at debug and always aggregated, as
+``n3d.rpc.duration`` is: the ``request`` event is the one info line per request.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+import anyio
+
+from n3d.metrics import Entry, metric, metrics, tagged_metric
+from n3d.proxy.meter import ReplyMeter, Tokens
+
+if TYPE_CHECKING:
+    from aiohttp import web
+
+__all__ = ["Publish", "RequestRecord", "RequestTable"]
+
+Publish = Callable[[str, Mapping[str, Any]], None]
+Phase = Literal["held", "sent", "streaming"]
+
+
+@dataclass(slots=True, eq=False)
+class RequestRecord:
+    """One proxied request; times are ``time.monotonic()`` unless named ``_at``."""
+
+    id: str
+    method: str
+    route: str
+    model: str | None
+    server: str
+    started: float
+    started_at: float  # wall clock, for showing
+    state: Phase = "sent"
+    held_s: float = 0.0
+    retried: bool = False
+    status: int | None = None
+    ttft_s: float | None = None
+    content_at: float | None = None
+    meter: ReplyMeter | None = None
+    stream: bool = False
+    error: str | None = None
+    error_kind: str | None = None
+    cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+    cancelled: bool = False
+    reply: web.StreamResponse | None = None  # the client's reply, once begun
+
+    @property
+    def chunks(self) -> int:
+        return self.meter.chunks if self.meter is not None else 0
+
+    def tokens_so_far(self) -> dict[str, int] | None:
+        """Final counts once known, else the content chunks streamed (one token each)."""
+        meter = self.meter
+        if meter is None:
+            return None
+        tokens = meter.tokens(None)
+        if tokens is not None:
+            return tokens.as_dict()
+        if meter.content_chunks:
+            return {"prompt": 0, "completion": meter.content_chunks, "total": meter.content_chunks}
+        return None
+
+
+class RequestTable:
+    """The records in flight by id, the ``request`` event, and the request metrics."""
+
+    def __init__(self, publish: Publish, *, server: str = "default") -> None:
+        self.publish = publish
+        self.server = server
+        self.records: dict[str, RequestRecord] = {}
+        self._ids = itertools.count(1)
+        self._sent = 0  # records past the gate: what a drain waits for
+        self._idle = anyio.Event()
+        self._idle.set()
+
+    def open(self, method: str, route: str, model: str | None) -> RequestRecord:
+        record = RequestRecord(
+            id=f"r{next(self._ids)}",
+            method=method,
+            route=route,
+            model=model,
+            server=self.server,
+            started=time.monotonic(),
+            started_at=time.time(),
+        )
+        self.records[record.id] = record
+        self._gauge()
+        return record
+
+    def sent(self, record: RequestRecord) -> None:
+        """``record`` passed the gate: a drain now waits for it."""
+        record.state = "sent"
+        self._sent += 1
+        self._idle = anyio.Event() if self._sent == 1 else self._idle
+
+    def unsent(self, record: RequestRecord) -> None:
+        """``record`` is held again (a retry waits for the server): drains stop waiting for it."""
+        record.state = "held"
+        self._sent -= 1
+        if not self._sent:
+            self._idle.set()
+
+    def in_flight(self) -> int:
+        """Requests sent to the server and not finished (held ones are not)."""
+        return self._sent
+
+    async def idle(self) -> None:
+        """Return once no request is in flight."""
+        while self._sent:
+            await self._idle.wait()
+
+    def cancel(self, request_id: str) -> bool:
+        """End request ``request_id`` on both sides; False if no such request is in flight."""
+        record = self.records.get(request_id)
+        if record is None:
+            return False
+        record.cancelled = True
+        record.cancel_scope.cancel()
+        return True
+
+    def finish(self, record: RequestRecord, *, was_sent: bool) -> None:
+        """Forget ``record`` and leave its traces: one ``request`` event and the metrics."""
+        if self.records.pop(record.id, None) is None:
+            return
+        if was_sent:
+            self._sent -= 1
+            if not self._sent:
+                self._idle.set()
+        self._gauge()
+        now = time.monotonic()
+        duration_s = now - record.started
+        meter = record.meter
+        if meter is not None and record.model is None:
+            record.model = meter.model
+        generation_s = now - record.content_at if record.content_at is not None else None
+        tokens = meter.tokens(generation_s) if meter is not None else None
+        event = self._event(record, duration_s, tokens)
+        self.publish("request", event)
+        self._metrics(record, duration_s, tokens)
+
+    def _event(
+        self, record: RequestRecord, duration_s: float, tokens: Tokens | None
+    ) -> dict[str, Any]:
+        event: dict[str, Any] = {
+            "id": record.id,
+            "method": record.method,
+            "route": record.route,
+            "model": record.model,
+            "status": record.status,
+            "duration_s": round(duration_s, 6),
+            "ttft_s": None if record.ttft_s is None else round(record.ttft_s, 6),
+            "held_s": round(record.held_s, 6),
+            "retried": record.retried,
+            "stream": record.stream,
+            "chunks": record.chunks,
+            "tokens": tokens.as_dict() if tokens is not None else None,
+            "tokens_per_second": (
+                None
+                if tokens is None or tokens.tokens_per_second is None
+                else round(tokens.tokens_per_second, 3)
+            ),
+            "server": record.server,
+        }
+        if record.error is not None:
+            event["error"] = record.error
+        return event
+
+    def _metrics(self, record: RequestRecord, duration_s: float, tokens: Tokens | None) -> None:
+        tags: dict[str, Any] = {
+            "model": record.model or "",
+            "route": record.route,
+            "status": record.status if record.status is not None else 0,
+            "server": record.server,
+        }
+        entries: list[Entry] = [("ollama.request.duration", duration_s, "s", None)]
+        if record.ttft_s is not None:
+            entries.append(("ollama.request.ttft", record.ttft_s, "s", None))
+        if record.held_s:
+            entries.append(("ollama.request.held", record.held_s, "s", None))
+        if record.stream:
+            entries.append(("ollama.stream.duration", duration_s, "s", None))
+            entries.append(("ollama.stream.chunks", record.chunks, "{chunk}", None))
+        if tokens is not None:
+            rate = tokens.tokens_per_second
+            entries += [
+                ("ollama.tokens.prompt", tokens.prompt, "{token}", None),
+                ("ollama.tokens.completion", tokens.completion, "{token}", None),
+                ("ollama.tokens.total", tokens.total, "{token}", None),
+            ]
+            if record.stream:
+                entries.append(("ollama.stream.tokens", tokens.total, "{token}", None))
+                if rate is not None:
+                    entries.append(("ollama.stream.throughput", rate, "{token}/s", None))
+            if rate is not None:
+                entries.append(("ollama.throughput.tokens_per_second", rate, "{token}/s", None))
+        metrics(entries, tags, log_level="debug")
+        if record.error_kind is not None:
+            errors = {"kind": record.error_kind, **tags}
+            tagged_metric("ollama.request.errors", 1, "{error}", errors, log_level="debug")
+
+    def _gauge(self) -> None:
+        metric(
+            "ollama.requests.in_flight",
+            len(self.records),
+            "{request}",
+            kind="gauge",
+            log_level="debug",
+            server=self.server,
+        )

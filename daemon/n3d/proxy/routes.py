@@ -1,0 +1,72 @@
+"""Ollama's routes as the proxy names them: path templates, side effects, stream shapes.
+
+A record's ``route`` is the template of Ollama's router (gin's ``/api/blobs/:digest``),
+never the raw path: ids in a path would make a metric series per blob or model.
+Paths Ollama does not route are ``other``, so a scanner probing random paths adds
+one series, not thousands. Standard library only.
+"""
+
+from __future__ import annotations
+
+__all__ = ["NO_RETRY", "OTHER", "is_inference", "route_of"]
+
+OTHER = "other"
+# server/routes.go GenerateRoutes, plus the OpenAI- and Anthropic-compatible ones.
+_EXACT = frozenset(
+    {
+        "/",
+        "/api/version",
+        "/api/status",
+        "/api/tags",
+        "/api/ps",
+        "/api/pull",
+        "/api/push",
+        "/api/show",
+        "/api/delete",
+        "/api/create",
+        "/api/copy",
+        "/api/generate",
+        "/api/chat",
+        "/api/embed",
+        "/api/embeddings",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/embeddings",
+        "/v1/models",
+        "/v1/messages",
+        "/v1/responses",
+    }
+)
+# Prefixes whose next segment is an id: (prefix, template).
+_WITH_ID = (
+    ("/api/blobs/", "/api/blobs/:digest"),
+    ("/v1/models/", "/v1/models/:model"),
+)
+# DESIGN.md, Retry: routes with side effects are never sent twice.
+NO_RETRY = frozenset({"/api/create", "/api/copy", "/api/delete", "/api/push", "/api/blobs/:digest"})
+# Routes whose chunks carry generated text: TTFT is measured on them.
+_INFERENCE = frozenset(
+    {
+        "/api/generate",
+        "/api/chat",
+        "/v1/chat/completions",
+        "/v1/completions",
+        "/v1/messages",
+        "/v1/responses",
+    }
+)
+
+
+def route_of(path: str) -> str:
+    """The template ``path`` matches (``/api/blobs/sha256:ab…`` → ``/api/blobs/:digest``)."""
+    if path in _EXACT:
+        return path
+    for prefix, template in _WITH_ID:
+        if path.startswith(prefix) and "/" not in path[len(prefix) :] and len(path) > len(prefix):
+            return template
+    return OTHER
+
+
+def is_inference(route: str) -> bool:
+    """Whether ``route`` generates text (its first content chunk is the TTFT)."""
+    return route in _INFERENCE
