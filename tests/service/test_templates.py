@@ -38,7 +38,22 @@ def test_templates_use_only_known_placeholders() -> None:
         for name in service.TEMPLATES
         for match in re.findall(r"@[A-Z0-9_]+@", service.template_text(name))
     }
-    assert found == {"@N3D@", "@N3D_CONFIG@", "@STOP_TIMEOUT_S@", "@TIMEOUT_STOP_S@", "@LOG_DIR@"}
+    assert found == {
+        "@N3D@",
+        "@N3D_CONFIG@",
+        "@STOP_TIMEOUT_S@",
+        "@DRAIN_S@",
+        "@TIMEOUT_STOP_S@",
+        "@LOG_DIR@",
+    }
+
+
+def test_the_service_managers_stop_timeout_covers_the_proxys_drain() -> None:
+    # n3d drains proxied requests (up to [proxy] drain_timeout) before it stops Ollama
+    # (up to [server] stop_timeout): systemd/launchd must not SIGKILL it meanwhile.
+    assert service.timeout_stop_s(10, drain_s=30) == 60
+    assert service.timeout_stop_s(10, drain_s=30) >= 10 + 30 + 20
+    assert service.timeout_stop_s(10) == 30
 
 
 def test_unknown_template_is_a_service_error() -> None:

@@ -118,6 +118,8 @@ def _render(
         platform,
         n3d=n3d,
         stop_timeout_s=settings.server.stop_timeout_s,
+        # A stop drains the proxy's requests first (docs/proxy.md), then stops Ollama.
+        drain_s=settings.proxy.drain_timeout_s if settings.proxy.listen else 0.0,
         env=env,
         config=pinned,
         socket=args.socket,

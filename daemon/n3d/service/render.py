@@ -87,9 +87,14 @@ def template_text(name: str) -> str:
     return resources.files("n3d").joinpath("service", "templates", name).read_text("utf-8")
 
 
-def timeout_stop_s(stop_timeout_s: float) -> int:
-    """Seconds the service manager should wait from SIGTERM to SIGKILL (>= 30)."""
-    return max(_MIN_TIMEOUT_STOP_S, math.ceil(stop_timeout_s) + _STOP_MARGIN_S)
+def timeout_stop_s(stop_timeout_s: float, drain_s: float = 0.0) -> int:
+    """Seconds the service manager should wait from SIGTERM to SIGKILL (>= 30).
+
+    n3d's own stop drains the proxy first (``drain_s``: `[proxy] drain_timeout` when
+    the proxy is on), then stops Ollama within ``stop_timeout_s``; the margin covers
+    the socket's drain and the group's verification.
+    """
+    return max(_MIN_TIMEOUT_STOP_S, math.ceil(stop_timeout_s + drain_s) + _STOP_MARGIN_S)
 
 
 def _safe(value: str, what: str) -> str:
@@ -141,6 +146,7 @@ def render(
     *,
     n3d: Path,
     stop_timeout_s: float,
+    drain_s: float = 0.0,
     config: Path | None = None,
     home: Path | None = None,
 ) -> str:
@@ -155,7 +161,8 @@ def render(
     cfg = None if config is None else _safe(str(config), "the config path")
     values: dict[str, str | None] = {
         "STOP_TIMEOUT_S": f"{stop_timeout_s:g}",
-        "TIMEOUT_STOP_S": str(timeout_stop_s(stop_timeout_s)),
+        "DRAIN_S": f"{drain_s:g}",
+        "TIMEOUT_STOP_S": str(timeout_stop_s(stop_timeout_s, drain_s)),
     }
     if name.endswith(".plist"):
         log_dir = _safe(str(launchd_log_dir(home or Path.home())), "the home directory")

@@ -57,6 +57,7 @@ def service_files(
     n3d: Path,
     stop_timeout_s: float,
     env: Mapping[str, str],
+    drain_s: float = 0.0,
     config: Path | None = None,
     socket: bool = False,
 ) -> list[ServiceFile]:
@@ -69,6 +70,7 @@ def service_files(
             f"{LABEL}.plist",
             n3d=n3d,
             stop_timeout_s=stop_timeout_s,
+            drain_s=drain_s,
             config=config,
             home=home_dir(env),
         )
@@ -77,7 +79,7 @@ def service_files(
     return [
         ServiceFile(
             unit_dir(env) / name,
-            render(name, n3d=n3d, stop_timeout_s=stop_timeout_s, config=config),
+            render(name, n3d=n3d, stop_timeout_s=stop_timeout_s, drain_s=drain_s, config=config),
         )
         for name in names
     ]
