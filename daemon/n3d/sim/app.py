@@ -39,12 +39,17 @@ TEXT = "text/plain; charset=utf-8"
 
 
 class HttpError(Exception):
-    """Reply `status` with `{"error": message}` (or an empty body when message is None)."""
+    """Reply `status` with `{"error": message}` (or an empty body when message is None).
 
-    def __init__(self, status: int, message: str | None) -> None:
+    `content_type` overrides gin's `application/json; charset=utf-8`, for the replies
+    Ollama sends with a bare `application/json` (an error before a stream's first line).
+    """
+
+    def __init__(self, status: int, message: str | None, content_type: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.content_type = content_type
 
 
 class ClientGone(Exception):
@@ -206,7 +211,9 @@ class App:
             elif exc.message is None:
                 await resp.send(exc.status)
             else:
-                await self.reply_json(resp, exc.status, {"error": exc.message})
+                await self.reply_json(
+                    resp, exc.status, {"error": exc.message}, exc.content_type or JSON
+                )
 
     def _log_request(self, req: Request, status: int, seconds: float) -> None:
         if self._request_log is None:
