@@ -52,8 +52,9 @@ def parse_body(body: bytes, struct: str) -> dict[str, Any]:
         char = text[exc.pos]
         raise HttpError(400, f"invalid character '{char}' looking for beginning of value") from None
     if not isinstance(value, dict):
+        go_type = struct if "." in struct else f"api.{struct}"  # the package named or `api`
         raise HttpError(
-            400, f"json: cannot unmarshal {_kind(value)} into Go value of type api.{struct}"
+            400, f"json: cannot unmarshal {_kind(value)} into Go value of type {go_type}"
         )
     return value
 
