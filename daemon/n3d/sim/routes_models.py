@@ -20,6 +20,10 @@ from n3d.sim.wire import go_json, go_quote, rfc3339_local
 __all__ = ["copy_model", "delete", "ps", "pull", "root", "show", "tags", "version"]
 
 
+# GGUF's general.file_type for each quantization (ggml's llama_ftype numbering).
+_FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q8_0": 7, "Q4_K_M": 15}
+
+
 def _parse(text: str) -> ModelName | None:
     try:
         return parse_model_name(text)
@@ -90,14 +94,17 @@ def _model_field(body: dict[str, Any], struct: str) -> str:
 async def show(app: App, req: Request, resp: Response) -> None:
     body = parse_body(req.body, "ShowRequest")
     text = _model_field(body, "ShowRequest")
+    if not text:
+        raise HttpError(400, "model is required")
     name = _parse(text)
     if name is None:
-        raise HttpError(400, "model is required")
+        raise HttpError(500, "invalid model path")  # GetModelInfo's ErrModelPathInvalid
     model = app.store.find(name)
     if model is None:
         raise HttpError(404, f"model '{text}' not found")
     meta, family = model.meta, model.family or "llama"
-    template = app.store.read_layer(model, "template")
+    # A model without a template layer has Ollama's DefaultTemplate (images.go:302).
+    template = app.store.read_layer(model, "template") or "{{ .Prompt }}"
     license_text = app.store.read_layer(model, "license")
     params = app.store.read_layer(model, "params")
     parameters = _parameters_text(params)
@@ -112,7 +119,7 @@ async def show(app: App, req: Request, resp: Response) -> None:
     )
     info: dict[str, Any] = {
         "general.architecture": family,
-        "general.file_type": 2,
+        "general.file_type": _FILE_TYPES.get(str(model.config.get("file_type", "")), 2),
         "general.parameter_count": int(meta.get("parameter_count", 0) or 0),
         "general.quantization_version": 2,
         f"{family}.context_length": int(meta.get("context_length", 0) or 0),
@@ -121,8 +128,7 @@ async def show(app: App, req: Request, resp: Response) -> None:
     reply: dict[str, Any] = {"license": license_text, "modelfile": modelfile}
     if parameters:
         reply["parameters"] = parameters
-    if template and "completion" in model.capabilities:
-        reply["template"] = template
+    reply["template"] = template
     reply.update(
         {
             "details": model.details(),

@@ -21,10 +21,11 @@ import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from n3d.sim import openai_wire as wire
+from n3d.sim import openai_out as replies
 from n3d.sim.app import App, HttpError
 from n3d.sim.bodies import parse_body
 from n3d.sim.http import Request, Response
+from n3d.sim.openai_in import OpenAIError, chat_body, completion_body, embed_body
 from n3d.sim.routes_embed import embed
 from n3d.sim.routes_infer import chat, generate
 from n3d.sim.routes_models import show, tags
@@ -68,7 +69,7 @@ class _Translating(Response):
                 message = json.loads(body).get("error") or _StatusErrorDefault
             except (ValueError, AttributeError):
                 message = _StatusErrorDefault
-            data = go_json(wire.error_body(500, str(message))) + b"\n"
+            data = go_json(replies.error_body(500, str(message))) + b"\n"
             await self._outer.send(status, data, "application/json")
             return
         reply = self._translator.whole(json.loads(body))
@@ -93,42 +94,42 @@ class _Translating(Response):
 
 class _Chat(_Translator):
     def __init__(self, include_usage: bool) -> None:
-        self.ident = wire.new_id("chatcmpl")
+        self.ident = replies.new_id("chatcmpl")
         self.include_usage = include_usage
         self.tool_call_sent = False
 
     def whole(self, reply: dict[str, Any]) -> dict[str, Any]:
-        return wire.chat_completion(self.ident, reply)
+        return replies.chat_completion(self.ident, reply)
 
     def events(self, reply: dict[str, Any]) -> list[Any]:
-        chunk = wire.chat_chunk(self.ident, reply, self.tool_call_sent)
+        chunk = replies.chat_chunk(self.ident, reply, self.tool_call_sent)
         self.tool_call_sent = self.tool_call_sent or bool(
             chunk["choices"][0]["delta"].get("tool_calls")
         )
         out: list[Any] = [chunk]
         if reply.get("done"):
             if self.include_usage:
-                out.append(chunk | {"choices": [], "usage": wire.usage(reply)})
+                out.append(chunk | {"choices": [], "usage": replies.usage(reply)})
             out.append(b"[DONE]")
         return out
 
 
 class _Completion(_Translator):
     def __init__(self, include_usage: bool) -> None:
-        self.ident = wire.new_id("cmpl")
+        self.ident = replies.new_id("cmpl")
         self.include_usage = include_usage
 
     def whole(self, reply: dict[str, Any]) -> dict[str, Any]:
-        return wire.completion(self.ident, reply)
+        return replies.completion(self.ident, reply)
 
     def events(self, reply: dict[str, Any]) -> list[Any]:
-        chunk = wire.completion_chunk(self.ident, reply)
+        chunk = replies.completion_chunk(self.ident, reply)
         if self.include_usage:  # CompleteWriter: every chunk carries a zero usage
             chunk["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
         out: list[Any] = [chunk]
         if reply.get("done"):
             if self.include_usage:
-                out.append(chunk | {"choices": [], "usage": wire.usage(reply)})
+                out.append(chunk | {"choices": [], "usage": replies.usage(reply)})
             out.append(b"[DONE]")
         return out
 
@@ -160,7 +161,7 @@ async def _bind(app: App, req: Request, resp: Response, struct: str) -> dict[str
         return parse_body(req.body, f"openai.{struct}")
     except HttpError as exc:
         message = "EOF" if exc.message == "missing request body" else str(exc.message)
-        await app.reply_json(resp, 400, wire.error_body(400, message))
+        await app.reply_json(resp, 400, replies.error_body(400, message))
         return None
 
 
@@ -177,8 +178,8 @@ async def _native(
         return None
     try:
         native = make(body)
-    except wire.OpenAIError as exc:
-        await app.reply_json(resp, 400, wire.error_body(400, str(exc)))
+    except OpenAIError as exc:
+        await app.reply_json(resp, 400, replies.error_body(400, str(exc)))
         return None
     return dataclasses.replace(req, body=go_json(native)), body
 
@@ -189,14 +190,14 @@ def _include_usage(body: dict[str, Any]) -> bool:
 
 
 async def openai_chat(app: App, req: Request, resp: Response) -> None:
-    made = await _native(app, req, resp, "ChatCompletionRequest", wire.chat_body)
+    made = await _native(app, req, resp, "ChatCompletionRequest", chat_body)
     if made is not None:
         inner, body = made
         await _run(app, chat, inner, _Translating(resp, _Chat(_include_usage(body))))
 
 
 async def openai_completions(app: App, req: Request, resp: Response) -> None:
-    made = await _native(app, req, resp, "CompletionRequest", wire.completion_body)
+    made = await _native(app, req, resp, "CompletionRequest", completion_body)
     if made is not None:
         inner, body = made
         translating = _Translating(resp, _Completion(_include_usage(body)))
@@ -204,20 +205,20 @@ async def openai_completions(app: App, req: Request, resp: Response) -> None:
 
 
 async def openai_embeddings(app: App, req: Request, resp: Response) -> None:
-    made = await _native(app, req, resp, "EmbedRequest", wire.embed_body)
+    made = await _native(app, req, resp, "EmbedRequest", embed_body)
     if made is not None:
         inner, body = made
         model, encoding = str(body.get("model") or ""), str(body.get("encoding_format") or "")
-        translator = _Whole(lambda reply: wire.embedding_list(model, reply, encoding))
+        translator = _Whole(lambda reply: replies.embedding_list(model, reply, encoding))
         await _run(app, embed, inner, _Translating(resp, translator))
 
 
 async def openai_models(app: App, req: Request, resp: Response) -> None:
-    await _run(app, tags, req, _Translating(resp, _Whole(wire.model_list)))
+    await _run(app, tags, req, _Translating(resp, _Whole(replies.model_list)))
 
 
 async def openai_model(app: App, req: Request, resp: Response) -> None:
     name = urllib.parse.unquote(req.params.get("model", ""))
     inner = dataclasses.replace(req, body=go_json({"name": name}))  # RetrieveMiddleware
-    translating = _Translating(resp, _Whole(lambda r: wire.model_object(r, name)))
+    translating = _Translating(resp, _Whole(lambda r: replies.model_object(r, name)))
     await _run(app, show, inner, translating)
