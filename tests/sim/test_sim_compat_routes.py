@@ -3,6 +3,7 @@ tools, the checks Ollama makes before it answers, reload decisions, /v1 and CORS
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -252,3 +253,21 @@ def test_an_origin_ollama_cannot_use_panics_at_start(start_sim: StartSim) -> Non
     sim = start_sim({"OLLAMA_ORIGINS": "example.com"}, ready=False)
     assert sim.proc is not None and sim.proc.wait(10) == 2
     assert "panic: bad origin: origins must contain '*'" in sim.stderr()
+
+
+def test_blobs_head_and_upload_as_ollama_answers_them(c: httpx.Client) -> None:
+    data = b"a layer a client uploads before create"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert c.head(f"/api/blobs/{digest}").status_code == 404
+    missing = c.post(f"/api/blobs/{digest[:-1]}0", content=data)
+    assert missing.status_code == 400
+    assert missing.json()["error"] == (
+        f'digest mismatch, expected "{digest[:-1]}0", got "{digest}"'
+    )
+    assert c.post(f"/api/blobs/{digest}", content=data).status_code == 200  # kept before
+    assert c.head(f"/api/blobs/{digest}").status_code == 200
+    bad = c.post("/api/blobs/md5:abc", content=data)
+    assert (bad.status_code, bad.json()) == (400, {"error": "invalid digest format"})
+    other = b"another layer"
+    other_digest = "sha256:" + hashlib.sha256(other).hexdigest()
+    assert c.post(f"/api/blobs/{other_digest}", content=other).status_code == 201

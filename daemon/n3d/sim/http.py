@@ -21,6 +21,7 @@ _MAX_HEADER_BYTES = 1 << 20  # Go's DefaultMaxHeaderBytes
 _REASONS = {
     100: "Continue",
     200: "OK",
+    201: "Created",
     204: "No Content",
     301: "Moved Permanently",
     400: "Bad Request",

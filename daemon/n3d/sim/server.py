@@ -32,6 +32,7 @@ from n3d.sim.cors import CorsError, check_origins
 from n3d.sim.faults import Faults
 from n3d.sim.http import Connections, serve_connection
 from n3d.sim.logs import gin_debug, slog
+from n3d.sim.routes_blobs import create_blob, head_blob
 from n3d.sim.routes_embed import embed, embeddings
 from n3d.sim.routes_infer import chat, generate
 from n3d.sim.routes_models import copy_model, delete, ps, pull, root, show, tags, version
@@ -53,6 +54,7 @@ ROUTES: RouteTable = {
     "/api/show": {"POST": show},
     "/api/delete": {"DELETE": delete},
     "/api/copy": {"POST": copy_model},
+    "/api/blobs/:digest": {"POST": create_blob, "HEAD": head_blob},
     "/api/ps": {"GET": ps},
     "/api/generate": {"POST": generate},
     "/api/chat": {"POST": chat},
@@ -73,6 +75,8 @@ _HANDLER_NAMES: dict[object, str] = {
     show: "(*Server).ShowHandler-fm",
     delete: "(*Server).DeleteHandler-fm",
     copy_model: "(*Server).CopyHandler-fm",
+    head_blob: "(*Server).HeadBlobHandler-fm",
+    create_blob: "(*Server).CreateBlobHandler-fm",
     ps: "(*Server).PsHandler-fm",
     generate: "(*Server).GenerateHandler-fm",
     chat: "(*Server).ChatHandler-fm",
