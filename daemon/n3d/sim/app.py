@@ -21,9 +21,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from n3d.sim.config import SimConfig
+from n3d.sim.cors import Cors
 from n3d.sim.faults import Faults
 from n3d.sim.http import Request, Response
 from n3d.sim.logs import gin_access
@@ -32,19 +33,24 @@ from n3d.sim.scheduler import Scheduler
 from n3d.sim.store import Store
 from n3d.sim.wire import go_json
 
-__all__ = ["JSON", "App", "ClientGone", "HttpError", "RouteTable", "crash"]
+__all__ = ["JSON", "App", "ClientGone", "HttpError", "RouteTable", "crash", "panic"]
 
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
 
 
 class HttpError(Exception):
-    """Reply `status` with `{"error": message}` (or an empty body when message is None)."""
+    """Reply `status` with `{"error": message}` (or an empty body when message is None).
 
-    def __init__(self, status: int, message: str | None) -> None:
+    `content_type` overrides gin's `application/json; charset=utf-8`, for the replies
+    Ollama sends with a bare `application/json` (an error before a stream's first line).
+    """
+
+    def __init__(self, status: int, message: str | None, content_type: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.content_type = content_type
 
 
 class ClientGone(Exception):
@@ -57,9 +63,13 @@ RouteTable = dict[str, dict[str, RouteHandler]]
 
 def crash(code: int) -> None:
     """Die like a Go panic: a goroutine trace on stderr, exit code 2 (or the one asked)."""
+    panic("n3d simulator: crash requested by OLLAMA_SIM_CRASH_AFTER or the control file", code)
+
+
+def panic(message: str, code: int = 2) -> NoReturn:
+    """A Go panic: `panic: <message>` and a goroutine trace on stderr, then exit `code`."""
     sys.stderr.write(
-        "panic: n3d simulator: crash requested by OLLAMA_SIM_CRASH_AFTER or the "
-        "control file\n\ngoroutine 1 [running]:\nmain.main()\n"
+        f"panic: {message}\n\ngoroutine 1 [running]:\nmain.main()\n"
         "\t/go/src/github.com/ollama/ollama/main.go:12 +0x13\n"
     )
     sys.stderr.flush()
@@ -67,25 +77,41 @@ def crash(code: int) -> None:
     os._exit(code)  # no cleanup: runners are orphaned, as after a real panic
 
 
-def _host_allowed(host_header: str) -> bool:
-    """Ollama's `allowedHostsMiddleware` test for a loopback-bound server."""
+def _host_kind(host_header: str) -> str | None:
+    """Ollama's `allowedHostsMiddleware` test for a loopback-bound server: "ip" for an
+    allowed address, "name" for an allowed host name (an OPTIONS to it gets a 204),
+    None for a refused one (403)."""
     host = host_header.strip()
     if host.startswith("["):
         host = host[1:].split("]", 1)[0]
     elif host.count(":") == 1:
         host = host.split(":", 1)[0]
-    if not host:
-        return True
-    lowered = host.lower()
-    if lowered in ("localhost", socket.gethostname().lower()):
-        return True
-    if lowered.endswith((".localhost", ".local", ".internal")):
-        return True
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        return False
-    return ip.is_loopback or ip.is_private or ip.is_unspecified
+        ip = None
+    if ip is not None and (ip.is_loopback or ip.is_private or ip.is_unspecified):
+        return "ip"
+    lowered = host.lower()
+    if lowered in ("", "localhost", socket.gethostname().lower()):
+        return "name"
+    if lowered.endswith((".localhost", ".local", ".internal")):
+        return "name"
+    return None
+
+
+def _match(pattern: str, path: str) -> dict[str, str] | None:
+    """gin's `:name` segments: the parameters of `path` under `pattern`, or None."""
+    want, got = pattern.split("/"), path.split("/")
+    if len(want) != len(got):
+        return None
+    params = {}
+    for part, text in zip(want, got, strict=True):
+        if part.startswith(":") and text:
+            params[part[1:]] = text
+        elif part != text:
+            return None
+    return params
 
 
 def _body_record(body: bytes) -> Any:
@@ -108,6 +134,7 @@ class App:
         self.scheduler = Scheduler(config, faults, self.store)
         self.puller = Puller(self.store, faults)
         self.routes = routes
+        self.cors = Cors(config.origins)
         self.guard_hosts = False
         self._request_log: IO[str] | None = None
         if config.request_log_path is not None:
@@ -186,10 +213,19 @@ class App:
                 self._log_request(req, resp.status, time.monotonic() - started)
 
     async def _dispatch(self, req: Request, resp: Response) -> None:
-        if self.guard_hosts and not _host_allowed(req.headers.get("host", "")):
-            await resp.send(403)
+        # Ollama's middleware order: cors.New, then allowedHostsMiddleware, then the route.
+        host = req.headers.get("host", "")
+        cors = self.cors.decide(req.method, req.headers.get("origin", ""), host)
+        resp.headers.extend(cors.headers)
+        if cors.abort is not None:
+            await resp.send(cors.abort)
             return
-        methods = self.routes.get(req.path)
+        if self.guard_hosts:
+            kind = _host_kind(host)
+            if kind is None or (kind == "name" and req.method == "OPTIONS"):
+                await resp.send(403 if kind is None else 204)
+                return
+        methods = self._route(req)
         if methods is None:
             await resp.send(404, b"404 page not found", TEXT)
             return
@@ -200,13 +236,29 @@ class App:
         try:
             await handler(self, req, resp)
         except HttpError as exc:
-            if resp.streaming:
-                await resp.write(go_json({"error": exc.message}) + b"\n")
-                await resp.end_stream()
-            elif exc.message is None:
-                await resp.send(exc.status)
-            else:
-                await self.reply_json(resp, exc.status, {"error": exc.message})
+            await self.reply_error(resp, exc)
+
+    def _route(self, req: Request) -> dict[str, RouteHandler] | None:
+        methods = self.routes.get(req.path)
+        if methods is not None:
+            return methods
+        for pattern, handlers in self.routes.items():
+            if ":" in pattern and (params := _match(pattern, req.path)) is not None:
+                req.params = params
+                return handlers
+        return None
+
+    async def reply_error(self, resp: Response, exc: HttpError) -> None:
+        """Answer `exc`: a status and `{"error": ...}`, or a last line in a started stream."""
+        if resp.streaming:
+            await resp.write(go_json({"error": exc.message}) + b"\n")
+            await resp.end_stream()
+        elif exc.message is None:
+            await resp.send(exc.status)
+        else:
+            await self.reply_json(
+                resp, exc.status, {"error": exc.message}, exc.content_type or JSON
+            )
 
     def _log_request(self, req: Request, status: int, seconds: float) -> None:
         if self._request_log is None:

@@ -13,7 +13,16 @@ from typing import Any
 from n3d.ollama.duration import KeepAliveError, parse_keep_alive
 from n3d.sim.app import HttpError
 
-__all__ = ["get_bool", "get_dict", "get_str", "keep_alive", "parse_body"]
+__all__ = [
+    "get_bool",
+    "get_dict",
+    "get_int",
+    "get_list",
+    "get_str",
+    "keep_alive",
+    "parse_body",
+    "think",
+]
 
 _GO_KIND = {
     str: "string",
@@ -43,8 +52,9 @@ def parse_body(body: bytes, struct: str) -> dict[str, Any]:
         char = text[exc.pos]
         raise HttpError(400, f"invalid character '{char}' looking for beginning of value") from None
     if not isinstance(value, dict):
+        go_type = struct if "." in struct else f"api.{struct}"  # the package named or `api`
         raise HttpError(
-            400, f"json: cannot unmarshal {_kind(value)} into Go value of type api.{struct}"
+            400, f"json: cannot unmarshal {_kind(value)} into Go value of type {go_type}"
         )
     return value
 
@@ -82,6 +92,44 @@ def get_dict(body: dict[str, Any], key: str, struct: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _type_error(struct, key, value, "map[string]interface {}")
     return value
+
+
+def get_int(body: dict[str, Any], key: str, struct: str) -> int:
+    value = body.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _type_error(struct, key, value, "int")
+    if isinstance(value, float) and not value.is_integer():
+        where = f"Go struct field {struct}.{key} of type int"
+        raise HttpError(400, f"json: cannot unmarshal number {value} into {where}")
+    return int(value)
+
+
+def get_list(body: dict[str, Any], key: str, struct: str, go_type: str) -> list[Any]:
+    value = body.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _type_error(struct, key, value, go_type)
+    return value
+
+
+def think(body: dict[str, Any]) -> bool | str | None:
+    """`think` as `api.ThinkValue.UnmarshalJSON` takes it: a bool, "high"/"medium"/"low"."""
+    value = body.get("think")
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        if value not in ("high", "medium", "low"):
+            raise HttpError(
+                400,
+                f'invalid think value: "{value}" (must be "high", "medium", "low", true, or false)',
+            )
+        return value
+    raise HttpError(
+        400, 'think must be a boolean or string ("high", "medium", "low", true, or false)'
+    )
 
 
 def keep_alive(body: dict[str, Any]) -> float | None:

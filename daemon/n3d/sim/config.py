@@ -1,8 +1,8 @@
 """The simulator's settings, read once from the environment at start.
 
 Ollama's own variables (`OLLAMA_HOST`, `OLLAMA_MODELS`, `OLLAMA_KEEP_ALIVE`,
-`OLLAMA_MAX_LOADED_MODELS`, `OLLAMA_CONTEXT_LENGTH`, `OLLAMA_NUM_PARALLEL`) mean what
-they mean to Ollama;
+`OLLAMA_MAX_LOADED_MODELS`, `OLLAMA_CONTEXT_LENGTH`, `OLLAMA_NUM_PARALLEL`,
+`OLLAMA_ORIGINS`) mean what they mean to Ollama;
 the `OLLAMA_SIM_*` variables are the simulator's own knobs and fault switches
 (docs/simulator.md). Durations are seconds as floats.
 """
@@ -57,6 +57,7 @@ class SimConfig:
     control_path: Path | None
     request_log_path: Path | None
     preload: tuple[str, ...]
+    origins: tuple[str, ...]  # OLLAMA_ORIGINS, as strings.Split leaves them
     gin_release: bool
     env: Mapping[str, str]
 
@@ -184,6 +185,7 @@ def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
         control_path=Path(control) if control else None,
         request_log_path=Path(request_log) if request_log else None,
         preload=preload,
+        origins=tuple(origins.split(",")) if (origins := _trimmed(env, "OLLAMA_ORIGINS")) else (),
         gin_release=_trimmed(env, "GIN_MODE") == "release",
         env=env,
     )

@@ -21,6 +21,8 @@ _MAX_HEADER_BYTES = 1 << 20  # Go's DefaultMaxHeaderBytes
 _REASONS = {
     100: "Continue",
     200: "OK",
+    201: "Created",
+    204: "No Content",
     301: "Moved Permanently",
     400: "Bad Request",
     403: "Forbidden",
@@ -48,6 +50,7 @@ class Request:
     body: bytes = b""
     client_ip: str = ""
     gone: Callable[[], bool] = field(default=lambda: False)  # the client closed its side
+    params: dict[str, str] = field(default_factory=dict)  # a route's `:name` segments
 
     @property
     def path(self) -> str:
@@ -69,13 +72,14 @@ class Response:
     request: Request
     status: int = 0
     streaming: bool = False
+    headers: list[tuple[str, str]] = field(default_factory=list)  # sent with the reply
     _chunked: bool = field(default=False)
 
     def _head(self, status: int, headers: list[tuple[str, str]]) -> bytes:
         self.status = status
         reason = _REASONS.get(status, "")
         lines = [f"HTTP/1.1 {status} {reason}"]
-        lines += [f"{name}: {value}" for name, value in headers]
+        lines += [f"{name}: {value}" for name, value in [*self.headers, *headers]]
         lines.append(f"Date: {email.utils.formatdate(usegmt=True)}")
         if not self.request.keep_alive:
             lines.append("Connection: close")
@@ -89,7 +93,8 @@ class Response:
     async def send(self, status: int, body: bytes = b"", content_type: str | None = None) -> None:
         """A complete reply with Content-Length (HEAD gets the headers only)."""
         headers = [("Content-Type", content_type)] if content_type else []
-        headers.append(("Content-Length", str(len(body))))
+        if status != 204:  # Go sends no length (and no body) with a 204
+            headers.append(("Content-Length", str(len(body))))
         data = self._head(status, headers)
         if self.request.method != "HEAD":
             data += body

@@ -17,9 +17,16 @@ from n3d.ollama.names import parse_model_name
 from n3d.sim.app import App, HttpError
 from n3d.sim.llm import RunnerError, exited_text
 from n3d.sim.loaded import Loaded
+from n3d.sim.options import OptionError, merge_options
 from n3d.sim.store import InstalledModel
 
-__all__ = ["Lease", "installed", "schedule"]
+__all__ = ["Lease", "full_name", "installed", "schedule"]
+
+
+def full_name(model: InstalledModel) -> str:
+    """Go's `model.Name.String()`: `registry.ollama.ai/library/tinyllama:latest`."""
+    name = model.name
+    return f"{name.host}/{name.namespace}/{name.model}:{name.tag}"
 
 
 def installed(app: App, text: str, missing: HttpError) -> InstalledModel:
@@ -37,10 +44,11 @@ def installed(app: App, text: str, missing: HttpError) -> InstalledModel:
 class Lease:
     """A scheduled runner and, once taken, a slot in its queue; :meth:`end` gives both back."""
 
-    def __init__(self, app: App, lm: Loaded, load_ns: int) -> None:
+    def __init__(self, app: App, lm: Loaded, load_ns: int, options: dict[str, Any]) -> None:
         self._app = app
         self.lm = lm
         self.load_ns = load_ns
+        self.options = options  # merged: defaults, the model's parameters, the request's
         self._slot = False
         self._ended = False
 
@@ -67,12 +75,28 @@ class Lease:
 
 
 async def schedule(
-    app: App, model: InstalledModel, keep: float | None, options: dict[str, Any]
+    app: App,
+    model: InstalledModel,
+    keep: float | None,
+    options: dict[str, Any],
+    wanted: tuple[str, ...] = (),
 ) -> Lease:
-    """Load or find the runner for `model` (a 500 with Ollama's text when loading fails)."""
+    """`scheduleRunner` (routes.go:137-175): check the capabilities `wanted` (400
+    `<name> does not support tools`), merge the options (a 500 for a value of the wrong
+    type), then load or find the runner (a 500 with Ollama's text when loading fails)."""
+    missing = [cap for cap in wanted if cap not in model.capabilities]
+    if missing:
+        # images.go CheckCapabilities: "%w %w" of errCapabilities and errors.Join(...).
+        raise HttpError(400, f"{full_name(model)} does not support " + "\n".join(missing))
+    try:
+        merged, runner_options = merge_options(
+            app.config.default_num_ctx, app.store.params(model), options
+        )
+    except OptionError as exc:
+        raise HttpError(500, str(exc)) from None
     started = time.monotonic_ns()
     try:
-        lm = await app.scheduler.acquire(model, keep, options)
+        lm = await app.scheduler.acquire(model, keep, runner_options)
     except RunnerError as exc:
         raise HttpError(500, str(exc)) from None
-    return Lease(app, lm, max(time.monotonic_ns() - started, 1))
+    return Lease(app, lm, max(time.monotonic_ns() - started, 1), merged)

@@ -13,9 +13,9 @@ import asyncio
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from n3d.sim.llm import Slots
+from n3d.sim.options import RunnerOptions
 from n3d.sim.store import InstalledModel
 from n3d.sim.wire import MAX_DURATION_NS
 
@@ -27,8 +27,8 @@ class Loaded:
     """One loaded (or loading) model and its runner child."""
 
     model: InstalledModel
-    runner_options: dict[str, Any]
-    num_ctx: int
+    runner_options: RunnerOptions  # as requested and merged: what a reload compares
+    num_ctx: int  # the runner's context (capped at the model's trained context)
     session_s: float  # keep-alive seconds; math.inf = forever
     slots: Slots
     process: asyncio.subprocess.Process | None = None

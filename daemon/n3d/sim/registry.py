@@ -3,7 +3,10 @@
 Names, tags, sizes, families, parameter sizes and quantisations follow
 ollama.com/library as of 2025; digests are deterministic sha256 values derived
 from the name, so every run and every machine sees the same ones. Nothing here is
-downloaded: a pull writes small placeholder blobs and a manifest.
+downloaded: a pull writes small placeholder blobs and a manifest. The templates
+of the tools models use `.Tools`, as Ollama's do (it derives `tools` from that).
+
+Long because the catalogue is data: one entry per model, with its template.
 """
 
 from __future__ import annotations
@@ -116,6 +119,27 @@ _LLAMA3_TEMPLATE = (
     "<|start_header_id|>user<|end_header_id|>\n\n{{ .Prompt }}<|eot_id|>"
     "<|start_header_id|>assistant<|end_header_id|>\n\n"
 )
+# Ollama derives the `tools` capability from a template that uses `.Tools`
+# (images.go:106-114), and clients such as litellm read it there: the tools models'
+# templates carry it, shortened from the library's.
+_LLAMA32_TEMPLATE = (
+    "<|start_header_id|>system<|end_header_id|>\n\n{{ .System }}"
+    "{{ if .Tools }}\nYou have access to the following functions. To call a function, "
+    'respond with JSON for a function call: {"name": function name, "parameters": '
+    "dictionary of argument name and its value}.\n{{ range .Tools }}{{ . }}\n{{ end }}"
+    "{{ end }}<|eot_id|>"
+    "<|start_header_id|>user<|end_header_id|>\n\n{{ .Prompt }}<|eot_id|>"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
+_MISTRAL_TEMPLATE = (
+    "{{ if .Tools }}[AVAILABLE_TOOLS] {{ json .Tools }}[/AVAILABLE_TOOLS]{{ end }}"
+    "[INST] {{ .Prompt }} [/INST]"
+)
+_QWEN_TEMPLATE = (
+    "<|im_start|>system\n{{ .System }}{{ if .Tools }}\n\n# Tools\n\n<tools>"
+    "{{ range .Tools }}\n{{ . }}{{ end }}\n</tools>{{ end }}<|im_end|>\n"
+    "<|im_start|>user\n{{ .Prompt }}<|im_end|>\n<|im_start|>assistant\n"
+)
 _LLAMA3_PARAMS = '{"stop":["<|start_header_id|>","<|end_header_id|>","<|eot_id|>"]}'
 _CHAT = ("completion",)
 _TOOLS = ("completion", "tools")
@@ -162,7 +186,7 @@ _LLAMA32_3B = _m(
     3072,
     3212749888,
     _TOOLS,
-    _LLAMA3_TEMPLATE,
+    _LLAMA32_TEMPLATE,
     _LLAMA3_PARAMS,
 )
 _LLAMA3_8B = _m(
@@ -189,7 +213,7 @@ _MISTRAL_7B = _m(
     4096,
     7248023552,
     _TOOLS,
-    "[INST] {{ .Prompt }} [/INST]",
+    _MISTRAL_TEMPLATE,
     '{"stop":["[INST]","[/INST]"]}',
 )
 _PHI3_MINI = _m(
@@ -206,7 +230,17 @@ _PHI3_MINI = _m(
     params='{"stop":["<|end|>","<|user|>","<|assistant|>"]}',
 )
 _QWEN25_7B = _m(
-    "qwen2.5", "7b", "qwen2", "7.6B", "Q4_K_M", 4683073184, 32768, 3584, 7615616512, _TOOLS
+    "qwen2.5",
+    "7b",
+    "qwen2",
+    "7.6B",
+    "Q4_K_M",
+    4683073184,
+    32768,
+    3584,
+    7615616512,
+    _TOOLS,
+    _QWEN_TEMPLATE,
 )
 _NOMIC = _m(
     "nomic-embed-text",
@@ -236,7 +270,7 @@ for _entry, _aliases in [
             2048,
             1235814432,
             _TOOLS,
-            _LLAMA3_TEMPLATE,
+            _LLAMA32_TEMPLATE,
             _LLAMA3_PARAMS,
         ),
         ("1b",),
@@ -254,6 +288,7 @@ for _entry, _aliases in [
             896,
             494032768,
             _TOOLS,
+            _QWEN_TEMPLATE,
         ),
         ("0.5b",),
     ),

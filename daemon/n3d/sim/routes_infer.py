@@ -6,27 +6,40 @@ completions are carried out by the model's runner (`POST /completion`, one slot 
 its queue), short and deterministic, streamed as NDJSON unless `stream:false` (the
 headers go out with the first token, as gin's `c.Stream` does), and the final chunk
 carries Ollama's counters and nanosecond durations (research/ollama.md §1;
-`server/routes.go` GenerateHandler, ChatHandler). `hang_inference` holds a request
-before it reaches the scheduler; a client that leaves cancels its request.
+`server/routes.go` GenerateHandler, ChatHandler). Requests are checked in the
+handlers' order (infer_request.py, lease.py); `format` is checked when the
+completion starts (llm/server.go:1512-1531: a 500 after the model loaded) and the
+runner writes JSON that fits it. With `tools`, chat content that may be a tool call
+is held back, as Ollama's `tools.Parser` holds it (tools/tools.go), and a call
+comes out as `message.tool_calls` in a chunk of its own with empty content.
+`hang_inference` holds a request before it reaches the scheduler; a client that
+leaves cancels its request.
 """
 
 from __future__ import annotations
 
+import json
+import random
+import string
 import time
 from typing import Any
 
+from n3d.errors import InvalidModelName
+from n3d.ollama.names import parse_model_name
 from n3d.sim import llm
 from n3d.sim.app import App, HttpError
-from n3d.sim.bodies import get_bool, get_dict, get_str, keep_alive, parse_body
 from n3d.sim.http import Request, Response
-from n3d.sim.lease import installed, schedule
+from n3d.sim.infer_request import InferRequest, check_before_schedule, decode
+from n3d.sim.lease import Lease, installed, schedule
 from n3d.sim.llm import RunnerError
+from n3d.sim.structured import FormatError, check_format
 from n3d.sim.text import token_ids
-from n3d.sim.wire import go_json, go_quote, rfc3339_utc
+from n3d.sim.wire import go_json, rfc3339_utc
 
 __all__ = ["chat", "generate"]
 
 _TEMPLATE_TOKENS = {False: 5, True: 10}  # what the chat or generate template adds
+_BARE_JSON = "application/json"  # streamResponse's type for an error before any write
 
 
 async def generate(app: App, req: Request, resp: Response) -> None:
@@ -37,42 +50,39 @@ async def chat(app: App, req: Request, resp: Response) -> None:
     await app.until_gone(req, _inference(app, req, resp, chat=True))
 
 
-def _chat_prompt(body: dict[str, Any]) -> tuple[str, int]:
-    messages = body.get("messages")
-    if messages is None:
-        return "", 0
-    if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
-        raise HttpError(
-            400,
-            "json: cannot unmarshal value into Go struct field "
-            "ChatRequest.messages of type []api.Message",
-        )
-    text = "\n".join(str(m.get("content", "")) for m in messages)
-    return text, len(messages)
+def _tool_call_id() -> str:
+    # routes.go:1845-1852 toolCallId: "call_" and 8 random lower-case letters or digits.
+    return "call_" + "".join(random.choices(string.ascii_lowercase + string.digits, k=8))
 
 
-async def _inference(app: App, req: Request, resp: Response, *, chat: bool) -> None:
-    started = time.monotonic_ns()
-    struct = "ChatRequest" if chat else "GenerateRequest"
-    body = parse_body(req.body, struct)
-    keep = keep_alive(body)
-    model_text = get_str(body, "model", struct)
-    options = get_dict(body, "options", struct)
-    stream = get_bool(body, "stream", struct) is not False
-    if chat:
-        prompt, count = _chat_prompt(body)
-        empty = count == 0
-        if not model_text:
-            raise HttpError(400, "model is required")
-    else:
-        prompt = get_str(body, "prompt", struct)
-        empty = prompt == ""
-    model = installed(app, model_text, HttpError(404, f"model '{model_text}' not found"))
+def _tool_calls(text: str, tools: list[Any]) -> list[dict[str, Any]]:
+    """The calls in content a tools model wrote (`{"name", "parameters"}` objects)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    names = {t["function"].get("name") for t in tools if isinstance(t.get("function"), dict)}
+    calls = []
+    for index, item in enumerate(value if isinstance(value, list) else [value]):
+        args = item.get("parameters", item.get("arguments")) if isinstance(item, dict) else None
+        if isinstance(item, dict) and item.get("name") in names and isinstance(args, dict):
+            function = {"index": index, "name": item["name"], "arguments": args}
+            calls.append({"id": _tool_call_id(), "function": function})
+    return calls
 
-    def reply(reason: str, content: str = "", **extra: Any) -> dict[str, Any]:
-        out: dict[str, Any] = {"model": model_text, "created_at": rfc3339_utc()}
-        if chat:
+
+class _Reply:
+    """Builds the response objects of one generate or chat request."""
+
+    def __init__(self, req: InferRequest) -> None:
+        self.req = req
+
+    def __call__(self, reason: str, content: str = "", **extra: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {"model": self.req.model_text, "created_at": rfc3339_utc()}
+        if self.req.chat:
             out["message"] = {"role": "assistant", "content": content}
+            if "tool_calls" in extra:
+                out["message"]["tool_calls"] = extra.pop("tool_calls")
         else:
             out["response"] = content
         out["done"] = bool(reason)
@@ -81,63 +91,109 @@ async def _inference(app: App, req: Request, resp: Response, *, chat: bool) -> N
         out.update(extra)
         return out
 
+
+async def _inference(app: App, req: Request, resp: Response, *, chat: bool) -> None:
+    started = time.monotonic_ns()
+    ask = decode(req.body, chat=chat)
+    if chat:
+        try:
+            parse_model_name(ask.model_text)
+        except InvalidModelName:
+            raise HttpError(400, "model is required") from None  # routes.go:1871-1874
+    model = installed(app, ask.model_text, HttpError(404, f"model '{ask.model_text}' not found"))
+    reply = _Reply(ask)
     await app.hold_inference()
-    if empty and keep == 0:
+    if ask.empty and ask.keep == 0:
         app.scheduler.expire(model)
         await app.reply_json(resp, 200, reply("unload"))
         return
-    if "completion" not in model.capabilities:
-        verb = "chat" if chat else "generate"
-        raise HttpError(400, f"{go_quote(model_text)} does not support {verb}")
-    lease = await schedule(app, model, keep, options)
+    check_before_schedule(ask, model)
+    lease = await schedule(app, model, ask.keep, ask.options, ask.wanted())
     try:
-        if empty:
+        if ask.empty:
             lease.end()
             await app.reply_json(resp, 200, reply("load"))
             return
-        await lease.take_slot()
-        state = app.faults.state()
-        pieces: list[str] = []
-
-        async def on_token(piece: str) -> None:
-            pieces.append(piece)
-            if stream:
-                if not resp.streaming:
-                    await resp.start_stream(200, "application/x-ndjson")
-                await app.faults_gate()
-                await resp.write(go_json(reply("", piece)) + b"\n")
-
-        sim = {"seed": model.name.display, "token_seconds": state.token_seconds * state.slow}
         try:
-            final = await llm.completion(
-                lease.lm.port, {"prompt": prompt, "options": options, "n3d_sim": sim}, on_token
-            )
-        except RunnerError as exc:
-            raise HttpError(500, str(exc)) from None
-        lease.end()
-        prompt_count = int(final.get("prompt_eval_count", 0)) + _TEMPLATE_TOKENS[chat]
-        metrics: dict[str, Any] = {}
-        if not chat:
-            metrics["context"] = token_ids(prompt + "".join(pieces), prompt_count + len(pieces))
-        metrics.update(
-            {
-                "total_duration": time.monotonic_ns() - started,
-                "load_duration": lease.load_ns,
-                "prompt_eval_count": prompt_count,
-                "prompt_eval_duration": prompt_count * 180_000,
-                "eval_count": int(final.get("eval_count", len(pieces))),
-                "eval_duration": int(final.get("eval_duration", 1)),
-            }
-        )
-        final_reply = reply(
-            str(final.get("done_reason") or "stop"), "" if stream else "".join(pieces), **metrics
-        )
-        if not stream:
-            await app.reply_json(resp, 200, final_reply)
-            return
-        if not resp.streaming:
-            await resp.start_stream(200, "application/x-ndjson")
-        await resp.write(go_json(final_reply) + b"\n")
-        await resp.end_stream()
+            fmt = check_format(ask.format, ask.format_given)
+        except FormatError as exc:
+            raise HttpError(500, str(exc), _BARE_JSON if ask.stream else None) from None
+        await _complete(app, resp, ask, lease, fmt, reply, started)
     finally:
         lease.end()
+
+
+async def _complete(
+    app: App,
+    resp: Response,
+    ask: InferRequest,
+    lease: Lease,
+    fmt: Any,
+    reply: _Reply,
+    started: int,
+) -> None:
+    await lease.take_slot()
+    state = app.faults.state()
+    pieces: list[str] = []
+    held: list[str] = []  # chat content that may still turn out to be a tool call
+    holding = bool(ask.chat and ask.tools)
+
+    async def send(obj: dict[str, Any]) -> None:
+        if not resp.streaming:
+            await resp.start_stream(200, "application/x-ndjson")
+        await app.faults_gate()
+        await resp.write(go_json(obj) + b"\n")
+
+    async def on_token(piece: str) -> None:
+        nonlocal holding
+        pieces.append(piece)
+        if holding:
+            held.append(piece)
+            if "".join(held).lstrip()[:1] in ("", "{", "["):
+                return
+            holding = False  # tools.Parser: not a call, so everything is content
+            piece, held[:] = "".join(held), []
+        if ask.stream:
+            await send(reply("", piece))
+
+    sim = {
+        "seed": lease.lm.model.name.display,
+        "token_seconds": state.token_seconds * state.slow,
+        "format": fmt,
+        "tools": ask.tools if ask.chat else None,
+        "after_tool": ask.after_tool,
+    }
+    try:
+        final = await llm.completion(
+            lease.lm.port,
+            {"prompt": ask.prompt, "options": lease.options, "n3d_sim": sim},
+            on_token,
+        )
+    except RunnerError as exc:
+        raise HttpError(500, str(exc), _BARE_JSON if ask.stream else None) from None
+    lease.end()
+    calls = _tool_calls("".join(held), ask.tools) if held else []
+    leftover = "" if calls else "".join(held)
+    if ask.stream and (calls or leftover):
+        await send(reply("", leftover, **({"tool_calls": calls} if calls else {})))
+    prompt_count = int(final.get("prompt_eval_count", 0)) + _TEMPLATE_TOKENS[ask.chat]
+    metrics: dict[str, Any] = {"tool_calls": calls} if calls and not ask.stream else {}
+    if not ask.chat:
+        metrics["context"] = token_ids(ask.prompt + "".join(pieces), prompt_count + len(pieces))
+    metrics.update(
+        {
+            "total_duration": time.monotonic_ns() - started,
+            "load_duration": lease.load_ns,
+            "prompt_eval_count": prompt_count,
+            "prompt_eval_duration": prompt_count * 180_000,
+            "eval_count": int(final.get("eval_count", len(pieces))),
+            "eval_duration": int(final.get("eval_duration", 1)),
+        }
+    )
+    text = "" if ask.stream or calls else "".join(pieces)
+    final_reply = reply(str(final.get("done_reason") or "stop"), text, **metrics)
+    if not ask.stream:
+        await app.reply_json(resp, 200, final_reply)
+        return
+    await send(final_reply)
+    await resp.end_stream()

@@ -4,7 +4,10 @@ It listens on `127.0.0.1:<port>` and carries out inference for the server, as
 Ollama's runner does (`runner/llamarunner/runner.go`, v0.13.5):
 - `GET /health` answers `{"status":"ok"}`;
 - `POST /completion` streams one JSON line per token (`{"content", "done": false}`),
-  then a final line with `done_reason` and the prompt and eval counters;
+  then a final line with `done_reason` and the prompt and eval counters; what it
+  writes follows the request's `format` (JSON that fits it, as Ollama's grammar
+  makes the sampler write) and, for a tools model given tools, is a tool call
+  (structured.py);
 - `POST /embedding` answers `{"embedding": [...], "prompt_eval_count": N}`.
 
 Work costs real CPU: each token (and each embedded text) lasts the token time the
@@ -36,7 +39,8 @@ import threading
 import time
 from typing import Any
 
-from n3d.sim.text import completion_words, count_tokens, embedding
+from n3d.sim.structured import answer_pieces
+from n3d.sim.text import count_tokens, embedding
 from n3d.sim.wire import slog_time
 
 __all__ = ["BUSY_FRACTION", "main"]
@@ -143,7 +147,13 @@ class Runner:
     def completion(self, conn: _Conn, body: dict[str, Any]) -> None:
         sim = body.get("n3d_sim") or {}
         prompt = str(body.get("prompt", ""))
-        pieces = completion_words(str(sim.get("seed", "")), prompt)
+        pieces = answer_pieces(
+            str(sim.get("seed", "")),
+            prompt,
+            sim.get("format"),
+            sim.get("tools"),
+            bool(sim.get("after_tool")),
+        )
         reason = "stop"
         limit = (body.get("options") or {}).get("num_predict")
         if isinstance(limit, int) and 0 < limit < len(pieces):

@@ -6,8 +6,9 @@ at a time; a request that carries `keep_alive` overwrites the model's setting an
 one without it keeps it (`useLoadedRunner`); the idle timer starts when the last
 request finishes, and `expires_at` is set only then, so while a model is busy
 `/api/ps` shows the value from when it last went idle; a zero keep-alive unloads
-once idle; a change of runner options (`num_ctx`, `num_batch`, `num_gpu`,
-`main_gpu`, `use_mmap`, `num_thread`) or a dead runner reloads (`needsReload`);
+once idle; a change of the merged runner options (options.py: `num_ctx`,
+`num_batch`, `num_gpu`, `main_gpu`, `use_mmap`, `num_thread`) or a dead runner
+reloads (`needsReload`);
 beyond `OLLAMA_MAX_LOADED_MODELS` the idle model with the shortest keep-alive is
 evicted. Unloading SIGKILLs the runner and reaps it. A runner that dies on its own
 stays listed until the next request for it reloads it or its timer unloads it.
@@ -35,11 +36,10 @@ from n3d.sim.faults import Faults, FaultState
 from n3d.sim.llm import RunnerError, Slots
 from n3d.sim.loaded import Loaded, deadline
 from n3d.sim.logs import slog
+from n3d.sim.options import RunnerOptions
 from n3d.sim.store import InstalledModel, Store
 
 __all__ = ["Loaded", "Scheduler"]
-
-_RUNNER_OPTIONS = ("num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
 
 
 def _target(text: str) -> str | None:
@@ -67,21 +67,15 @@ class Scheduler:
         """Models loaded and ready, for /api/ps (a wedged unload is still listed)."""
         return [lm for lm in self._loaded.values() if lm.ready.is_set()]
 
-    def _wanted(self, model: InstalledModel, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        trained = int(model.meta.get("context_length", 0) or 0)
-        requested = options.get("num_ctx")
-        num_ctx = requested if isinstance(requested, int) and requested > 0 else None
-        num_ctx = num_ctx or self._config.default_num_ctx
-        if trained:
-            num_ctx = min(num_ctx, trained)  # Ollama caps num_ctx at the trained context
-        return num_ctx, {k: options.get(k) for k in _RUNNER_OPTIONS}
-
     async def acquire(
-        self, model: InstalledModel, keep_alive_s: float | None, options: dict[str, Any]
+        self, model: InstalledModel, keep_alive_s: float | None, runner_options: RunnerOptions
     ) -> Loaded:
         """A ready runner for `model`, loading or reloading it first if needed."""
         key = model.name.key
-        num_ctx, runner_options = self._wanted(model, options)
+        trained = int(model.meta.get("context_length", 0) or 0)
+        # The runner gets num_ctx capped at the trained context (llm/server.go); the
+        # reload test compares the value requested (needsReload).
+        num_ctx = min(runner_options.num_ctx, trained) if trained else runner_options.num_ctx
         while True:
             current = self._loaded.get(key)
             if current is not None and (not current.ready.is_set() or current.stopping):
@@ -90,8 +84,7 @@ class Scheduler:
             if (
                 current is not None
                 and current.alive
-                and current.num_ctx == num_ctx
-                and current.runner_options == runner_options
+                and not current.runner_options.needs_reload(runner_options)
             ):
                 current.refcount += 1
                 if current.timer is not None:
@@ -118,7 +111,7 @@ class Scheduler:
         model: InstalledModel,
         keep_alive_s: float | None,
         num_ctx: int,
-        runner_options: dict[str, Any],
+        runner_options: RunnerOptions,
     ) -> Loaded:
         session = self._config.keep_alive_s if keep_alive_s is None else keep_alive_s
         lm = Loaded(model, runner_options, num_ctx, session, Slots(self._config.num_parallel))

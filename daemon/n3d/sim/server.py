@@ -26,14 +26,23 @@ from n3d.ollama.duration import format_go_duration
 from n3d.ollama.host import format_hostport
 from n3d.ollama.names import parse_model_name
 from n3d.sim import registry
-from n3d.sim.app import App, RouteTable, crash
+from n3d.sim.app import App, RouteTable, crash, panic
 from n3d.sim.config import SimConfig
+from n3d.sim.cors import CorsError, check_origins
 from n3d.sim.faults import Faults
 from n3d.sim.http import Connections, serve_connection
 from n3d.sim.logs import gin_debug, slog
+from n3d.sim.routes_blobs import create_blob, head_blob
 from n3d.sim.routes_embed import embed, embeddings
 from n3d.sim.routes_infer import chat, generate
 from n3d.sim.routes_models import copy_model, delete, ps, pull, root, show, tags, version
+from n3d.sim.routes_openai import (
+    openai_chat,
+    openai_completions,
+    openai_embeddings,
+    openai_model,
+    openai_models,
+)
 
 __all__ = ["ROUTES", "bind", "run"]
 
@@ -45,11 +54,18 @@ ROUTES: RouteTable = {
     "/api/show": {"POST": show},
     "/api/delete": {"DELETE": delete},
     "/api/copy": {"POST": copy_model},
+    "/api/blobs/:digest": {"POST": create_blob, "HEAD": head_blob},
     "/api/ps": {"GET": ps},
     "/api/generate": {"POST": generate},
     "/api/chat": {"POST": chat},
     "/api/embed": {"POST": embed},
     "/api/embeddings": {"POST": embeddings},
+    # Inference (OpenAI compatibility), routes.go:1528-1532; `/v1/responses` is not served.
+    "/v1/chat/completions": {"POST": openai_chat},
+    "/v1/completions": {"POST": openai_completions},
+    "/v1/embeddings": {"POST": openai_embeddings},
+    "/v1/models": {"GET": openai_models},
+    "/v1/models/:model": {"GET": openai_model},
 }
 _HANDLER_NAMES: dict[object, str] = {
     root: "func1",
@@ -59,11 +75,26 @@ _HANDLER_NAMES: dict[object, str] = {
     show: "(*Server).ShowHandler-fm",
     delete: "(*Server).DeleteHandler-fm",
     copy_model: "(*Server).CopyHandler-fm",
+    head_blob: "(*Server).HeadBlobHandler-fm",
+    create_blob: "(*Server).CreateBlobHandler-fm",
     ps: "(*Server).PsHandler-fm",
     generate: "(*Server).GenerateHandler-fm",
     chat: "(*Server).ChatHandler-fm",
     embed: "(*Server).EmbedHandler-fm",
     embeddings: "(*Server).EmbeddingsHandler-fm",
+    # Behind a middleware: gin names the last handler of a chain of six.
+    openai_chat: "(*Server).ChatHandler-fm",
+    openai_completions: "(*Server).GenerateHandler-fm",
+    openai_embeddings: "(*Server).EmbedHandler-fm",
+    openai_models: "(*Server).ListHandler-fm",
+    openai_model: "(*Server).ShowHandler-fm",
+}
+_MIDDLEWARE_ROUTES = {
+    openai_chat,
+    openai_completions,
+    openai_embeddings,
+    openai_models,
+    openai_model,
 }
 
 
@@ -146,6 +177,10 @@ def _startup_logs(app: App, address: str) -> None:
         "server config",
         env="map[" + " ".join(f"{k}:{v}" for k, v in sorted(env.items())) + "]",
     )
+    try:
+        check_origins(config.origins)
+    except CorsError as exc:
+        panic(str(exc))  # GenerateRoutes' cors.New panics before "Listening on"
     blobs = len(list(app.store.blobs.iterdir())) if app.store.blobs.is_dir() else 0
     slog("INFO", "images.go:522", f"total blobs: {blobs}")
     slog("INFO", "images.go:529", "total unused blobs removed: 0")
@@ -161,9 +196,10 @@ def _startup_logs(app: App, address: str) -> None:
         )
         for path, methods in ROUTES.items():
             for method, handler in methods.items():
+                count = 6 if handler in _MIDDLEWARE_ROUTES else 5
                 gin_debug(
                     f"{method:<6} {path:<25} --> github.com/ollama/ollama/server."
-                    f"{_HANDLER_NAMES[handler]} (5 handlers)"
+                    f"{_HANDLER_NAMES[handler]} ({count} handlers)"
                 )
     slog("INFO", "routes.go:1607", f"Listening on {address} (version {app.faults.state().version})")
 

@@ -87,6 +87,25 @@ class Store:
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 
+    def read_layer(self, model: InstalledModel, kind: str) -> str:
+        """The text of the model's `application/vnd.ollama.image.<kind>` layer, or ""."""
+        try:
+            manifest = json.loads(model.path.read_bytes())
+            for layer in manifest.get("layers", []):
+                if str(layer.get("mediaType", "")).endswith("." + kind):
+                    return self.blob_path(layer["digest"]).read_text()
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        return ""
+
+    def params(self, model: InstalledModel) -> dict[str, Any]:
+        """The model's own parameters (its params layer), applied under a request's options."""
+        try:
+            params = json.loads(self.read_layer(model, "params") or "{}")
+        except ValueError:
+            return {}
+        return params if isinstance(params, dict) else {}
+
     def manifest_path(self, name: ModelName) -> Path:
         return self.manifests / name.host / name.namespace / name.model / name.tag
 

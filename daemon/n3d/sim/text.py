@@ -10,7 +10,7 @@ import hashlib
 import math
 import random
 
-__all__ = ["completion_words", "count_tokens", "embedding", "token_ids"]
+__all__ = ["completion_words", "count_tokens", "embedding", "rng_for", "token_ids"]
 
 _WORDS = (
     "the",
@@ -64,14 +64,14 @@ _WORDS = (
 )
 
 
-def _rng(*parts: str) -> random.Random:
+def rng_for(*parts: str) -> random.Random:
     seed = hashlib.sha256("\x00".join(parts).encode()).digest()
     return random.Random(int.from_bytes(seed[:8], "big"))
 
 
 def completion_words(model: str, prompt: str) -> list[str]:
     """8 to 24 pieces of text (each one streamed chunk), ending with a full stop."""
-    rng = _rng("completion", model.lower(), prompt)
+    rng = rng_for("completion", model.lower(), prompt)
     count = rng.randint(8, 24)
     words = [rng.choice(_WORDS) for _ in range(count)]
     words[0] = words[0].capitalize()
@@ -87,13 +87,13 @@ def count_tokens(text: str) -> int:
 
 def token_ids(text: str, count: int) -> list[int]:
     """`count` stable token ids for `text` (generate's deprecated `context`)."""
-    rng = _rng("tokens", text)
+    rng = rng_for("tokens", text)
     return [rng.randrange(1, 128256) for _ in range(count)]
 
 
 def embedding(model: str, text: str, dimensions: int) -> list[float]:
     """A unit-length vector for `text`, rounded to float32 precision as Ollama sends it."""
-    rng = _rng("embedding", model.lower(), text)
+    rng = rng_for("embedding", model.lower(), text)
     raw = [rng.gauss(0.0, 1.0) for _ in range(dimensions)]
     norm = math.sqrt(sum(v * v for v in raw)) or 1.0
     return [float(f"{v / norm:.8g}") for v in raw]
