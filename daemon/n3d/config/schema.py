@@ -29,6 +29,7 @@ from n3d.config.checks import (
     command,
     describe,
     env_table,
+    factor,
     host,
     integer,
     model_list,
@@ -43,6 +44,7 @@ from n3d.redact import redact_url
 
 __all__ = [
     "FLOOR_S",
+    "PROBE_INTERVAL_FLOOR_S",
     "SCHEMA",
     "WARM_KEEP_ALIVE_FLOOR_S",
     "ErrorAt",
@@ -62,6 +64,9 @@ FLOOR_S = 0.05
 # The keeper renews a finite warm keep_alive halfway through it: under 1 s that is
 # more than two loads a second of the same model.
 WARM_KEEP_ALIVE_FLOOR_S = 1.0
+# Each inference probe costs Ollama a generate of one token on every warm model:
+# more often than once a second would be load, not a check.
+PROBE_INTERVAL_FLOOR_S = 1.0
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
@@ -188,6 +193,32 @@ SCHEMA: dict[str, dict[str, Key]] = {
     "log": make_section(
         format=Key("auto", choice("auto", "json", "console"), "auto = console on a TTY"),
         level=Key("info", choice("debug", "info", "warning", "error"), "lowest level logged"),
+    ),
+    "liveness": make_section(
+        inference_probe=Key(
+            True,
+            boolean,
+            "check warm models with a one-token generate when no traffic shows them alive",
+        ),
+        probe_interval=Key(
+            30,
+            seconds(PROBE_INTERVAL_FLOOR_S),
+            "seconds between inference checks of a warm model that traffic does not show alive",
+            attr="probe_interval_s",
+        ),
+        probe_timeout=Key(
+            20, seconds(FLOOR_S), "seconds one inference probe may take", attr="probe_timeout_s"
+        ),
+        stuck_unload_after=Key(
+            30,
+            seconds(FLOOR_S),
+            "seconds past expires_at after which a loaded model counts as wedged",
+            attr="stuck_unload_after_s",
+        ),
+        slow_factor=Key(5, factor, 'decode rate below baseline / slow_factor is "slow"; 0 = off'),
+        restart_when_slow=Key(
+            True, boolean, "restart serve once (at most hourly) when inference turns slow"
+        ),
     ),
 }
 

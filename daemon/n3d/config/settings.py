@@ -34,6 +34,7 @@ from n3d.errors import ConfigError
 __all__ = [
     "DEFAULT_BASE_URL",
     "SECTIONS",
+    "LivenessSettings",
     "LogSettings",
     "OllamaSettings",
     "RestartSettings",
@@ -103,6 +104,16 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LivenessSettings:
+    inference_probe: bool
+    probe_interval_s: float
+    probe_timeout_s: float
+    stuck_unload_after_s: float
+    slow_factor: float  # 0 = off
+    restart_when_slow: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything n3d was configured with; see the module docstring for `sources`."""
 
@@ -112,6 +123,7 @@ class Settings:
     warm: WarmSettings
     socket: SocketSettings
     log: LogSettings
+    liveness: LivenessSettings
     file: Path | None  # the config file read; None when there was none
     sources: Mapping[str, str]  # dotted key -> source, for every key of SCHEMA
     warnings: tuple[str, ...] = ()  # things worth logging at start (e.g. OLLAMA_HOST bad port)
@@ -158,6 +170,7 @@ SECTIONS: dict[str, type[Any]] = {
     "warm": WarmSettings,
     "socket": SocketSettings,
     "log": LogSettings,
+    "liveness": LivenessSettings,
 }
 
 
