@@ -135,15 +135,17 @@ class Daemon:
             # which would read as a hung server.
             OllamaClient(base_url, timeout_s=health_timeout_s) as probing,
         ):
+            models = self.models = Models(client, settings, publish=self._publish)
             sup = self.supervisor = Supervisor(
                 settings,
                 probe=probing.heartbeat,
                 version=probing.version,
+                ollama=probing,  # liveness's /api/ps, /api/show and probes
+                warm=lambda: [entry.name for entry in models.keeper.entries()],
                 command=self.command,
                 runtime_dir=directory,
                 environ=self.env,
             )
-            models = self.models = Models(client, settings, publish=self._publish)
             view = DaemonView(
                 supervisor=sup,
                 models=models,
@@ -162,9 +164,15 @@ class Daemon:
             # Claim the socket before anything starts: a live n3d on it (or a file in
             # the way) stops us here, before we could touch an Ollama server.
             rpc.bind()
-            events = EventBridge(models, publish=self._publish, set_status=self.notifier.status)
+            events = EventBridge(
+                models,
+                publish=self._publish,
+                set_status=self.notifier.status,
+                rewarm=models.keeper.poke,
+            )
             sup.store.subscribe(events.on_state)
             sup.health.listeners.append(events.on_health)
+            sup.liveness.listeners.append(events.on_repair)
             rpc_scope = anyio.CancelScope()
             try:
                 await self._run_tasks(sup, models, rpc, rpc_scope, socket_path, task_status)
@@ -220,10 +228,10 @@ class Daemon:
     def _publish(self, topic: str, payload: Mapping[str, Any] | None = None) -> None:
         """Log an event and send it to subscribed clients (once the socket exists).
 
-        ``server.state`` is logged by the supervisor itself; pull progress is
-        logged at debug (its start and end are info events of their own).
+        ``server.state`` and ``repair`` are logged by the supervisor itself; pull
+        progress is logged at debug (its start and end are info events of their own).
         """
-        if topic != "server.state":
+        if topic not in ("server.state", "repair"):
             emit = events_log.debug if topic == "pull" else events_log.info
             emit(topic, **{k: v for k, v in (payload or {}).items() if k != "event"})
         if self.rpc is not None:
