@@ -56,6 +56,7 @@ METRIC_KINDS: dict[str, MetricKind] = {
     "ollama.server.started": "counter",
     "ollama.server.stopped": "counter",
     "ollama.server.restarts": "counter",
+    "ollama.repairs": "counter",
     "ollama.models.count": "gauge",
     "ollama.process.rss_bytes": "gauge",
 }

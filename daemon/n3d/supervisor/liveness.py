@@ -106,8 +106,9 @@ class Liveness:
 
     ``api`` is None when nothing can ask Ollama (a test's fake probe stands in for
     the server): then :meth:`watch` only waits. ``warm()`` names the models n3d keeps
-    warm (the only ones probed). ``clock`` is monotonic, ``wall`` aware UTC (compared
-    with Ollama's ``expires_at``).
+    warm (the only ones probed). ``find(serve_pid)`` lists serve's runners (blocking;
+    run in a thread). ``clock`` is monotonic, ``wall`` aware UTC (compared with
+    Ollama's ``expires_at``).
     """
 
     def __init__(
@@ -116,11 +117,13 @@ class Liveness:
         *,
         settings: Callable[[], Settings],
         warm: Callable[[], Collection[str]] = frozenset,
+        find: Callable[[int], dict[str, Runner]] = find_runners,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], datetime] = utc_now,
     ) -> None:
         self.api = api
         self.warm = warm
+        self._find = find
         self._settings = settings
         self._clock, self._wall = clock, wall
         self.book = ModelBook(clock)
@@ -164,15 +167,23 @@ class Liveness:
         while True:
             next_at = max(next_at + self._cadence(troubled), anyio.current_time())
             await anyio.sleep_until(next_at)
-            step = await self.check(serve_pid)
-            if step.stage == "runner" and serve_pid is not None:
-                problem(f"repairing: {step.reason}")
-                step = await self._runner_step(step, serve_pid)
-            if step.stage == "serve" and serve_pid is not None:
-                self._announce(step.stage, step.reason, step.model)
-                return step.reason
-            troubled = step.stage != "clear"
-            problem(step.reason if troubled else None)
+            outcome = await self.round(serve_pid, problem)
+            if outcome.stage == "serve":
+                return outcome.reason
+            troubled = outcome.stage != "clear"
+
+    async def round(self, serve_pid: int | None, problem: Problem) -> Step:
+        """One round, its runner step carried out; a ``serve`` step is announced and
+        returned for the caller to carry out (only for a server n3d owns)."""
+        step = await self.check(serve_pid)
+        if step.stage == "runner" and serve_pid is not None:
+            problem(f"repairing: {step.reason}")
+            step = await self._runner_step(step, serve_pid)
+        if step.stage == "serve" and serve_pid is not None:
+            self._announce(step.stage, step.reason, step.model)
+            return step
+        problem(step.reason if step.stage != "clear" else None)
+        return step
 
     def _cadence(self, troubled: bool) -> float:
         s = self._settings()
@@ -235,7 +246,7 @@ class Liveness:
         """serve's runners now (None: not our server, so not ours to read)."""
         if serve_pid is None:
             return None
-        return await anyio.to_thread.run_sync(find_runners, serve_pid)
+        return await anyio.to_thread.run_sync(self._find, serve_pid)
 
     async def _wedged(
         self, loaded: list[LoadedModel], runners: dict[str, Runner] | None, s: Settings
