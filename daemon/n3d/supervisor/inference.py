@@ -76,6 +76,7 @@ class InferenceCheck:
 
     parts: Parts
     settings: Settings
+    round_at: float  # monotonic: when the round began
     verdicts: dict[str, str] = field(default_factory=dict)
     details: dict[str, str] = field(default_factory=dict)
 
@@ -85,25 +86,22 @@ class InferenceCheck:
         warm = p.is_warm(name)
         previous = p.book.check(name)
         output = p.book.last_output(name)
-        if output is not None and now - output[0] < live.probe_interval_s:
-            if output[1] == "traffic" and (
-                previous is None or previous.checked_at is None or output[0] > previous.checked_at
-            ):
+        if (
+            output is not None
+            and output[1] == "traffic"
+            and now - output[0] < live.probe_interval_s
+        ):
+            if previous is None or previous.checked_at is None or output[0] > previous.checked_at:
                 baseline = p.baselines.get(name)
-                p.book.record(
-                    ModelCheck(
-                        name,
-                        "ok",
-                        True,
-                        "traffic",
-                        baseline_tps=baseline,
-                        warm=warm,
-                        checked_at=now,
-                    )
+                check = ModelCheck(
+                    name, "ok", True, "traffic", baseline_tps=baseline, warm=warm, checked_at=now
                 )
+                p.book.record(check)
             return  # alive recently: no probe
+        # Probes are stamped with the round's start: rounds come at a fixed rate, so a
+        # model is probed every probe_interval exactly, never more often.
         sent = p.book.last_probe(name)
-        if sent is not None and now - sent < live.probe_interval_s and previous is not None:
+        if sent is not None and self.round_at - sent < live.probe_interval_s and previous:
             return  # probed less than an interval ago: that check stands
         if not warm or not live.inference_probe:
             p.book.record(ModelCheck(name, "unchecked", None, warm=warm))
@@ -127,7 +125,7 @@ class InferenceCheck:
         facts = await p.facts.get(p.api, model, s.server.health_timeout_s) or ModelFacts((), False)
         before = await p.runners()
         began = p.clock()
-        p.book.probe_sent(name, began)
+        p.book.probe_sent(name, self.round_at)
         outcome = await run_probe(
             p.api, name, embed=facts.embed_only, timeout_s=timeout_s, clock=p.clock
         )

@@ -209,6 +209,7 @@ class Liveness:
         self.policy.failures_before_restart = s.server.failures_before_restart
         self.policy.restart_when_slow = s.liveness.restart_when_slow
         self.rounds += 1
+        round_at = self._clock()
         can_repair = serve_pid is not None
         loaded, error, latency = await self._ps(s.server.health_timeout_s)
         runners = await self.runners(serve_pid)
@@ -220,7 +221,7 @@ class Liveness:
             findings = Findings(scheduler_error=error)
             return self.policy.decide(findings, self._clock(), can_repair=can_repair)
         self._loaded = [m.name for m in loaded]
-        inference = InferenceCheck(self._parts(serve_pid), s)
+        inference = InferenceCheck(self._parts(serve_pid), s, round_at)
         for model in loaded:
             if model.name not in stuck:  # requests for a wedged model hang: no probe
                 await inference.check(model)
