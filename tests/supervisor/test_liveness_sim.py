@@ -95,7 +95,8 @@ def test_a_hung_runner_is_replaced_alone_and_serve_keeps_running(
     d = start({"probe_interval": 2, "probe_timeout": 3})
     serve = _serve_pid(d)
     generate(d.port, OTHER, keep_alive="10m", options={"num_predict": 2})  # a second runner
-    before = wait_until(lambda: (r := runner_pids(serve)) if len(r) == 2 else None, 10)
+    wait_until(lambda: len(runner_pids(serve)) == 2, 10, "two runners")
+    before = runner_pids(serve)
     d.set_control(hang_runner=WARM)
     wait_until(lambda: repairs(d), 60, "a repair")
     (step,) = repairs(d)
