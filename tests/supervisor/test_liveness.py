@@ -4,6 +4,7 @@ how a probe that does not answer is judged, and which repair step follows."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from n3d.metrics import REGISTRY, Series
 
@@ -288,3 +289,18 @@ async def test_the_probe_metrics_carry_the_model_and_outcome(tmp_path: Path) -> 
     assert probe["tags"] == {"model": "m:latest", "outcome": "ok"} and probe["unit"] == "s"
     (rate,) = series("ollama.inference.tokens_per_second")
     assert rate["tags"] == {"model": "m:latest"} and rate.get("max") == 50.0
+
+
+async def test_an_unreadable_ps_is_no_failure_and_changes_nothing(tmp_path: Path) -> None:
+    # Whoever holds Ollama's port may answer poisoned JSON: not a hung scheduler.
+    from n3d.errors import UnexpectedResponse
+
+    r = rig(tmp_path, failures_before_restart=1)
+
+    async def poisoned() -> list[Any]:
+        raise UnexpectedResponse("nested too deep", base_url="http://x")
+
+    r.ollama.ps = poisoned  # type: ignore[method-assign]
+    for _ in range(3):
+        assert (await r.liveness.round(SERVE, r.problem)).stage == "keep"
+    assert r.problems == [] and r.events == []

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from n3d.errors import OllamaError
+from n3d.errors import OllamaError, UnexpectedResponse
 from n3d.metrics import metric
 from n3d.ollama.types import LoadedModel
 from n3d.supervisor.evidence import Baselines, ModelBook, ModelCheck, model_key
@@ -170,7 +170,8 @@ class Liveness:
             outcome = await self.round(serve_pid, problem)
             if outcome.stage == "serve":
                 return outcome.reason
-            troubled = outcome.stage != "clear"
+            if outcome.stage != "keep":
+                troubled = outcome.stage != "clear"
 
     async def round(self, serve_pid: int | None, problem: Problem) -> Step:
         """One round, its runner step carried out; a ``serve`` step is announced and
@@ -182,7 +183,8 @@ class Liveness:
         if step.stage == "serve" and serve_pid is not None:
             self._announce(step.stage, step.reason, step.model)
             return step
-        problem(step.reason if step.stage != "clear" else None)
+        if step.stage != "keep":  # keep: this round could judge nothing
+            problem(step.reason if step.stage != "clear" else None)
         return step
 
     def _cadence(self, troubled: bool) -> float:
@@ -212,6 +214,10 @@ class Liveness:
         round_at = self._clock()
         can_repair = serve_pid is not None
         loaded, error, latency = await self._ps(s.server.health_timeout_s)
+        if loaded is None and error is None:
+            # It answered in time with something unreadable (logged where it entered):
+            # not a failed check, and nothing to judge models by. Look again next round.
+            return Step("keep")
         runners = await self.runners(serve_pid)
         stuck = await self._wedged(loaded or [], runners, s) if loaded is not None else {}
         self._scheduler = SchedulerCheck(
@@ -239,6 +245,8 @@ class Liveness:
                 loaded = await self.api.ps()
         except TimeoutError:
             return None, f"/api/ps did not answer within {timeout_s:g}s", None
+        except UnexpectedResponse:
+            return None, None, self._clock() - began
         except OllamaError as exc:
             return None, f"/api/ps: {exc.message}", None
         return loaded, None, self._clock() - began

@@ -67,9 +67,10 @@ class Findings:
 @dataclass(frozen=True, slots=True)
 class Step:
     """What to do: ``runner`` (stop ``model``'s runner), ``serve`` (restart it),
-    ``degrade`` (say what is wrong, repair nothing) or ``clear`` (all well)."""
+    ``degrade`` (say what is wrong, repair nothing), ``clear`` (all well) or ``keep``
+    (this round could judge nothing: an unreadable `/api/ps`)."""
 
-    stage: Literal["runner", "serve", "degrade", "clear"]
+    stage: Literal["runner", "serve", "degrade", "clear", "keep"]
     reason: str = ""
     model: str | None = None
     slow: bool = False
