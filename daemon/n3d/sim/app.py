@@ -3,12 +3,16 @@
 Unknown paths get gin's `404 page not found` and known paths with another method
 `405 method not allowed`, both text/plain. Handlers raise :class:`HttpError` for
 `{"error": ...}` replies. Every answered request gets a gin access line on stdout
-and, with `OLLAMA_SIM_REQUEST_LOG`, one JSON line in that file.
+and, with `OLLAMA_SIM_REQUEST_LOG`, one JSON line in that file (with the request's
+JSON body, so tests can see what a client sent). Inference handlers run under
+:meth:`App.until_gone`: a client that closes its connection cancels its request, as
+Go's request context does, and the request is logged with status 499.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import os
@@ -28,7 +32,7 @@ from n3d.sim.scheduler import Scheduler
 from n3d.sim.store import Store
 from n3d.sim.wire import go_json
 
-__all__ = ["JSON", "App", "HttpError", "RouteTable", "crash"]
+__all__ = ["JSON", "App", "ClientGone", "HttpError", "RouteTable", "crash"]
 
 JSON = "application/json; charset=utf-8"
 TEXT = "text/plain; charset=utf-8"
@@ -41,6 +45,10 @@ class HttpError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class ClientGone(Exception):
+    """The client closed its connection before its request was answered."""
 
 
 RouteHandler = Callable[["App", Request, Response], Awaitable[None]]
@@ -80,6 +88,16 @@ def _host_allowed(host_header: str) -> bool:
     return ip.is_loopback or ip.is_private or ip.is_unspecified
 
 
+def _body_record(body: bytes) -> Any:
+    """A request body for the request log: its JSON, its text, or None when empty."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
 class App:
     """Shared state of one simulator process, and the request entry point."""
 
@@ -108,6 +126,31 @@ class App:
         while self.faults.state().hang:  # noqa: ASYNC110 - the control file is polled
             await asyncio.sleep(0.05)
 
+    async def hold_inference(self) -> None:
+        """`hang_inference`: wait here, before the scheduler, while the fault is on."""
+        while self.faults.state().hang_inference:  # noqa: ASYNC110 - the control file is polled
+            await asyncio.sleep(0.05)
+
+    async def until_gone(self, req: Request, work: Awaitable[None]) -> None:
+        """Run `work`; cancel it and raise :class:`ClientGone` if the client leaves first.
+
+        Go cancels a request's context when its connection closes, and Ollama drops a
+        request cancelled while queued or scheduled (499) and stops its generation.
+        """
+        task = asyncio.ensure_future(work)
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.05)
+                if not task.done() and req.gone():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                    raise ClientGone
+            task.result()
+        finally:
+            if not task.done():
+                task.cancel()
+
     async def faults_gate(self) -> None:
         """Between streamed chunks: crash or stall here too when a fault asks for it."""
         state = self.faults.state()
@@ -128,6 +171,9 @@ class App:
             await asyncio.sleep(state.response_delay_s)
         try:
             await self._dispatch(req, resp)
+        except ClientGone:
+            if not resp.status:
+                resp.status = 499  # Ollama's "request canceled"; nobody is left to read it
         finally:
             if resp.status:
                 gin_access(
@@ -171,6 +217,7 @@ class App:
             "path": req.path,
             "status": status,
             "duration_ms": round(seconds * 1000, 3),
+            "body": _body_record(req.body),
         }
         self._request_log.write(json.dumps(record) + "\n")
         self._request_log.flush()

@@ -1,7 +1,8 @@
 """The simulator's settings, read once from the environment at start.
 
 Ollama's own variables (`OLLAMA_HOST`, `OLLAMA_MODELS`, `OLLAMA_KEEP_ALIVE`,
-`OLLAMA_MAX_LOADED_MODELS`, `OLLAMA_CONTEXT_LENGTH`) mean what they mean to Ollama;
+`OLLAMA_MAX_LOADED_MODELS`, `OLLAMA_CONTEXT_LENGTH`, `OLLAMA_NUM_PARALLEL`) mean what
+they mean to Ollama;
 the `OLLAMA_SIM_*` variables are the simulator's own knobs and fault switches
 (docs/simulator.md). Durations are seconds as floats.
 """
@@ -18,7 +19,7 @@ from n3d.ollama.duration import KeepAliveError, parse_go_duration_ns
 from n3d.ollama.gonum import parse_go_int
 from n3d.ollama.host import OllamaHost, parse_ollama_host
 
-__all__ = ["DEFAULT_VERSION", "SimConfig", "SimConfigError", "load_config"]
+__all__ = ["DEFAULT_VERSION", "SimConfig", "SimConfigError", "load_config", "model_switch"]
 
 DEFAULT_VERSION = "0.13.5"
 
@@ -35,6 +36,7 @@ class SimConfig:
     models_dir: Path
     keep_alive_s: float  # default for new loads; math.inf = forever
     max_loaded: int
+    num_parallel: int  # requests one runner serves at once; the rest wait in order
     default_num_ctx: int
     version: str
     ready_delay_s: float
@@ -48,6 +50,10 @@ class SimConfig:
     fail_pulls: str  # "" = off, "midway", or the error text every pull ends with
     fail_loads: bool
     poison: bool  # /api/tags and /api/ps answer poisoned JSON (faults.py)
+    hang_inference: bool  # inference routes accepted, never answered (faults.py)
+    hang_runner: str  # the model whose runner stops answering, "" = none
+    wedge_unload: bool  # unloads never complete while the runner lives
+    slow: float  # tokens this many times slower; 1 = normal speed
     control_path: Path | None
     request_log_path: Path | None
     preload: tuple[str, ...]
@@ -103,6 +109,29 @@ def _keep_alive(env: Mapping[str, str]) -> float:
     return math.inf if ns < 0 else ns / 1_000_000_000
 
 
+def _on(env: Mapping[str, str], key: str) -> bool:
+    return _trimmed(env, key).lower() in ("1", "true", "yes", "on")
+
+
+def model_switch(text: str) -> str:
+    """A switch that names a model: "" (off) for an empty or false-like value."""
+    return "" if text.lower() in ("", "0", "false", "no", "off") else text
+
+
+def _slow(env: Mapping[str, str]) -> float:
+    """`OLLAMA_SIM_SLOW=N`: a factor of at least 1 (1, or unset, is normal speed)."""
+    text = _trimmed(env, "OLLAMA_SIM_SLOW")
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise SimConfigError(f"OLLAMA_SIM_SLOW={text!r} is not a number") from None
+    if not 1 <= value < math.inf:
+        raise SimConfigError(f"OLLAMA_SIM_SLOW={text!r} must be a factor of 1 or more")
+    return value
+
+
 def _fail_pulls(text: str) -> str:
     lowered = text.lower()
     if lowered in ("", "0", "false", "no", "off"):
@@ -134,6 +163,7 @@ def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
         models_dir=models_dir,
         keep_alive_s=_keep_alive(env),
         max_loaded=max_loaded or 3,  # 0 = auto = 3 per GPU, and 3 on CPU
+        num_parallel=_go_uint(_trimmed(env, "OLLAMA_NUM_PARALLEL")) or 1,  # HEAD's default
         default_num_ctx=_go_uint(ctx_text) or 4096,
         version=_trimmed(env, "OLLAMA_SIM_VERSION") or DEFAULT_VERSION,
         ready_delay_s=_seconds(env, "OLLAMA_SIM_READY_DELAY", 0.0) or 0.0,
@@ -145,8 +175,12 @@ def load_config(env: Mapping[str, str] | None = None) -> SimConfig:
         crash_code=int(crash_code_text),
         hang_after_s=_seconds(env, "OLLAMA_SIM_HANG_AFTER", None),
         fail_pulls=_fail_pulls(_trimmed(env, "OLLAMA_SIM_FAIL_PULLS")),
-        fail_loads=_trimmed(env, "OLLAMA_SIM_FAIL_LOADS").lower() in ("1", "true", "yes", "on"),
-        poison=_trimmed(env, "OLLAMA_SIM_POISON").lower() in ("1", "true", "yes", "on"),
+        fail_loads=_on(env, "OLLAMA_SIM_FAIL_LOADS"),
+        poison=_on(env, "OLLAMA_SIM_POISON"),
+        hang_inference=_on(env, "OLLAMA_SIM_HANG_INFERENCE"),
+        hang_runner=model_switch(_trimmed(env, "OLLAMA_SIM_HANG_RUNNER")),
+        wedge_unload=_on(env, "OLLAMA_SIM_WEDGE_UNLOAD"),
+        slow=_slow(env),
         control_path=Path(control) if control else None,
         request_log_path=Path(request_log) if request_log else None,
         preload=preload,

@@ -6,8 +6,16 @@ while the simulator runs; the file is re-read when its mtime or size changes,
 checked at most every 100 ms, so a test or a drill can flip a fault without a
 restart. Keys: `hang` (bool), `crash` (bool or exit code), `fail_pulls` (false,
 "midway", true or an error text), `fail_loads` (bool), `poison` (bool),
-`response_delay`, `pull_seconds`, `load_seconds`, `token_seconds` (seconds) and
-`version`. A missing or unreadable file means "no overrides".
+`hang_inference` (bool), `hang_runner` (a model name, or false), `wedge_unload`
+(bool), `slow` (a factor; 1 or false is normal speed), `response_delay`,
+`pull_seconds`, `load_seconds`, `token_seconds` (seconds) and `version`. A missing
+or unreadable file means "no overrides".
+
+The four inference faults are how real Ollama breaks while `GET /` still answers
+(DESIGN.md "The simulator"): `hang_inference` holds generate, chat and embed before
+they reach a runner; `hang_runner` makes one model's runner stop answering (the
+scheduler carries it out, and the runner's death ends it); `wedge_unload` leaves an
+unloading model's runner alive and listed; `slow` stretches every token.
 
 `poison` is not how Ollama breaks but what anyone who binds its port first can send
 (in n3d's `auto` and `external` modes): `/api/tags` lists a model whose size is
@@ -18,12 +26,13 @@ restart. Keys: `hang` (bool), `crash` (bool or exit code), `fail_pulls` (false,
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from n3d.sim.config import SimConfig
+from n3d.sim.config import SimConfig, model_switch
 
 __all__ = [
     "OFFLINE_PULL_ERROR",
@@ -57,6 +66,10 @@ class FaultState:
     fail_pulls: str = ""  # "" off, "midway", "offline", or a literal error text
     fail_loads: bool = False
     poison: bool = False
+    hang_inference: bool = False
+    hang_runner: str = ""  # a model name as the user wrote it; "" = off
+    wedge_unload: bool = False
+    slow: float = 1.0  # token time factor; 1 = normal speed
     response_delay_s: float = 0.0
     pull_seconds: float = 1.5
     load_seconds: float = 0.5
@@ -81,6 +94,10 @@ class Faults:
             fail_pulls=config.fail_pulls,
             fail_loads=config.fail_loads,
             poison=config.poison,
+            hang_inference=config.hang_inference,
+            hang_runner=config.hang_runner,
+            wedge_unload=config.wedge_unload,
+            slow=config.slow,
             response_delay_s=config.response_delay_s,
             pull_seconds=config.pull_seconds,
             load_seconds=config.load_seconds,
@@ -135,6 +152,7 @@ class Faults:
             state = replace(state, fail_loads=bool(o["fail_loads"]))
         if "poison" in o:
             state = replace(state, poison=bool(o["poison"]))
+        state = _inference_overrides(state, o)
         seconds = {
             key: float(value)
             for key, value in o.items()
@@ -153,3 +171,20 @@ class Faults:
         if isinstance(o.get("version"), str) and o["version"]:
             state = replace(state, version=o["version"])
         return state
+
+
+def _inference_overrides(state: FaultState, o: dict[str, Any]) -> FaultState:
+    """The control file's `hang_inference`, `hang_runner`, `wedge_unload` and `slow`."""
+    if "hang_inference" in o:
+        state = replace(state, hang_inference=bool(o["hang_inference"]))
+    if "hang_runner" in o:
+        value = o["hang_runner"]
+        state = replace(state, hang_runner=model_switch(value) if isinstance(value, str) else "")
+    if "wedge_unload" in o:
+        state = replace(state, wedge_unload=bool(o["wedge_unload"]))
+    if "slow" in o:
+        value = o["slow"]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        # false, null, 0 or 1 is normal speed; a factor below 1 would be faster, not a fault
+        state = replace(state, slow=float(value) if number and 1 <= value < math.inf else 1.0)
+    return state

@@ -3,7 +3,9 @@
 Persistent connections, `Content-Length` and chunked request bodies, `Expect:
 100-continue`, HEAD (headers without a body), fixed-length replies and chunked
 streaming replies flushed per write. `Server.abort_all` closes every connection at
-once, as Go's `http.Server.Close` does on Ollama's first SIGTERM.
+once, as Go's `http.Server.Close` does on Ollama's first SIGTERM. `Request.gone()`
+tells when the client has closed its connection, which Go turns into a cancelled
+request context (its connection's background read sees the EOF).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class Request:
     headers: dict[str, str]
     body: bytes = b""
     client_ip: str = ""
+    gone: Callable[[], bool] = field(default=lambda: False)  # the client closed its side
 
     @property
     def path(self) -> str:
@@ -217,6 +220,9 @@ async def serve_connection(
             if request is None:
                 return
             request.client_ip = client_ip
+            request.gone = lambda: (
+                reader.at_eof() or reader.exception() is not None or writer.transport.is_closing()
+            )
             response = Response(writer, request)
             await handler(request, response)
             if not request.keep_alive or response.must_close:

@@ -1,13 +1,22 @@
-"""Loaded models: runner children, keep-alive timers, reloads and eviction.
+"""Loaded models: runner children, keep-alive timers, reloads, eviction and runner faults.
 
 Imitates Ollama's `server/sched.go`: one runner child per loaded model (started in
 the server's own process group, as Ollama's empty `SysProcAttr` does); loads one
 at a time; a request that carries `keep_alive` overwrites the model's setting and
 one without it keeps it (`useLoadedRunner`); the idle timer starts when the last
-request finishes; a zero keep-alive unloads once idle; a change of runner options
-(`num_ctx`, `num_batch`, `num_gpu`, `main_gpu`, `use_mmap`, `num_thread`) reloads
-(`needsReload`); beyond `OLLAMA_MAX_LOADED_MODELS` the idle model with the
-shortest keep-alive is evicted. Unloading SIGKILLs the runner and reaps it.
+request finishes, and `expires_at` is set only then, so while a model is busy
+`/api/ps` shows the value from when it last went idle; a zero keep-alive unloads
+once idle; a change of runner options (`num_ctx`, `num_batch`, `num_gpu`,
+`main_gpu`, `use_mmap`, `num_thread`) or a dead runner reloads (`needsReload`);
+beyond `OLLAMA_MAX_LOADED_MODELS` the idle model with the shortest keep-alive is
+evicted. Unloading SIGKILLs the runner and reaps it. A runner that dies on its own
+stays listed until the next request for it reloads it or its timer unloads it.
+
+Two faults are carried out here (faults.py): `wedge_unload` leaves an unloading
+runner alive and listed with `expires_at` in the past, requests for it waiting,
+until the runner dies or the fault is lifted; `hang_runner` tells the named
+model's runner to stop answering, until that runner dies (then its next runner
+answers) or the fault is lifted.
 """
 
 from __future__ import annotations
@@ -15,72 +24,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import socket
-import sys
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
+from n3d.errors import InvalidModelName
+from n3d.ollama.names import parse_model_name
+from n3d.sim import llm
 from n3d.sim.config import SimConfig
-from n3d.sim.faults import Faults
+from n3d.sim.faults import Faults, FaultState
+from n3d.sim.llm import RunnerError, Slots
+from n3d.sim.loaded import Loaded, deadline
 from n3d.sim.logs import slog
 from n3d.sim.store import InstalledModel, Store
-from n3d.sim.wire import MAX_DURATION_NS
 
-__all__ = ["LOAD_FAILED", "LoadError", "Loaded", "Scheduler"]
+__all__ = ["Loaded", "Scheduler"]
 
-LOAD_FAILED = (
-    "model runner has unexpectedly stopped, this may be due to resource limitations or an "
-    "internal error, check ollama server logs for details"
-)
 _RUNNER_OPTIONS = ("num_batch", "num_gpu", "main_gpu", "use_mmap", "num_thread")
 
 
-class LoadError(Exception):
-    """A load failed; the message is Ollama's 500 text."""
-
-
-@dataclass(eq=False)
-class Loaded:
-    """One loaded (or loading) model and its runner child."""
-
-    model: InstalledModel
-    runner_options: dict[str, Any]
-    num_ctx: int
-    session_s: float  # keep-alive seconds; math.inf = forever
-    process: asyncio.subprocess.Process | None = None
-    port: int = 0
-    refcount: int = 0
-    expires_ns: int = 0  # valid while idle; estimated while busy or loading
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    timer: asyncio.TimerHandle | None = None
-
-    @property
-    def size(self) -> int:
-        # File size plus a KV-cache estimate, as a real runner's memory grows with num_ctx.
-        return self.model.size + self.num_ctx * 65536
-
-    def expires_at_ns(self) -> int:
-        if self.refcount > 0 or not self.ready.is_set():
-            return _deadline(time.time_ns(), self.session_s)
-        return self.expires_ns
-
-    @property
-    def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
-
-
-def _deadline(now_ns: int, session_s: float) -> int:
-    if math.isinf(session_s):
-        return now_ns + MAX_DURATION_NS  # Go stores forever as MaxInt64: ~year 2318
-    return now_ns + int(session_s * 1e9)
-
-
-def _free_port() -> int:
-    # Ollama picks a runner port the same way: listen on :0, note the port, close.
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _target(text: str) -> str | None:
+    """The key of the model a fault names (matched as Ollama matches names), if any."""
+    try:
+        return parse_model_name(text).key if text else None
+    except InvalidModelName:
+        return None
 
 
 class Scheduler:
@@ -94,9 +61,10 @@ class Scheduler:
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._hang_spent: set[str] = set()  # models whose hung runner has died
 
     def loaded(self) -> list[Loaded]:
-        """Models loaded and ready, for /api/ps."""
+        """Models loaded and ready, for /api/ps (a wedged unload is still listed)."""
         return [lm for lm in self._loaded.values() if lm.ready.is_set()]
 
     def _wanted(self, model: InstalledModel, options: dict[str, Any]) -> tuple[int, dict[str, Any]]:
@@ -116,8 +84,8 @@ class Scheduler:
         num_ctx, runner_options = self._wanted(model, options)
         while True:
             current = self._loaded.get(key)
-            if current is not None and not current.ready.is_set():
-                await current.ready.wait()
+            if current is not None and (not current.ready.is_set() or current.stopping):
+                await self._wait_changed()  # loading, or unloading (perhaps wedged)
                 continue
             if (
                 current is not None
@@ -136,7 +104,7 @@ class Scheduler:
                 if current.refcount > 0:  # a reload waits for in-flight requests
                     await self._wait_changed()
                     continue
-                await self._unload(current, reason="reload")
+                await self._unload_now(current, reason="reload")
                 continue
             return await self._load(model, keep_alive_s, num_ctx, runner_options)
 
@@ -153,12 +121,13 @@ class Scheduler:
         runner_options: dict[str, Any],
     ) -> Loaded:
         session = self._config.keep_alive_s if keep_alive_s is None else keep_alive_s
-        lm = Loaded(model, runner_options, num_ctx, session)
+        lm = Loaded(model, runner_options, num_ctx, session, Slots(self._config.num_parallel))
         self._loaded[model.name.key] = lm
         try:
             async with self._load_lock:
                 await self._make_room(lm)
                 await self._start_runner(lm)
+            await self._sync_hang(lm, self._faults.state())
         except BaseException:
             self._loaded.pop(model.name.key, None)
             if lm.process is not None and lm.process.returncode is None:
@@ -177,67 +146,62 @@ class Scheduler:
             others = [o for o in self._loaded.values() if o is not lm and o.ready.is_set()]
             if len(others) < self._config.max_loaded:
                 return
-            idle = [o for o in others if o.refcount == 0]
+            idle = [o for o in others if o.refcount == 0 and not o.stopping]
             if idle:
                 victim = min(idle, key=lambda o: o.session_s)
-                await self._unload(victim, reason="evict")
+                await self._unload_now(victim, reason="evict")
                 continue
             await self._wait_changed()
 
     async def _start_runner(self, lm: Loaded) -> None:
         state = self._faults.state()
         started = time.monotonic()
-        lm.port = _free_port()
-        blob = self._store.blob_path(lm.model.layers[0]) if lm.model.layers else self._store.blobs
-        cmd = [
-            sys.executable,
-            "-m",
-            "n3d.sim.runner",
-            "--model",
-            str(blob),
-            "--port",
-            str(lm.port),
-            "--ctx-size",
-            str(lm.num_ctx),
-        ]
-        slog("INFO", "server.go:398", "starting llama server", cmd=" ".join(cmd))
-        # No start_new_session: runners share the server's process group, like Ollama's.
-        lm.process = await asyncio.create_subprocess_exec(*cmd, stdin=asyncio.subprocess.DEVNULL)
+        lm.process, lm.port = await llm.start_runner(self._store.model_blob(lm.model), lm.num_ctx)
+        self._spawn(self._watch(lm, lm.process))
         slog("INFO", "sched.go:449", "loaded runners", count=len(self._loaded))
-        await self._wait_runner_healthy(lm)
+        await llm.wait_healthy(lm.process, lm.port)
         remaining = state.load_seconds - (time.monotonic() - started)
         if remaining > 0:
             await asyncio.sleep(remaining)
         if state.fail_loads or not lm.alive:
-            slog("ERROR", "sched.go:459", "error loading llama server", error=LOAD_FAILED)
-            raise LoadError(LOAD_FAILED)
+            slog("ERROR", "sched.go:459", "error loading llama server", error=llm.LOAD_FAILED)
+            raise RunnerError(llm.LOAD_FAILED)
         slog(
             "INFO",
             "server.go:1232",
             f"llama runner started in {time.monotonic() - started:.2f} seconds",
         )
 
-    async def _wait_runner_healthy(self, lm: Loaded) -> None:
-        deadline = time.monotonic() + 30.0
-        while lm.alive and time.monotonic() < deadline:
-            try:
-                reader, writer = await asyncio.open_connection("127.0.0.1", lm.port)
-            except OSError:
-                await asyncio.sleep(0.01)
-                continue
-            writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-            await reader.read()
-            writer.close()
-            return
-        raise LoadError(LOAD_FAILED)
+    async def _watch(self, lm: Loaded, process: asyncio.subprocess.Process) -> None:
+        """When a runner dies: a hang it was carrying is over for good."""
+        await process.wait()
+        if lm.hung:
+            self._hang_spent.add(lm.model.name.key)
+        self._changed.set()
+
+    async def apply_faults(self, state: FaultState) -> None:
+        """Bring every runner in line with `hang_runner` (called about every 0.1 s)."""
+        target = _target(state.hang_runner)
+        self._hang_spent &= {target} if target else set()  # named afresh: armed again
+        for lm in list(self._loaded.values()):
+            if lm.ready.is_set():
+                await self._sync_hang(lm, state)
+
+    async def _sync_hang(self, lm: Loaded, state: FaultState) -> None:
+        key = lm.model.name.key
+        want = key == _target(state.hang_runner) and key not in self._hang_spent
+        if want != lm.hung and lm.alive and await llm.set_hung(lm.port, want):
+            lm.hung = want
+            what = "runner stops answering" if want else "runner answers again"
+            slog("WARN", "sim", what, model=lm.model.name.display, port=lm.port)
 
     def release(self, lm: Loaded) -> None:
         """A request using `lm` finished: start its idle timer, or unload it if zero."""
         lm.refcount -= 1
         self._changed.set()
-        if lm.refcount > 0 or self._loaded.get(lm.model.name.key) is not lm:
+        if lm.refcount > 0 or self._loaded.get(lm.model.name.key) is not lm or lm.stopping:
             return
-        lm.expires_ns = _deadline(time.time_ns(), lm.session_s)
+        lm.expires_ns = deadline(time.time_ns(), lm.session_s)
         if lm.session_s <= 0:
             self._spawn(self._unload(lm, reason="keep_alive 0"))
         elif not math.isinf(lm.session_s):
@@ -248,23 +212,44 @@ class Scheduler:
     def expire(self, model: InstalledModel) -> None:
         """`keep_alive: 0` with no prompt: unload now if idle, else once idle."""
         lm = self._loaded.get(model.name.key)
-        if lm is None:
+        if lm is None or lm.stopping:
             return
         lm.session_s = 0.0
+        lm.expires_ns = time.time_ns()  # expireRunner: expiresAt = now
         if lm.refcount == 0 and lm.ready.is_set():
             self._spawn(self._unload(lm, reason="unload requested"))
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _unload_now(self, lm: Loaded, *, reason: str) -> None:
+        # Shielded: a request cancelled while it waits for an unload (its client went
+        # away) must not leave the model half unloaded.
+        await asyncio.shield(self._spawn(self._unload(lm, reason=reason)))
 
     async def _unload(self, lm: Loaded, *, reason: str) -> None:
-        if self._loaded.get(lm.model.name.key) is lm:
-            del self._loaded[lm.model.name.key]
+        if lm.stopping:
+            return
+        lm.stopping = True
         if lm.timer is not None:
             lm.timer.cancel()
+        now = time.time_ns()
+        lm.expires_ns = min(lm.expires_ns or now, now)
         slog("INFO", "sched.go:720", "unloading runner", model=lm.model.name.display, reason=reason)
+        if self._faults.state().wedge_unload and lm.alive:
+            slog(
+                "WARN",
+                "sim",
+                "unload wedged: the runner does not stop",
+                model=lm.model.name.display,
+            )
+            while lm.alive and self._faults.state().wedge_unload:  # noqa: ASYNC110 - polled
+                await asyncio.sleep(0.05)
+        if self._loaded.get(lm.model.name.key) is lm:
+            del self._loaded[lm.model.name.key]
         if lm.process is not None and lm.process.returncode is None:
             lm.process.kill()  # Ollama's llama.Close(): Process.Kill(), then Wait()
             await lm.process.wait()

@@ -31,7 +31,8 @@ from n3d.sim.config import SimConfig
 from n3d.sim.faults import Faults
 from n3d.sim.http import Connections, serve_connection
 from n3d.sim.logs import gin_debug, slog
-from n3d.sim.routes_infer import chat, embed, embeddings, generate
+from n3d.sim.routes_embed import embed, embeddings
+from n3d.sim.routes_infer import chat, generate
 from n3d.sim.routes_models import copy_model, delete, ps, pull, root, show, tags, version
 
 __all__ = ["ROUTES", "bind", "run"]
@@ -176,6 +177,13 @@ async def _watch_crash(faults: Faults) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _watch_runners(app: App) -> None:
+    # `hang_runner` reaches a loaded runner when the switch flips, not at the next request.
+    while True:
+        await app.scheduler.apply_faults(app.faults.state())
+        await asyncio.sleep(0.1)
+
+
 async def run(config: SimConfig, started_at: float) -> NoReturn:
     """Serve until the first SIGTERM/SIGINT, then exit the process with status 0."""
     faults = Faults(config, started_at)
@@ -212,6 +220,7 @@ async def run(config: SimConfig, started_at: float) -> NoReturn:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal)
     watcher = asyncio.ensure_future(_watch_crash(faults))
+    runners = asyncio.ensure_future(_watch_runners(app))
     slog("INFO", "gpu.go:217", "looking for compatible GPUs")
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), config.ready_delay_s)
@@ -235,6 +244,7 @@ async def run(config: SimConfig, started_at: float) -> NoReturn:
         )
         await stop.wait()
     watcher.cancel()
+    runners.cancel()
     await app.scheduler.shutdown()
     # Exit here, as Go's main returns: cancelling every cut connection's task on the way
     # out of asyncio.run would only print noise, and there is nothing left to clean up.

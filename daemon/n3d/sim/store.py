@@ -79,6 +79,11 @@ class Store:
     def blob_path(self, digest: str) -> Path:
         return self.blobs / digest.replace(":", "-")
 
+    def model_blob(self, model: InstalledModel) -> Path:
+        """The model layer's blob: the runner's `--model` and `/api/show`'s `FROM`."""
+        # A manifest lists the model layer first (registry order), the config last.
+        return self.blob_path(model.layers[0]) if len(model.layers) > 1 else self.blobs
+
     def has_blob(self, digest: str) -> bool:
         return self.blob_path(digest).is_file()
 

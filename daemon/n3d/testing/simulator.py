@@ -4,6 +4,10 @@
 process group, runners included, can be killed at the end), with its own
 `OLLAMA_MODELS`, a free port, fast timings and log files instead of pipes (so it
 never blocks on a full pipe). Not imported by the server itself.
+
+For liveness tests it also reads what a supervisor would: each runner's `--model`
+blob (:meth:`SimulatorProcess.runner_blobs`), a process's CPU seconds
+(:func:`cpu_seconds`) and the request log, whose records carry each request's body.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FAST_ENV", "SimulatorProcess", "free_port", "head_ok"]
+import psutil
+
+__all__ = ["FAST_ENV", "SimulatorProcess", "cpu_seconds", "free_port", "head_ok"]
 
 # Timings small enough for tests, large enough that progress and loads are observable.
 FAST_ENV = {
@@ -48,6 +54,18 @@ def head_ok(port: int, timeout: float = 0.5) -> bool:
             return sock.recv(64).startswith(b"HTTP/1.1 200")
     except OSError:
         return False
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time `pid` has used so far (its threads included)."""
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _model_arg(cmdline: list[str]) -> str | None:
+    if "--model" in cmdline[:-1]:
+        return cmdline[cmdline.index("--model") + 1]
+    return None
 
 
 class SimulatorProcess:
@@ -138,6 +156,18 @@ class SimulatorProcess:
         """The runner children: every group member except the server."""
         return self.group_pids() - {self.pid}
 
+    def runner_blobs(self) -> dict[int, str]:
+        """Each live runner's pid and the blob path of its `--model` argument."""
+        found = {}
+        for pid in self.runner_pids():
+            try:
+                model = _model_arg(psutil.Process(pid).cmdline())
+            except psutil.Error:
+                continue  # it died meanwhile
+            if model is not None:
+                found[pid] = model
+        return found
+
     def terminate(self, timeout: float = 10.0) -> int:
         """SIGTERM the server and wait; its exit code."""
         assert self.proc is not None
@@ -154,7 +184,9 @@ class SimulatorProcess:
             self.proc.wait(5)
 
     def request_log(self) -> list[dict[str, Any]]:
-        """Records of `OLLAMA_SIM_REQUEST_LOG`, if that was set."""
+        """Records of `OLLAMA_SIM_REQUEST_LOG`, if that was set: `ts`, `method`, `path`,
+        `status` (499 when the client left first), `duration_ms` and `body` (the
+        request's JSON, its text when not JSON, or None when empty)."""
         path = self.env.get("OLLAMA_SIM_REQUEST_LOG")
         if not path or not Path(path).exists():
             return []
