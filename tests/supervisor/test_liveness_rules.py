@@ -32,6 +32,7 @@ def runner(
         (["llama-server", "-m", "/m/sha256-c", "--port", "2", "--no-webui"], "/m/sha256-c"),
         (["ollama", "serve"], None),
         (["ollama", "runner", "--model"], None),  # a dangling flag names nothing
+        (["python", "-m", "n3d.sim.runner", "--model", "/m/sha256-d"], "/m/sha256-d"),
     ],
 )
 def test_the_model_argument_is_read_as_ollama_and_llama_server_spell_it(

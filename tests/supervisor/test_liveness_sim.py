@@ -68,6 +68,7 @@ def _serve_pid(d: DaemonProcess) -> int:
     return pid
 
 
+@pytest.mark.timeout(180)
 def test_hung_inference_behind_a_healthy_root_is_found_and_serve_restarted(
     start: Callable[..., DaemonProcess],
 ) -> None:
@@ -141,6 +142,7 @@ def test_a_model_stuck_unloading_is_reported_wedged_and_repaired(
     assert _serve_pid(d) == serve
 
 
+@pytest.mark.timeout(120)
 def test_slow_inference_restarts_serve_once_then_stays_degraded_with_both_rates(
     start: Callable[..., DaemonProcess],
 ) -> None:
@@ -171,10 +173,16 @@ def test_slow_inference_restarts_serve_once_then_stays_degraded_with_both_rates(
     assert d.call("status")["server"]["restarts"] == 1
 
 
+@pytest.mark.timeout(180)
 def test_a_busy_server_is_never_repaired(start: Callable[..., DaemonProcess]) -> None:
-    # OLLAMA_NUM_PARALLEL=1 (the simulator's default, as Ollama's): every probe waits
-    # behind a long generation; the runner works all along, so no probe is a failure.
-    d = start({"probe_interval": 2, "probe_timeout": 2}, OLLAMA_NUM_PARALLEL="1")
+    # OLLAMA_NUM_PARALLEL=1 (the simulator's default, as Ollama's): a probe waits behind
+    # the generation in front of it, 2-6 s (8-24 tokens of 0.25 s) against a 2 s
+    # probe_timeout; the runner works all along, so no such probe is a failure.
+    d = start(
+        {"probe_interval": 2, "probe_timeout": 2},
+        OLLAMA_NUM_PARALLEL="1",
+        OLLAMA_SIM_TOKEN_SECONDS="0.25",
+    )
     serve = _serve_pid(d)
     runners = runner_pids(serve)
     stop = threading.Event()
@@ -182,7 +190,7 @@ def test_a_busy_server_is_never_repaired(start: Callable[..., DaemonProcess]) ->
 
     def load() -> None:
         while not stop.is_set():
-            answer = generate(d.port, WARM, timeout_s=60, options={"num_predict": 300})
+            answer = generate(d.port, WARM, prompt=f"story {len(done)}", timeout_s=60)
             done.append(answer["eval_count"])
 
     worker = threading.Thread(target=load, daemon=True)

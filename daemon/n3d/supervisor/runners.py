@@ -69,12 +69,19 @@ class Runner:
 
 
 def model_path(cmdline: Sequence[str]) -> str | None:
-    """The ``--model`` (or ``-m``) argument of a command line, or None."""
+    """The ``--model`` argument of a command line, else its ``-m`` one, or None.
+
+    ``--model`` first: ``python -m package --model X`` (the simulator's runner) has
+    both, and only the long one names the model.
+    """
     for i, arg in enumerate(cmdline):
-        if arg in ("--model", "-m") and i + 1 < len(cmdline):
+        if arg == "--model" and i + 1 < len(cmdline):
             return cmdline[i + 1]
         if arg.startswith("--model="):
             return arg.partition("=")[2]
+    for i, arg in enumerate(cmdline[1:], start=1):
+        if arg == "-m" and i + 1 < len(cmdline):
+            return cmdline[i + 1]
     return None
 
 
