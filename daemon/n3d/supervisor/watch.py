@@ -104,6 +104,10 @@ async def watch_running(ctx: Context, child: OllamaProcess) -> tuple[str, float]
 
     def restart(reason: str) -> None:
         nonlocal ended
+        # Once only: the HTTP checks and liveness may both find serve hung, and a task
+        # whose await had already completed runs on to here before the cancel lands.
+        if tg.cancel_scope.cancel_called:
+            return
         ended = (reason, healthy_for())
         ctx.transition(S.STOPPING, f"{reason}: killing it to restart")
         tg.cancel_scope.cancel()
@@ -113,7 +117,8 @@ async def watch_running(ctx: Context, child: OllamaProcess) -> tuple[str, float]
         async def exited() -> None:
             nonlocal ended
             status = await child.wait()
-            ended = (_exit_text("exited unexpectedly", status, child), healthy_for())
+            if not tg.cancel_scope.cancel_called:  # a restart of ours already said why
+                ended = (_exit_text("exited unexpectedly", status, child), healthy_for())
             tg.cancel_scope.cancel()
 
         async def checks() -> None:
