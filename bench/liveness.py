@@ -26,10 +26,11 @@ while starting, #608) and supervisord see only the process, so **never**; the cr
 job that restarts Ollama every ten minutes (#1863) recovers within **up to 10
 minutes** (5 on average) and also restarts a healthy, busy server six times an hour.
 
-**Busy** (``--busy-minutes``, 0 to skip): ``OLLAMA_NUM_PARALLEL=1``, a client sends
-back-to-back generations of 2 000 tokens (20 s each) to the warm model, so every
+**Busy** (``--busy-minutes``, 0 to skip): ``OLLAMA_NUM_PARALLEL=1`` and tokens of
+1 s (``OLLAMA_SIM_TOKEN_SECONDS``; the simulator's completions are 8–24 tokens, so
+8–24 s each), a client sends back-to-back generations to the warm model, so every
 probe waits behind one, for that many minutes with the 10/10 config (the most probes
-that can time out). Counted: repairs (must be 0), serve and runner pid changes (0),
+that can time out: a 10 s bound against up to 24 s of queue). Counted: repairs (must be 0), serve and runner pid changes (0),
 probes sent and their outcomes (``ollama.inference.probe_duration`` by ``outcome``).
 """
 
@@ -159,7 +160,7 @@ def fault(d: DaemonProcess, kind: str, interval: float, timeout: float) -> dict[
 def busy(home: Path, minutes: float) -> dict[str, Any]:
     """Back-to-back long generations with OLLAMA_NUM_PARALLEL=1: repairs must be 0."""
     interval, timeout = CONFIGS["10/10"]
-    d = start(home, interval, timeout, OLLAMA_NUM_PARALLEL="1")
+    d = start(home, interval, timeout, OLLAMA_NUM_PARALLEL="1", OLLAMA_SIM_TOKEN_SECONDS="1")
     try:
         serve = d.call("status")["server"]["pid"]
         runners = runner_pids(serve)
@@ -169,7 +170,7 @@ def busy(home: Path, minutes: float) -> dict[str, Any]:
         def load() -> None:
             while not stop.is_set():
                 with contextlib.suppress(OSError):
-                    answer = generate(d.port, WARM, timeout_s=120, options={"num_predict": 2000})
+                    answer = generate(d.port, WARM, prompt=f"story {len(done)}", timeout_s=120)
                     done.append(int(answer.get("eval_count", 0)))
 
         worker = threading.Thread(target=load, daemon=True)
