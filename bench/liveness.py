@@ -30,8 +30,9 @@ minutes** (5 on average) and also restarts a healthy, busy server six times an h
 1 s (``OLLAMA_SIM_TOKEN_SECONDS``; the simulator's completions are 8–24 tokens, so
 8–24 s each), a client sends back-to-back generations to the warm model, so every
 probe waits behind one, for that many minutes with the 10/10 config (the most probes
-that can time out: a 10 s bound against up to 24 s of queue). Counted: repairs (must be 0), serve and runner pid changes (0),
-probes sent and their outcomes (``ollama.inference.probe_duration`` by ``outcome``).
+that can time out: a 10 s bound against up to 24 s of queue). Counted: repairs
+(must be 0), serve and runner pid changes (0), probes sent and their outcomes
+(``ollama.inference.probe_duration`` by ``outcome``).
 """
 
 from __future__ import annotations
