@@ -304,3 +304,16 @@ async def test_an_unreadable_ps_is_no_failure_and_changes_nothing(tmp_path: Path
     for _ in range(3):
         assert (await r.liveness.round(SERVE, r.problem)).stage == "keep"
     assert r.problems == [] and r.events == []
+
+
+async def test_a_round_woken_late_still_probes_every_interval(tmp_path: Path) -> None:
+    # Rounds are due every 30 s; the loop wakes a little late each time. The probe is
+    # stamped with the due time, so one late wake-up never skips a whole interval.
+    r = rig(tmp_path, probe_interval=30)
+    r.ollama.models = [loaded("m:latest")]
+    due = r.clock.now
+    for n in range(1, 4):
+        r.clock.now = due + 0.004 * n  # woke a few ms after it was due
+        await r.liveness.round(SERVE, r.problem, at=due)
+        assert len(r.ollama.probes) == n
+        due += 30.0

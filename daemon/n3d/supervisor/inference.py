@@ -76,7 +76,7 @@ class InferenceCheck:
 
     parts: Parts
     settings: Settings
-    round_at: float  # monotonic: when the round began
+    round_at: float  # monotonic: when the round was due
     verdicts: dict[str, str] = field(default_factory=dict)
     details: dict[str, str] = field(default_factory=dict)
 
@@ -101,7 +101,8 @@ class InferenceCheck:
         # Probes are stamped with the round's start: rounds come at a fixed rate, so a
         # model is probed every probe_interval exactly, never more often.
         sent = p.book.last_probe(name)
-        if sent is not None and self.round_at - sent < live.probe_interval_s and previous:
+        # A hair of slack for floating-point sums of due times (30.000000000004 - 30).
+        if sent is not None and self.round_at - sent < live.probe_interval_s - 1e-6 and previous:
             return  # probed less than an interval ago: that check stands
         if not warm or not live.inference_probe:
             p.book.record(ModelCheck(name, "unchecked", None, warm=warm))

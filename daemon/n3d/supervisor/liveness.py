@@ -167,16 +167,23 @@ class Liveness:
         while True:
             next_at = max(next_at + self._cadence(troubled), anyio.current_time())
             await anyio.sleep_until(next_at)
-            outcome = await self.round(serve_pid, problem)
+            # The round's time is when it was due, not when the loop woke for it: due
+            # times are exactly a step apart, so a probe due every interval is sent
+            # every interval, never skipped for a wake-up a millisecond late.
+            late = max(0.0, anyio.current_time() - next_at)
+            outcome = await self.round(serve_pid, problem, at=self._clock() - late)
             if outcome.stage == "serve":
                 return outcome.reason
             if outcome.stage != "keep":
                 troubled = outcome.stage != "clear"
 
-    async def round(self, serve_pid: int | None, problem: Problem) -> Step:
-        """One round, its runner step carried out; a ``serve`` step is announced and
-        returned for the caller to carry out (only for a server n3d owns)."""
-        step = await self.check(serve_pid)
+    async def round(
+        self, serve_pid: int | None, problem: Problem, *, at: float | None = None
+    ) -> Step:
+        """One round (due ``at``, monotonic; default now), its runner step carried out;
+        a ``serve`` step is announced and returned for the caller to carry out (only
+        for a server n3d owns)."""
+        step = await self.check(serve_pid, at=at)
         if step.stage == "runner" and serve_pid is not None:
             problem(f"repairing: {step.reason}")
             step = await self._runner_step(step, serve_pid)
@@ -204,14 +211,14 @@ class Liveness:
             self.api, self.book, self.baselines, self.facts, runners, self.is_warm, self._clock
         )
 
-    async def check(self, serve_pid: int | None) -> Step:
+    async def check(self, serve_pid: int | None, *, at: float | None = None) -> Step:
         """One round: both checks, then the repair policy's step (not carried out)."""
         assert self.api is not None
         s = self._settings()
         self.policy.failures_before_restart = s.server.failures_before_restart
         self.policy.restart_when_slow = s.liveness.restart_when_slow
         self.rounds += 1
-        round_at = self._clock()
+        round_at = self._clock() if at is None else at
         can_repair = serve_pid is not None
         loaded, error, latency = await self._ps(s.server.health_timeout_s)
         if loaded is None and error is None:
