@@ -11,7 +11,11 @@ and ``/api/ps``: ``models.list`` must answer 1010) switches through its control 
 concurrent pulls (the same model from several clients, other models, one
 cancelled with ``$/cancelRequest``, one abandoned by closing the connection),
 opens a burst of 300 connections, sends garbage, oversized and half-written
-frames, reloads a changed and then an invalid config with SIGHUP, and (first,
+frames, reloads a changed and then an invalid config with SIGHUP, breaks the
+inference path while ``GET /`` answers (the simulator's ``hang_inference``,
+``hang_runner``, ``wedge_unload`` and ``slow`` switches: n3d must replace the runner,
+then serve, report the wedge or the slow rate; "recovered" is the warm model
+answering again, the wedged model gone, or running at its usual rate), and (first,
 before the leak baseline) SIGKILLs n3d itself and starts it again on the same home.
 
 Invariants, checked throughout and at the end (exit status 1 if one fails):

@@ -9,10 +9,13 @@ bridge listens to its state store and health checks and fans each change out:
   generation (so warm models are loaded again after every restart);
   leaving for ``stopped``/``backoff``/``fatal``/``unreachable``/``stopping`` →
   :meth:`Models.on_server_lost` (running pulls fail at once, warm-ups pause);
-- a health result whose ``ok`` differs from the previous one → the ``health`` event.
+- a health result whose ``ok`` differs from the previous one → the ``health`` event;
+- a repair step (:class:`~n3d.supervisor.liveness.RepairEvent`) → the ``repair``
+  event ``{stage, model, reason, at}``; after a ``runner`` step, ``rewarm()`` (keep-warm
+  looks at `/api/ps` now, and loads the model again if it left).
 
 It is given what it calls, not the daemon: ``publish`` (log the event and send it to
-subscribed clients) and ``set_status`` (systemd's ``STATUS=`` line).
+subscribed clients), ``set_status`` (systemd's ``STATUS=`` line) and ``rewarm``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Protocol
 from n3d.models.events import Publish
 from n3d.state import ServerState, Snapshot, Transition
 from n3d.supervisor.health import HealthResult
+from n3d.supervisor.liveness import RepairEvent
 
 __all__ = ["EventBridge", "ServerWatcher"]
 
@@ -49,11 +53,17 @@ class EventBridge:
     """Listens to the supervisor; see the module docstring."""
 
     def __init__(
-        self, models: ServerWatcher, *, publish: Publish, set_status: Callable[[str], object]
+        self,
+        models: ServerWatcher,
+        *,
+        publish: Publish,
+        set_status: Callable[[str], object],
+        rewarm: Callable[[], object] | None = None,
     ) -> None:
         self._models = models
         self._publish = publish
         self._set_status = set_status
+        self._rewarm = rewarm
         self._generation = 0
         self._health_ok: bool | None = None
 
@@ -91,3 +101,12 @@ class EventBridge:
         if result.error is not None:
             payload["error"] = result.error
         self._publish("health", payload)
+
+    def on_repair(self, event: RepairEvent) -> None:
+        payload: dict[str, object] = {"stage": event.stage, "reason": event.reason}
+        if event.model is not None:
+            payload["model"] = event.model
+        payload["at"] = event.at
+        self._publish("repair", payload)
+        if event.stage == "runner" and self._rewarm is not None:
+            self._rewarm()

@@ -144,15 +144,17 @@ class Daemon:
             # which would read as a hung server.
             OllamaClient(base_url, timeout_s=health_timeout_s) as probing,
         ):
+            models = self.models = Models(client, settings, publish=self._publish)
             sup = self.supervisor = Supervisor(
                 settings,
                 probe=probing.heartbeat,
                 version=probing.version,
+                ollama=probing,  # liveness's /api/ps, /api/show and probes
+                warm=lambda: [entry.name for entry in models.keeper.entries()],
                 command=self.command,
                 runtime_dir=directory,
                 environ=self.env,
             )
-            models = self.models = Models(client, settings, publish=self._publish)
             if settings.proxy.listen:  # aiohttp is imported only by a daemon that proxies
                 from n3d.proxy.server import Proxy
 
@@ -160,7 +162,7 @@ class Daemon:
                     lambda: self.settings,
                     server_state=lambda: sup.snapshot,
                     wait_state=sup.wait_for,
-                    on_output=self._traffic,
+                    on_output=sup.liveness.saw_output,  # traffic is liveness's evidence
                     publish=self._publish,
                 )
             if self.proxy is not None:
@@ -184,9 +186,15 @@ class Daemon:
             # Claim the socket before anything starts: a live n3d on it (or a file in
             # the way) stops us here, before we could touch an Ollama server.
             rpc.bind()
-            events = EventBridge(models, publish=self._publish, set_status=self.notifier.status)
+            events = EventBridge(
+                models,
+                publish=self._publish,
+                set_status=self.notifier.status,
+                rewarm=models.keeper.poke,
+            )
             sup.store.subscribe(events.on_state)
             sup.health.listeners.append(events.on_health)
+            sup.liveness.listeners.append(events.on_repair)
             rpc_scope = anyio.CancelScope()
             try:
                 await self._run_tasks(sup, models, rpc, rpc_scope, socket_path, task_status)
@@ -247,20 +255,14 @@ class Daemon:
     def _publish(self, topic: str, payload: Mapping[str, Any] | None = None) -> None:
         """Log an event and send it to subscribed clients (once the socket exists).
 
-        ``server.state`` is logged by the supervisor itself; pull progress is
-        logged at debug (its start and end are info events of their own).
+        ``server.state`` and ``repair`` are logged by the supervisor itself; pull
+        progress is logged at debug (its start and end are info events of their own).
         """
-        if topic != "server.state":
+        if topic not in ("server.state", "repair"):
             emit = events_log.debug if topic == "pull" else events_log.info
             emit(topic, **{k: v for k, v in (payload or {}).items() if k != "event"})
         if self.rpc is not None:
             self.rpc.broadcast(topic, payload)
-
-    def _traffic(self, model: str) -> None:
-        """A proxied answer from ``model`` delivered bytes: liveness's traffic evidence.
-
-        Received here until liveness (issue 15) takes it; nothing else uses it.
-        """
 
     def _reload_for_rpc(self) -> str | None:
         return None if self.reload() else self.last_reload_error

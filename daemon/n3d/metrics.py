@@ -69,6 +69,7 @@ METRIC_KINDS: dict[str, MetricKind] = {
     "ollama.server.restarts": "counter",
     "ollama.request.errors": "counter",
     "ollama.requests.in_flight": "gauge",
+    "ollama.repairs": "counter",
     "ollama.models.count": "gauge",
     "ollama.process.rss_bytes": "gauge",
 }

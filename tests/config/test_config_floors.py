@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from n3d.config import load_settings
 from n3d.config.checks import Invalid
 from n3d.config.durations import MAX_SECONDS
-from n3d.config.schema import FLOOR_S, SCHEMA
+from n3d.config.schema import FLOOR_S, PROBE_INTERVAL_FLOOR_S, SCHEMA
 from n3d.errors import ConfigError
 
 from .conftest import WriteConfig
@@ -27,8 +27,16 @@ DURATIONS = {
     "restart.window": False,
     "proxy.hold_timeout": False,
     "proxy.drain_timeout": True,  # 0: restart at once, cutting what is in flight
+    "liveness.probe_timeout": False,
+    "liveness.stuck_unload_after": False,
 }
-FLOATS = [*DURATIONS, "ollama.keep_alive", "warm.keep_alive"]
+FLOATS = [
+    *DURATIONS,
+    "ollama.keep_alive",
+    "warm.keep_alive",
+    "liveness.probe_interval",
+    "liveness.slow_factor",
+]
 
 
 def refusal(write_config: WriteConfig, dotted: str, value: str) -> ConfigError:
@@ -80,6 +88,25 @@ def test_no_duration_between_zero_and_the_floor_is_accepted(value: float) -> Non
     for dotted in DURATIONS:
         with pytest.raises(Invalid, match="at least"):
             check(dotted, value)
+
+
+def test_a_probe_interval_under_a_second_is_a_config_error(write_config: WriteConfig) -> None:
+    # Each probe is a generate on every warm model: faster than 1/s is load, not a check.
+    for value in ("0.05", "0.999", "1e-300"):
+        error = refusal(write_config, "liveness.probe_interval", value)
+        assert f"at least {PROBE_INTERVAL_FLOOR_S:g} seconds" in error.message
+    assert check("liveness.probe_interval", 1) == 1.0
+    assert "at most" in refusal(write_config, "liveness.probe_interval", "1e300").message
+
+
+@pytest.mark.parametrize("value", ["1", "0.5", "-2", "true", '"5"'])
+def test_a_slow_factor_of_one_or_less_is_a_config_error(
+    write_config: WriteConfig, value: str
+) -> None:
+    # At 1 or below every rate under the baseline would be "slow"; 0 turns it off.
+    assert "above 1" in refusal(write_config, "liveness.slow_factor", value).message
+    assert check("liveness.slow_factor", 0) == 0.0
+    assert check("liveness.slow_factor", 1.5) == 1.5
 
 
 @pytest.mark.parametrize("dotted", ["ollama.keep_alive", "warm.keep_alive"])

@@ -54,6 +54,7 @@ def test_hot_commands_load_only_the_standard_library(argv: list[str], fake: Fake
         "n3d.client.dial",
         "n3d.paths",
         "n3d.ctl",
+        "n3d.ctl.checks",
         "n3d.ctl.commands",
         "n3d.ctl.context",
         "n3d.ctl.fmt",

@@ -20,6 +20,7 @@ import anyio
 
 from n3d import __version__
 from n3d.api import shapes
+from n3d.api.health import checks_result, health_result
 from n3d.api.models import add_model_methods, counts_result
 from n3d.api.openrpc import openrpc_document
 from n3d.api.requests import RequestSource, add_request_methods
@@ -42,6 +43,7 @@ EVENT_TOPICS = (
     "pull",
     "warm",
     "request",
+    "repair",
 )
 
 
@@ -78,52 +80,20 @@ def server_result(snap: Snapshot) -> shapes.Server:
     }
 
 
-def health_result(report: HealthReport | None, version: str | None) -> shapes.Health:
-    """`health` (latency in milliseconds); ``report`` None: no check has answered yet.
-
-    ``version`` is Ollama's, as last seen.
-    """
-    if report is None:
-        return {
-            "ok": None,
-            "latency_ms": None,
-            "checked_at": None,
-            "age_s": None,
-            "cached": True,
-            "version": version,
-        }
-    r = report.result
-    latency_ms = None if r.latency_s is None else round(r.latency_s * 1000.0, 3)
-    age_s = round(report.age_s, 3)
-    if r.error is None:
-        return {
-            "ok": r.ok,
-            "latency_ms": latency_ms,
-            "checked_at": r.checked_at,
-            "age_s": age_s,
-            "cached": report.cached,
-            "version": version,
-        }
-    return {
-        "ok": r.ok,
-        "latency_ms": latency_ms,
-        "checked_at": r.checked_at,
-        "age_s": age_s,
-        "cached": report.cached,
-        "error": r.error,
-        "error_kind": r.error_kind,
-        "version": version,
-    }
+def _checks(view: DaemonView, report: HealthReport | None) -> shapes.Checks:
+    sup = view.supervisor
+    probe = view.settings().liveness.inference_probe
+    return checks_result(report, sup.liveness.report(), probe=probe, now=time.monotonic())
 
 
-def _last_health(sup: Supervisor, version: str | None) -> shapes.Health:
-    # The newest answer with its age, never a new probe: status must answer at
+def _last_health(view: DaemonView, version: str | None) -> shapes.Health:
+    # The newest answers with their ages, never a new probe: status must answer at
     # once even while Ollama hangs (that is when people ask).
-    last = sup.health.last
-    if last is None:
-        return health_result(None, version)
-    age = max(0.0, time.monotonic() - last.at)
-    return health_result(HealthReport(last, age, cached=True), version)
+    last = view.supervisor.health.last
+    report = None
+    if last is not None:
+        report = HealthReport(last, max(0.0, time.monotonic() - last.at), cached=True)
+    return health_result(report, version, _checks(view, report))
 
 
 def build_methods(view: DaemonView) -> MethodTable:
@@ -134,7 +104,7 @@ def build_methods(view: DaemonView) -> MethodTable:
     @table.method("status", summary="Daemon, server, health, resources and model counts.")
     async def status(ctx: Context, params: dict[str, Any]) -> shapes.Status:
         snap = sup.snapshot
-        health = _last_health(sup, snap.version)
+        health = _last_health(view, snap.version)
         usage = await sup.resources_async()
         return {
             "daemon": {
@@ -156,12 +126,12 @@ def build_methods(view: DaemonView) -> MethodTable:
 
     @table.method(
         "health",
-        Param("force", bool, description="probe now instead of reusing a recent answer"),
-        summary="The newest health check, shared by every caller inside the interval.",
+        Param("force", bool, description="send `HEAD /` now instead of reusing a recent answer"),
+        summary="The newest health checks (http, scheduler, inference), shared by every caller.",
     )
     async def health(ctx: Context, params: dict[str, Any]) -> shapes.Health:
         report = await sup.health.check(force=bool(params.get("force", False)))
-        return health_result(report, sup.snapshot.version)
+        return health_result(report, sup.snapshot.version, _checks(view, report))
 
     def _command(done: Snapshot) -> shapes.ServerCommand:
         # `state` as the command left it; `server` as it is now (it may have moved on).

@@ -12,6 +12,9 @@ Three results are documents owned elsewhere and pass through as they are:
 ``config.get``/``config.reload`` (the config's own document, which
 `n3d config show --json` prints too), ``metrics`` (the registry's snapshot) and
 ``rpc.discover`` (:mod:`n3d.api.openrpc`).
+
+Long because it is the whole wire contract in one place: splitting it by method
+would scatter what a reviewer of DESIGN.md's table must read side by side.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 
 __all__ = [
     "Capabilities",
+    "Checks",
     "DaemonFeatures",
     "DaemonInfo",
     "DefaultModel",
@@ -27,6 +31,9 @@ __all__ = [
     "Ensure",
     "ErrorData",
     "Health",
+    "HttpCheck",
+    "InferenceChecks",
+    "InferenceModel",
     "InstalledModel",
     "LoadedList",
     "LoadedModel",
@@ -39,6 +46,7 @@ __all__ = [
     "RequestList",
     "RequestTokens",
     "Resources",
+    "SchedulerCheck",
     "Server",
     "ServerCommand",
     "Status",
@@ -78,8 +86,56 @@ class Server(TypedDict):
     next_start_in_s: float | None
 
 
+class HttpCheck(TypedDict):
+    """``checks.http``: `HEAD /` answered within ``health_timeout``."""
+
+    ok: bool | None
+    latency_ms: float | None
+
+
+class SchedulerCheck(TypedDict):
+    """``checks.scheduler``: `/api/ps` answered in time, no model wedged (stuck unloading)."""
+
+    ok: bool | None
+    latency_ms: float | None
+    wedged: list[str]
+    age_s: float | None
+    error: NotRequired[str]
+
+
+class InferenceModel(TypedDict):
+    """One loaded model's inference check; ``age_s`` is the age of its last output."""
+
+    model: str
+    ok: bool | None
+    state: str  # ok slow busy waiting hung unknown failed unchecked
+    source: Literal["probe", "traffic"] | None
+    latency_ms: float | None
+    tokens_per_second: float | None
+    baseline_tps: float | None
+    slow: bool
+    age_s: float | None
+    warm: bool
+    error: NotRequired[str]
+
+
+class InferenceChecks(TypedDict):
+    ok: bool | None
+    probe: bool  # [liveness] inference_probe
+    models: list[InferenceModel]
+
+
+class Checks(TypedDict):
+    http: HttpCheck
+    scheduler: SchedulerCheck
+    inference: InferenceChecks
+
+
 class Health(TypedDict):
-    """``health`` (and ``status.health``): all None but ``cached`` before the first check."""
+    """``health`` (and ``status.health``): all None but ``cached`` before the first check.
+
+    ``ok`` is false when any check that ran failed (``error`` then says which).
+    """
 
     ok: bool | None
     latency_ms: float | None
@@ -89,6 +145,7 @@ class Health(TypedDict):
     error: NotRequired[str]
     error_kind: NotRequired[str | None]
     version: str | None
+    checks: NotRequired[Checks]
 
 
 class Resources(TypedDict):

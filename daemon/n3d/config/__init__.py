@@ -17,6 +17,7 @@ from __future__ import annotations
 from n3d.config.file import default_toml
 from n3d.config.settings import (
     DEFAULT_BASE_URL,
+    LivenessSettings,
     LogSettings,
     OllamaSettings,
     RestartSettings,
@@ -29,6 +30,7 @@ from n3d.config.settings import (
 
 __all__ = [
     "DEFAULT_BASE_URL",
+    "LivenessSettings",
     "LogSettings",
     "OllamaSettings",
     "RestartSettings",

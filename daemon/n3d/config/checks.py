@@ -29,6 +29,7 @@ __all__ = [
     "command",
     "describe",
     "env_table",
+    "factor",
     "host",
     "integer",
     "model_list",
@@ -89,6 +90,16 @@ def integer(low: int, high: int | None = None, what: str = "an integer") -> Chec
         return value
 
     return check
+
+
+def factor(value: object) -> float:
+    """A ratio: 0 (off), or a number above 1 (at 1 or below, every result would be "slow")."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"expected a number (0 = off, else above 1), got {describe(value)}")
+    number = float(value)
+    if number != 0 and not 1 < number < float("inf"):
+        raise Invalid(f"expected 0 (off) or a finite number above 1, got {value}")
+    return number
 
 
 def boolean(value: object) -> bool:

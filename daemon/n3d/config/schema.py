@@ -13,6 +13,9 @@ How a key names where its value lands is told in :mod:`n3d.config.key`.
 Keys whose default is ``None`` are *unset* by default: `ollama.base_url`, `host`
 and `port` take part in the base-URL resolution only when written, so that
 `NAMEL3SS_OLLAMA_BASE_URL` and `OLLAMA_HOST` still work after `n3d config init`.
+
+Long because every key of every section is spelled here once, by design: a
+split would bring back the copies this module exists to remove.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from n3d.config.checks import (
     command,
     describe,
     env_table,
+    factor,
     host,
     integer,
     model_list,
@@ -44,6 +48,7 @@ from n3d.redact import redact_url
 
 __all__ = [
     "FLOOR_S",
+    "PROBE_INTERVAL_FLOOR_S",
     "SCHEMA",
     "WARM_KEEP_ALIVE_FLOOR_S",
     "ErrorAt",
@@ -63,6 +68,9 @@ FLOOR_S = 0.05
 # The keeper renews a finite warm keep_alive halfway through it: under 1 s that is
 # more than two loads a second of the same model.
 WARM_KEEP_ALIVE_FLOOR_S = 1.0
+# Each inference probe costs Ollama a generate of one token on every warm model:
+# more often than once a second would be load, not a check.
+PROBE_INTERVAL_FLOOR_S = 1.0
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
@@ -210,6 +218,32 @@ SCHEMA: dict[str, dict[str, Key]] = {
             attr="drain_timeout_s",
         ),
         retry=Key(True, boolean, "resend once a request whose answer had not begun"),
+    ),
+    "liveness": make_section(
+        inference_probe=Key(
+            True,
+            boolean,
+            "check warm models with a one-token generate when no traffic shows them alive",
+        ),
+        probe_interval=Key(
+            30,
+            seconds(PROBE_INTERVAL_FLOOR_S),
+            "seconds between inference checks of a warm model that traffic does not show alive",
+            attr="probe_interval_s",
+        ),
+        probe_timeout=Key(
+            20, seconds(FLOOR_S), "seconds one inference probe may take", attr="probe_timeout_s"
+        ),
+        stuck_unload_after=Key(
+            30,
+            seconds(FLOOR_S),
+            "seconds past expires_at after which a loaded model counts as wedged",
+            attr="stuck_unload_after_s",
+        ),
+        slow_factor=Key(5, factor, 'decode rate below baseline / slow_factor is "slow"; 0 = off'),
+        restart_when_slow=Key(
+            True, boolean, "restart serve once (at most hourly) when inference turns slow"
+        ),
     ),
 }
 

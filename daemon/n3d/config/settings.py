@@ -35,6 +35,7 @@ from n3d.errors import ConfigError
 __all__ = [
     "DEFAULT_BASE_URL",
     "SECTIONS",
+    "LivenessSettings",
     "LogSettings",
     "OllamaSettings",
     "ProxySettings",
@@ -113,6 +114,16 @@ class ProxySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LivenessSettings:
+    inference_probe: bool
+    probe_interval_s: float
+    probe_timeout_s: float
+    stuck_unload_after_s: float
+    slow_factor: float  # 0 = off
+    restart_when_slow: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """Everything n3d was configured with; see the module docstring for `sources`."""
 
@@ -123,6 +134,7 @@ class Settings:
     socket: SocketSettings
     log: LogSettings
     proxy: ProxySettings
+    liveness: LivenessSettings
     file: Path | None  # the config file read; None when there was none
     sources: Mapping[str, str]  # dotted key -> source, for every key of SCHEMA
     warnings: tuple[str, ...] = ()  # things worth logging at start (e.g. OLLAMA_HOST bad port)
@@ -170,6 +182,7 @@ SECTIONS: dict[str, type[Any]] = {
     "socket": SocketSettings,
     "log": LogSettings,
     "proxy": ProxySettings,
+    "liveness": LivenessSettings,
 }
 
 

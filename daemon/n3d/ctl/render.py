@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 
+from n3d.ctl.checks import check_lines, inference_lines
 from n3d.ctl.fmt import Style, human_bytes, human_duration, local_time, names
 
 # typing costs n3ctl status ~2 ms to import; the hints need it only for checking.
@@ -146,6 +147,7 @@ def render_status(
     version = f", Ollama {server['version']}" if server.get("version") else ""
     lines.append(f"     Server: {server.get('base_url') or '-'}{version}")
     lines.append(f"     Health: {_health_summary(health, now)}")
+    lines.extend(inference_lines(health, style=style))
 
     rss, procs = _num(resources.get("rss_bytes")), _num(resources.get("processes"))
     memory = human_bytes(rss) if rss is not None else "-"
@@ -166,7 +168,13 @@ def render_status(
 
 
 def render_health(result: Mapping[str, Any], *, now: float, style: Style) -> str:
-    """One line: ``ok: Ollama 0.5.7 answered in 12 ms (checked 0s ago)`` or why it failed."""
+    """``ok: Ollama 0.5.7 answered in 12 ms (checked 0s ago)`` or why it failed; then,
+    from a daemon with liveness, a line per check and per loaded model."""
+    summary = _health_line(result, style=style)
+    return "\n".join([summary, *check_lines(result.get("checks"), style=style)])
+
+
+def _health_line(result: Mapping[str, Any], *, style: Style) -> str:
     health = dict(result)
     latency = _num(health.get("latency_ms"))
     age = _num(health.get("age_s"))

@@ -3,10 +3,11 @@
 It composes an :class:`~n3d.ollama.session.OllamaSession` (the one pooled
 ``httpx.AsyncClient`` per server, its timeouts, the caps on answers, the error
 translation) and calls it. Server and model management: heartbeat, version, tags,
-ps, show, delete, pull, load, unload. Generation, like httpx's ``request`` and
-``stream``: ``generate``/``chat`` answer the final chunk, ``generate_stream``/
-``chat_stream`` yield every chunk (bodies and metrics: :mod:`n3d.ollama.inference`).
-:meth:`OllamaClient.configure` takes reloaded settings.
+ps, show, delete, pull, load, unload; the liveness probe (:mod:`n3d.ollama.probe`).
+Generation, like httpx's ``request`` and ``stream``: ``generate``/``chat`` answer the
+final chunk, ``generate_stream``/``chat_stream`` yield every chunk (bodies and
+metrics: :mod:`n3d.ollama.inference`). :meth:`OllamaClient.configure` takes reloaded
+settings.
 
 Model names are validated and normalised (`llama3` → `llama3:latest`) before any
 request, so an invalid name raises :class:`~n3d.errors.InvalidModelName` without
@@ -25,8 +26,8 @@ from typing import Any, Self
 import httpx
 
 from n3d.errors import OllamaError
-from n3d.ollama import inference, loading
-from n3d.ollama.chunks import ChatChunk, GenerateChunk
+from n3d.ollama import inference, loading, probe
+from n3d.ollama.chunks import ChatChunk, GenerateChunk, InferenceStats
 from n3d.ollama.inference import KeepAlive, Messages, Options
 from n3d.ollama.names import parse_model_name
 from n3d.ollama.session import OllamaSession
@@ -181,6 +182,11 @@ class OllamaClient:
     async def unload(self, model: str) -> None:
         """Ask Ollama to unload a model now (`keep_alive: 0`); a no-op if not loaded."""
         await loading.unload(self._session, _name(model))
+
+    async def probe(self, model: str, *, embed: bool, timeout_s: float) -> InferenceStats:
+        """One liveness probe of a loaded model (:mod:`n3d.ollama.probe`), bounded as a
+        whole by ``timeout_s``: a one-token generate, or an embed when ``embed``."""
+        return await probe.probe(self._session, _name(model), embed=embed, timeout_s=timeout_s)
 
     # -- generation ------------------------------------------------------------------
 

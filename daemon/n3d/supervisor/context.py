@@ -20,6 +20,7 @@ import anyio
 
 from n3d.state import ServerState, Snapshot, StateStore
 from n3d.supervisor.health import HealthChecker
+from n3d.supervisor.liveness import Liveness
 from n3d.supervisor.restart import RestartPolicy
 
 if TYPE_CHECKING:
@@ -56,7 +57,8 @@ class Context:
     ``settings`` and ``command`` are read at each use: a reload replaces them
     (timings at once, the command at the next start). ``pid_file`` is None when
     there is no runtime dir; ``version`` is None when nothing can ask (a test's
-    probe stands in for the server).
+    probe stands in for the server); ``liveness`` is None when nothing can reach
+    inference (such a test again).
     """
 
     store: StateStore
@@ -65,6 +67,7 @@ class Context:
     command: Callable[[], tuple[str, ...]]
     pid_file: Path | None = None
     version: Version | None = None
+    liveness: Liveness | None = None
 
     @property
     def snapshot(self) -> Snapshot:

@@ -39,8 +39,21 @@ async def watch_foreign(ctx: Context, *, give_up_after: int | None) -> None:
     """Watch a server n3d did not start: ``external`` while it answers, else unreachable.
 
     Returns after ``give_up_after`` failed checks in a row (mode auto: time to start
-    our own); with None it watches until cancelled (mode external).
+    our own); with None it watches until cancelled (mode external). Liveness checks
+    it meanwhile, for the report only: n3d repairs only servers it owns.
     """
+    async with anyio.create_task_group() as tg:
+        if ctx.liveness is not None:
+            tg.start_soon(ctx.liveness.watch, None, _report_only)
+        await _watch_answers(ctx, give_up_after)
+        tg.cancel_scope.cancel()
+
+
+def _report_only(problem: str | None) -> None:
+    """A foreign server's liveness problems show in `health`, not in its state."""
+
+
+async def _watch_answers(ctx: Context, give_up_after: int | None) -> None:
     failures = 0
     if ctx.snapshot.state is S.EXTERNAL:
         await anyio.sleep(ctx.health.interval_s)  # adoption itself was a fresh check

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,7 +30,9 @@ from n3d.state import ServerState, Snapshot, StateStore, Transition, can_transit
 from n3d.supervisor.context import Context, Version, Wanted
 from n3d.supervisor.health import HealthChecker, Probe
 from n3d.supervisor.lifecycle import OURS, Lifecycle
+from n3d.supervisor.liveness import Liveness
 from n3d.supervisor.orphans import stop_orphans
+from n3d.supervisor.probe import OllamaView
 from n3d.supervisor.process import OllamaProcess, Resources
 
 if TYPE_CHECKING:
@@ -52,9 +54,12 @@ class Supervisor:
 
     ``probe`` is the `HEAD /` heartbeat at the base URL and ``version`` asks the
     server's version (the daemon passes its probing client's; a test may pass a
-    fake probe and no version). ``command`` defaults to ``settings.server.command``;
-    ``runtime_dir`` is where ``ollama.pid`` lives (None: no pid file, no orphan
-    handling); ``environ`` is the base of the child's environment.
+    fake probe and no version). ``ollama`` is what liveness asks Ollama (the
+    probing client again; None: no liveness checks) and ``warm()`` names the models
+    kept warm, the only ones it probes. ``command`` defaults to
+    ``settings.server.command``; ``runtime_dir`` is where ``ollama.pid`` lives (None:
+    no pid file, no orphan handling); ``environ`` is the base of the child's
+    environment.
     ``before_planned_stop`` is awaited before a planned stop or restart of a server
     that answers (the proxy's drain, which bounds itself); the supervisor knows
     nothing else of it.
@@ -66,6 +71,8 @@ class Supervisor:
         *,
         probe: Probe,
         version: Version | None = None,
+        ollama: OllamaView | None = None,
+        warm: Callable[[], Collection[str]] = frozenset,
         command: Sequence[str] | None = None,
         runtime_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
@@ -83,6 +90,7 @@ class Supervisor:
             interval_s=settings.ollama.health_check_interval_s,
             timeout_s=settings.server.health_timeout_s,
         )
+        self.liveness = Liveness(ollama, settings=lambda: self.settings, warm=warm)
         self._wanted = Wanted(True, f"mode {settings.server.mode}: n3d starts the server")
         self._scope: anyio.CancelScope | None = None
         self._changed: anyio.Event | None = None
@@ -95,6 +103,7 @@ class Supervisor:
             command=lambda: self.command,
             pid_file=self.pid_file,
             version=version,
+            liveness=self.liveness if ollama is not None else None,
         )
         self._lifecycle = Lifecycle(
             context, self._wanted, dict(os.environ if environ is None else environ)

@@ -1,7 +1,8 @@
 """The watching phases of our own child: its start-up, then its run.
 
 Each phase races the child's exit (noticed at once, by waiting on it) against
-timed `HEAD /` probes, and reports how the phase ended. Transitions between
+timed `HEAD /` probes (and, while running, liveness: :mod:`n3d.supervisor.liveness`),
+and reports how the phase ended. Transitions between
 running and degraded happen here; the decisions about what comes next stay in
 :mod:`n3d.supervisor.lifecycle`. A server n3d did not start is watched by
 :mod:`n3d.supervisor.foreign`.
@@ -68,30 +69,59 @@ async def wait_ready(ctx: Context, child: OllamaProcess) -> str | None:
 
 
 async def watch_running(ctx: Context, child: OllamaProcess) -> tuple[str, float]:
-    """Watch a running child until it exits or fails too many checks in a row.
+    """Watch a running child until it exits, fails too many checks in a row, or
+    liveness asks for serve to be restarted (:mod:`n3d.supervisor.liveness`).
 
     Returns why the run ended and how long it was continuously healthy (seconds;
     the longest healthy stretch). A hung child is moved to ``stopping`` here.
+    Running and degraded follow both the `HEAD /` checks and liveness: degraded
+    while either reports a problem, running again once neither does.
     """
     server = ctx.settings().server
     healthy_since: float | None = time.monotonic()
     longest = 0.0
     ended: tuple[str, float] = ("", 0.0)
+    problems: dict[str, str | None] = {"http": None, "liveness": None}
 
     def healthy_for() -> float:
         now = time.monotonic()
         return max(longest, now - healthy_since if healthy_since is not None else 0.0)
+
+    def settle(source: str, problem: str | None, recovered: str) -> None:
+        """Record ``source``'s problem (None: none) and take the edge it calls for."""
+        nonlocal healthy_since, longest
+        problems[source] = problem
+        state = ctx.snapshot.state
+        current = problems["http"] or problems["liveness"]
+        if current is not None and state is S.RUNNING:
+            longest, healthy_since = healthy_for(), None
+            ctx.transition(S.DEGRADED, current)
+        elif current is not None and state is S.DEGRADED and ctx.snapshot.reason != current:
+            ctx.store.update(reason=current)  # still degraded, for a newer reason
+        elif current is None and state is S.DEGRADED:
+            healthy_since = time.monotonic()
+            ctx.transition(S.RUNNING, recovered)
+
+    def restart(reason: str) -> None:
+        nonlocal ended
+        # Once only: the HTTP checks and liveness may both find serve hung, and a task
+        # whose await had already completed runs on to here before the cancel lands.
+        if tg.cancel_scope.cancel_called:
+            return
+        ended = (reason, healthy_for())
+        ctx.transition(S.STOPPING, f"{reason}: killing it to restart")
+        tg.cancel_scope.cancel()
 
     async with anyio.create_task_group() as tg:
 
         async def exited() -> None:
             nonlocal ended
             status = await child.wait()
-            ended = (_exit_text("exited unexpectedly", status, child), healthy_for())
+            if not tg.cancel_scope.cancel_called:  # a restart of ours already said why
+                ended = (_exit_text("exited unexpectedly", status, child), healthy_for())
             tg.cancel_scope.cancel()
 
         async def checks() -> None:
-            nonlocal ended, healthy_since, longest
             failures = 0
             next_at = anyio.current_time()
             while True:
@@ -107,22 +137,24 @@ async def watch_running(ctx: Context, child: OllamaProcess) -> tuple[str, float]
                 metric("ollama.process.rss_bytes", usage.rss_bytes, "By", pid=child.pid)
                 if report.ok:
                     failures = 0
-                    if ctx.snapshot.state is S.DEGRADED:
-                        healthy_since = time.monotonic()
-                        ctx.transition(S.RUNNING, "health check passed again")
+                    settle("http", None, "health check passed again")
                     continue
                 failures += 1
                 error = report.result.error or "failed"
-                if ctx.snapshot.state is S.RUNNING:
-                    longest, healthy_since = healthy_for(), None
-                    ctx.transition(S.DEGRADED, f"health check failed: {error}")
+                settle("http", f"health check failed: {error}", "")
                 if failures >= server.failures_before_restart:
-                    reason = f"{failures} health checks failed in a row (last: {error})"
-                    ended = (reason, healthy_for())
-                    ctx.transition(S.STOPPING, f"{reason}: killing it to restart")
-                    tg.cancel_scope.cancel()
+                    restart(f"{failures} health checks failed in a row (last: {error})")
                     return
+
+        async def inference() -> None:
+            def problem(reason: str | None) -> None:
+                settle("liveness", reason, "inference checks pass again")
+
+            assert ctx.liveness is not None
+            restart(await ctx.liveness.watch(child.pid, problem))
 
         tg.start_soon(exited)
         tg.start_soon(checks)
+        if ctx.liveness is not None:
+            tg.start_soon(inference)
     return ended

@@ -17,6 +17,7 @@ FRAME_TIMEOUT_S = 10.0  # n3d's partial-frame limit (n3d.rpc.bounds.Limits)
 BURST = 300
 MAX_MESSAGE_BYTES = 65_536
 WARM_MODEL = "tinyllama"
+WEDGE_MODEL = "llama3"  # installed, never warm nor pulled by the drill: its unload wedges
 PULLABLE = ("llama3.2:1b", "qwen2.5:0.5b", "all-minilm", "nomic-embed-text", "phi3", "mistral")
 DOCUMENTED_CODES = frozenset(
     {-32700, -32600, -32601, -32602, -32603, -32800, -32000, *range(1001, 1011)}
@@ -33,5 +34,7 @@ BASE_CONFIG: dict[str, dict[str, Any]] = {
     "restart": {"backoff_initial": 0.05, "backoff_max": 2},
     "warm": {"models": [WARM_MODEL]},
     "socket": {"max_message_bytes": MAX_MESSAGE_BYTES},
+    # Liveness compressed to the drill's pace: a probe a second, judged within 3 s.
+    "liveness": {"probe_interval": 1, "probe_timeout": 3, "stuck_unload_after": 2},
 }
 INVALID_CONFIG_LINE = '\n[server]\nstop_timeout = "soon"\n'

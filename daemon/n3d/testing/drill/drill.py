@@ -27,6 +27,7 @@ from n3d.testing.drill.bounds import (
     RECOVERY_BOUND_S,
     REQUEST_BOUND_S,
     WARM_MODEL,
+    WEDGE_MODEL,
 )
 from n3d.testing.drill.checks import group_members
 from n3d.testing.drill.records import FaultRecord, LeakSample
@@ -55,7 +56,8 @@ class Drill:
         self.short = short
         self.say = progress
         self.config: dict[str, dict[str, Any]] = {**BASE_CONFIG, **CONFIG_A}
-        self.d = DaemonProcess(home, config=self.config, OLLAMA_SIM_MODELS_PRELOAD=WARM_MODEL)
+        preload = f"{WARM_MODEL},{WEDGE_MODEL}"
+        self.d = DaemonProcess(home, config=self.config, OLLAMA_SIM_MODELS_PRELOAD=preload)
         self.overrides: dict[str, Any] = {"pull_seconds": 1.5}  # the simulator's switches
         self.write_control()
         self.down = DownWindows()

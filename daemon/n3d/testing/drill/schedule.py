@@ -87,6 +87,10 @@ def run_schedule(drill: Drill, duration_s: float) -> None:
         "bad_frames",
         "sighup",
         "poisoned_json",
+        "hang_inference",
+        "hang_runner",
+        "wedge_unload",
+        "slow",
     ]
     for kind in warmup:
         inject(drill, kind)

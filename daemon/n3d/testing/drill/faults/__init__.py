@@ -1,4 +1,5 @@
-"""The fault injectors, by kind: against serve, against n3d, on pulls, on the wire.
+"""The fault injectors, by kind: against serve, against n3d, on pulls, on the wire, and on
+the inference path (while `GET /` answers).
 
 ``FAULTS`` maps each fault kind the schedule injects to its injector, a function of
 the :class:`~..drill.Drill` and the fault's :class:`~..records.FaultRecord` that
@@ -12,6 +13,7 @@ from collections.abc import Callable
 
 from n3d.testing.drill.drill import Drill
 from n3d.testing.drill.faults.daemon import n3d_kill, sighup
+from n3d.testing.drill.faults.inference import hang_inference, hang_runner, slow, wedge_unload
 from n3d.testing.drill.faults.pulls import fail_pulls, pulls
 from n3d.testing.drill.faults.serve import poisoned_json, serve_kill, sigstop, sim_hang
 from n3d.testing.drill.faults.wire import bad_frames, burst
@@ -30,4 +32,8 @@ FAULTS: dict[str, Callable[[Drill, FaultRecord], None]] = {
     "bad_frames": bad_frames,
     "sighup": sighup,
     "poisoned_json": poisoned_json,
+    "hang_inference": hang_inference,
+    "hang_runner": hang_runner,
+    "wedge_unload": wedge_unload,
+    "slow": slow,
 }

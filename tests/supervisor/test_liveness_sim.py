@@ -1,0 +1,237 @@
+"""Liveness against real processes: n3d and the simulator's inference faults.
+
+Each test starts `n3d run --simulate` with a warm model, flips one of the simulator's
+switches through its control file (docs/simulator.md) and watches what n3d does:
+its `repair` events, the server's pid, the runners, `health.checks`, and what the
+simulator's request log says n3d sent. Deadlines are generous (a shared 2-core
+machine); the figures belong to bench/liveness.py.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from n3d.testing import DaemonProcess, wait_until
+from n3d.testing.inference import answers, generate, probes, repairs, runner_pids
+
+pytestmark = pytest.mark.slow
+
+WARM = "tinyllama"
+WARM_NAME = "tinyllama:latest"
+OTHER = "qwen2.5:0.5b"
+
+
+@pytest.fixture
+def start(short_dir: Path) -> Iterator[Callable[..., DaemonProcess]]:
+    made: list[DaemonProcess] = []
+
+    def make(liveness: dict[str, Any], **env: str) -> DaemonProcess:
+        home = short_dir / f"d{len(made)}"
+        home.mkdir(mode=0o700)
+        config = {
+            "warm": {"models": [WARM]},
+            "liveness": liveness,
+            "server": {"stop_timeout": 3, "failures_before_restart": 3},
+        }
+        models = ",".join([WARM, OTHER])
+        d = DaemonProcess(home, config=config, OLLAMA_SIM_MODELS_PRELOAD=models, **env)
+        made.append(d)
+        d.start().wait_ready(within_s=30)
+        wait_until(lambda: _model_ok(d), 30, "the warm model's first good probe")
+        return d
+
+    yield make
+    for d in made:
+        d.cleanup()
+
+
+def _inference(d: DaemonProcess) -> list[dict[str, Any]]:
+    models: list[dict[str, Any]] = d.call("health")["checks"]["inference"]["models"]
+    return models
+
+
+def _model_ok(d: DaemonProcess, model: str = WARM_NAME) -> dict[str, Any] | None:
+    for check in _inference(d):
+        if check["model"] == model and check["state"] == "ok" and check["source"] == "probe":
+            return check
+    return None
+
+
+def _serve_pid(d: DaemonProcess) -> int:
+    pid: int = d.call("status")["server"]["pid"]
+    return pid
+
+
+@pytest.mark.timeout(180)
+def test_hung_inference_behind_a_healthy_root_is_found_and_serve_restarted(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    d = start({"probe_interval": 10, "probe_timeout": 10})
+    old = _serve_pid(d)
+    t0 = time.monotonic()
+    d.set_control(hang_inference=True)
+    # A restart is what cures a real deadlock: lift the fault once n3d restarts serve.
+    wait_until(lambda: any(e["stage"] == "serve" for e in repairs(d)), 90, "a serve repair")
+    d.set_control()
+    wait_until(lambda: _serve_pid(d) not in (None, old), 30, "a new serve")
+    wait_until(lambda: answers(d.port, WARM), 30, "the warm model answering again")
+    took = time.monotonic() - t0
+    stages = [e["stage"] for e in repairs(d)]
+    assert stages == ["runner", "serve"], d.describe()
+    assert "its runner did no work" in repairs(d)[0]["reason"]
+    assert took < 90, f"detect and recover took {took:.1f}s"  # the aim is 60 s: bench
+    assert d.call("health")["checks"]["http"]["ok"] is True
+    assert d.call("status")["server"]["restarts"] == 1
+
+
+def test_a_hung_runner_is_replaced_alone_and_serve_keeps_running(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    d = start({"probe_interval": 2, "probe_timeout": 3})
+    serve = _serve_pid(d)
+    generate(d.port, OTHER, keep_alive="10m", options={"num_predict": 2})  # a second runner
+    wait_until(lambda: len(runner_pids(serve)) == 2, 10, "two runners")
+    before = runner_pids(serve)
+    d.set_control(hang_runner=WARM)
+    wait_until(lambda: repairs(d), 60, "a repair")
+    (step,) = repairs(d)
+    assert (step["stage"], step["model"]) == ("runner", WARM_NAME), d.describe()
+    wait_until(lambda: _model_ok(d) and answers(d.port, WARM), 30, "the model answering")
+    assert _serve_pid(d) == serve
+    after = runner_pids(serve)
+    assert after.keys() == before.keys(), (before, after)
+    changed = [path for path in before if after[path] != before[path]]
+    assert len(changed) == 1, (before, after)  # the hung model's runner alone
+    assert [e["stage"] for e in repairs(d)] == ["runner"]
+    assert d.call("status")["server"]["restarts"] == 0
+
+
+def test_a_model_stuck_unloading_is_reported_wedged_and_repaired(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    d = start({"probe_interval": 2, "probe_timeout": 3, "stuck_unload_after": 2})
+    serve = _serve_pid(d)
+    d.set_control(wedge_unload=True)
+    generate(d.port, OTHER, keep_alive="1s", options={"num_predict": 2})  # not warm: unloads
+    seen: list[list[str]] = []
+
+    def wedged() -> bool:
+        found = d.call("health")["checks"]["scheduler"]["wedged"]
+        if found:
+            seen.append(found)
+        return bool(found)
+
+    wait_until(wedged, 60, "the model reported wedged")
+    assert seen[0] == [f"{OTHER}"], seen
+    wait_until(lambda: repairs(d), 30, "a repair")
+    step = repairs(d)[0]
+    assert (step["stage"], step["model"]) == ("runner", OTHER), d.describe()
+    assert "stuck unloading" in step["reason"]
+
+    def gone() -> bool:
+        return all(m["name"] != OTHER for m in d.call("models.loaded")["models"])
+
+    wait_until(gone, 30, "the wedged model to leave /api/ps")
+    wait_until(lambda: d.call("health")["checks"]["scheduler"]["ok"] is True, 30, "ok again")
+    assert _serve_pid(d) == serve
+
+
+@pytest.mark.timeout(120)
+def test_slow_inference_restarts_serve_once_then_stays_degraded_with_both_rates(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    d = start({"probe_interval": 1, "probe_timeout": 5})
+
+    def baseline() -> float | None:
+        check = _model_ok(d)
+        return check["baseline_tps"] if check else None
+
+    base = wait_until(baseline, 30, "a baseline from three probes")
+    d.set_control(slow=20)
+    wait_until(lambda: any(e["stage"] == "serve" for e in repairs(d)), 60, "a slow restart")
+    serve_step = repairs(d)[0]
+    assert serve_step["stage"] == "serve" and serve_step["reason"].startswith("inference slow:")
+
+    def degraded() -> dict[str, Any] | None:
+        server = d.call("status")["server"]
+        return server if server["state"] == "degraded" and "slow" in server["reason"] else None
+
+    server = wait_until(degraded, 60, "degraded, still slow")
+    assert server["reason"].startswith("inference slow: ")
+    assert f"baseline {base:.1f}" in server["reason"]
+    assert "docs/troubleshooting.md" in server["reason"]
+    (check,) = [m for m in _inference(d) if m["model"] == WARM_NAME]
+    assert check["slow"] and check["tokens_per_second"] < base / 5 and check["baseline_tps"] == base
+    time.sleep(5)  # still slow: no second restart within the hour
+    assert [e["stage"] for e in repairs(d)] == ["serve"]
+    assert d.call("status")["server"]["restarts"] == 1
+
+
+@pytest.mark.timeout(180)
+def test_a_busy_server_is_never_repaired(start: Callable[..., DaemonProcess]) -> None:
+    # OLLAMA_NUM_PARALLEL=1 (the simulator's default, as Ollama's): a probe waits behind
+    # the generation in front of it, 2-6 s (8-24 tokens of 0.25 s) against a 2 s
+    # probe_timeout; the runner works all along, so no such probe is a failure.
+    d = start(
+        {"probe_interval": 2, "probe_timeout": 2},
+        OLLAMA_NUM_PARALLEL="1",
+        OLLAMA_SIM_TOKEN_SECONDS="0.25",
+    )
+    serve = _serve_pid(d)
+    runners = runner_pids(serve)
+    stop = threading.Event()
+    done: list[int] = []
+
+    def load() -> None:
+        while not stop.is_set():
+            answer = generate(d.port, WARM, prompt=f"story {len(done)}", timeout_s=60)
+            done.append(answer["eval_count"])
+
+    worker = threading.Thread(target=load, daemon=True)
+    worker.start()
+    states: set[str] = set()
+    deadline = time.monotonic() + 60  # a compressed minute of back-to-back generations
+    while time.monotonic() < deadline:
+        states |= {m["state"] for m in _inference(d) if m["model"] == WARM_NAME}
+        time.sleep(0.5)
+    stop.set()
+    worker.join(60)
+    assert repairs(d) == [], d.describe()
+    assert "busy" in states, states  # the probes did wait behind the generations
+    assert _serve_pid(d) == serve and runner_pids(serve) == runners
+    assert d.call("status")["server"]["restarts"] == 0
+    assert "degraded" not in d.states()
+    assert len(done) >= 10
+
+
+def test_probes_carry_no_num_ctx_or_keep_alive_go_only_to_warm_models_and_cost_little(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    d = start({"probe_interval": 2, "probe_timeout": 3})
+    generate(d.port, OTHER, keep_alive="4s", options={"num_predict": 2})  # loaded, not warm
+    t0 = time.monotonic()
+    time.sleep(12)
+    window = time.monotonic() - t0
+    sent = probes(d)
+    assert sent, "no probe in the request log"
+    for entry in sent:
+        body = entry["body"]
+        assert "keep_alive" not in body and "num_ctx" not in body.get("options", {}), body
+        assert body == {
+            "model": WARM_NAME,
+            "prompt": ".",
+            "stream": False,
+            "options": {"num_predict": 1},
+        }
+    # The model that is not warm was never probed, and unloaded on its own schedule.
+    assert all(e["body"]["model"] == WARM_NAME for e in sent)
+    assert all(m["name"] != OTHER for m in d.call("models.loaded")["models"])
+    recent = [e for e in sent if e["ts"] >= time.time() - window]
+    # At most one small generate per warm model per probe_interval (plus the edges).
+    assert len(recent) <= window / 2 + 1, len(recent)
