@@ -32,7 +32,14 @@ from .load import Load
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 N3CTL = [sys.executable, "-c", "from n3d.ctl import main; raise SystemExit(main())"]
-SIM_ENV = {"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2", "OLLAMA_SIM_TOKEN_SECONDS": "0.01"}
+# 16 clients stream at once, as the drills mean: since the simulator queues as Ollama
+# does (OLLAMA_NUM_PARALLEL, default 1), a request could otherwise wait in serve's
+# queue through two kills, and "sent once more" cannot save a request killed twice.
+SIM_ENV = {
+    "OLLAMA_SIM_MODELS_PRELOAD": "llama3.2",
+    "OLLAMA_SIM_TOKEN_SECONDS": "0.01",
+    "OLLAMA_NUM_PARALLEL": "16",
+}
 
 
 @pytest.fixture
@@ -64,7 +71,9 @@ def _n3ctl(d: DaemonProcess, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-async def _under_load(url: str, drill: Callable[[], None], times: int) -> Load:
+async def _under_load(
+    url: str, drill: Callable[[], None], times: int, pause_s: float = 0.5
+) -> Load:
     """Run ``drill`` ``times`` times (in a thread) while 16 clients stream through ``url``."""
     load = Load(url)
     async with anyio.create_task_group() as tg:
@@ -72,7 +81,7 @@ async def _under_load(url: str, drill: Callable[[], None], times: int) -> Load:
         await anyio.sleep(1.0)
         for _ in range(times):
             await anyio.to_thread.run_sync(drill)
-            await anyio.sleep(0.5)
+            await anyio.sleep(pause_s)
         load.stop.set()
     return load
 
@@ -108,7 +117,9 @@ async def test_serve_sigkilled_under_load_retries_what_had_not_begun(proxied: An
             what="serve restarted after SIGKILL",
         )
 
-    load = await _under_load(url, kill_serve, 5)
+    # Serve comes back empty: each kill costs the model's load and the streams it cut,
+    # so the clients get a while between kills to finish requests again.
+    load = await _under_load(url, kill_serve, 5, pause_s=1.5)
     counts = load.counts()
     print(f"\nSIGKILL x5 through n3d: {dict(counts)}")
     assert load.failures() == [], load.failures()[:3]
