@@ -30,15 +30,18 @@ caller's 503, or a retry's last attempt). Standard library only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from n3d.proxy.gate import Verdict
 
 __all__ = ["Candidate", "Pick", "pick"]
 
+# Named tuples and these names: made and read once per request, so kept cheap
+# (a frozen dataclass and an enum attribute lookup cost microseconds here).
+_GO, _HOLD, _REFUSE = Verdict.GO, Verdict.HOLD, Verdict.REFUSE
 
-@dataclass(frozen=True, slots=True)
-class Candidate:
+
+class Candidate(NamedTuple):
     """One server as the policy sees it, for one request."""
 
     verdict: Verdict
@@ -48,8 +51,7 @@ class Candidate:
     installed: bool | None = None  # its last /api/tags lists the model; None: unknown
 
 
-@dataclass(frozen=True, slots=True)
-class Pick:
+class Pick(NamedTuple):
     """``verdict`` for the server at ``index``; ``waits``: the servers a ``HOLD`` waits for."""
 
     verdict: Verdict
@@ -59,31 +61,42 @@ class Pick:
 
 def _least(servers: Sequence[Candidate], indexes: list[int]) -> int:
     """The index with the fewest requests in flight; the first listed on a tie."""
+    if len(indexes) == 1:
+        return indexes[0]
     return min(indexes, key=lambda i: servers[i].in_flight)
 
 
 def pick(servers: Sequence[Candidate], *, by_model: bool, patient: bool = True) -> Pick:
     """Where a request goes now, or what it waits for (module docstring)."""
-    go = [i for i, s in enumerate(servers) if s.verdict is Verdict.GO]
+    go: list[int] = []
+    held: list[int] = []
+    loaded: list[int] = []
     homes: list[int] = []
+    for i, server in enumerate(servers):  # one pass: this runs for every request
+        if server.verdict is _GO:
+            go.append(i)
+            if server.loaded:
+                loaded.append(i)
+        elif server.verdict is _HOLD:
+            held.append(i)
+        if server.home:
+            homes.append(i)
     if by_model:
-        loaded = [i for i in go if servers[i].loaded]
         if loaded:
-            return Pick(Verdict.GO, _least(servers, loaded))
-        homes = [i for i, s in enumerate(servers) if s.home]
-        homes_go = [i for i in homes if servers[i].verdict is Verdict.GO]
-        if homes_go:
-            return Pick(Verdict.GO, _least(servers, homes_go))
-        homes_held = [i for i in homes if servers[i].verdict is Verdict.HOLD]
-        if homes_held and (patient or not go):
-            return Pick(Verdict.HOLD, homes_held[0], tuple(homes_held) if patient else ())
-        if go:
+            return Pick(_GO, _least(servers, loaded))
+        if homes:
+            homes_go = [i for i in homes if servers[i].verdict is _GO]
+            if homes_go:
+                return Pick(_GO, _least(servers, homes_go))
+            homes_held = [i for i in homes if servers[i].verdict is _HOLD]
+            if homes_held and (patient or not go):
+                return Pick(_HOLD, homes_held[0], tuple(homes_held) if patient else ())
+        if len(go) > 1:
             have = [i for i in go if servers[i].installed]
             maybe = [i for i in go if servers[i].installed is not False]
-            return Pick(Verdict.GO, _least(servers, have or maybe or go))
-    elif go:
-        return Pick(Verdict.GO, go[0])
-    held = [i for i, s in enumerate(servers) if s.verdict is Verdict.HOLD]
+            return Pick(_GO, _least(servers, have or maybe or go))
+    if go:
+        return Pick(_GO, go[0])
     if held:
-        return Pick(Verdict.HOLD, held[0], tuple(held) if patient else ())
-    return Pick(Verdict.REFUSE, homes[0] if homes else 0)
+        return Pick(_HOLD, held[0], tuple(held) if patient else ())
+    return Pick(_REFUSE, homes[0] if homes and by_model else 0)

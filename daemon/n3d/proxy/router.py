@@ -21,6 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import anyio
 
@@ -68,8 +69,7 @@ class Failed:
     since: Snapshot
 
 
-@dataclass(frozen=True, slots=True)
-class Admission:
+class Admission(NamedTuple):
     """What became of a request's wait: ``verdict`` for ``lane`` (seen as ``snap``)."""
 
     verdict: Verdict
