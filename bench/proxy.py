@@ -1,6 +1,7 @@
 """The request path's cost: direct vs through n3d vs through nginx, and the stacks n3d chose from.
 
     .venv/bin/python bench/proxy.py [--stacks] [--seconds 4] [--interval-ms 2] [--lines 400]
+    .venv/bin/python bench/proxy.py --servers      # routing: 1 server vs 4 (only this)
 
 One upstream for every column: bench/proxy_parts.py's stand-in Ollama (raw
 asyncio, cheaper than anything it measures), answering ``GET /api/version`` and
@@ -25,6 +26,13 @@ direct chunks/s at 64 streams; n3d's added latency within 3× nginx's.
 forwarder per server × client pair, bench/proxy_parts.py ``forward``) on the same
 upstream: the figures in docs/proxy.md "Why these libraries".
 
+``--servers`` measures what routing between servers costs (issue 17): n3d's proxy
+(bench/proxy_servers.py, the real request path in a process of its own) in front
+of 1 upstream, then of 4, ``llama3.2`` loaded on two of them: added p50/p99 of
+``POST /api/show {"model": "llama3.2"}`` (routed by model) and ``GET /api/version``
+(the first healthy server), chunks/s of 64 streams, and the router's own work per
+request measured in process.
+
 The machine is shared and small (2 cores): compare ratios within one run.
 """
 
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -44,11 +53,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import proxy_parts
+import proxy_servers
 
 from n3d.testing import DaemonProcess, wait_until
 from n3d.testing.simulator import free_port
 
 PARTS = str(Path(__file__).resolve().parent / "proxy_parts.py")
+SERVERS = str(Path(__file__).resolve().parent / "proxy_servers.py")
+SHOW = b'{"model":"llama3.2"}'
 STACKS = [
     ("aiohttp", "aiohttp"),
     ("uvicorn-httptools", "aiohttp"),
@@ -62,10 +74,10 @@ Row = dict[str, float]
 
 
 @contextmanager
-def _child(*args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """A bench/proxy_parts.py process, once it says it listens."""
+def _child(*args: str, script: str = PARTS) -> Iterator[subprocess.Popen[bytes]]:
+    """A bench/proxy_parts.py (or ``script``) process, once it says it listens."""
     proc = subprocess.Popen(
-        [sys.executable, PARTS, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, script, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
     )
     try:
         assert proc.stdout is not None
@@ -213,13 +225,76 @@ def _stacks(upstream_port: int, seconds: float, direct: Row) -> None:
     print(_table(rows, direct))
 
 
+async def _measure_routing(port: int, seconds: float) -> Row:
+    await proxy_parts.latency(port, 1, 200, "/api/show", SHOW)  # warm the pools
+    show = proxy_parts.percentiles(await proxy_parts.latency(port, 1, 2000, "/api/show", SHOW))
+    many = proxy_parts.percentiles(await proxy_parts.latency(port, 32, 150, "/api/show", SHOW))
+    version = proxy_parts.percentiles(await proxy_parts.latency(port, 1, 2000))
+    rate, _, _ = await proxy_parts.streams(port, 64, seconds)
+    return {
+        "show_p50_1": show[0] * 1e3,
+        "show_p99_1": show[1] * 1e3,
+        "show_p50_32": many[0] * 1e3,
+        "show_p99_32": many[1] * 1e3,
+        "version_p50_1": version[0] * 1e3,
+        "chunks_s": rate,
+    }
+
+
+def _servers(args: argparse.Namespace) -> None:
+    """Routing between servers: n3d's proxy before 1 upstream, then 4 (module docstring)."""
+    ports = [free_port() for _ in range(4)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    rows: dict[str, Row] = {}
+    with contextlib.ExitStack() as stack:
+        for port in ports:
+            up = ("upstream", "--port", str(port), "--lines", str(args.lines))
+            stack.enter_context(_child(*up, "--interval-ms", str(args.interval_ms)))
+        direct = asyncio.run(_measure_routing(ports[0], args.seconds))
+        for count in (1, 4):
+            port = free_port()
+            upstreams = [a for url in urls[:count] for a in ("--upstream", url)]
+            with _child("serve", "--port", str(port), *upstreams, script=SERVERS):
+                rows[f"n3d, {count} server{'s' if count > 1 else ''}"] = asyncio.run(
+                    _measure_routing(port, args.seconds)
+                )
+    print(f"\n## Routing: 1 server vs 4 ({args.lines} tokens a generate)\n")
+    print(
+        "| path | show p50 1 client (ms) | added | show p99 1 client | show p50 32 clients "
+        "| show p99 32 clients | version p50 1 client | chunks/s, 64 streams |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for name, r in {"direct (one upstream)": direct, **rows}.items():
+        print(
+            f"| {name} | {r['show_p50_1']:.3f} | {r['show_p50_1'] - direct['show_p50_1']:+.3f} | "
+            f"{r['show_p99_1']:.3f} | {r['show_p50_32']:.3f} | {r['show_p99_32']:.3f} | "
+            f"{r['version_p50_1']:.3f} | {r['chunks_s']:,.0f} |"
+        )
+    one, four = rows["n3d, 1 server"], rows["n3d, 4 servers"]
+    print(
+        f"\nrouting overhead, 4 servers vs 1: p50 1 client "
+        f"{(four['show_p50_1'] - one['show_p50_1']) * 1e3:+.0f} us (show), "
+        f"{(four['version_p50_1'] - one['version_p50_1']) * 1e3:+.0f} us (version); "
+        f"chunks/s x{four['chunks_s'] / one['chunks_s']:.2f}"
+    )
+    costs = {count: proxy_servers.pick_cost(count) for count in (1, 4)}
+    print(
+        f"router's work per request, in process: {costs[1]:.1f} us with 1 server, "
+        f"{costs[4]:.1f} us with 4"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stacks", action="store_true", help="measure the candidate stacks too")
+    parser.add_argument("--servers", action="store_true", help="only routing: 1 server vs 4")
     parser.add_argument("--seconds", type=float, default=4.0, help="per streaming measurement")
     parser.add_argument("--interval-ms", type=float, default=2.0, help="per token, per stream")
     parser.add_argument("--lines", type=int, default=400, help="tokens per generate")
     args = parser.parse_args()
+    if args.servers:
+        _servers(args)
+        return
     upstream_port = free_port()
     up = ("upstream", "--port", str(upstream_port), "--lines", str(args.lines))
     with (

@@ -342,11 +342,14 @@ async def _reply(reader: asyncio.StreamReader) -> tuple[int, int]:
 
 
 async def latency(
-    port: int, clients: int, per_client: int, path: str = "/api/version"
+    port: int, clients: int, per_client: int, path: str = "/api/version", body: bytes = b""
 ) -> list[float]:
-    """Seconds per request of ``clients`` keep-alive clients, each sending ``per_client``."""
+    """Seconds per request of ``clients`` keep-alive clients, each sending ``per_client``.
+
+    A ``body`` makes it a POST (``/api/show {"model": ...}``: a request routed by model).
+    """
     samples: list[float] = []
-    request = _request("GET", path, port)
+    request = _request("POST" if body else "GET", path, port, body)
 
     async def one() -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)

@@ -1,4 +1,4 @@
-"""When a request may go (the gate's policy), route templates, and the `[proxy] listen` rules."""
+"""When a request may go (the gate's policy), which server takes it, route templates, `listen`."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from n3d.config.checks import Invalid
 from n3d.config.listen import check_listen, listen_address
 from n3d.errors import ConfigError
 from n3d.proxy.gate import Verdict, decide, refusal
+from n3d.proxy.pick import Candidate, Pick, pick
 from n3d.proxy.routes import NO_RETRY, OTHER, route_of
 from n3d.state import ServerState, Snapshot
 
@@ -128,3 +129,57 @@ def test_the_default_config_in_front_of_the_default_ollama_is_refused_at_load(
     )
     settings = load_settings(moved, env={})
     assert settings.proxy.listen == "127.0.0.1:11434" and settings.proxy.retry is True
+
+
+# -- which server takes a request (several servers) ------------------------------------
+
+GO, HOLD, REFUSE = Verdict.GO, Verdict.HOLD, Verdict.REFUSE
+
+
+def test_a_loaded_model_goes_to_the_least_busy_healthy_server_that_has_it() -> None:
+    servers = [
+        Candidate(GO, in_flight=0),
+        Candidate(GO, in_flight=3, loaded=True),
+        Candidate(GO, in_flight=2, loaded=True),
+        Candidate(GO, in_flight=0, home=True),
+    ]
+    assert pick(servers, by_model=True) == Pick(GO, 2)
+    tie = [Candidate(GO, 1, loaded=True), Candidate(GO, 1, loaded=True)]
+    assert pick(tie, by_model=True) == Pick(GO, 0)  # the first listed
+
+
+def test_else_its_home_and_a_home_on_its_way_back_is_waited_for() -> None:
+    home_up = [Candidate(GO, 0), Candidate(GO, 5, home=True)]
+    assert pick(home_up, by_model=True) == Pick(GO, 1)
+    restarting = [Candidate(GO, 0), Candidate(HOLD, home=True), Candidate(GO, 0)]
+    assert pick(restarting, by_model=True) == Pick(HOLD, 1, (1,))
+    # hold_timeout has passed: a healthy server takes it
+    assert pick(restarting, by_model=True, patient=False) == Pick(GO, 0)
+    # a loaded copy elsewhere wins over waiting
+    loaded = [Candidate(GO, 4, loaded=True), Candidate(HOLD, home=True)]
+    assert pick(loaded, by_model=True) == Pick(GO, 0)
+    fatal = [Candidate(REFUSE, home=True), Candidate(GO, 2), Candidate(GO, 1)]
+    assert pick(fatal, by_model=True) == Pick(GO, 2)
+
+
+def test_else_the_least_busy_healthy_server_preferring_one_known_to_have_it() -> None:
+    servers = [Candidate(GO, 0, installed=False), Candidate(GO, 3), Candidate(GO, 2)]
+    assert pick(servers, by_model=True) == Pick(GO, 2)
+    known = [Candidate(GO, 0), Candidate(GO, 9, installed=True)]
+    assert pick(known, by_model=True) == Pick(GO, 1)
+    nowhere = [Candidate(GO, 1, installed=False), Candidate(GO, 0, installed=False)]
+    assert pick(nowhere, by_model=True) == Pick(GO, 1)
+
+
+def test_without_a_model_the_first_healthy_server() -> None:
+    servers = [Candidate(REFUSE), Candidate(HOLD), Candidate(GO, 9), Candidate(GO, 0)]
+    assert pick(servers, by_model=False) == Pick(GO, 2)
+
+
+def test_nothing_healthy_waits_for_any_server_on_its_way_back_else_refuses() -> None:
+    servers = [Candidate(REFUSE), Candidate(HOLD), Candidate(HOLD)]
+    assert pick(servers, by_model=False) == Pick(HOLD, 1, (1, 2))
+    assert pick(servers, by_model=False, patient=False) == Pick(HOLD, 1)
+    refused = [Candidate(REFUSE), Candidate(REFUSE, home=True)]
+    assert pick(refused, by_model=True) == Pick(REFUSE, 1)  # the home's refusal
+    assert pick(refused, by_model=False) == Pick(REFUSE, 0)

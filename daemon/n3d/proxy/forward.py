@@ -4,11 +4,15 @@
 
 1. the body is read (whole up to a MiB, else streamed: :mod:`n3d.proxy.bodies`)
    and a record opened;
-2. the gate (:mod:`n3d.proxy.gate`) lets it go, holds it while the server starts
-   or restarts (``hold_timeout``), or refuses it: 503 ``{"error": "..."}``;
+2. the router (:mod:`n3d.proxy.router`) chooses its server, holds it while that
+   server starts or restarts (``hold_timeout``), or refuses it: 503
+   ``{"error": "..."}``. With several healthy servers, ``GET /api/tags``,
+   ``/api/ps`` and ``/v1/models`` are asked of each and merged
+   (:mod:`n3d.proxy.merge`);
 3. it is sent. A connection that fails before the first byte of the answer is
-   held and sent once more to the restarted server (``retry``), except on routes
-   with side effects and for bodies too large to replay: then 502;
+   held and sent once more (``retry``), to the server the router chooses with the
+   failed one counted as on its way back; never on routes with side effects or
+   for bodies too large to replay: then 502;
 4. status and headers (hop-by-hop aside) go back as they came, and every read of
    the answer is written at once: NDJSON lines and SSE events are flushed as they
    come. The meter reads each piece after it is written;
@@ -22,28 +26,32 @@ Foreign errors (aiohttp's, OSError) are translated here, where they enter.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
-import anyio
 from aiohttp import web
 from yarl import URL
 
 from n3d.proxy.bodies import Body, forwardable, read_body
-from n3d.proxy.gate import Gate, Verdict, refusal
+from n3d.proxy.gate import Verdict, refusal
+from n3d.proxy.merge import merged_answer
 from n3d.proxy.meter import ReplyMeter
 from n3d.proxy.records import RequestRecord, RequestTable
-from n3d.proxy.routes import NO_RETRY, is_inference, route_of
+from n3d.proxy.replies import StreamedReply, end_broken, error_reply, json_reply
+from n3d.proxy.router import Admission, Failed, Lane, Router
+from n3d.proxy.routes import BY_MODEL, LOADS_MODEL, MERGED, NO_RETRY, is_inference, route_of
+from n3d.proxy.view import model_key
 from n3d.redact import redact_url
 
-__all__ = ["Forwarder", "ProxyOptions", "error_reply"]
+__all__ = ["MERGED_SERVER", "Forwarder", "ProxyOptions"]
 
 # Failures of the upstream connection, as aiohttp and the OS report them.
 _UPSTREAM_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 _OUTPUT_EVERY_S = 1.0  # liveness needs "bytes within probe_interval", not every chunk
+MERGED_SERVER = "*"  # a merged answer's record: every healthy server answered it
+_PATH_MODEL = "/v1/models/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,53 +63,15 @@ class ProxyOptions:
     retry: bool
 
 
-def error_reply(status: int, message: str) -> web.Response:
-    """Ollama's error shape: ``{"error": "..."}``, ``application/json; charset=utf-8``."""
-    return web.Response(
-        status=status,
-        body=json.dumps({"error": message}, separators=(",", ":")).encode(),
-        content_type="application/json",
-        charset="utf-8",
-    )
-
-
-class _Reply(web.StreamResponse):
-    """A streamed reply whose headers leave with its first bytes, in one write.
-
-    Ollama itself sends its headers with the first chunk (Go flushes them lazily),
-    so nothing a client can see changes, and a small answer costs one system
-    call instead of two. (aiohttp's own ``web.Response`` does the same.)
-    """
-
-    _send_headers_immediately = False
-
-
-def _trailer(content_type: str, message: str) -> bytes | None:
-    """The last piece of a broken stream, in its own shape; None if it has none."""
-    if content_type.startswith("text/event-stream"):
-        data = json.dumps({"error": {"message": message, "type": "api_error"}})
-        return f"event: error\ndata: {data}\n\n".encode()
-    if "ndjson" in content_type or "json" in content_type:
-        return json.dumps({"error": message}, separators=(",", ":")).encode() + b"\n"
-    return None
-
-
 class Forwarder:
-    """The handler; owns the upstream client session (one pool to the server)."""
+    """The handler; owns the upstream client session (one pool, to every server)."""
 
     def __init__(
-        self,
-        base_url: str,
-        gate: Gate,
-        table: RequestTable,
-        options: Callable[[], ProxyOptions],
-        on_output: Callable[[str], None],
+        self, router: Router, table: RequestTable, options: Callable[[], ProxyOptions]
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.gate = gate
+        self.router = router
         self.table = table
         self.options = options
-        self.on_output = on_output
         self.session: aiohttp.ClientSession | None = None
 
     async def open(self) -> None:
@@ -139,7 +109,7 @@ class Forwarder:
                 return reply
             record.error, record.error_kind = "cancelled through n3d (requests.cancel)", "cancelled"
             if record.reply is not None and record.reply.prepared:
-                await self._end_broken(request, record.reply, record.error)
+                await end_broken(request, record.reply, record.error)
                 return record.reply
             record.status = 503
             return error_reply(503, f"request {record.id} was {record.error}")
@@ -152,49 +122,101 @@ class Forwarder:
         finally:
             self.table.finish(record, was_sent=sent[0])
 
+    def _key(self, request: web.BaseRequest, route: str, body: Body) -> str | None:
+        """The routed model's identity (with several servers only: one needs none)."""
+        if len(self.router.lanes) == 1 or route not in BY_MODEL:
+            return None
+        model = request.path[len(_PATH_MODEL) :] if route == "/v1/models/:model" else body.model
+        return model_key(model) if model else None
+
+    async def _admit(
+        self, record: RequestRecord, key: str | None, failed: Failed | None = None
+    ) -> Admission:
+        """The router's admission, the record following the server it waits for or goes to."""
+        admission = await self.router.admit(
+            key,
+            by_model=record.route in BY_MODEL,
+            hold_timeout_s=self.options().hold_timeout_s,
+            failed=failed,
+            waiting=lambda lane: self.table.move(record, lane.name),
+        )
+        self.table.move(record, admission.lane.name)
+        record.held_s += admission.held_s
+        return admission
+
     async def _forward(
         self, request: web.BaseRequest, record: RequestRecord, body: Body, sent: list[bool]
     ) -> web.StreamResponse:
         options = self.options()
         record.state = "held"
-        verdict, snap, held_s = await self.gate.admit(options.hold_timeout_s)
-        record.held_s = held_s
-        if verdict is not Verdict.GO:
-            return self._refused(record, refusal(snap, waited_s=held_s if held_s else None))
+        key = self._key(request, record.route, body)
+        admission = await self._admit(record, key)
+        held_s = admission.held_s
+        if admission.verdict is not Verdict.GO:
+            return self._refused(record, refusal(admission.snap, waited_s=held_s or None))
+        if record.route in MERGED and request.method == "GET" and len(self.router.lanes) > 1:
+            merged = await self._merged(request, record, sent)
+            if merged is not None:
+                return merged
+        lane = admission.lane
+        self.table.move(record, lane.name)  # back from a merge that nobody answered
         self.table.sent(record)
         sent[0] = True
         upstream: aiohttp.ClientResponse | None = None
         while upstream is None:
             try:
-                upstream = await self._send(request, body)
+                upstream = await self._send(lane, request, body)
             except _UPSTREAM_ERRORS as exc:
                 if record.retried or not self._may_retry(record, body, options):
-                    return self._unreachable(record, exc)
+                    return self._unreachable(record, lane, exc)
                 record.retried = True
-                record.state = "held"
                 self.table.unsent(record)
                 sent[0] = False
-                started = time.monotonic()
-                snap = await self.gate.changed(snap, options.hold_timeout_s)
-                record.held_s += time.monotonic() - started
-                if self.gate.verdict(snap) is Verdict.REFUSE:
-                    return self._refused(record, refusal(snap))
+                admission = await self._admit(record, key, Failed(lane, admission.snap))
+                if admission.verdict is Verdict.REFUSE:
+                    return self._refused(record, refusal(admission.snap))
+                lane = admission.lane
                 self.table.sent(record)
                 sent[0] = True
         try:
-            return await self._relay(request, record, upstream)
+            return await self._relay(request, record, upstream, lane, key)
         finally:
             upstream.close()  # a finished body went back to the pool already
+
+    async def _merged(
+        self, request: web.BaseRequest, record: RequestRecord, sent: list[bool]
+    ) -> web.Response | None:
+        """Every healthy server's answer, merged; None when fewer than two can answer."""
+        lanes = self.router.healthy()
+        if len(lanes) < 2:
+            return None
+        assert self.session is not None, "open() first"
+        self.table.move(record, MERGED_SERVER)
+        self.table.sent(record)
+        sent[0] = True
+        headers = list(request.headers.items())
+        merged = await merged_answer(self.session, lanes, record.route, request.raw_path, headers)
+        if merged is None:  # none answered: one server's own answer (its error) goes back
+            self.table.unsent(record)
+            sent[0] = False
+            return None
+        record.status, record.state = 200, "streaming"
+        record.meter = ReplyMeter("application/json", inference=False)
+        record.meter.feed(merged)
+        record.meter.close()
+        return json_reply(merged)
 
     def _may_retry(self, record: RequestRecord, body: Body, options: ProxyOptions) -> bool:
         return options.retry and record.route not in NO_RETRY and body.replayable
 
-    async def _send(self, request: web.BaseRequest, body: Body) -> aiohttp.ClientResponse:
+    async def _send(
+        self, lane: Lane, request: web.BaseRequest, body: Body
+    ) -> aiohttp.ClientResponse:
         assert self.session is not None, "open() first"
         headers = forwardable(request.headers.items(), keep_length=not body.replayable)
         return await self.session.request(
             request.method,
-            URL(self.base_url + request.raw_path, encoded=True),
+            URL(lane.base_url + request.raw_path, encoded=True),
             headers=headers,
             data=body.data if body.replayable else body.stream,
             allow_redirects=False,
@@ -202,11 +224,18 @@ class Forwarder:
         )
 
     async def _relay(
-        self, request: web.BaseRequest, record: RequestRecord, upstream: aiohttp.ClientResponse
+        self,
+        request: web.BaseRequest,
+        record: RequestRecord,
+        upstream: aiohttp.ClientResponse,
+        lane: Lane,
+        key: str | None,
     ) -> web.StreamResponse:
         record.status = upstream.status
+        if key is not None and upstream.status == 200 and record.route in LOADS_MODEL:
+            lane.seen.answered(lane.view.snapshot(), key)  # Ollama loaded it to answer
         content_type = upstream.headers.get("Content-Type", "")
-        reply = _Reply(status=upstream.status, reason=upstream.reason)
+        reply = StreamedReply(status=upstream.status, reason=upstream.reason)
         for name, value in forwardable(upstream.headers.items(), keep_length=True):
             reply.headers.add(name, value)
         meter = record.meter = ReplyMeter(content_type, inference=is_inference(record.route))
@@ -223,11 +252,11 @@ class Forwarder:
                 break
             except _UPSTREAM_ERRORS as exc:
                 message = (
-                    f"Ollama server at {redact_url(self.base_url)} stopped while answering "
+                    f"Ollama server at {redact_url(lane.base_url)} stopped while answering "
                     f"({type(exc).__name__}). Suggestion: send the request again"
                 )
                 record.error, record.error_kind = message, "stream_broken"
-                await self._end_broken(request, reply, message)
+                await end_broken(request, reply, message)
                 return reply
             await reply.write(data)  # ConnectionResetError: the client has gone (handle)
             had_content = meter.content
@@ -238,47 +267,30 @@ class Forwarder:
                 record.ttft_s = now - record.started
             if now - last_output >= _OUTPUT_EVERY_S:
                 last_output = now
-                self._output(record, meter)
+                self._output(record, meter, lane)
         had_content = meter.content
         meter.close()  # a JSON reply without a newline is read now
         if meter.content and not had_content:
             record.content_at = time.monotonic()
             record.ttft_s = record.content_at - record.started
-        self._output(record, meter)
+        self._output(record, meter, lane)
         if meter.error is not None:
             record.error, record.error_kind = meter.error, "ollama_error"
         await reply.write_eof()
         return reply
 
-    def _output(self, record: RequestRecord, meter: ReplyMeter) -> None:
+    def _output(self, record: RequestRecord, meter: ReplyMeter, lane: Lane) -> None:
         model = record.model or meter.model
         if model:
-            self.on_output(model)
-
-    async def _end_broken(
-        self, request: web.BaseRequest, reply: web.StreamResponse, message: str
-    ) -> None:
-        """End a begun reply that cannot be completed: the error in its shape, or a cut."""
-        trailer = _trailer(reply.headers.get("Content-Type", ""), message)
-        with anyio.CancelScope(shield=True):
-            try:
-                if trailer is not None and reply.content_length is None:
-                    await reply.write(trailer)
-                    await reply.write_eof()
-                    return
-            except (ConnectionResetError, OSError):
-                pass
-            reply.force_close()
-            if request.transport is not None:
-                request.transport.close()  # a declared length cannot be met: cut
+            lane.view.on_output(model)
 
     def _refused(self, record: RequestRecord, message: str) -> web.Response:
         record.status, record.error, record.error_kind = 503, message, "refused"
         return error_reply(503, message)
 
-    def _unreachable(self, record: RequestRecord, exc: BaseException) -> web.Response:
+    def _unreachable(self, record: RequestRecord, lane: Lane, exc: BaseException) -> web.Response:
         message = (
-            f"Could not reach Ollama server at {redact_url(self.base_url)} "
+            f"Could not reach Ollama server at {redact_url(lane.base_url)} "
             f"({type(exc).__name__}: {exc}). Suggestion: check it with: n3ctl status"
         )
         record.status, record.error, record.error_kind = 502, message, "unreachable"

@@ -11,19 +11,18 @@
 - ``fatal``, and ``stopped`` by a command (``server.stop``, n3d shutting down):
   refuse at once; nobody is bringing it back.
 
-:class:`Gate` adds the two waits around it: a hold (bounded by ``hold_timeout``)
-and a drain. A drain (before a planned restart or stop) closes the gate while
-the server still runs, waits for the requests in flight (bounded by
-``drain_timeout``) and keeps new ones held until the server has left ``running``;
-from there :func:`decide` holds them through the restart, or refuses them after a
-stop.
+:class:`Gate` is one server's: :func:`decide` and its drain. A drain (before a
+planned restart or stop) closes the gate while the server still runs (the proxy
+waits for the requests in flight to it, bounded by ``drain_timeout``) and keeps
+new ones held until the server has left ``running``; from there :func:`decide`
+holds them through the restart, or refuses them after a stop. The waits, bounded
+by ``hold_timeout``, are the router's (:mod:`n3d.proxy.router`): with several
+servers, a request may wait for any of them.
 """
 
 from __future__ import annotations
 
 import enum
-import math
-import time
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -79,10 +78,11 @@ WaitState = Callable[[Callable[[Snapshot], bool]], Awaitable[Snapshot]]
 
 
 class Gate:
-    """Hold and drain around :func:`decide`; see the module docstring.
+    """One server's gate: :func:`decide` plus its drain; see the module docstring.
 
     ``server_state`` and ``wait_state`` are the supervisor's ``snapshot`` and
-    ``wait_for``: the gate reads the server, never commands it.
+    ``wait_for``: the gate reads the server, never commands it. The waits (a hold,
+    a retry's) are the router's, across servers (:mod:`n3d.proxy.router`).
     """
 
     def __init__(self, server_state: ServerState_, wait_state: WaitState) -> None:
@@ -97,57 +97,29 @@ class Gate:
             self.draining = False  # it has: the state says the rest
         return decide(snap)
 
-    async def admit(self, hold_timeout_s: float) -> tuple[Verdict, Snapshot, float]:
-        """Wait until the request may go or must be refused: (verdict, snapshot, held s).
+    def retry_verdict(self, since: Snapshot, snap: Snapshot) -> Verdict:
+        """The verdict for a retry on this server, whose attempt went to ``since``.
 
-        A hold that lasts ``hold_timeout_s`` ends with ``HOLD`` (the caller's 503).
+        ``since``'s own later snapshots (a health update, the exit noticed) hold: a
+        managed serve that died comes back with another pid. A server without a
+        pid of ours (external) goes with the first change that lets requests go.
         """
-        snap = self.server_state()
         verdict = self.verdict(snap)
-        if verdict is not Verdict.HOLD:
-            return verdict, snap, 0.0
-        started = time.monotonic()
-        with anyio.move_on_after(hold_timeout_s):
-            snap = await self.wait_state(lambda s: self.verdict(s) is not Verdict.HOLD)
-            return self.verdict(snap), snap, time.monotonic() - started
-        return Verdict.HOLD, self.server_state(), time.monotonic() - started
+        if verdict is Verdict.GO and (
+            snap is since or (snap.pid is not None and snap.pid == since.pid)
+        ):
+            return Verdict.HOLD
+        return verdict
 
-    async def changed(self, since: Snapshot, timeout_s: float) -> Snapshot:
-        """A retry's wait (bounded): the first snapshot of another serve that lets requests go.
+    def close(self) -> None:
+        """A drain begins (before a planned restart or stop): hold new requests.
 
-        ``since`` is what the failed attempt went to. Its own later snapshots (a
-        health update, the exit noticed) are skipped: a managed serve that died
-        comes back with another pid. A server without a pid of ours (external)
-        takes the first change that lets requests go. A refusal ends the wait too.
-        """
-
-        def ready(s: Snapshot) -> bool:
-            verdict = self.verdict(s)
-            if verdict is Verdict.REFUSE:
-                return True
-            return (
-                verdict is Verdict.GO and s is not since and (s.pid is None or s.pid != since.pid)
-            )
-
-        with anyio.move_on_after(timeout_s):
-            return await self.wait_state(ready)
-        return self.server_state()
-
-    async def drain(
-        self, deadline_s: float, in_flight: Callable[[], int], idle: Callable[[], Awaitable[None]]
-    ) -> None:
-        """Close the gate and wait for the requests in flight, up to ``deadline_s``.
-
-        New requests are held from now until the server leaves ``running`` (the
-        planned stop the caller is about to make), so none starts on a server that
-        is about to go. A stop that never comes (the command was superseded)
-        reopens the gate once the server changes state, or after ``deadline_s``
-        more seconds at the latest (:meth:`release_later`).
+        They stay held until the server leaves ``running`` (the planned stop the
+        caller is about to make), so none starts on a server that is about to go.
+        A stop that never comes (the command was superseded) reopens the gate once
+        the server changes state, or after a while at the latest (:meth:`release_later`).
         """
         self.draining = True
-        if in_flight() and math.isfinite(deadline_s):
-            with anyio.move_on_after(deadline_s):
-                await idle()
 
     async def release_later(self, within_s: float) -> None:
         """End a drain whose stop never began: after ``within_s`` or a state change."""

@@ -74,52 +74,73 @@ class RequestRecord:
 
 
 class RequestTable:
-    """The records in flight by id, the ``request`` event, and the request metrics."""
+    """The records in flight by id, the ``request`` event, and the request metrics.
+
+    Counts are kept per server (a record's ``server`` is the one it was sent to,
+    or waits for): the router's "fewest in flight", a drain's wait and the
+    ``ollama.requests.in_flight`` gauge read them.
+    """
 
     def __init__(self, publish: Publish, *, server: str = "default") -> None:
         self.publish = publish
-        self.server = server
+        self.server = server  # the first server: where a record starts by default
         self.records: dict[str, RequestRecord] = {}
         self._ids = itertools.count(1)
-        self._sent = 0  # records past the gate: what a drain waits for
-        self._idle = anyio.Event()
-        self._idle.set()
+        self._open: dict[str, int] = {}  # records per server (held ones included): the gauge
+        self._sent: dict[str, int] = {}  # records past the gate: what a drain waits for
+        self._idle: dict[str, anyio.Event] = {}
 
-    def open(self, method: str, route: str, model: str | None) -> RequestRecord:
+    def open(
+        self, method: str, route: str, model: str | None, server: str | None = None
+    ) -> RequestRecord:
         record = RequestRecord(
             id=f"r{next(self._ids)}",
             method=method,
             route=route,
             model=model,
-            server=self.server,
+            server=self.server if server is None else server,
             started=time.monotonic(),
             started_at=time.time(),
         )
         self.records[record.id] = record
-        self._gauge()
+        self._count_open(record.server, +1)
         return record
 
+    def move(self, record: RequestRecord, server: str) -> None:
+        """``record`` (not sent) now belongs to ``server``: the one it waits for or goes to."""
+        if server != record.server:
+            self._count_open(record.server, -1)
+            record.server = server
+            self._count_open(server, +1)
+
     def sent(self, record: RequestRecord) -> None:
-        """``record`` passed the gate: a drain now waits for it."""
+        """``record`` passed the gate: a drain of its server now waits for it."""
         record.state = "sent"
-        self._sent += 1
-        self._idle = anyio.Event() if self._sent == 1 else self._idle
+        sent = self._sent[record.server] = self._sent.get(record.server, 0) + 1
+        if sent == 1:
+            self._idle[record.server] = anyio.Event()
 
     def unsent(self, record: RequestRecord) -> None:
-        """``record`` is held again (a retry waits for the server): drains stop waiting for it."""
+        """``record`` is held again (a retry waits for a server): drains stop waiting for it."""
         record.state = "held"
-        self._sent -= 1
-        if not self._sent:
-            self._idle.set()
+        self._done(record.server)
 
-    def in_flight(self) -> int:
-        """Requests sent to the server and not finished (held ones are not)."""
-        return self._sent
+    def _done(self, server: str) -> None:
+        sent = self._sent[server] = self._sent[server] - 1
+        if not sent:
+            self._idle[server].set()
 
-    async def idle(self) -> None:
-        """Return once no request is in flight."""
-        while self._sent:
-            await self._idle.wait()
+    def in_flight(self, server: str | None = None) -> int:
+        """Requests sent to ``server`` (to any, when None) and not finished; held ones are not."""
+        if server is None:
+            return sum(self._sent.values())
+        return self._sent.get(server, 0)
+
+    async def idle(self, server: str | None = None) -> None:
+        """Return once no request is in flight to ``server`` (to any, when None)."""
+        while self.in_flight(server):
+            busy = [s for s, n in self._sent.items() if n and server in (None, s)]
+            await self._idle[busy[0]].wait()
 
     def cancel(self, request_id: str) -> bool:
         """End request ``request_id`` on both sides; False if no such request is in flight."""
@@ -135,10 +156,8 @@ class RequestTable:
         if self.records.pop(record.id, None) is None:
             return
         if was_sent:
-            self._sent -= 1
-            if not self._sent:
-                self._idle.set()
-        self._gauge()
+            self._done(record.server)
+        self._count_open(record.server, -1)
         now = time.monotonic()
         duration_s = now - record.started
         meter = record.meter
@@ -210,12 +229,13 @@ class RequestTable:
             errors = {"kind": record.error_kind, **tags}
             tagged_metric("ollama.request.errors", 1, "{error}", errors, log_level="debug")
 
-    def _gauge(self) -> None:
+    def _count_open(self, server: str, change: int) -> None:
+        count = self._open[server] = self._open.get(server, 0) + change
         metric(
             "ollama.requests.in_flight",
-            len(self.records),
+            count,
             "{request}",
             kind="gauge",
             log_level="debug",
-            server=self.server,
+            server=server,
         )

@@ -1,4 +1,4 @@
-"""Ollama's routes as the proxy names them: path templates, side effects, stream shapes.
+"""Ollama's routes as the proxy names them: templates, side effects, streams, how they are routed.
 
 A record's ``route`` is the template of Ollama's router (gin's ``/api/blobs/:digest``),
 never the raw path: ids in a path would make a metric series per blob or model.
@@ -8,7 +8,15 @@ one series, not thousands. Standard library only.
 
 from __future__ import annotations
 
-__all__ = ["NO_RETRY", "OTHER", "is_inference", "route_of"]
+__all__ = [
+    "BY_MODEL",
+    "LOADS_MODEL",
+    "MERGED",
+    "NO_RETRY",
+    "OTHER",
+    "is_inference",
+    "route_of",
+]
 
 OTHER = "other"
 # server/routes.go GenerateRoutes, plus the OpenAI- and Anthropic-compatible ones.
@@ -55,6 +63,14 @@ _INFERENCE = frozenset(
         "/v1/responses",
     }
 )
+# With several servers (docs/proxy.md, "Several servers"): routes whose request
+# names a model go where that model is (body `model`, or the path's :model);
+# these GETs are answered by every healthy server, merged; the rest (`/`, the
+# version, model management, unknown paths) go to the first healthy server.
+_EMBED = frozenset({"/api/embed", "/api/embeddings", "/v1/embeddings"})
+LOADS_MODEL = _INFERENCE | _EMBED  # a 200 answer means the server has the model loaded
+BY_MODEL = LOADS_MODEL | {"/api/show", "/v1/models/:model"}
+MERGED = frozenset({"/api/tags", "/api/ps", "/v1/models"})
 
 
 def route_of(path: str) -> str:

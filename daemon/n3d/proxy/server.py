@@ -1,12 +1,20 @@
-"""The proxy listener: Ollama's HTTP API on ``[proxy] listen``, forwarded to the server.
+"""The proxy listener: Ollama's HTTP API on ``[proxy] listen``, forwarded to the servers.
 
 :class:`Proxy` is one long-running part of the daemon (``run(task_status=...)``,
-ready once the port is bound). It is given narrow things, never the supervisor:
-``server_state`` / ``wait_state`` (the supervisor's ``snapshot`` and ``wait_for``),
-``on_output(model)`` (liveness's traffic evidence), ``publish(topic, payload)``
-(the ``request`` event) and ``render_metrics()`` (the Prometheus text of
-``GET /metrics``). The supervisor reaches it through one hook, :meth:`Proxy.drain`,
-awaited before a planned stop or restart.
+ready once the port is bound). It is given narrow things, never a supervisor: one
+:class:`~n3d.proxy.view.ServerView` per server (name, address, pinned models, the
+supervisor's ``snapshot`` and ``wait_for``, the loaded models, liveness's
+``on_output``), ``publish(topic, payload)`` (the ``request`` event) and
+``render_metrics()`` (the Prometheus text of ``GET /metrics``). Each supervisor
+reaches it through one hook, :meth:`Proxy.drain` of its server, awaited before a
+planned stop or restart.
+
+One server is still made from callables, as the daemon has always passed them
+(``Proxy(listen, base_url, server_state=..., wait_state=..., on_output=...)``).
+With ``[[servers]]``, daemon.py passes the views instead (``Proxy.from_settings(
+settings, servers=[ServerLink(...), ...], publish=...)``, one
+:class:`~n3d.proxy.view.ServerLink` per supervisor, in the config's order) and
+sets each supervisor's hook to ``functools.partial(proxy.drain, server=name)``.
 
 aiohttp's low-level server parses HTTP (its C parser, llhttp) and the same
 library's client talks to Ollama: docs/proxy.md "Why these libraries" has the
@@ -16,8 +24,9 @@ measurements that chose them.
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import anyio
@@ -29,8 +38,10 @@ from n3d.config import Settings
 from n3d.errors import ConfigError
 from n3d.proxy.exposition import CONTENT_TYPE, render_prometheus
 from n3d.proxy.forward import Forwarder, ProxyOptions
-from n3d.proxy.gate import Gate, WaitState
+from n3d.proxy.gate import WaitState
 from n3d.proxy.records import Publish, RequestRecord, RequestTable
+from n3d.proxy.router import Router
+from n3d.proxy.view import ServerLink, ServerView
 from n3d.state import Snapshot
 
 __all__ = ["Proxy", "split_listen"]
@@ -49,27 +60,32 @@ def split_listen(listen: str) -> tuple[str, int]:
 
 
 class Proxy:
-    """The listener, the request table and the gate; see the module docstring."""
+    """The listener, the request table and the router; see the module docstring."""
 
     def __init__(
         self,
         listen: str,
-        base_url: str,
+        servers: Sequence[ServerView] | str,
         *,
         options: Callable[[], ProxyOptions],
-        server_state: Callable[[], Snapshot],
-        wait_state: WaitState,
-        on_output: Callable[[str], None],
         publish: Publish,
         render_metrics: Callable[[], str],
+        server_state: Callable[[], Snapshot] | None = None,
+        wait_state: WaitState | None = None,
+        on_output: Callable[[str], None] | None = None,
         server: str = "default",
     ) -> None:
+        """``servers``: the views, in the config's order; or one server's ``base_url``,
+        with its ``server_state``, ``wait_state`` and ``on_output`` (named ``server``)."""
+        if isinstance(servers, str):
+            assert server_state is not None and wait_state is not None and on_output is not None
+            servers = [ServerLink(server, servers, server_state, wait_state, on_output)]
         self.listen = listen
         self.options = options
         self.render_metrics = render_metrics
-        self.gate = Gate(server_state, wait_state)
-        self.table = RequestTable(publish, server=server)
-        self.forwarder = Forwarder(base_url, self.gate, self.table, options, on_output)
+        self.table = RequestTable(publish, server=servers[0].name)
+        self.router = Router(servers, self.table.in_flight)
+        self.forwarder = Forwarder(self.router, self.table, options)
         self.address: tuple[str, int] | None = None  # bound (host, port), once running
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -78,15 +94,18 @@ class Proxy:
         cls,
         settings: Callable[[], Settings],
         *,
-        server_state: Callable[[], Snapshot],
-        wait_state: WaitState,
-        on_output: Callable[[str], None],
         publish: Publish,
+        servers: Sequence[ServerView] | None = None,
+        server_state: Callable[[], Snapshot] | None = None,
+        wait_state: WaitState | None = None,
+        on_output: Callable[[str], None] | None = None,
     ) -> Proxy | None:
         """The daemon's proxy as `[proxy]` configures it; None when ``listen`` is off.
 
-        ``settings`` is read per request, so a reload's hold, drain and retry apply
-        at once (``listen`` and the server's address wait for a restart of n3d).
+        ``servers`` (several servers), else one server at ``[ollama] base_url``
+        from ``server_state``, ``wait_state`` and ``on_output``. ``settings`` is
+        read per request, so a reload's hold, drain and retry apply at once
+        (``listen`` and the servers' addresses wait for a restart of n3d).
         """
         first = settings()
         if not first.proxy.listen:
@@ -98,13 +117,13 @@ class Proxy:
 
         return cls(
             first.proxy.listen,
-            first.ollama.base_url,
+            first.ollama.base_url if servers is None else servers,
             options=options,
+            publish=publish,
+            render_metrics=render_prometheus,
             server_state=server_state,
             wait_state=wait_state,
             on_output=on_output,
-            publish=publish,
-            render_metrics=render_prometheus,
         )
 
     # -- what the daemon and the API use -------------------------------------------
@@ -117,24 +136,34 @@ class Proxy:
         """End one request on both sides; False when no such request is in flight."""
         return self.table.cancel(request_id)
 
-    async def drain(self, deadline_s: float | None = None) -> None:
+    async def drain(self, deadline_s: float | None = None, *, server: str | None = None) -> None:
         """Before a planned stop or restart: hold new requests, wait for those in flight.
 
-        Bounded by ``deadline_s`` (default ``[proxy] drain_timeout``). Requests that
-        arrive meanwhile wait and go to the server once it is back.
+        Of ``server`` (every server when None: n3d's own shutdown). Bounded by
+        ``deadline_s`` (default ``[proxy] drain_timeout``). Requests that arrive
+        meanwhile for that server wait and go to it once it is back; others go
+        to the other servers.
         """
         timeout_s = self.options().drain_timeout_s if deadline_s is None else deadline_s
-        in_flight = self.table.in_flight()
-        log.info("proxy.draining", in_flight=in_flight, drain_timeout_s=timeout_s)
-        await self.gate.drain(timeout_s, self.table.in_flight, self.table.idle)
-        if self.table.in_flight():
+        lanes = self.router.lanes_named(server)
+        in_flight = self.table.in_flight(server)
+        named = {} if server is None else {"server": server}
+        log.info("proxy.draining", in_flight=in_flight, drain_timeout_s=timeout_s, **named)
+        for lane in lanes:
+            lane.gate.close()
+        if in_flight and math.isfinite(timeout_s):
+            with anyio.move_on_after(timeout_s):
+                await self.table.idle(server)
+        if self.table.in_flight(server):
             log.warning(
                 "proxy.drain_timeout",
-                in_flight=self.table.in_flight(),
+                in_flight=self.table.in_flight(server),
                 detail="requests still in flight go down with the server",
+                **named,
             )
         if self._tg is not None:
-            self._tg.start_soon(self.gate.release_later, timeout_s + 5.0)
+            for lane in lanes:
+                self._tg.start_soon(lane.gate.release_later, timeout_s + 5.0)
 
     # -- the listener --------------------------------------------------------------
 
