@@ -52,10 +52,10 @@ class Candidate(NamedTuple):
 
 
 class Pick(NamedTuple):
-    """``verdict`` for the server at ``index``; ``waits``: the servers a ``HOLD`` waits for."""
+    """``verdict`` for the server at ``at``; ``waits``: the servers a ``HOLD`` waits for."""
 
     verdict: Verdict
-    index: int
+    at: int  # not `index`: a tuple has an index method
     waits: tuple[int, ...] = ()
 
 

@@ -131,7 +131,7 @@ class Router:
             )
         choice = pick(candidates, by_model=by_model, patient=patient)
         waits = tuple(self.lanes[i] for i in choice.waits)
-        return choice.verdict, self.lanes[choice.index], snaps[choice.index], waits
+        return choice.verdict, self.lanes[choice.at], snaps[choice.at], waits
 
     async def admit(
         self,
