@@ -26,6 +26,7 @@ from typing import Any
 import tomli_w
 
 from n3d.client import Connection
+from n3d.testing.child import spawn
 from n3d.testing.simulator import free_port
 
 __all__ = ["DaemonProcess", "wait_until"]
@@ -134,26 +135,10 @@ class DaemonProcess:
     def start(self, *extra: str) -> DaemonProcess:
         """Spawn n3d in a session of its own (does not wait; see :meth:`wait_ready`)."""
         simulate = ["--simulate"] if self.simulate else []
-        with self.log.open("ab") as out, self.err.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "n3d",
-                    "run",
-                    *simulate,
-                    "--log-format",
-                    "json",
-                    "--config",
-                    str(self.config_path),
-                    *extra,
-                ],
-                env=self.env,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        argv = [sys.executable, "-m", "n3d", "run", *simulate, "--log-format", "json"]
+        self.proc = spawn(
+            [*argv, "--config", str(self.config_path), *extra], self.env, self.log, self.err
+        )
         return self
 
     def wait_socket(self, within_s: float = 20.0) -> None:

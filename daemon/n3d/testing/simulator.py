@@ -25,6 +25,8 @@ from typing import Any
 
 import psutil
 
+from n3d.testing.child import spawn
+
 __all__ = ["FAST_ENV", "SimulatorProcess", "cpu_seconds", "free_port", "head_ok"]
 
 # Timings small enough for tests, large enough that progress and loads are observable.
@@ -107,15 +109,8 @@ class SimulatorProcess:
     def start(self) -> SimulatorProcess:
         """Spawn the simulator (does not wait for readiness)."""
         self.workdir.mkdir(parents=True, exist_ok=True)
-        with self.stdout_path.open("ab") as out, self.stderr_path.open("ab") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "n3d.sim", "serve"],
-                env=self.env,
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        argv = [sys.executable, "-m", "n3d.sim", "serve"]
+        self.proc = spawn(argv, self.env, self.stdout_path, self.stderr_path)
         return self
 
     def is_ready(self, timeout: float = 0.5) -> bool:
