@@ -80,20 +80,22 @@ def server_result(snap: Snapshot) -> shapes.Server:
     }
 
 
-def _checks(view: DaemonView, report: HealthReport | None) -> shapes.Checks:
+def _health(view: DaemonView, report: HealthReport | None) -> shapes.Health:
+    """The health result (``health``, and ``status.health``) of ``report`` and liveness."""
     sup = view.supervisor
     probe = view.settings().liveness.inference_probe
-    return checks_result(report, sup.liveness.report(), probe=probe, now=time.monotonic())
+    checks = checks_result(report, sup.liveness.report(), probe=probe, now=time.monotonic())
+    return health_result(report, sup.snapshot.version, checks)
 
 
-def _last_health(view: DaemonView, version: str | None) -> shapes.Health:
+def _last_health(view: DaemonView) -> shapes.Health:
     # The newest answers with their ages, never a new probe: status must answer at
     # once even while Ollama hangs (that is when people ask).
     last = view.supervisor.health.last
     report = None
     if last is not None:
         report = HealthReport(last, max(0.0, time.monotonic() - last.at), cached=True)
-    return health_result(report, version, _checks(view, report))
+    return _health(view, report)
 
 
 def build_methods(view: DaemonView) -> MethodTable:
@@ -104,7 +106,7 @@ def build_methods(view: DaemonView) -> MethodTable:
     @table.method("status", summary="Daemon, server, health, resources and model counts.")
     async def status(ctx: Context, params: dict[str, Any]) -> shapes.Status:
         snap = sup.snapshot
-        health = _last_health(view, snap.version)
+        health = _last_health(view)
         usage = await sup.resources_async()
         return {
             "daemon": {
@@ -131,7 +133,7 @@ def build_methods(view: DaemonView) -> MethodTable:
     )
     async def health(ctx: Context, params: dict[str, Any]) -> shapes.Health:
         report = await sup.health.check(force=bool(params.get("force", False)))
-        return health_result(report, sup.snapshot.version, _checks(view, report))
+        return _health(view, report)
 
     def _command(done: Snapshot) -> shapes.ServerCommand:
         # `state` as the command left it; `server` as it is now (it may have moved on).
