@@ -1,6 +1,7 @@
 """Fault drill: a real `n3d run --simulate` under client load while faults are injected.
 
     .venv/bin/python bench/drills.py [--duration 240] [--seed N] [--short] [--json] [--keep]
+                                     [--proxy-clients N]
 
 Clients call ``status``, ``health`` and ``models.list`` continuously on their own
 connections, and a subscriber stays connected to ``events.subscribe``. Meanwhile
@@ -30,6 +31,9 @@ Invariants, checked throughout and at the end (exit status 1 if one fails):
   to the end;
 - every line of n3d's log (stdout) is a JSON object, with nothing but n3d's own
   lines on stderr;
+- with ``--proxy-clients N`` (n3d's proxy on, N clients streaming generates through
+  it): no proxied request fails, except streams that had begun when serve (or the
+  runner) was killed, which end with Ollama's in-stream ``{"error": ...}`` line (counted);
 - every logged ``server.state`` edge (and every one the subscriber received) is in
   ``n3d.state.TRANSITIONS`` and starts where the previous one ended.
 
@@ -57,13 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--short", action="store_true", help="each fault once, short gaps")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the temp home")
+    parser.add_argument(
+        "--proxy-clients",
+        type=int,
+        default=0,
+        metavar="N",
+        help="turn n3d's proxy on and stream generates through it from N clients",
+    )
     args = parser.parse_args(argv)
 
     def say(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
     result = run_drill(
-        args.duration, args.seed, short=args.short, keep_home=args.keep, progress=say
+        args.duration,
+        args.seed,
+        short=args.short,
+        keep_home=args.keep,
+        progress=say,
+        proxy_clients=args.proxy_clients,
     )
     print(json.dumps(result.to_json(), indent=1) if args.json else render(result))
     return 0 if result.ok else 1

@@ -11,6 +11,7 @@ import json
 import pytest
 
 from n3d.testing.drill import render, run_drill
+from n3d.testing.drill.bounds import FAULT_KINDS
 
 pytestmark = pytest.mark.slow
 
@@ -23,22 +24,7 @@ def test_short_drill_keeps_every_invariant() -> None:
     failed = [inv.name for inv in result.invariants if not inv.ok]
     assert not failed, report
     kinds = {fault.kind for fault in result.faults}
-    assert {
-        "n3d_kill",
-        "serve_kill",
-        "sigstop",
-        "sim_hang",
-        "fail_pulls",
-        "pulls",
-        "burst",
-        "bad_frames",
-        "sighup",
-        "poisoned_json",
-        "hang_inference",
-        "hang_runner",
-        "wedge_unload",
-        "slow",
-    } <= kinds, report
+    assert set(FAULT_KINDS) <= kinds, report
     assert all(fault.ok for fault in result.faults), report
     served = result.requests
     for method in ("status", "health", "models.list", "events.subscribe"):
@@ -46,3 +32,24 @@ def test_short_drill_keeps_every_invariant() -> None:
         assert served[method]["failed"] == 0, report
     assert result.events_received.get("server.state", 0) > 0, report
     assert json.loads(json.dumps(result.to_json()))["ok"] is True  # what --json prints
+
+
+@pytest.mark.timeout(300)
+def test_short_drill_with_the_proxy_on_fails_no_proxied_request() -> None:
+    """Four clients stream generates through n3d's proxy while every fault kind runs:
+    none fails, except streams that had begun when serve (or a runner) was killed, and
+    those end with Ollama's in-stream ``{"error": ...}`` line (``cut``), never a hang."""
+    result = run_drill(short=True, seed=20251207, proxy_clients=4)
+
+    report = render(result)
+    failed = [inv.name for inv in result.invariants if not inv.ok]
+    assert not failed, report
+    names = {inv.name for inv in result.invariants}
+    assert "no proxied request fails, except streams begun when serve was killed" in names
+    assert set(FAULT_KINDS) <= {fault.kind for fault in result.faults}, report
+    streams = result.streams
+    assert streams["failed"] == 0 and streams["ok"] > 100, report
+    assert streams["sent"] == sum(
+        streams[k] for k in ("ok", "cut", "runner_killed", "lost_to_n3d_kill", "failed")
+    ), report
+    print(f"\nproxied generates: {streams} in {result.duration_s}s")

@@ -22,9 +22,35 @@ PULLABLE = ("llama3.2:1b", "qwen2.5:0.5b", "all-minilm", "nomic-embed-text", "ph
 DOCUMENTED_CODES = frozenset(
     {-32700, -32600, -32601, -32602, -32603, -32800, -32000, *range(1001, 1011)}
 )
+# Proxied streams: held through a restart (hold_timeout), then answered; a few tokens each.
+STREAM_BOUND_S = 45.0
+STREAM_TOKENS = 8
+PROXY_HOLD_S = 30
 FD_TOLERANCE = 10
 RSS_TOLERANCE_BYTES = 12 * 1_048_576
 RSS_TOLERANCE_FRACTION = 0.15
+
+# Every fault kind, the order a round starts from before it is shuffled (faults.FAULTS
+# maps each to its injector); the warm-up runs before the leak baseline, n3d's SIGKILL first.
+FAULT_KINDS = (
+    "n3d_kill",
+    "serve_kill",
+    "sigstop",
+    "sim_hang",
+    "fail_pulls",
+    "pulls",
+    "burst",
+    "bad_frames",
+    "sighup",
+    "poisoned_json",
+    "hang_inference",
+    "hang_runner",
+    "wedge_unload",
+    "slow",
+)
+WARMUP_KINDS = ("n3d_kill", "burst", "pulls")
+WARMUP_KINDS_SHORT = ("n3d_kill", "burst")
+ROUND_KINDS = tuple(k for k in FAULT_KINDS if k != "n3d_kill")
 
 # Config A and B differ in keys a reload applies at once; the invalid one has a wrong type.
 CONFIG_A = {"ollama": {"health_check_interval": 1, "model_cache_ttl": 60}}

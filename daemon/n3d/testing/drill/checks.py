@@ -4,7 +4,8 @@
 :class:`~.records.DrillResult` with one :class:`~.records.Invariant` verdict each: the
 drill completed, every request answered in time, every fault recovered (and every kind
 injected), no process outlived its group's stop (:func:`group_members`), n3d exited 0,
-the warm model came back, no fd or RSS growth (:func:`leak_verdict`), every log line is
+the warm model came back, no proxied request failed (:func:`stream_verdict`, with the
+proxy on), no fd or RSS growth (:func:`leak_verdict`), every log line is
 a JSON object (:func:`check_log`), and every ``server.state`` edge is allowed
 (:func:`check_transitions`).
 """
@@ -24,12 +25,14 @@ import psutil
 from n3d.state import TRANSITIONS, ServerState
 from n3d.testing import DaemonProcess
 from n3d.testing.drill.bounds import (
+    FAULT_KINDS,
     FD_TOLERANCE,
     RECOVERY_BOUND_S,
     RSS_TOLERANCE_BYTES,
     RSS_TOLERANCE_FRACTION,
 )
 from n3d.testing.drill.records import DrillResult, FaultRecord, Invariant, LeakSample
+from n3d.testing.drill.streams import KILLS_RUNNER, KILLS_SERVE, StreamTally
 from n3d.testing.drill.tally import Stats
 
 
@@ -47,6 +50,8 @@ class FinishedDrill(Protocol):
     faults: list[FaultRecord]
     samples: list[LeakSample]
     kill_offsets: list[int]
+    proxy_clients: int
+    streams: StreamTally
 
     def now(self) -> float: ...
 
@@ -131,6 +136,36 @@ def leak_verdict(samples: list[LeakSample]) -> tuple[bool, str]:
     return ok, detail
 
 
+def stream_verdict(drill: FinishedDrill) -> tuple[dict[str, int], str]:
+    """The proxied requests by outcome, and the invariant's detail.
+
+    A stream cut after it began is excused only while a fault that ends serve or a
+    runner was under way (from its injection to a second after its injector returned),
+    and Ollama's 500 for a request whose hung runner n3d replaced only while a runner
+    hung.
+    """
+
+    def windows(kinds: frozenset[str]) -> list[tuple[float, float]]:
+        return [
+            (f.at_s, (f.ended_s if f.ended_s is not None else drill.now()) + 1.0)
+            for f in drill.faults
+            if f.kind in kinds
+        ]
+
+    outcomes = drill.streams.judged(windows(KILLS_SERVE), windows(KILLS_RUNNER))
+    counts = drill.streams.summary(outcomes)
+    counts["retried"] = sum(1 for e in drill.d.events("request") if e.get("retried"))
+    failures = [f"{o.kind}@{o.sent_s}s: {o.detail}" for o in outcomes if o.kind == "failed"]
+    detail = (
+        f"{counts['sent']} sent, {counts['ok']} ok, {counts['cut']} begun streams cut "
+        f"({counts['cut_serve']} by serve's end, {counts['cut_runner']} by a runner's), "
+        f"{counts['runner_killed']} not begun when n3d replaced their hung runner (500), "
+        f"{counts['retried']} retried, {counts['lost_to_n3d_kill']} lost to n3d kill, "
+        f"{counts['failed']} failed" + (f"; first: {failures[:3]}" if failures else "")
+    )
+    return counts, detail
+
+
 def evaluate(
     drill: FinishedDrill, seed: int, exit_code: int | None, left: list[int], crashed: str | None
 ) -> DrillResult:
@@ -158,17 +193,7 @@ def evaluate(
         f"{len(drill.faults)} faults" + (f"; {bad_faults[:4]}" if bad_faults else ""),
     )
     kinds = {f.kind for f in drill.faults}
-    expected = {
-        "n3d_kill",
-        "serve_kill",
-        "sigstop",
-        "sim_hang",
-        "fail_pulls",
-        "pulls",
-        "burst",
-        "bad_frames",
-        "sighup",
-    }
+    expected = set(FAULT_KINDS)
     check("every fault kind injected", expected <= kinds, f"missing {sorted(expected - kinds)}")
     group_problems = [p for f in drill.faults for p in f.problems if "group" in p or "orphan" in p]
     check(
@@ -187,6 +212,14 @@ def evaluate(
         not warm_fail,
         f"not within {RECOVERY_BOUND_S}s: {warm_fail}" if warm_fail else "every time",
     )
+    streams: dict[str, int] = {}
+    if drill.proxy_clients:
+        streams, detail = stream_verdict(drill)
+        check(
+            "no proxied request fails, except streams begun when serve was killed",
+            streams["failed"] == 0 and streams["ok"] > 0,
+            detail,
+        )
     ok, detail = leak_verdict(drill.samples)
     check("no fd or RSS growth", ok, detail)
     lines, bad, cut = check_log(drill.d.log, drill.kill_offsets)
@@ -224,4 +257,5 @@ def evaluate(
         invariants=inv,
         failures=stats.failures,
         home=str(drill.home),
+        streams=streams,
     )

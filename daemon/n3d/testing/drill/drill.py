@@ -24,6 +24,7 @@ from n3d.testing import DaemonProcess
 from n3d.testing.drill.bounds import (
     BASE_CONFIG,
     CONFIG_A,
+    PROXY_HOLD_S,
     RECOVERY_BOUND_S,
     REQUEST_BOUND_S,
     WARM_MODEL,
@@ -31,7 +32,9 @@ from n3d.testing.drill.bounds import (
 )
 from n3d.testing.drill.checks import group_members
 from n3d.testing.drill.records import FaultRecord, LeakSample
+from n3d.testing.drill.streams import StreamTally
 from n3d.testing.drill.tally import DownWindows, Stats
+from n3d.testing.simulator import free_port
 
 
 def poll(check: Callable[[], Any], within_s: float, every_s: float = 0.1) -> Any:
@@ -50,23 +53,44 @@ def poll(check: Callable[[], Any], within_s: float, every_s: float = 0.1) -> Any
 class Drill:
     """The daemon in ``home`` and everything the load threads and faults share."""
 
-    def __init__(self, home: Path, seed: int, short: bool, progress: Callable[[str], None]):
+    def __init__(
+        self,
+        home: Path,
+        seed: int,
+        short: bool,
+        progress: Callable[[str], None],
+        *,
+        proxy_clients: int = 0,
+    ):
         self.home = home
         self.rng = random.Random(seed)
         self.short = short
         self.say = progress
-        self.config: dict[str, dict[str, Any]] = {**BASE_CONFIG, **CONFIG_A}
-        preload = f"{WARM_MODEL},{WEDGE_MODEL}"
-        self.d = DaemonProcess(home, config=self.config, OLLAMA_SIM_MODELS_PRELOAD=preload)
+        self.proxy_clients = proxy_clients
+        self.proxy_address = ("127.0.0.1", free_port())
+        self.base: dict[str, dict[str, Any]] = dict(BASE_CONFIG)
+        env = {"OLLAMA_SIM_MODELS_PRELOAD": f"{WARM_MODEL},{WEDGE_MODEL}"}
+        if proxy_clients:
+            host, port = self.proxy_address
+            self.base["proxy"] = {"listen": f"{host}:{port}", "hold_timeout": PROXY_HOLD_S}
+            # Serve queues as Ollama does (OLLAMA_NUM_PARALLEL, default 1): a slot per
+            # client and two for probes and the faults' own generations, so no request
+            # waits in serve's queue through a second kill (tests/proxy/test_drills.py).
+            env["OLLAMA_NUM_PARALLEL"] = str(proxy_clients + 2)
+        self.config: dict[str, dict[str, Any]] = {**self.base, **CONFIG_A}
+        self.d = DaemonProcess(home, config=self.config)
+        self.d.env.update(env)
         self.overrides: dict[str, Any] = {"pull_seconds": 1.5}  # the simulator's switches
         self.write_control()
         self.down = DownWindows()
         self.stats = Stats(self.down)
+        self.streams = StreamTally()
         self.faults: list[FaultRecord] = []
         self.samples: list[LeakSample] = []
         self.phase = "warmup"
         self.kill_offsets: list[int] = []  # log size when n3d was SIGKILLed
         self.stop = threading.Event()
+        self.quiet = threading.Event()  # the stream clients pause (streams.QUIET_FOR)
         self.threads: list[threading.Thread] = []
         self.late_checks: list[threading.Thread] = []
         self.t0 = time.monotonic()

@@ -3,8 +3,9 @@
 :func:`start_load` starts one thread per poller (``status``, ``health`` and
 ``models.list`` at fixed intervals, each on its own reconnecting connection), a
 subscriber that stays on ``events.subscribe`` (reconnecting after n3d's SIGKILL) and
-counts every event and ``server.state`` edge it receives, and a sampler of n3d's fds
-and RSS. Every outcome goes to ``drill.stats``; the threads run until ``drill.stop``.
+counts every event and ``server.state`` edge it receives, a sampler of n3d's fds
+and RSS, and (with the proxy on) the clients streaming generates through it
+(:mod:`.streams`). Every outcome goes to ``drill.stats``; the threads run until ``drill.stop``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from n3d.testing.drill.bounds import REQUEST_BOUND_S
 from n3d.testing.drill.drill import Drill
 from n3d.testing.drill.rawconn import RawConn
 from n3d.testing.drill.records import LeakSample
+from n3d.testing.drill.streams import stream_client
 
 __all__ = ["start_load"]
 
@@ -32,6 +34,8 @@ def start_load(drill: Drill) -> None:
         _spawn(drill, _poller, drill, method, interval)
     _spawn(drill, _subscriber, drill)
     _spawn(drill, _sampler, drill)
+    for n in range(drill.proxy_clients):
+        _spawn(drill, stream_client, drill, n)
 
 
 def _spawn(drill: Drill, target: Callable[..., None], *args: Any) -> None:

@@ -43,6 +43,7 @@ class FaultRecord:
     kind: str
     at_s: float  # since the drill started
     ok: bool = True
+    ended_s: float | None = None  # since the drill started: the injector returned
     recovery_s: float | None = None  # injection (or switch cleared) → recovered
     warm_s: float | None = None  # injection → warm model loaded again
     detail: dict[str, Any] = field(default_factory=dict)
@@ -81,6 +82,9 @@ class DrillResult:
     invariants: list[Invariant]
     failures: list[str]  # individual request failures (capped)
     home: str
+    # Proxied generates by outcome (ok, cut, lost_to_n3d_kill, unavailable, failed,
+    # cut_serve, cut_runner, retried); empty when the drill ran without the proxy.
+    streams: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -3,8 +3,9 @@
 
 Faults per kind with recovery and warm-again times, details worth reading (burst
 outcomes, the held half frame, orphans stopped after n3d's SIGKILL, downloads per
-pulled model), requests per method, the events the subscriber received, a thinned
-series of leak samples, the invariants with PASS or FAIL, and what failed.
+pulled model), requests per method, the generates through the proxy by outcome, the
+events the subscriber received, a thinned series of leak samples, the invariants with
+PASS or FAIL, and what failed.
 """
 
 from __future__ import annotations
@@ -117,6 +118,14 @@ def render(result: DrillResult) -> str:
         ],
         rows,
     )
+    if result.streams:
+        out += [
+            "",
+            "Generates through the proxy: "
+            + ", ".join(f"{k} {v}" for k, v in result.streams.items())
+            + " (cut: began, then ended with an in-stream error while serve or its runner"
+            " was killed)",
+        ]
     out += [
         "",
         "Events received by the subscriber: "

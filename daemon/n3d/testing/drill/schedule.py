@@ -20,12 +20,21 @@ from collections.abc import Callable
 from pathlib import Path
 
 from n3d.client import DaemonUnreachable, RpcError
-from n3d.testing.drill.bounds import FRAME_TIMEOUT_S, RECOVERY_BOUND_S, REQUEST_BOUND_S
+from n3d.supervisor.evidence import BASELINE_SAMPLES
+from n3d.testing.drill.bounds import (
+    FRAME_TIMEOUT_S,
+    RECOVERY_BOUND_S,
+    REQUEST_BOUND_S,
+    ROUND_KINDS,
+    WARMUP_KINDS,
+    WARMUP_KINDS_SHORT,
+)
 from n3d.testing.drill.checks import evaluate, group_members
 from n3d.testing.drill.drill import Drill
 from n3d.testing.drill.faults import FAULTS
 from n3d.testing.drill.load import start_load
 from n3d.testing.drill.records import DrillResult, FaultRecord
+from n3d.testing.drill.streams import QUIET_FOR
 
 __all__ = ["run_drill"]
 
@@ -37,11 +46,16 @@ def run_drill(
     short: bool = False,
     keep_home: bool = False,
     progress: Callable[[str], None] | None = None,
+    proxy_clients: int = 0,
 ) -> DrillResult:
-    """Run the drill (``short``: each fault kind once, short gaps); the result."""
+    """Run the drill (``short``: each fault kind once, short gaps); the result.
+
+    ``proxy_clients`` above 0 turns n3d's proxy on and streams generates through it
+    from that many clients while the faults run (:mod:`.streams`)."""
     seed = random.randrange(1 << 30) if seed is None else seed
     home = Path(tempfile.mkdtemp(prefix="n3dd", dir="/tmp"))
-    drill = Drill(home, seed, short, progress or (lambda _msg: None))
+    say = progress or (lambda _msg: None)
+    drill = Drill(home, seed, short, say, proxy_clients=proxy_clients)
     crashed: str | None = None
     try:
         run_schedule(drill, duration_s)
@@ -60,14 +74,28 @@ def inject(drill: Drill, kind: str) -> None:
     """Inject one fault of ``kind`` (once the daemon has settled) and record it."""
     rec = FaultRecord(kind, round(drill.now(), 2))
     drill.faults.append(rec)
-    if kind not in ("burst", "bad_frames") and not drill.settled():
-        rec.fail(f"not settled before the fault: {drill.describe_state()}")
-        return
-    drill.say(f"{drill.now():7.1f}s  {kind}")
+    if kind in QUIET_FOR and drill.proxy_clients:
+        quiet(drill)
     try:
+        if kind not in ("burst", "bad_frames") and not drill.settled():
+            rec.fail(f"not settled before the fault: {drill.describe_state()}")
+            return
+        drill.say(f"{drill.now():7.1f}s  {kind}")
         FAULTS[kind](drill, rec)
     except (DaemonUnreachable, RpcError, OSError) as exc:
         rec.fail(f"drill step failed: {exc!r}")
+    finally:
+        rec.ended_s = round(drill.now(), 2)
+        drill.quiet.clear()
+
+
+def quiet(drill: Drill) -> None:
+    """Pause the stream clients until liveness has probed the warm model enough times to
+    know its usual rate: while traffic shows a model alive it is not probed, so a drill
+    that streams all along leaves liveness no baseline to call a rate slow against."""
+    drill.quiet.set()
+    probe_interval_s = float(drill.config["liveness"]["probe_interval"])
+    time.sleep((BASELINE_SAMPLES + 1.5) * probe_interval_s)
 
 
 def run_schedule(drill: Drill, duration_s: float) -> None:
@@ -76,22 +104,7 @@ def run_schedule(drill: Drill, duration_s: float) -> None:
     drill.d.wait_ready(within_s=RECOVERY_BOUND_S)
     start_load(drill)
     gap = (0.2, 0.6) if drill.short else (1.0, 4.0)
-    warmup = ["n3d_kill", "burst"] if drill.short else ["n3d_kill", "burst", "pulls"]
-    kinds = [
-        "serve_kill",
-        "sigstop",
-        "sim_hang",
-        "fail_pulls",
-        "pulls",
-        "burst",
-        "bad_frames",
-        "sighup",
-        "poisoned_json",
-        "hang_inference",
-        "hang_runner",
-        "wedge_unload",
-        "slow",
-    ]
+    warmup = WARMUP_KINDS_SHORT if drill.short else WARMUP_KINDS
     for kind in warmup:
         inject(drill, kind)
         time.sleep(drill.rng.uniform(*gap))
@@ -100,7 +113,7 @@ def run_schedule(drill: Drill, duration_s: float) -> None:
     tail = 3.5 if drill.short else 12.0
     round_no = 0
     while round_no == 0 or (not drill.short and drill.now() < duration_s - tail - 30):
-        order = kinds[:]
+        order = list(ROUND_KINDS)
         drill.rng.shuffle(order)
         for kind in order:
             inject(drill, kind)

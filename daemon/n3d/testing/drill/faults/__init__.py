@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from n3d.testing.drill.bounds import FAULT_KINDS
 from n3d.testing.drill.drill import Drill
 from n3d.testing.drill.faults.daemon import n3d_kill, sighup
 from n3d.testing.drill.faults.inference import hang_inference, hang_runner, slow, wedge_unload
@@ -37,3 +38,4 @@ FAULTS: dict[str, Callable[[Drill, FaultRecord], None]] = {
     "wedge_unload": wedge_unload,
     "slow": slow,
 }
+assert tuple(FAULTS) == FAULT_KINDS, "bounds.FAULT_KINDS names every injector, in order"

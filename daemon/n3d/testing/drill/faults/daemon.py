@@ -14,7 +14,6 @@ import signal
 import time
 
 from n3d.testing.drill.bounds import (
-    BASE_CONFIG,
     CONFIG_A,
     CONFIG_B,
     INVALID_CONFIG_LINE,
@@ -30,7 +29,7 @@ def sighup(drill: Drill, rec: FaultRecord) -> None:
     """Reload a changed config (applied at once), then an invalid one (kept the old)."""
     current = drill.call("config.get")["values"]["ollama"]
     nxt = CONFIG_B if current["health_check_interval"] == 1 else CONFIG_A
-    drill.config = {**BASE_CONFIG, **nxt}
+    drill.config = {**drill.base, **nxt}
     drill.d.write_config(drill.config)
     t = time.monotonic()
     os.kill(drill.d.pid, signal.SIGHUP)
