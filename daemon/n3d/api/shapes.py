@@ -337,4 +337,5 @@ class ErrorData(TypedDict):
     base_url: NotRequired[str]
     path: NotRequired[str]
     id: NotRequired[str]  # request_not_found: the id asked for
+    server: NotRequired[str]  # unknown_server: the name asked for
     suggestion: NotRequired[str]

@@ -17,7 +17,7 @@ import tomli_w
 from n3d.config.schema import SCHEMA
 from n3d.errors import ConfigError
 
-__all__ = ["default_toml", "find_line", "read_config"]
+__all__ = ["default_toml", "find_entry_line", "find_line", "read_config"]
 
 _HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?")
 _ASSIGN = re.compile(r"\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
@@ -144,3 +144,23 @@ def default_toml() -> str:
             out.append(f"# {keys[assign.group(1)].doc}")
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+def find_entry_line(text: str, table: str, number: int, dotted: str) -> int | None:
+    """The line that sets `dotted` ("servers.port") in the `number`-th ``[[table]]``
+    (from 1), else that entry's header line; None when there is no such entry
+    (``servers = [...]`` written inline, say)."""
+    lines = text.splitlines()
+    header = re.compile(rf"\s*\[\[\s*{re.escape(table)}\s*\]\]\s*(?:#.*)?")
+    starts = [n for n, line in enumerate(lines, start=1) if header.fullmatch(line)]
+    if not 1 <= number <= len(starts):
+        return None
+    start = starts[number - 1]
+    key = dotted.split(".")[1] if "." in dotted else ""
+    for n in range(start + 1, len(lines) + 1):
+        line = lines[n - 1]
+        if line.lstrip().startswith("["):
+            break
+        if key and (assign := _ASSIGN.match(line)) and _dotted(assign.group(1)) == key:
+            return n
+    return start
