@@ -3,26 +3,35 @@
 Each turns the service's typed answer into its JSON (:mod:`n3d.api.shapes`) with
 one of the ``*_result`` functions below; sizes stay bytes, durations and ages are
 rounded to milliseconds, wall-clock times become ISO 8601 UTC.
+
+With several servers (:mod:`n3d.api.servers`): ``models.list`` without ``server``
+merges every server's models, each listed once with the ``servers`` that have it;
+``models.pull`` without ``server`` runs once per models directory (through a
+running server of it) and every server of that directory lists the model at once;
+``models.delete`` without ``server`` reaches every directory once. The other
+methods act on the server ``server`` names (default: the first); ``warm.add``
+without one goes to each server whose ``models`` names the model, else the first.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from n3d.api import shapes
-from n3d.errors import ServerNotRunning
+from n3d.api.servers import SERVER, ServerParts, named, one_per_directory, pick
+from n3d.errors import OllamaError, ServerNotRunning
+from n3d.metrics import server_scope
 from n3d.jsonrpc.protocol import INVALID_PARAMS
 from n3d.models.cache import Listing
 from n3d.models.job import PullResult
 from n3d.models.results import DeleteResult, EnsureResult, LoadedEntry, ModelCounts, Validation
-from n3d.models.service import Models
 from n3d.models.warm_state import WarmRow
 from n3d.ollama.duration import KeepAliveError
+from n3d.ollama.names import same_model
 from n3d.rpc.dispatch import Context, MethodError, MethodTable, Param
 from n3d.state import ServerState
-from n3d.supervisor import Supervisor
 
 __all__ = [
     "add_model_methods",
@@ -32,6 +41,7 @@ __all__ = [
     "ensure_result",
     "list_result",
     "loaded_result",
+    "merged_list_result",
     "pull_result",
     "validate_result",
     "warm_result",
@@ -61,6 +71,21 @@ def list_result(found: Listing) -> shapes.ModelList:
         for m in found.models
     ]
     return {"models": rows, "cached": found.cached, "age_s": round(found.age_s, 3)}
+
+
+def merged_list_result(found: Sequence[tuple[Listing, Sequence[str]]]) -> shapes.ModelList:
+    """Several listings (each with the servers that see it) as one: each model once,
+    with ``servers``; ``cached`` when every one was, ``age_s`` the oldest."""
+    rows: dict[str, shapes.InstalledModel] = {}
+    for listing, servers in found:
+        for row in list_result(listing)["models"]:
+            known = rows.setdefault(row["name"], {**row, "servers": []})
+            known["servers"] += [s for s in servers if s not in known["servers"]]
+    return {
+        "models": list(rows.values()),
+        "cached": all(listing.cached for listing, _ in found),
+        "age_s": round(max((listing.age_s for listing, _ in found), default=0.0), 3),
+    }
 
 
 def loaded_result(entries: Sequence[LoadedEntry]) -> shapes.LoadedList:
@@ -121,67 +146,175 @@ def warm_result(rows: Sequence[WarmRow]) -> shapes.WarmList:
     return {"models": models}
 
 
-def add_model_methods(table: MethodTable, models: Models, sup: Supervisor) -> None:
-    """Register the model and warm methods on ``table``."""
+def _require_server(parts: ServerParts, action: str) -> None:
+    snap = parts.supervisor.snapshot
+    if snap.state in _DOWN:
+        raise ServerNotRunning(
+            f"Cannot {action}: the Ollama server is {snap.state.value}.",
+            base_url=snap.base_url,
+            suggestion="Start it with: n3ctl start",
+        )
 
-    def require_server(action: str) -> None:
-        snap = sup.snapshot
-        if snap.state in _DOWN:
-            raise ServerNotRunning(
-                f"Cannot {action}: the Ollama server is {snap.state.value}.",
-                base_url=snap.base_url,
-                suggestion="Start it with: n3ctl start",
-            )
+
+def _sharing(servers: Sequence[ServerParts], parts: ServerParts) -> list[ServerParts]:
+    """``parts`` and every server that shares its models directory."""
+    if not parts.models_dir:
+        return [parts]
+    return [p for p in servers if p is parts or p.models_dir == parts.models_dir]
+
+
+def _reach(servers: Sequence[ServerParts], params: dict[str, Any]) -> list[ServerParts]:
+    """The servers a pull or delete goes through: the one named, else one per directory
+    that has a running server (all down: the first, whose error then says so)."""
+    if params.get("server") is not None:
+        return [named(servers, params["server"])]
+    reps = one_per_directory(servers)
+    up = [p for p in reps if p.supervisor.snapshot.state not in _DOWN]
+    return up or reps[:1]
+
+
+def _warm_targets(servers: Sequence[ServerParts], params: dict[str, Any]) -> list[ServerParts]:
+    """`warm.add`: the server named, else each whose ``models`` names it, else the first."""
+    if params.get("server") is not None:
+        return [named(servers, params["server"])]
+    model = params["model"]
+    pinned = [p for p in servers if any(same_model(model, m) for m in p.pinned)]
+    return pinned or [servers[0]]
+
+
+def _with_server(result: shapes.WarmList, name: str) -> shapes.WarmList:
+    result["server"] = name
+    return result
+
+
+def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> None:
+    """Register the model and warm methods on ``table``."""
 
     @table.method(
         "models.list",
         Param("refresh", bool, description="ask Ollama now instead of the cache"),
-        summary="Installed models (cached for model_cache_ttl).",
+        SERVER,
+        summary="Installed models (cached for model_cache_ttl); without `server`, "
+        "every server's, each once with the servers that have it.",
     )
     async def models_list(ctx: Context, params: dict[str, Any]) -> shapes.ModelList:
-        return list_result(await models.list(bool(params.get("refresh", False))))
+        refresh = bool(params.get("refresh", False))
+        named_one = params.get("server") is not None
+        chosen = [pick(servers, params)] if named_one else one_per_directory(servers)
+        found: list[tuple[Listing, list[str]]] = []
+        failed: OllamaError | None = None
+        for parts in chosen:
+            with server_scope(parts.name):
+                try:
+                    listing = await parts.models.list(refresh)
+                except OllamaError as exc:  # one server down: the others still list
+                    failed = failed or exc
+                    continue
+            found.append((listing, [p.name for p in _sharing(servers, parts)]))
+        if not found:
+            assert failed is not None
+            raise failed
+        return merged_list_result(found)
 
-    @table.method("models.loaded", summary="Models in memory now, marking the warm ones.")
+    @table.method(
+        "models.loaded", SERVER, summary="Models in memory now, marking the warm ones."
+    )
     async def models_loaded(ctx: Context, params: dict[str, Any]) -> shapes.LoadedList:
-        return loaded_result(await models.loaded())
+        parts = pick(servers, params)
+        with server_scope(parts.name):
+            result = loaded_result(await parts.models.loaded())
+        result["server"] = parts.name
+        return result
 
     @table.method(
         "models.pull",
         _MODEL,
-        summary="Download a model; one download however many callers. "
-        "With workDoneToken, $/progress reports follow.",
+        SERVER,
+        summary="Download a model; one download however many callers, once per models "
+        "directory. With workDoneToken, $/progress reports follow.",
     )
     async def models_pull(ctx: Context, params: dict[str, Any]) -> shapes.Pull:
-        require_server("pull a model")
-        return pull_result(await models.pull(params["model"], progress=ctx.progress))
+        reach = _reach(servers, params)
+        for parts in reach:
+            _require_server(parts, "pull a model")
+        pulled, seen = None, []
+        for i, parts in enumerate(reach):
+            with server_scope(parts.name):
+                done = await parts.models.pull(
+                    params["model"], progress=ctx.progress if i == 0 else None
+                )
+            pulled = pulled or done
+            for other in _sharing(servers, parts):
+                other.models.installed_changed()  # every server of the directory lists it
+                seen.append(other.name)
+        assert pulled is not None
+        result = pull_result(pulled)
+        result["servers"] = seen
+        return result
 
-    @table.method("models.delete", _MODEL, summary="Delete an installed model.")
+    @table.method(
+        "models.delete",
+        _MODEL,
+        SERVER,
+        summary="Delete an installed model (from every models directory without `server`).",
+    )
     async def models_delete(ctx: Context, params: dict[str, Any]) -> shapes.Delete:
-        require_server("delete a model")
-        return delete_result(await models.delete(params["model"]))
+        reach = _reach(servers, params)
+        for parts in reach:
+            _require_server(parts, "delete a model")
+        deleted, gone, failed = None, [], None
+        for parts in reach:
+            with server_scope(parts.name):
+                try:
+                    done = await parts.models.delete(params["model"])
+                except OllamaError as exc:  # not in this directory: the others may have it
+                    failed = failed or exc
+                    continue
+            deleted = deleted or done
+            for other in _sharing(servers, parts):
+                other.models.installed_changed()
+                gone.append(other.name)
+        if deleted is None:
+            assert failed is not None
+            raise failed
+        result = delete_result(deleted)
+        result["servers"] = gone
+        return result
 
     @table.method(
         "models.ensure",
         _MODEL,
         Param("pull", bool, description="pull when missing (default: auto_pull_model)"),
+        SERVER,
         summary="Is the model installed? Optionally pull it when it is not. "
         "With workDoneToken, a pull's $/progress reports follow.",
     )
     async def models_ensure(ctx: Context, params: dict[str, Any]) -> shapes.Ensure:
-        ensured = await models.ensure(params["model"], params.get("pull"), progress=ctx.progress)
-        return ensure_result(ensured)
+        parts = pick(servers, params)
+        with server_scope(parts.name):
+            ensured = await parts.models.ensure(
+                params["model"], params.get("pull"), progress=ctx.progress
+            )
+        if ensured.pulled:
+            for other in _sharing(servers, parts):
+                other.models.installed_changed()
+        result = ensure_result(ensured)
+        result["server"] = parts.name
+        return result
 
     @table.method("models.validate", _MODEL, summary="Check a name against Ollama's grammar.")
     async def models_validate(ctx: Context, params: dict[str, Any]) -> shapes.Validate:
-        return validate_result(models.validate(params["model"]))
+        return validate_result(servers[0].models.validate(params["model"]))
 
     @table.method("models.default", summary="The configured default model.")
     async def models_default(ctx: Context, params: dict[str, Any]) -> shapes.DefaultModel:
-        return default_result(models.default())
+        return default_result(servers[0].models.default())
 
-    @table.method("warm.list", summary="Models kept loaded, with their state.")
+    @table.method("warm.list", SERVER, summary="Models kept loaded, with their state.")
     async def warm_list(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        return warm_result(await models.warm_list())
+        parts = pick(servers, params)
+        with server_scope(parts.name):
+            return _with_server(warm_result(await parts.models.warm_list()), parts.name)
 
     @table.method(
         "warm.add",
@@ -191,16 +324,26 @@ def add_model_methods(table: MethodTable, models: Models, sup: Supervisor) -> No
             (str, int, float),
             description='Go duration ("24h") or seconds; negative = forever',
         ),
-        summary="Keep a model loaded from now on, across restarts.",
+        SERVER,
+        summary="Keep a model loaded from now on, across restarts (on the server named, "
+        "else on each whose `models` names it, else on the first).",
     )
     async def warm_add(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
+        targets = _warm_targets(servers, params)
         try:
-            return warm_result(await models.warm_add(params["model"], params.get("keep_alive")))
+            for parts in targets:
+                with server_scope(parts.name):
+                    rows = await parts.models.warm_add(params["model"], params.get("keep_alive"))
+                    if parts is targets[0]:
+                        first = rows
         except KeepAliveError as exc:
             raise MethodError(
                 INVALID_PARAMS, f"Invalid params: keep_alive: {exc}", {"param": "keep_alive"}
             ) from exc
+        return _with_server(warm_result(first), targets[0].name)
 
-    @table.method("warm.remove", _MODEL, summary="Stop keeping a model loaded.")
+    @table.method("warm.remove", _MODEL, SERVER, summary="Stop keeping a model loaded.")
     async def warm_remove(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        return warm_result(await models.warm_remove(params["model"]))
+        parts = pick(servers, params)
+        with server_scope(parts.name):
+            return _with_server(warm_result(await parts.models.warm_remove(params["model"])), parts.name)

@@ -109,13 +109,29 @@ _SECTION_NOTES = {
 }
 
 
+# Commented out, since a default file has one server; uncommented (with a second entry),
+# it is docs/configuration.md's two-GPU example. As DESIGN.md shows it.
+_SERVERS_EXAMPLE = """\
+
+# Several servers on one host (one `ollama serve` per GPU): one [[servers]] entry
+# each, with its name, its base_url or port, env merged over [server].env, and the
+# models pinned there. Every other key above applies to each server; [ollama]
+# base_url, host and port stay unset. See docs/configuration.md, "[[servers]]".
+# [[servers]]
+# name = "gpu0"
+# base_url = "http://127.0.0.1:11435"
+# env = { CUDA_VISIBLE_DEVICES = "0" }
+# models = ["llama3.1:70b"]
+"""
+
+
 def default_toml() -> str:
     """The whole default config file: every key at its default, with comments.
 
     The values are written by tomli-w; comment lines are inserted around them
     (each key's ``doc``, each section's note), and the unset keys appear only as
     their ``example`` commented out under the section's note, so that the text
-    parses back to exactly the defaults.
+    parses back to exactly the defaults. A commented ``[[servers]]`` example ends it.
     """
     doc = {
         section: {name: key.default for name, key in keys.items() if key.default is not None}
@@ -143,7 +159,7 @@ def default_toml() -> str:
         if assign and assign.group(1) in keys:
             out.append(f"# {keys[assign.group(1)].doc}")
         out.append(line)
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + _SERVERS_EXAMPLE
 
 
 def find_entry_line(text: str, table: str, number: int, dotted: str) -> int | None:
