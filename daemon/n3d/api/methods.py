@@ -183,7 +183,7 @@ def build_methods(view: DaemonView) -> MethodTable:
         with server_scope(parts.name):
             return _command(parts, await parts.supervisor.restart())
 
-    add_model_methods(table, lambda: view.servers)
+    add_model_methods(table, view.servers)
 
     @table.method("capabilities", summary="What Ollama and this daemon can do.")
     async def capabilities(ctx: Context, params: dict[str, Any]) -> shapes.Capabilities:

@@ -15,23 +15,26 @@ without one goes to each server whose ``models`` names the model, else the first
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any
 
 from n3d.api import shapes
-from n3d.api.servers import SERVER, ServerParts, named, one_per_directory, pick
-from n3d.errors import OllamaError, ServerNotRunning
+from n3d.api.servers import (
+    SERVER,
+    ServerParts,
+    one_per_directory,
+    pick,
+    reach,
+    require_running,
+    sharing,
+)
+from n3d.api.warm import add_warm_methods, warm_result
+from n3d.errors import OllamaError
 from n3d.metrics import server_scope
-from n3d.jsonrpc.protocol import INVALID_PARAMS
 from n3d.models.cache import Listing
 from n3d.models.job import PullResult
 from n3d.models.results import DeleteResult, EnsureResult, LoadedEntry, ModelCounts, Validation
-from n3d.models.warm_state import WarmRow
-from n3d.ollama.duration import KeepAliveError
-from n3d.ollama.names import same_model
-from n3d.rpc.dispatch import Context, MethodError, MethodTable, Param
-from n3d.state import ServerState
+from n3d.rpc.dispatch import Context, MethodTable, Param
 
 __all__ = [
     "add_model_methods",
@@ -47,16 +50,7 @@ __all__ = [
     "warm_result",
 ]
 
-_DOWN = {ServerState.STOPPED, ServerState.FATAL, ServerState.STOPPING}
 _MODEL = Param("model", str, required=True, description="a model name, e.g. llama3:8b")
-
-
-def utc_iso(wall_s: float | None) -> str | None:
-    """Wall-clock seconds since the epoch as ISO 8601 UTC with `Z`, or None."""
-    if wall_s is None:
-        return None
-    stamp = datetime.fromtimestamp(wall_s, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def list_result(found: Listing) -> shapes.ModelList:
@@ -130,63 +124,6 @@ def counts_result(counts: ModelCounts) -> shapes.ModelCounts:
     return {"installed": counts.installed, "loaded": counts.loaded, "warm": counts.warm}
 
 
-def warm_result(rows: Sequence[WarmRow]) -> shapes.WarmList:
-    models: list[shapes.WarmModel] = [
-        {
-            "name": r.name,
-            "keep_alive": r.keep_alive,
-            "loaded": r.loaded,
-            "expires_at": r.expires_at,
-            "last_warmed_at": utc_iso(r.last_warmed_at),
-            "last_error": r.last_error,
-            "source": r.source,
-        }
-        for r in rows
-    ]
-    return {"models": models}
-
-
-def _require_server(parts: ServerParts, action: str) -> None:
-    snap = parts.supervisor.snapshot
-    if snap.state in _DOWN:
-        raise ServerNotRunning(
-            f"Cannot {action}: the Ollama server is {snap.state.value}.",
-            base_url=snap.base_url,
-            suggestion="Start it with: n3ctl start",
-        )
-
-
-def _sharing(servers: Sequence[ServerParts], parts: ServerParts) -> list[ServerParts]:
-    """``parts`` and every server that shares its models directory."""
-    if not parts.models_dir:
-        return [parts]
-    return [p for p in servers if p is parts or p.models_dir == parts.models_dir]
-
-
-def _reach(servers: Sequence[ServerParts], params: dict[str, Any]) -> list[ServerParts]:
-    """The servers a pull or delete goes through: the one named, else one per directory
-    that has a running server (all down: the first, whose error then says so)."""
-    if params.get("server") is not None:
-        return [named(servers, params["server"])]
-    reps = one_per_directory(servers)
-    up = [p for p in reps if p.supervisor.snapshot.state not in _DOWN]
-    return up or reps[:1]
-
-
-def _warm_targets(servers: Sequence[ServerParts], params: dict[str, Any]) -> list[ServerParts]:
-    """`warm.add`: the server named, else each whose ``models`` names it, else the first."""
-    if params.get("server") is not None:
-        return [named(servers, params["server"])]
-    model = params["model"]
-    pinned = [p for p in servers if any(same_model(model, m) for m in p.pinned)]
-    return pinned or [servers[0]]
-
-
-def _with_server(result: shapes.WarmList, name: str) -> shapes.WarmList:
-    result["server"] = name
-    return result
-
-
 def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> None:
     """Register the model and warm methods on ``table``."""
 
@@ -210,15 +147,13 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
                 except OllamaError as exc:  # one server down: the others still list
                     failed = failed or exc
                     continue
-            found.append((listing, [p.name for p in _sharing(servers, parts)]))
+            found.append((listing, [p.name for p in sharing(servers, parts)]))
         if not found:
             assert failed is not None
             raise failed
         return merged_list_result(found)
 
-    @table.method(
-        "models.loaded", SERVER, summary="Models in memory now, marking the warm ones."
-    )
+    @table.method("models.loaded", SERVER, summary="Models in memory now, marking the warm ones.")
     async def models_loaded(ctx: Context, params: dict[str, Any]) -> shapes.LoadedList:
         parts = pick(servers, params)
         with server_scope(parts.name):
@@ -234,17 +169,17 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
         "directory. With workDoneToken, $/progress reports follow.",
     )
     async def models_pull(ctx: Context, params: dict[str, Any]) -> shapes.Pull:
-        reach = _reach(servers, params)
-        for parts in reach:
-            _require_server(parts, "pull a model")
+        through = reach(servers, params)
+        for parts in through:
+            require_running(parts, "pull a model")
         pulled, seen = None, []
-        for i, parts in enumerate(reach):
+        for i, parts in enumerate(through):
             with server_scope(parts.name):
                 done = await parts.models.pull(
                     params["model"], progress=ctx.progress if i == 0 else None
                 )
             pulled = pulled or done
-            for other in _sharing(servers, parts):
+            for other in sharing(servers, parts):
                 other.models.installed_changed()  # every server of the directory lists it
                 seen.append(other.name)
         assert pulled is not None
@@ -259,11 +194,11 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
         summary="Delete an installed model (from every models directory without `server`).",
     )
     async def models_delete(ctx: Context, params: dict[str, Any]) -> shapes.Delete:
-        reach = _reach(servers, params)
-        for parts in reach:
-            _require_server(parts, "delete a model")
+        through = reach(servers, params)
+        for parts in through:
+            require_running(parts, "delete a model")
         deleted, gone, failed = None, [], None
-        for parts in reach:
+        for parts in through:
             with server_scope(parts.name):
                 try:
                     done = await parts.models.delete(params["model"])
@@ -271,7 +206,7 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
                     failed = failed or exc
                     continue
             deleted = deleted or done
-            for other in _sharing(servers, parts):
+            for other in sharing(servers, parts):
                 other.models.installed_changed()
                 gone.append(other.name)
         if deleted is None:
@@ -296,7 +231,7 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
                 params["model"], params.get("pull"), progress=ctx.progress
             )
         if ensured.pulled:
-            for other in _sharing(servers, parts):
+            for other in sharing(servers, parts):
                 other.models.installed_changed()
         result = ensure_result(ensured)
         result["server"] = parts.name
@@ -310,40 +245,4 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
     async def models_default(ctx: Context, params: dict[str, Any]) -> shapes.DefaultModel:
         return default_result(servers[0].models.default())
 
-    @table.method("warm.list", SERVER, summary="Models kept loaded, with their state.")
-    async def warm_list(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        parts = pick(servers, params)
-        with server_scope(parts.name):
-            return _with_server(warm_result(await parts.models.warm_list()), parts.name)
-
-    @table.method(
-        "warm.add",
-        _MODEL,
-        Param(
-            "keep_alive",
-            (str, int, float),
-            description='Go duration ("24h") or seconds; negative = forever',
-        ),
-        SERVER,
-        summary="Keep a model loaded from now on, across restarts (on the server named, "
-        "else on each whose `models` names it, else on the first).",
-    )
-    async def warm_add(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        targets = _warm_targets(servers, params)
-        try:
-            for parts in targets:
-                with server_scope(parts.name):
-                    rows = await parts.models.warm_add(params["model"], params.get("keep_alive"))
-                    if parts is targets[0]:
-                        first = rows
-        except KeepAliveError as exc:
-            raise MethodError(
-                INVALID_PARAMS, f"Invalid params: keep_alive: {exc}", {"param": "keep_alive"}
-            ) from exc
-        return _with_server(warm_result(first), targets[0].name)
-
-    @table.method("warm.remove", _MODEL, SERVER, summary="Stop keeping a model loaded.")
-    async def warm_remove(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        parts = pick(servers, params)
-        with server_scope(parts.name):
-            return _with_server(warm_result(await parts.models.warm_remove(params["model"])), parts.name)
+    add_warm_methods(table, servers)

@@ -16,16 +16,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from n3d.errors import UnknownServer
+from n3d.errors import ServerNotRunning, UnknownServer
 from n3d.models.service import Models
+from n3d.ollama.names import same_model
 from n3d.rpc.dispatch import Param
 from n3d.state import ServerState
 from n3d.supervisor import Supervisor
 
-__all__ = ["SERVER", "ServerParts", "named", "one_per_directory", "pick"]
+__all__ = [
+    "SERVER",
+    "ServerParts",
+    "named",
+    "one_per_directory",
+    "pick",
+    "reach",
+    "require_running",
+    "sharing",
+    "warm_targets",
+]
 
 SERVER = Param("server", str, description="a server's name (see status.servers); default the first")
 _UP = (ServerState.RUNNING, ServerState.DEGRADED, ServerState.EXTERNAL)
+_DOWN = {ServerState.STOPPED, ServerState.FATAL, ServerState.STOPPING}
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +81,40 @@ def one_per_directory(servers: Sequence[ServerParts]) -> list[ServerParts]:
         ):
             chosen[key] = parts
     return sorted(chosen.values(), key=servers.index)
+
+
+def require_running(parts: ServerParts, action: str) -> None:
+    """:class:`ServerNotRunning` when the server is stopped, stopping or fatal."""
+    snap = parts.supervisor.snapshot
+    if snap.state in _DOWN:
+        raise ServerNotRunning(
+            f"Cannot {action}: the Ollama server is {snap.state.value}.",
+            base_url=snap.base_url,
+            suggestion="Start it with: n3ctl start",
+        )
+
+
+def sharing(servers: Sequence[ServerParts], parts: ServerParts) -> list[ServerParts]:
+    """``parts`` and every server that shares its models directory."""
+    if not parts.models_dir:
+        return [parts]
+    return [p for p in servers if p is parts or p.models_dir == parts.models_dir]
+
+
+def reach(servers: Sequence[ServerParts], params: dict[str, Any]) -> list[ServerParts]:
+    """The servers a pull or delete goes through: the one named, else one per directory
+    that has a running server (all down: the first, whose error then says so)."""
+    if params.get("server") is not None:
+        return [named(servers, params["server"])]
+    reps = one_per_directory(servers)
+    up = [p for p in reps if p.supervisor.snapshot.state not in _DOWN]
+    return up or reps[:1]
+
+
+def warm_targets(servers: Sequence[ServerParts], params: dict[str, Any]) -> list[ServerParts]:
+    """`warm.add`: the server named, else each whose ``models`` names it, else the first."""
+    if params.get("server") is not None:
+        return [named(servers, params["server"])]
+    model = params["model"]
+    pinned = [p for p in servers if any(same_model(model, m) for m in p.pinned)]
+    return pinned or [servers[0]]
