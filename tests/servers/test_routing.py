@@ -55,6 +55,18 @@ def _tagged(d: FleetProcess, name: str, tag: str) -> list[dict[str, Any]]:
     return found
 
 
+def _logged(d: FleetProcess, tag: str, count: int) -> dict[str, int]:
+    """Requests tagged ``tag`` per server, once ``count`` are logged (a simulator logs a
+    request just after its answer is sent: the client may have the answer first)."""
+
+    def counted() -> dict[str, int] | None:
+        found = {name: len(_tagged(d, name, tag)) for name in d.names}
+        return found if sum(found.values()) >= count else None
+
+    found: dict[str, int] = wait_until(counted, 10, f"{count} requests logged")
+    return found
+
+
 async def test_requests_for_a_pinned_model_reach_its_server(fleet: MakeFleet) -> None:
     d, url = await anyio.to_thread.run_sync(
         lambda: _proxied(fleet, ["a", "b"], pinned={"b": ["tinyllama"]}, models=["tinyllama"])
@@ -77,6 +89,7 @@ async def test_requests_for_a_pinned_model_reach_its_server(fleet: MakeFleet) ->
         async with anyio.create_task_group() as tg:  # eight at once
             for i in range(8, 16):
                 tg.start_soon(one, client, i)
+    _logged(d, "pin ", 16)
     on_b, on_a = _tagged(d, "b", "pin "), _tagged(d, "a", "pin ")
     print(f"\npinned to b: {len(on_b)} on b, {len(on_a)} on a")
     assert len(on_b) == 16 and on_a == []
@@ -115,9 +128,9 @@ async def test_a_model_loaded_on_two_servers_spreads_32_clients_by_in_flight(
     ):
         for n in range(clients):
             tg.start_soon(client, http, n)
-    split = {name: len(_tagged(d, name, "split ")) for name in ("a", "b", "c")}
+    total = clients * rounds
+    split = _logged(d, "split ", total)
     events = Counter(e["server"] for e in d.events("request") if e.get("model") == "llama3.2")
     print(f"\n32 clients x {rounds}, llama3.2 loaded on a and b: split {split}; events {events}")
-    total = clients * rounds
     assert sum(split.values()) == total and split["c"] == 0, split
     assert min(split["a"], split["b"]) >= total // 4, split  # spread, not all on the first
