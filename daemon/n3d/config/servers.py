@@ -223,7 +223,9 @@ def load_servers(
             0,
         )
     if not raw:
-        raise error("servers", "servers = [] names no server; remove it or add entries", 0)
+        raise error(
+            "servers", "servers = [] names no server; remove it or add [[servers]] entries", 0
+        )
     for dotted in _OLLAMA_ADDRESS:
         if given.get(dotted) is not None:
             raise error(
