@@ -53,3 +53,20 @@ def test_short_drill_with_the_proxy_on_fails_no_proxied_request() -> None:
         streams[k] for k in ("ok", "cut", "runner_killed", "lost_to_n3d_kill", "failed")
     ), report
     print(f"\nproxied generates: {streams} in {result.duration_s}s")
+
+
+@pytest.mark.timeout(360)
+def test_short_drill_with_two_servers_keeps_every_invariant_per_server() -> None:
+    """Two ``[[servers]]`` (simulators) under one n3d, the proxy on: each fault aimed at
+    one server; each server's state history takes only allowed edges, no orphan of
+    either is left, and no fault on one server moves the other."""
+    result = run_drill(short=True, seed=20251207, proxy_clients=4, servers=2)
+
+    report = render(result)
+    failed = [inv.name for inv in result.invariants if not inv.ok]
+    assert not failed, report
+    names = {inv.name for inv in result.invariants}
+    assert "a fault on one server never moves another" in names
+    assert {fault.detail["server"] for fault in result.faults} == {"gpu0", "gpu1"}, report
+    assert result.streams["failed"] == 0, report
+    print(f"\nproxied generates, two servers: {result.streams} in {result.duration_s}s")

@@ -25,12 +25,12 @@ import psutil
 from n3d.state import TRANSITIONS, ServerState
 from n3d.testing import DaemonProcess
 from n3d.testing.drill.bounds import (
-    FAULT_KINDS,
     FD_TOLERANCE,
     RECOVERY_BOUND_S,
     RSS_TOLERANCE_BYTES,
     RSS_TOLERANCE_FRACTION,
 )
+from n3d.testing.drill.isolation import bystander_edges, per_server_events
 from n3d.testing.drill.records import DrillResult, FaultRecord, Invariant, LeakSample
 from n3d.testing.drill.streams import KILLS_RUNNER, KILLS_SERVE, StreamTally
 from n3d.testing.drill.tally import Stats
@@ -52,6 +52,9 @@ class FinishedDrill(Protocol):
     kill_offsets: list[int]
     proxy_clients: int
     streams: StreamTally
+    names: tuple[str, ...]
+    t0_wall: float
+    kinds: tuple[str, ...]
 
     def now(self) -> float: ...
 
@@ -193,7 +196,7 @@ def evaluate(
         f"{len(drill.faults)} faults" + (f"; {bad_faults[:4]}" if bad_faults else ""),
     )
     kinds = {f.kind for f in drill.faults}
-    expected = set(FAULT_KINDS)
+    expected = set(drill.kinds)
     check("every fault kind injected", expected <= kinds, f"missing {sorted(expected - kinds)}")
     group_problems = [p for f in drill.faults for p in f.problems if "group" in p or "orphan" in p]
     check(
@@ -233,7 +236,19 @@ def evaluate(
         + (f"; stderr: {stderr[-500:]}" if stderr else ""),
     )
     entries = [e for e in drill.d.events() if e.get("event") in ("n3d.starting", "server.state")]
-    problems = check_transitions(entries)
+    if len(drill.names) == 1:
+        problems = check_transitions(entries)
+    else:  # each server its own state machine
+        by_server = per_server_events(entries, drill.names)
+        problems = [f"{n}: {p}" for n, es in by_server.items() for p in check_transitions(es)]
+        moved = bystander_edges(drill.faults, entries, drill.t0_wall)
+        check(
+            "a fault on one server never moves another",
+            not moved,
+            f"{sum(1 for f in drill.faults if 'server' in f.detail)} faults aimed at one of "
+            f"{len(drill.names)} servers"
+            + (f"; {moved[:3]}" if moved else "; no other server took an edge meanwhile"),
+        )
     edges = Counter(f"{e['from']}→{e['to']}" for e in entries if e["event"] == "server.state")
     sub_bad = [
         f"{a}→{b}"

@@ -24,6 +24,7 @@ from n3d.testing import DaemonProcess
 from n3d.testing.drill.bounds import (
     BASE_CONFIG,
     CONFIG_A,
+    FAULT_KINDS,
     PROXY_HOLD_S,
     RECOVERY_BOUND_S,
     REQUEST_BOUND_S,
@@ -34,6 +35,7 @@ from n3d.testing.drill.checks import group_members
 from n3d.testing.drill.records import FaultRecord, LeakSample
 from n3d.testing.drill.streams import StreamTally
 from n3d.testing.drill.tally import DownWindows, Stats
+from n3d.testing.servers import FleetProcess
 from n3d.testing.simulator import free_port
 
 
@@ -61,6 +63,7 @@ class Drill:
         progress: Callable[[str], None],
         *,
         proxy_clients: int = 0,
+        servers: int = 1,
     ):
         self.home = home
         self.rng = random.Random(seed)
@@ -78,10 +81,30 @@ class Drill:
             # waits in serve's queue through a second kill (tests/proxy/test_drills.py).
             env["OLLAMA_NUM_PARALLEL"] = str(proxy_clients + 2)
         self.config: dict[str, dict[str, Any]] = {**self.base, **CONFIG_A}
-        self.d = DaemonProcess(home, config=self.config)
+        self.kinds: tuple[str, ...] = (
+            FAULT_KINDS  # what the schedule injects (checked: every one was)
+        )
+        # One server is n3d's `default` (no [[servers]]); several are a fleet whose every
+        # server keeps the warm model (pinned there), each fault aimed at ``target``.
+        self.names: tuple[str, ...] = ("default",)
+        if servers > 1:
+            self.names = tuple(f"gpu{i}" for i in range(servers))
+            del env["OLLAMA_SIM_MODELS_PRELOAD"]  # installed once: the directory is shared
+            pinned = {name: [WARM_MODEL] for name in self.names}
+            models = [WARM_MODEL, WEDGE_MODEL]
+            self.fleet: FleetProcess | None = FleetProcess(
+                home, self.names, config=self.config, pinned=pinned, models=models
+            )
+            self.d: DaemonProcess = self.fleet
+        else:
+            self.fleet = None
+            self.d = DaemonProcess(home, config=self.config)
         self.d.env.update(env)
-        self.overrides: dict[str, Any] = {"pull_seconds": 1.5}  # the simulator's switches
-        self.write_control()
+        # The simulators' switches, per server (each fleet server has its control file).
+        self._overrides: dict[str, dict[str, Any]] = {n: {"pull_seconds": 1.5} for n in self.names}
+        for name in reversed(self.names):
+            self.target = name
+            self.write_control()
         self.down = DownWindows()
         self.stats = Stats(self.down)
         self.streams = StreamTally()
@@ -94,6 +117,7 @@ class Drill:
         self.threads: list[threading.Thread] = []
         self.late_checks: list[threading.Thread] = []
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()  # log timestamps are wall clock
         self.pull_round = 0
         # Models whose download was interrupted: the simulator keeps the partial blob
         # and the next pull resumes it, so fast that a cancel may arrive after success.
@@ -124,12 +148,38 @@ class Drill:
         return result
 
     def status(self) -> dict[str, Any]:
+        """``status``, with ``server`` the target's entry of ``servers`` in a fleet."""
         result: dict[str, Any] = self.call("status")
+        if self.fleet is not None:
+            found = [s for s in result["servers"] if s["name"] == self.target]
+            result = {**result, "server": found[0]}
         return result
 
+    def servers(self) -> list[dict[str, Any]]:
+        """Every server's ``status`` block (``status.servers``; ``server`` for one)."""
+        status = self.call("status")
+        return list(status["servers"]) if self.fleet is not None else [status["server"]]
+
+    def scoped(self) -> dict[str, Any] | None:
+        """The params naming the target server in a fleet (none for one server)."""
+        return {"server": self.target} if self.fleet is not None else None
+
+    @property
+    def port(self) -> int:
+        """The target server's port (its simulator)."""
+        return self.fleet.ports[self.target] if self.fleet is not None else self.d.port
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The target server's simulator switches (write them with :meth:`write_control`)."""
+        return self._overrides[self.target]
+
     def write_control(self) -> None:
-        """Hand ``overrides`` to the simulator (its control file, replaced atomically)."""
-        self.d.set_control(**self.overrides)
+        """Hand ``overrides`` to the target's simulator (its control file, replaced atomically)."""
+        if self.fleet is not None:
+            self.fleet.set_control_of(self.target, **self.overrides)
+        else:
+            self.d.set_control(**self.overrides)
 
     def close_control(self) -> None:
         """Close the control connection (the next :meth:`call` opens a new one)."""
@@ -144,20 +194,25 @@ class Drill:
         """Running for a while (a kill now is not a failed start), warm model loaded."""
 
         def check() -> dict[str, Any] | None:
-            st = self.status()
-            if st["server"]["state"] != "running" or time.time() - st["server"]["since"] < 2.0:
-                return None
-            return st if self.warm_loaded() else None
+            for srv in self.servers():
+                if srv["state"] != "running" or time.time() - srv["since"] < 2.0:
+                    return None
+            return self.status() if self.warm_loaded() else None
 
         result: dict[str, Any] | None = poll(check, within_s, 0.2)
         return result
 
     def warm_loaded(self) -> bool:
-        warm = self.call("warm.list")["models"]
-        if not warm or not all(m["loaded"] for m in warm):
-            return False
-        loaded = {m["name"] for m in self.call("models.loaded")["models"]}
-        return all(m["name"] in loaded for m in warm)
+        """The warm models loaded, on every server."""
+        for name in self.names:
+            scope = {"server": name} if self.fleet is not None else None
+            warm = self.call("warm.list", scope)["models"]
+            if not warm or not all(m["loaded"] for m in warm):
+                return False
+            loaded = {m["name"] for m in self.call("models.loaded", scope)["models"]}
+            if not all(m["name"] in loaded for m in warm):
+                return False
+        return True
 
     def recover(
         self,
@@ -218,6 +273,11 @@ class Drill:
                     if isinstance(entry, dict) and entry.get("event") == name:
                         out.append(entry)
         return out
+
+    def target_events(self, name: str, offset: int = 0) -> list[dict[str, Any]]:
+        """:meth:`log_events` of the target server (a line bound to another is left out)."""
+        events = self.log_events(name, offset)
+        return [e for e in events if e.get("server", self.target) == self.target]
 
     def log_size(self) -> int:
         """The JSON log's size in bytes: a mark for :meth:`log_events` and the log check."""

@@ -47,15 +47,18 @@ def run_drill(
     keep_home: bool = False,
     progress: Callable[[str], None] | None = None,
     proxy_clients: int = 0,
+    servers: int = 1,
 ) -> DrillResult:
     """Run the drill (``short``: each fault kind once, short gaps); the result.
 
     ``proxy_clients`` above 0 turns n3d's proxy on and streams generates through it
-    from that many clients while the faults run (:mod:`.streams`)."""
+    from that many clients while the faults run (:mod:`.streams`). ``servers`` above 1
+    runs that many ``[[servers]]`` (simulators) under n3d, each fault aimed at one of
+    them picked at random, every invariant judged per server (:mod:`.isolation`)."""
     seed = random.randrange(1 << 30) if seed is None else seed
     home = Path(tempfile.mkdtemp(prefix="n3dd", dir="/tmp"))
     say = progress or (lambda _msg: None)
-    drill = Drill(home, seed, short, say, proxy_clients=proxy_clients)
+    drill = Drill(home, seed, short, say, proxy_clients=proxy_clients, servers=servers)
     crashed: str | None = None
     try:
         run_schedule(drill, duration_s)
@@ -74,13 +77,16 @@ def inject(drill: Drill, kind: str) -> None:
     """Inject one fault of ``kind`` (once the daemon has settled) and record it."""
     rec = FaultRecord(kind, round(drill.now(), 2))
     drill.faults.append(rec)
+    if drill.fleet is not None:
+        drill.target = drill.rng.choice(drill.names)
+        rec.detail["server"] = drill.target
     if kind in QUIET_FOR and drill.proxy_clients:
         quiet(drill)
     try:
         if kind not in ("burst", "bad_frames") and not drill.settled():
             rec.fail(f"not settled before the fault: {drill.describe_state()}")
             return
-        drill.say(f"{drill.now():7.1f}s  {kind}")
+        drill.say(f"{drill.now():7.1f}s  {kind}" + (f" ({drill.target})" if drill.fleet else ""))
         FAULTS[kind](drill, rec)
     except (DaemonUnreachable, RpcError, OSError) as exc:
         rec.fail(f"drill step failed: {exc!r}")
@@ -104,7 +110,7 @@ def run_schedule(drill: Drill, duration_s: float) -> None:
     drill.d.wait_ready(within_s=RECOVERY_BOUND_S)
     start_load(drill)
     gap = (0.2, 0.6) if drill.short else (1.0, 4.0)
-    warmup = WARMUP_KINDS_SHORT if drill.short else WARMUP_KINDS
+    warmup = [k for k in (WARMUP_KINDS_SHORT if drill.short else WARMUP_KINDS) if k in drill.kinds]
     for kind in warmup:
         inject(drill, kind)
         time.sleep(drill.rng.uniform(*gap))
@@ -113,7 +119,7 @@ def run_schedule(drill: Drill, duration_s: float) -> None:
     tail = 3.5 if drill.short else 12.0
     round_no = 0
     while round_no == 0 or (not drill.short and drill.now() < duration_s - tail - 30):
-        order = list(ROUND_KINDS)
+        order = [kind for kind in ROUND_KINDS if kind in drill.kinds]
         drill.rng.shuffle(order)
         for kind in order:
             inject(drill, kind)

@@ -64,10 +64,13 @@ def sighup(drill: Drill, rec: FaultRecord) -> None:
 
 
 def n3d_kill(drill: Drill, rec: FaultRecord) -> None:
-    """SIGKILL n3d; the next n3d must stop the orphaned serve group and run again."""
-    old = drill.status()["server"]["pid"]
+    """SIGKILL n3d; the next n3d must stop every server's orphaned serve group and run again."""
+    olds = {srv["name"]: srv["pid"] for srv in drill.servers()}
+    old = olds[drill.target] if drill.fleet is not None else drill.status()["server"]["pid"]
     rec.detail["orphan_group"] = old
     rec.detail["orphan_members"] = group_members(old)
+    if drill.fleet is not None:
+        rec.detail["orphan_groups"] = olds
     drill.close_control()
     t = time.monotonic()
     drill.down.begin()
@@ -82,8 +85,11 @@ def n3d_kill(drill: Drill, rec: FaultRecord) -> None:
     drill.down.end()
     rec.detail["socket_back_s"] = round(time.monotonic() - t, 3)
     drill.recover(rec, t, old_pid=old, new_pid=True)
-    found = [e for e in drill.log_events("orphan.found", offset) if e.get("pid") == old]
-    stopped = [e for e in drill.log_events("orphan.stopped", offset) if e.get("pid") == old]
-    rec.detail["orphan_stopped"] = stopped[0].get("processes") if stopped else None
-    if not found or not stopped:
-        rec.fail(f"the new n3d did not report stopping orphan {old}")
+    stopped_all = []
+    for name, pid in olds.items():
+        found = [e for e in drill.log_events("orphan.found", offset) if e.get("pid") == pid]
+        stopped = [e for e in drill.log_events("orphan.stopped", offset) if e.get("pid") == pid]
+        stopped_all.append(stopped[0].get("processes") if stopped else None)
+        if not found or not stopped:
+            rec.fail(f"the new n3d did not report stopping {name}'s orphan {pid}")
+    rec.detail["orphan_stopped"] = stopped_all[0] if len(stopped_all) == 1 else stopped_all

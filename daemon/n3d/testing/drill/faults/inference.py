@@ -34,7 +34,7 @@ __all__ = ["hang_inference", "hang_runner", "slow", "wedge_unload"]
 
 def _repair(drill: Drill, offset: int, stage: str, model: str | None = None) -> Any:
     def found() -> dict[str, Any] | None:
-        for event in drill.log_events("repair", offset):
+        for event in drill.target_events("repair", offset):
             if event.get("stage") == stage and (model is None or event.get("model") == model):
                 return event
         return None
@@ -53,7 +53,7 @@ def _switch(drill: Drill, **switches: Any) -> None:
 
 def _answering(drill: Drill, rec: FaultRecord, t: float) -> None:
     """Record "recovered": the warm model answers a generation again."""
-    if poll(lambda: answers(drill.d.port, WARM_MODEL, 2.0), RECOVERY_BOUND_S, 0.2):
+    if poll(lambda: answers(drill.port, WARM_MODEL, 2.0), RECOVERY_BOUND_S, 0.2):
         rec.recovery_s = round(time.monotonic() - t, 3)
     else:
         rec.fail(f"the warm model does not answer {RECOVERY_BOUND_S}s after {rec.kind}")
@@ -69,7 +69,7 @@ def hang_inference(drill: Drill, rec: FaultRecord) -> None:
     finally:
         _switch(drill, hang_inference=None)
     rec.detail["detected_s"] = round(time.monotonic() - t, 3)
-    stages = [e.get("stage") for e in drill.log_events("repair", offset)]
+    stages = [e.get("stage") for e in drill.target_events("repair", offset)]
     if stages[:2] != ["runner", "serve"]:
         rec.fail(f"repairs {stages}, expected the runner first, then serve")
     drill.recover(rec, t, old_pid=pid, new_pid=True)
@@ -88,7 +88,7 @@ def hang_runner(drill: Drill, rec: FaultRecord) -> None:
         _switch(drill, hang_runner=None)  # spent anyway: the hang ends with its runner
     drill.recover(rec, t, old_pid=pid, new_pid=False)
     _answering(drill, rec, t)
-    stages = [e.get("stage") for e in drill.log_events("repair", offset)]
+    stages = [e.get("stage") for e in drill.target_events("repair", offset)]
     if stages != ["runner"]:
         rec.fail(f"repairs {stages}: only the runner should have been replaced")
     if drill.status()["server"]["pid"] != pid:
@@ -100,10 +100,10 @@ def wedge_unload(drill: Drill, rec: FaultRecord) -> None:
     offset, t = drill.log_size(), time.monotonic()
     _switch(drill, wedge_unload=True)
     try:
-        generate(drill.d.port, WEDGE_MODEL, keep_alive="1s", timeout_s=REQUEST_BOUND_S)
+        generate(drill.port, WEDGE_MODEL, keep_alive="1s", timeout_s=REQUEST_BOUND_S)
 
         def wedged() -> bool:
-            found = drill.call("health")["checks"]["scheduler"]["wedged"]
+            found = drill.call("health", drill.scoped())["checks"]["scheduler"]["wedged"]
             return any(m.startswith(WEDGE_MODEL) for m in found)
 
         if not poll(wedged, RECOVERY_BOUND_S, 0.1) and not _repair(drill, offset, "runner"):
@@ -113,7 +113,7 @@ def wedge_unload(drill: Drill, rec: FaultRecord) -> None:
         rec.detail["detected_s"] = round(time.monotonic() - t, 3)
 
         def gone() -> bool:
-            loaded = drill.call("models.loaded")["models"]
+            loaded = drill.call("models.loaded", drill.scoped())["models"]
             return all(not m["name"].startswith(WEDGE_MODEL) for m in loaded)
 
         left = poll(gone, RECOVERY_BOUND_S, 0.2)
@@ -135,7 +135,7 @@ def slow(drill: Drill, rec: FaultRecord) -> None:
     try:
 
         def reported() -> dict[str, Any] | None:
-            for check in drill.call("health")["checks"]["inference"]["models"]:
+            for check in drill.call("health", drill.scoped())["checks"]["inference"]["models"]:
                 if check["slow"] and check.get("baseline_tps"):
                     return dict(check)
             return None
@@ -164,7 +164,7 @@ def slow(drill: Drill, rec: FaultRecord) -> None:
     if not poll(running, RECOVERY_BOUND_S, 0.2):
         rec.fail(f"not running once fast again: {drill.describe_state()}")
     fast_s = round(time.monotonic() - t_clear, 3)
-    repairs = [e.get("stage") for e in drill.log_events("repair", offset)]
+    repairs = [e.get("stage") for e in drill.target_events("repair", offset)]
     if repairs.count("serve") > 1:
         rec.fail(f"slow restarted serve more than once: {repairs}")
     drill.recover(rec, t, old_pid=pid, new_pid=False, t_from=t_clear)

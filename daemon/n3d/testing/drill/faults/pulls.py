@@ -22,13 +22,17 @@ from n3d.testing.drill.rawconn import RawConn
 from n3d.testing.drill.records import FaultRecord
 
 
-def pull(drill: Drill, model: str) -> tuple[str, Any]:
-    """One `models.pull` on its own connection with progress; (outcome, detail)."""
+def pull(drill: Drill, model: str, *, targeted: bool = False) -> tuple[str, Any]:
+    """One `models.pull` on its own connection with progress; (outcome, detail).
+
+    ``targeted``: through the target server (in a fleet; else through any running
+    server of the models directory, as n3d picks)."""
+    params = {"model": model, **((drill.scoped() or {}) if targeted else {})}
     t0 = time.monotonic()
     progress: list[dict[str, Any]] = []
     try:
         with Connection(drill.d.socket, timeout=REQUEST_BOUND_S) as conn:
-            result = conn.call("models.pull", {"model": model}, progress=progress.append)
+            result = conn.call("models.pull", params, progress=progress.append)
     except RpcError as exc:
         drill.stats.error("models.pull", exc.code, time.monotonic() - t0, exc.message)
         return str(exc.code), exc.message
@@ -46,7 +50,7 @@ def fail_pulls(drill: Drill, rec: FaultRecord) -> None:
     drill.overrides["fail_pulls"] = True
     drill.write_control()
     time.sleep(0.3)  # the simulator re-reads its control file at most every 100 ms
-    outcome, detail = pull(drill, model)
+    outcome, detail = pull(drill, model, targeted=True)
     rec.detail["while_failing"] = outcome
     if outcome != "1004":
         rec.fail(f"pull with fail_pulls on: {outcome} {detail}")
@@ -54,7 +58,7 @@ def fail_pulls(drill: Drill, rec: FaultRecord) -> None:
     drill.write_control()
     t = time.monotonic()
     for _attempt in range(5):
-        outcome, detail = pull(drill, model)
+        outcome, detail = pull(drill, model, targeted=True)
         if outcome == "ok":
             rec.recovery_s = round(time.monotonic() - t, 3)
             break

@@ -33,7 +33,9 @@ def serve_kill(drill: Drill, rec: FaultRecord) -> None:
         drill.pull_round += 1
         rec.detail["pull_during_kill"] = model
         offset = drill.log_size()
-        puller = threading.Thread(target=lambda: pulling.append(pull(drill, model)[0]))
+        puller = threading.Thread(
+            target=lambda: pulling.append(pull(drill, model, targeted=True)[0])
+        )
         puller.start()
         poll(lambda: drill.log_events("pull.started", offset), REQUEST_BOUND_S)
     t = time.monotonic()
@@ -95,7 +97,7 @@ def sim_hang(drill: Drill, rec: FaultRecord) -> None:
 def _list_outcome(drill: Drill) -> str:
     """A fresh `models.list` (not the cache): "ok" or the error code."""
     try:
-        drill.call("models.list", {"refresh": True})
+        drill.call("models.list", {"refresh": True, **(drill.scoped() or {})})
     except RpcError as exc:
         return str(exc.code)
     return "ok"
