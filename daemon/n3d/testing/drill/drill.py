@@ -274,6 +274,12 @@ class Drill:
                         out.append(entry)
         return out
 
+    def sim_requests(self, path: str) -> list[dict[str, Any]]:
+        """Every simulator's request log entries for ``path`` (all servers')."""
+        if self.fleet is None:
+            return self.d.requests(path)
+        return [e for name in self.names for e in self.fleet.requests_of(name, path)]
+
     def target_events(self, name: str, offset: int = 0) -> list[dict[str, Any]]:
         """:meth:`log_events` of the target server (a line bound to another is left out)."""
         events = self.log_events(name, offset)

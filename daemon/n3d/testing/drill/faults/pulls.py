@@ -76,7 +76,7 @@ def pulls(drill: Drill, rec: FaultRecord) -> None:
     models = [cancelled, *drill.rng.sample([m for m in PULLABLE if m != cancelled], 4)]
     shared, others, abandoned = models[1], models[2:4], models[4]
     rec.detail["models"] = models
-    before = len(drill.d.requests("/api/pull"))
+    before = len(drill.sim_requests("/api/pull"))
     outcomes: dict[str, list[str]] = {m: [] for m in models}
     lock = threading.Lock()
 
@@ -106,7 +106,7 @@ def pulls(drill: Drill, rec: FaultRecord) -> None:
         else:
             drill.partial.add(model)
     # One download per model, however many callers (the simulator logs each /api/pull).
-    downloads = len(drill.d.requests("/api/pull")) - before
+    downloads = len(drill.sim_requests("/api/pull")) - before
     rec.detail["downloads"] = downloads
     if downloads > len(models):
         rec.fail(f"{downloads} /api/pull requests for {len(models)} models")
