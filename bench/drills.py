@@ -1,7 +1,7 @@
 """Fault drill: a real `n3d run --simulate` under client load while faults are injected.
 
     .venv/bin/python bench/drills.py [--duration 240] [--seed N] [--short] [--json] [--keep]
-                                     [--proxy-clients N]
+                                     [--proxy-clients N] [--servers N]
 
 Clients call ``status``, ``health`` and ``models.list`` continuously on their own
 connections, and a subscriber stays connected to ``events.subscribe``. Meanwhile
@@ -34,6 +34,9 @@ Invariants, checked throughout and at the end (exit status 1 if one fails):
 - with ``--proxy-clients N`` (n3d's proxy on, N clients streaming generates through
   it): no proxied request fails, except streams that had begun when serve (or the
   runner) was killed, which end with Ollama's in-stream ``{"error": ...}`` line (counted);
+- with ``--servers N`` (N ``[[servers]]`` under one n3d, each fault aimed at one):
+  every invariant per server, and a fault on one server never moves another (no
+  other server's ``server.state`` edge while it runs, n3d's own SIGKILL excepted);
 - every logged ``server.state`` edge (and every one the subscriber received) is in
   ``n3d.state.TRANSITIONS`` and starts where the previous one ended.
 
@@ -68,6 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="turn n3d's proxy on and stream generates through it from N clients",
     )
+    parser.add_argument(
+        "--servers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="N [[servers]] (simulators) under one n3d, each fault aimed at one of them",
+    )
     args = parser.parse_args(argv)
 
     def say(msg: str) -> None:
@@ -80,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         keep_home=args.keep,
         progress=say,
         proxy_clients=args.proxy_clients,
+        servers=args.servers,
     )
     print(json.dumps(result.to_json(), indent=1) if args.json else render(result))
     return 0 if result.ok else 1

@@ -6,7 +6,9 @@ returns a :class:`DrillResult` (:mod:`.records`) that :func:`render` (:mod:`.rep
 prints. Between them: :mod:`.bounds` (the numbers invariants are judged by),
 :mod:`.drill` (the shared state and recovery waits), :mod:`.load` (the client
 threads), :mod:`.tally` (request accounting), :mod:`.rawconn` (a bare NDJSON client),
-:mod:`.faults` (the injectors by kind) and :mod:`.checks` (the invariants).
+:mod:`.faults` (the injectors by kind), :mod:`.checks` (the invariants), :mod:`.streams`
+(clients generating through n3d's proxy, with ``proxy_clients``) and :mod:`.isolation`
+(the per-server invariants, with ``servers`` above 1).
 """
 
 from __future__ import annotations
