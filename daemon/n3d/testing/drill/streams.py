@@ -5,7 +5,7 @@ With ``proxy_clients`` set, the drill starts n3d with ``[proxy] listen`` on a fr
 through it back to back. Every request ends in one outcome (:class:`StreamTally`):
 
 - ``ok``: 200 and Ollama's final object;
-- ``runner_killed``: Ollama's 500 with its runner-death text before anything began
+- ``runner_killed``: Ollama's 500 with a runner-death text before anything began
   (n3d replaced the hung runner the request waited on); excused only while a fault
   that hangs a runner was under way (:data:`KILLS_RUNNER`), else a failure;
 - ``cut``: the answer had begun and ended with an in-stream ``{"error": ...}`` line
@@ -48,7 +48,12 @@ KILLS_RUNNER = frozenset({"hang_inference", "hang_runner"})
 # rate) and learns no baseline to compare one with. The clients stop before and during
 # ``slow`` (schedule.quiet) so that the fault is judged as without them.
 QUIET_FOR = frozenset({"slow"})
-RUNNER_DIED = "an error was encountered while running the model"
+# Ollama's 500 texts for a request whose runner died under it (n3d.sim.llm has both):
+# mid-answer, and while it was starting or before it answered.
+RUNNER_DIED = (
+    "an error was encountered while running the model",
+    "model runner has unexpectedly stopped",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,7 +151,8 @@ def _one(drill: StreamingDrill, prompt: str) -> StreamOutcome:
         reply = conn.getresponse()
         if reply.status != 200:
             text = reply.read()[:200].decode(errors="replace")
-            kind = "runner_killed" if reply.status == 500 and RUNNER_DIED in text else "failed"
+            died = reply.status == 500 and any(t in text for t in RUNNER_DIED)
+            kind = "runner_killed" if died else "failed"
             return _ended(drill, t0, kind, sent, None, f"{reply.status} {text}")
         while True:
             if time.monotonic() - t0 > STREAM_BOUND_S:
