@@ -149,7 +149,8 @@ REFUSALS: list[tuple[str, str, int, str]] = [
         '[[servers]]\nname = "GPU 0"\nport = 11435\n',
         "servers.name",
         2,
-        r'#1: expected a name of lowercase letters, digits and "-" like "gpu0", got the string "GPU 0"',
+        r'#1: expected a name of lowercase letters, digits and "-" like "gpu0", '
+        'got the string "GPU 0"',
     ),
     ("[[servers]]\nname = 7\nport = 1\n", "servers.name", 2, "got the integer 7"),
     (
