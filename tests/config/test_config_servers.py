@@ -193,6 +193,12 @@ REFUSALS: list[tuple[str, str, int, str]] = [
         "too: each server needs its own port",
     ),
     (
+        ONE + '[[servers]]\nname = "gpu1"\nport = 11435\n',
+        "servers.port",
+        6,
+        r"#2 \(gpu1\): http://127.0.0.1:11435 is the address of \[\[servers\]\] #1",
+    ),
+    (
         ONE + "env = { A = 1 }\n",
         "servers.env.A",
         4,
