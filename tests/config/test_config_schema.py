@@ -29,7 +29,8 @@ from n3d.errors import ConfigError
 from .conftest import WriteConfig
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
-NOT_SECTIONS = {"file", "sources", "warnings", "pending_restart"}  # Settings' other fields
+# Settings' other fields ([[servers]] is an array of tables, checked in its own module)
+NOT_SECTIONS = {"servers", "file", "sources", "warnings", "pending_restart"}
 
 FULL = """\
 [ollama]
@@ -94,8 +95,14 @@ def fits(value: object, hint: Any) -> bool:
         return value in args
     if origin in (types.UnionType, typing.Union):
         return any(fits(value, arg) for arg in args)
-    if origin is tuple:
+    if origin is tuple and args[-1] is Ellipsis:
         return isinstance(value, tuple) and all(fits(v, args[0]) for v in value)
+    if origin is tuple:  # fixed length: tuple[str, str | None]
+        return (
+            isinstance(value, tuple)
+            and len(value) == len(args)
+            and all(fits(v, a) for v, a in zip(value, args, strict=True))
+        )
     if origin is Mapping:
         return isinstance(value, Mapping) and all(
             fits(k, args[0]) and fits(v, args[1]) for k, v in value.items()

@@ -138,12 +138,17 @@ def _as_table(settings: Settings, target: Path, socket: Path) -> str:
     """`section.key = value  # source` lines, aligned; the whole text parses as TOML."""
     sources = settings.sources
     read = str(settings.file) if settings.file else f"{target} (not found; defaults apply)"
+    values = settings.as_dict()
+    servers = values.pop("servers", [])
     rows = [
         (f"{section}.{key} = {_toml_value(value)}", sources[f"{section}.{key}"])
-        for section, values in settings.as_dict().items()
-        for key, value in values.items()
+        for section, keys in values.items()
+        for key, value in keys.items()
     ]
     width = max(len(left) for left, _ in rows)
     lines = [f"# config file: {read}", f"# socket: {socket}"]
     lines += [f"{left:<{width}}  # {source}" for left, source in rows]
+    for server in servers:  # after every dotted key, so that the text stays TOML
+        lines += ["", f"[[servers]]  # {sources['servers']}; env merged over [server].env"]
+        lines += [f"{_toml_key(key)} = {_toml_value(value)}" for key, value in server.items()]
     return "\n".join(lines)

@@ -6,6 +6,8 @@
 - :mod:`~n3d.config.durations`: the checks of durations (floors, Go durations, keep_alive);
 - :mod:`~n3d.config.file`: reading the file (line numbers for errors) and writing it;
 - :mod:`~n3d.config.url`: where the Ollama URL comes from (DESIGN.md's five steps);
+- :mod:`~n3d.config.servers`: `[[servers]]` entries as :class:`ServerSpec` values;
+- :mod:`~n3d.config.warm`: `[warm] models` entries, and which server warms each;
 - :mod:`~n3d.config.settings`: the :class:`Settings` values and :func:`load_settings`;
 - :mod:`~n3d.config.reload`: the pure reload plan (what applies now, what waits).
 
@@ -15,6 +17,7 @@ docs/configuration.md describes every key.
 from __future__ import annotations
 
 from n3d.config.file import default_toml
+from n3d.config.servers import ServerSpec
 from n3d.config.settings import (
     DEFAULT_BASE_URL,
     LivenessSettings,
@@ -35,6 +38,7 @@ __all__ = [
     "OllamaSettings",
     "RestartSettings",
     "ServerSettings",
+    "ServerSpec",
     "Settings",
     "SocketSettings",
     "WarmSettings",

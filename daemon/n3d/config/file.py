@@ -17,7 +17,7 @@ import tomli_w
 from n3d.config.schema import SCHEMA
 from n3d.errors import ConfigError
 
-__all__ = ["default_toml", "find_line", "read_config"]
+__all__ = ["default_toml", "find_entry_line", "find_line", "read_config"]
 
 _HEADER = re.compile(r"\s*\[\s*([^\[\]]+?)\s*\]\s*(?:#.*)?")
 _ASSIGN = re.compile(r"\s*([A-Za-z0-9_\-\"'. ]+?)\s*=")
@@ -109,13 +109,29 @@ _SECTION_NOTES = {
 }
 
 
+# Commented out, since a default file has one server; uncommented (with a second entry),
+# it is docs/configuration.md's two-GPU example. As DESIGN.md shows it.
+_SERVERS_EXAMPLE = """\
+
+# Several servers on one host (one `ollama serve` per GPU): one [[servers]] entry
+# each, with its name, its base_url or port, env merged over [server].env, and the
+# models pinned there. Every other key above applies to each server; [ollama]
+# base_url, host and port stay unset. See docs/configuration.md, "[[servers]]".
+# [[servers]]
+# name = "gpu0"
+# base_url = "http://127.0.0.1:11435"
+# env = { CUDA_VISIBLE_DEVICES = "0" }
+# models = ["llama3.1:70b"]
+"""
+
+
 def default_toml() -> str:
     """The whole default config file: every key at its default, with comments.
 
     The values are written by tomli-w; comment lines are inserted around them
     (each key's ``doc``, each section's note), and the unset keys appear only as
     their ``example`` commented out under the section's note, so that the text
-    parses back to exactly the defaults.
+    parses back to exactly the defaults. A commented ``[[servers]]`` example ends it.
     """
     doc = {
         section: {name: key.default for name, key in keys.items() if key.default is not None}
@@ -143,4 +159,24 @@ def default_toml() -> str:
         if assign and assign.group(1) in keys:
             out.append(f"# {keys[assign.group(1)].doc}")
         out.append(line)
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + _SERVERS_EXAMPLE
+
+
+def find_entry_line(text: str, table: str, number: int, dotted: str) -> int | None:
+    """The line that sets `dotted` ("servers.port") in the `number`-th ``[[table]]``
+    (from 1), else that entry's header line; None when there is no such entry
+    (``servers = [...]`` written inline, say)."""
+    lines = text.splitlines()
+    header = re.compile(rf"\s*\[\[\s*{re.escape(table)}\s*\]\]\s*(?:#.*)?")
+    starts = [n for n, line in enumerate(lines, start=1) if header.fullmatch(line)]
+    if not 1 <= number <= len(starts):
+        return None
+    start = starts[number - 1]
+    key = dotted.split(".")[1] if "." in dotted else ""
+    for n in range(start + 1, len(lines) + 1):
+        line = lines[n - 1]
+        if line.lstrip().startswith("["):
+            break
+        if key and (assign := _ASSIGN.match(line)) and _dotted(assign.group(1)) == key:
+            return n
+    return start

@@ -14,7 +14,10 @@ The keys that wait for a restart of n3d are those marked ``live=False`` in
 :data:`n3d.config.schema.SCHEMA`, with a comment there saying why: ``ollama.base_url``
 (with ``host`` and ``port``, which are part of it), ``server.mode`` and
 ``socket.path``. A kept key keeps every field it lands on and its source (and its
-parts' sources).
+parts' sources). The list of ``[[servers]]`` (their number, names and addresses)
+waits too, reported as ``servers``: each server is a supervised process with its own
+pid file, health and routes. A server's ``env`` and ``models`` apply at once (the
+next start of that server, the next warm pass), as ``[server].env`` does.
 
 Every other key applies at once, and the daemon hands ``effective`` to every part
 (docs/behavior.md, "Reload"): the supervisor (health timings, restart policy,
@@ -35,6 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from n3d.config.schema import SCHEMA, with_parts
+from n3d.config.servers import ServerSpec, written
 from n3d.config.settings import Settings
 
 __all__ = ["RESTART_KEYS", "ReloadPlan", "plan_reload"]
@@ -60,6 +64,9 @@ class ReloadPlan:
 def plan_reload(running: Settings, new: Settings) -> ReloadPlan:
     """The settings to run after reading ``new`` from the file while ``running`` runs."""
     waiting = tuple(key for key in RESTART_KEYS if _kept(running, key) != _kept(new, key))
+    servers = _servers(running.servers, new.servers)
+    if servers is not new.servers and (written(running.servers) or written(new.servers)):
+        waiting += ("servers",)
     sources = dict(new.sources)
     kept: dict[str, dict[str, Any]] = {}
     for key in RESTART_KEYS:
@@ -68,18 +75,39 @@ def plan_reload(running: Settings, new: Settings) -> ReloadPlan:
                 sources[name] = running.sources[name]
         section = key.partition(".")[0]
         kept.setdefault(section, {}).update(_kept(running, key))
+    sources.pop("servers", None)
+    if written(servers):  # from the file n3d started with, while the list waits
+        sources["servers"] = (running if servers is not new.servers else new).sources["servers"]
     effective = dataclasses.replace(
         new,
         **{
             section: dataclasses.replace(getattr(new, section), **fields)
             for section, fields in kept.items()
         },
+        servers=servers,
         sources=sources,
         pending_restart=waiting,
     )
     before, after = _flat(running.as_dict()), _flat(effective.as_dict())
     changed = tuple(key for key, value in after.items() if before.get(key) != value)
     return ReloadPlan(effective, changed, waiting)
+
+
+def _servers(
+    running: tuple[ServerSpec, ...], new: tuple[ServerSpec, ...]
+) -> tuple[ServerSpec, ...]:
+    """`new` when it names the same servers at the same addresses (env and models
+    apply live); else the running servers, each with its new env and models when
+    `new` still has one of that name."""
+    if [(s.name, s.base_url) for s in running] == [(s.name, s.base_url) for s in new]:
+        return new
+    by_name = {spec.name: spec for spec in new}
+    return tuple(
+        dataclasses.replace(spec, env=by_name[spec.name].env, models=by_name[spec.name].models)
+        if spec.name in by_name
+        else spec
+        for spec in running
+    )
 
 
 def _kept(settings: Settings, dotted: str) -> dict[str, Any]:
@@ -89,5 +117,12 @@ def _kept(settings: Settings, dotted: str) -> dict[str, Any]:
     return {attr: getattr(values, attr) for attr in SCHEMA[section][name].fields}
 
 
-def _flat(values: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    return {f"{section}.{key}": v for section, keys in values.items() for key, v in keys.items()}
+def _flat(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Dotted key -> value; ``servers`` (a list, not a section) stays whole."""
+    flat: dict[str, Any] = {}
+    for section, keys in values.items():
+        if isinstance(keys, Mapping):
+            flat.update({f"{section}.{key}": v for key, v in keys.items()})
+        else:
+            flat[section] = keys
+    return flat

@@ -35,7 +35,6 @@ from n3d.config.checks import (
     factor,
     host,
     integer,
-    model_list,
     model_name,
     text,
 )
@@ -43,6 +42,7 @@ from n3d.config.durations import keep_alive, keep_alive_seconds, seconds
 from n3d.config.key import Key, make_section
 from n3d.config.listen import listen_address
 from n3d.config.url import DEFAULT_BASE_URL, url_host, url_port
+from n3d.config.warm import show_warm, warm_list, warm_names
 from n3d.errors import ConfigError
 from n3d.redact import redact_url
 
@@ -174,7 +174,16 @@ SCHEMA: dict[str, dict[str, Key]] = {
         ),
     ),
     "warm": make_section(
-        models=Key([], model_list, "models kept loaded; re-warmed after eviction"),
+        models=Key(
+            [],
+            warm_list,
+            'models kept loaded; re-warmed after eviction; { model = "m", server = "gpu1" } '
+            "names the server",
+            # As written (strings and tables) on `placed`; the names alone on `models`.
+            attr="placed",
+            parsed=("models", warm_names),
+            show=show_warm,
+        ),
         keep_alive=Key(
             -1,
             keep_alive(minimum_s=WARM_KEEP_ALIVE_FLOOR_S),

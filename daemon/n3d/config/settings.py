@@ -10,15 +10,21 @@ vocabulary:
     default                  nothing set it
     file:PATH                the key in the config file PATH
     file:PATH (host/port)    ollama.base_url built from [ollama] host and/or port
+    file:PATH ([[servers]])  ollama.base_url: the first [[servers]] entry's address
     env:NAME                 the environment variable NAME
                              (NAMEL3SS_OLLAMA_BASE_URL, OLLAMA_HOST, N3D_SOCKET)
 
 `ollama.host` and `ollama.port` are reported as the host and port of the
 effective base URL, with the base URL's source.
+
+``Settings.servers`` are the servers n3d supervises (:mod:`n3d.config.servers`):
+the ``[[servers]]`` entries, else one named ``default`` from ``[ollama]`` and
+``[server]``. ``Settings.for_server(name)`` is the settings one of them sees.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,10 +32,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from n3d import paths
-from n3d.config.file import find_line, read_config
+from n3d.config.file import find_entry_line, find_line, read_config
 from n3d.config.listen import check_listen
 from n3d.config.schema import SCHEMA, check_document, check_relations, defaults, with_parts
-from n3d.config.url import DEFAULT, DEFAULT_BASE_URL, resolve_base_url
+from n3d.config.servers import ServerSpec, load_servers, show_servers, written
+from n3d.config.url import DEFAULT, DEFAULT_BASE_URL
+from n3d.config.warm import Placed, warm_here, warm_names, warm_servers
 from n3d.errors import ConfigError
 
 __all__ = [
@@ -90,6 +98,9 @@ class WarmSettings:
     models: tuple[str, ...]  # valid model names, as written
     keep_alive: str | float
     keep_alive_s: float
+    # The entries as written: (model, the server a table names, or None). Which
+    # server warms each is Settings.for_server's (n3d.config.servers.warm_here).
+    placed: tuple[tuple[str, str | None], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,12 +146,32 @@ class Settings:
     log: LogSettings
     proxy: ProxySettings
     liveness: LivenessSettings
+    servers: tuple[ServerSpec, ...]  # never empty; servers[0] is "the first server"
     file: Path | None  # the config file read; None when there was none
     sources: Mapping[str, str]  # dotted key -> source, for every key of SCHEMA
     warnings: tuple[str, ...] = ()  # things worth logging at start (e.g. OLLAMA_HOST bad port)
     # Keys whose value in the file differs from the running one and waits for a
     # restart of n3d (set by a reload: n3d.config.reload); () when freshly loaded.
     pending_restart: tuple[str, ...] = ()
+
+    def server_names(self) -> tuple[str, ...]:
+        return tuple(spec.name for spec in self.servers)
+
+    def for_server(self, name: str) -> Settings:
+        """These settings as server `name` sees them: its ``ollama.base_url`` and
+        ``server.env``, and in ``warm`` the models to warm there; KeyError when no
+        server has that name. A Supervisor or Models built from this needs to know
+        nothing else of the other servers."""
+        spec = next((s for s in self.servers if s.name == name), None)
+        if spec is None:
+            raise KeyError(name)
+        here: tuple[Placed, ...] = warm_here(self.warm.placed, self.servers, name)
+        return dataclasses.replace(
+            self,
+            ollama=dataclasses.replace(self.ollama, base_url=spec.base_url),
+            server=dataclasses.replace(self.server, env=spec.env),
+            warm=dataclasses.replace(self.warm, models=warm_names(here), placed=here),
+        )
 
     def socket_path(self, env: Mapping[str, str] | None = None) -> Path:
         """`N3D_SOCKET`, else `[socket].path`, else `<runtime dir>/n3d.sock`."""
@@ -156,21 +187,25 @@ class Settings:
             "pending_restart": list(self.pending_restart),
         }
 
-    def as_dict(self) -> dict[str, dict[str, Any]]:
+    def as_dict(self) -> dict[str, Any]:
         """Effective values by section and TOML key, for showing; TOML- and JSON-able.
 
         Each key is shown by its ``Key.show`` from the field it lands on: tuples
         become lists, tables plain dicts, keep_alive stays as configured,
         ``base_url`` has its credentials hidden (:func:`n3d.redact.redact_url`)
-        and ``host`` and ``port`` are those of the effective ``base_url``.
+        and ``host`` and ``port`` are those of the effective ``base_url``. With
+        ``[[servers]]``, ``servers`` follows: a list of tables (``env`` merged).
         """
-        return {
+        values: dict[str, Any] = {
             section: {
                 name: key.show(getattr(getattr(self, section), key.attr))
                 for name, key in keys.items()
             }
             for section, keys in SCHEMA.items()
         }
+        if written(self.servers):
+            values["servers"] = show_servers(self.servers)
+        return values
 
 
 # The settings dataclass of each section of SCHEMA, by section name.
@@ -211,12 +246,14 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
             file=str(target),
         )
 
-    def error(key: str, message: str) -> ConfigError:
+    def error(key: str, message: str, entry: int = 0) -> ConfigError:
+        """The error at `key`, in the `entry`-th [[servers]] entry when not 0."""
+        line = find_entry_line(text, "servers", entry, key) if entry else None
         return ConfigError(
-            message, file=str(file) if file else None, key=key, line=find_line(text, key)
+            message, file=str(file) if file else None, key=key, line=line or find_line(text, key)
         )
 
-    given = check_document(doc, error)
+    given = check_document({k: v for k, v in doc.items() if k != "servers"}, error)
     values = {**defaults(), **given}
     origin = f"file:{file}"
     sources = {
@@ -225,18 +262,26 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
         for name in keys
     }
     check_relations(values, given, error)
-    base_url, url_source, warnings = resolve_base_url(given, e, origin)
-    values["ollama.base_url"] = base_url
+    servers, url_source, warnings = load_servers(
+        doc.get("servers"), given, e, origin, values["server.env"], error
+    )
+    values["ollama.base_url"] = servers[0].base_url
+    if written(servers):
+        sources["servers"] = origin
     sources.update(dict.fromkeys(with_parts("ollama.base_url"), url_source))
-    check_listen(values["proxy.listen"], base_url, error)
+    for spec in servers:
+        check_listen(values["proxy.listen"], spec.base_url, error)
+    if unknown := warm_servers(values["warm.models"], servers):
+        raise error("warm.models", unknown)
     if e.get("N3D_SOCKET"):
         values["socket.path"] = e["N3D_SOCKET"]
         sources["socket.path"] = "env:N3D_SOCKET"
-    return _build(values, file, sources, warnings)
+    return _build(values, servers, file, sources, warnings)
 
 
 def _build(
     values: Mapping[str, Any],
+    servers: tuple[ServerSpec, ...],
     file: Path | None,
     sources: Mapping[str, str],
     warnings: tuple[str, ...],
@@ -249,4 +294,6 @@ def _build(
             if not key.part_of:  # a part (host, port) went into its whole (base_url)
                 fields.update(key.land(values[f"{section}.{name}"]))
         sections[section] = SECTIONS[section](**fields)
-    return Settings(**sections, file=file, sources=dict(sources), warnings=warnings)
+    return Settings(
+        **sections, servers=servers, file=file, sources=dict(sources), warnings=warnings
+    )
