@@ -52,6 +52,7 @@ from n3d.errors import ConfigError
 from n3d.logs import reconfigure_logging
 from n3d.models.service import Models
 from n3d.ollama.client import OllamaClient
+from n3d.ollama.wire import Warned
 from n3d.paths import ensure_private_dir, runtime_dir
 from n3d.redact import redact_url
 from n3d.rpc.server import RpcServer
@@ -135,14 +136,18 @@ class Daemon:
         settings = self.settings
         socket_path = settings.socket_path(self.env)
         base_url, health_timeout_s = settings.ollama.base_url, settings.server.health_timeout_s
+        warned = Warned()  # one server: one pace for its unusable answers, both clients
         async with (
             OllamaClient(
-                base_url, timeout_s=health_timeout_s, num_ctx=settings.ollama.num_ctx
+                base_url,
+                timeout_s=health_timeout_s,
+                num_ctx=settings.ollama.num_ctx,
+                warned=warned,
             ) as client,
             # The supervisor's heartbeat has a client (and a connection pool) of its
             # own: a `HEAD /` never waits for a connection behind pulls and warm-ups,
             # which would read as a hung server.
-            OllamaClient(base_url, timeout_s=health_timeout_s) as probing,
+            OllamaClient(base_url, timeout_s=health_timeout_s, warned=warned) as probing,
         ):
             models = self.models = Models(client, settings, publish=self._publish)
             sup = self.supervisor = Supervisor(
