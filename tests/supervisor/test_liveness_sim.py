@@ -9,8 +9,10 @@ machine); the figures belong to bench/liveness.py.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import pytest
 
 from n3d.testing import DaemonProcess, wait_until
 from n3d.testing.inference import answers, generate, probes, repairs, runner_pids
+from n3d.testing.simulator import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -31,14 +34,18 @@ OTHER = "qwen2.5:0.5b"
 def start(short_dir: Path) -> Iterator[Callable[..., DaemonProcess]]:
     made: list[DaemonProcess] = []
 
-    def make(liveness: dict[str, Any], **env: str) -> DaemonProcess:
+    def make(
+        liveness: dict[str, Any], proxy: dict[str, Any] | None = None, **env: str
+    ) -> DaemonProcess:
         home = short_dir / f"d{len(made)}"
         home.mkdir(mode=0o700)
-        config = {
+        config: dict[str, Any] = {
             "warm": {"models": [WARM]},
             "liveness": liveness,
             "server": {"stop_timeout": 3, "failures_before_restart": 3},
         }
+        if proxy is not None:
+            config["proxy"] = proxy
         models = ",".join([WARM, OTHER])
         d = DaemonProcess(home, config=config, OLLAMA_SIM_MODELS_PRELOAD=models, **env)
         made.append(d)
@@ -171,6 +178,35 @@ def test_slow_inference_restarts_serve_once_then_stays_degraded_with_both_rates(
     time.sleep(5)  # still slow: no second restart within the hour
     assert [e["stage"] for e in repairs(d)] == ["serve"]
     assert d.call("status")["server"]["restarts"] == 1
+
+
+@pytest.mark.timeout(180)
+def test_a_slow_restart_drains_the_proxy_first_so_a_stream_in_flight_completes(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    # A slow server still answers, so its restart is planned: streams through the
+    # proxy finish first (drain), unlike a hung server's, which nothing could finish.
+    # 50 ms tokens, 1 s once slow: the other model's stream (8-24 tokens) outlasts
+    # the one-token probe that finds the warm model slow; it is not probed itself.
+    listen = f"127.0.0.1:{free_port()}"
+    d = start(
+        {"probe_interval": 1, "probe_timeout": 5},
+        proxy={"listen": listen, "drain_timeout": 60},
+        OLLAMA_SIM_TOKEN_SECONDS="0.05",
+        OLLAMA_NUM_PARALLEL="4",
+    )
+    wait_until(lambda: (_model_ok(d) or {}).get("baseline_tps"), 30, "a baseline")
+    d.set_control(slow=20)
+    lines: list[dict[str, Any]] = []
+    body = json.dumps({"model": OTHER, "prompt": "a long story", "stream": True}).encode()
+    request = urllib.request.Request(f"http://{listen}/api/generate", data=body)
+    with urllib.request.urlopen(request, timeout=120) as response:
+        lines.extend(json.loads(line) for line in response if line.strip())
+    wait_until(lambda: [e for e in repairs(d) if e["stage"] == "serve"], 60, "a slow restart")
+    assert not [line for line in lines if "error" in line], lines[-1]
+    assert lines[-1]["done"] is True and lines[-1]["eval_count"] == len(lines) - 1
+    events = [e["event"] for e in d.events() if e["event"] in ("proxy.draining", "repair")]
+    assert events[:2] == ["repair", "proxy.draining"], events
 
 
 @pytest.mark.timeout(180)

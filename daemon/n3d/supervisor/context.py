@@ -68,6 +68,9 @@ class Context:
     pid_file: Path | None = None
     version: Version | None = None
     liveness: Liveness | None = None
+    # The supervisor's drain hook (the proxy's), for a restart of a server that
+    # still answers; None when nothing is in the request path.
+    before_planned_stop: Callable[[], Awaitable[None]] | None = None
 
     @property
     def snapshot(self) -> Snapshot:

@@ -154,8 +154,8 @@ class Liveness:
 
     # -- the watch -----------------------------------------------------------------------
 
-    async def watch(self, serve_pid: int | None, problem: Problem) -> str:
-        """Run rounds until serve must be restarted; returns why.
+    async def watch(self, serve_pid: int | None, problem: Problem) -> Step:
+        """Run rounds until serve must be restarted; returns that ``serve`` step.
 
         ``serve_pid`` is our child's (its runners are looked at and may be stopped);
         None for a server n3d does not own: then only checks and reports, and never
@@ -177,7 +177,7 @@ class Liveness:
             late = max(0.0, anyio.current_time() - next_at)
             outcome = await self.round(serve_pid, problem, at=self._clock() - late)
             if outcome.stage == "serve":
-                return outcome.reason
+                return outcome
             if outcome.stage != "keep":
                 troubled = outcome.stage != "clear"
 

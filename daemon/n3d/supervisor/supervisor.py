@@ -106,6 +106,7 @@ class Supervisor:
             pid_file=self.pid_file,
             version=version,
             liveness=self.liveness if ollama is not None else None,
+            before_planned_stop=self._drain,
         )
         self._lifecycle = Lifecycle(
             context, self._wanted, dict(os.environ if environ is None else environ)

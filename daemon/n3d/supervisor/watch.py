@@ -151,7 +151,12 @@ async def watch_running(ctx: Context, child: OllamaProcess) -> tuple[str, float]
                 settle("liveness", reason, "inference checks pass again")
 
             assert ctx.liveness is not None
-            restart(await ctx.liveness.watch(child.pid, problem))
+            step = await ctx.liveness.watch(child.pid, problem)
+            if step.slow and ctx.before_planned_stop is not None:
+                # A slow server still answers: what it is serving may finish first
+                # (the proxy's drain, bounded by drain_timeout), as for n3ctl restart.
+                await ctx.before_planned_stop()
+            restart(step.reason)
 
         tg.start_soon(exited)
         tg.start_soon(checks)
