@@ -14,7 +14,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from n3d.logs import configure_logging
-from n3d.metrics import REGISTRY, MetricsRegistry, metric, series_tags
+from n3d.metrics import REGISTRY, MetricsRegistry, metric, series_tags, server_scope
 
 
 def _metrics_logged(buf: io.StringIO) -> list[object]:
@@ -138,3 +138,19 @@ def test_a_histogram_keeps_the_newest_samples_for_its_percentiles() -> None:
     assert (summary["count"], summary["min"], summary["max"]) == (3000, 0.0, 2999.0)
     # p50 over the newest 2048 (952..2999), not over everything ever seen
     assert summary["p50"] == 952 + 1023
+
+
+def test_in_a_server_scope_metrics_carry_the_server_tag_and_log_lines_the_field() -> None:
+    buf = io.StringIO()
+    configure_logging("json", "info", file=buf)
+    with server_scope("gpu1"):
+        metric("ollama.server.restarts", 1, "{restart}")
+        metric("ollama.model.deleted", 1, "{model}", model="m", server="gpu0")  # named wins
+        structlog.get_logger("n3d.supervisor").info("server.command", command="x")
+    metric("ollama.server.restarts", 1, "{restart}")  # outside: no tag
+    series = [(s["name"], s["tags"]) for s in REGISTRY.snapshot()["series"]]
+    assert ("ollama.server.restarts", {"server": "gpu1"}) in series
+    assert ("ollama.server.restarts", {}) in series
+    assert ("ollama.model.deleted", {"model": "m", "server": "gpu0"}) in series
+    lines = [json.loads(line) for line in buf.getvalue().splitlines()]
+    assert [line.get("server") for line in lines] == ["gpu1", "gpu1", "gpu1", None]

@@ -13,6 +13,8 @@ only ever catch these::
     ├── ServiceError              `n3d service` could not render or install a unit
     ├── RequestNotFound           request_not_found: `requests.cancel` named no
     │                             proxied request in flight
+    ├── UnknownServer             unknown_server: a `server` param named no server
+    │                             of the config
     ├── RpcError                  a client's call was answered with a JSON-RPC error
     │                             (code, message, data; data.suggestion)
     ├── DaemonUnreachable         a client got no answer from n3d's socket (path,
@@ -65,6 +67,7 @@ from n3d.redact import redact_url
 # checkers see them).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
     from typing import Any, ClassVar
 
@@ -95,6 +98,7 @@ __all__ = [
     "StaleSocket",
     "StateNotSaved",
     "UnexpectedResponse",
+    "UnknownServer",
     "UntrustedSocket",
     "render_error",
     "root_cause",
@@ -204,6 +208,19 @@ class RequestNotFound(N3dError):
         self.request_id = request_id
         self.message = f"No proxied request {request_id!r} is in flight."
         self.suggestion = "List the requests in flight with: n3ctl requests"
+        super().__init__(f"{self.message}\n\nSuggestion: {self.suggestion}")
+
+
+class UnknownServer(N3dError):
+    """A method's ``server`` param names no server of the config (``known``: the names)."""
+
+    kind: ClassVar[str] = "unknown_server"
+
+    def __init__(self, server: str, known: Sequence[str]) -> None:
+        self.server = server
+        self.known = tuple(known)
+        self.message = f"No server named {server!r} in the config."
+        self.suggestion = f"Servers are: {', '.join(self.known)} (see: n3ctl status)"
         super().__init__(f"{self.message}\n\nSuggestion: {self.suggestion}")
 
 

@@ -16,6 +16,10 @@ A histogram also counts its values in fixed buckets chosen by its unit
 (:func:`bucket_bounds`): the p50/p99 of a reservoir cannot be added up across a
 fleet, bucket counts can (Prometheus histograms, docs/proxy.md).
 
+Server scope (DESIGN.md, several servers): inside :func:`server_scope` (and in
+the tasks started from it) every metric gets the tag ``server`` and every log line
+the field ``server``, so code that works on one server never passes its name.
+
 Long because the result's shapes, the bounded series bookkeeping and the log side
 of :func:`metric` are one contract (DESIGN.md: every metric is a log event *and*
 an aggregate); split, each half would have to restate the other's rules.
@@ -28,7 +32,9 @@ import logging
 import math
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Generic, Literal, NotRequired, TypeAlias, TypedDict, TypeVar
 
 import structlog
@@ -48,6 +54,7 @@ __all__ = [
     "metric",
     "metrics",
     "series_tags",
+    "server_scope",
     "tagged_metric",
 ]
 
@@ -135,6 +142,27 @@ class MetricsSnapshot(TypedDict):
     histograms: dict[str, HistogramSummary]
     units: dict[str, str]
     series: list[Series]
+
+
+_SERVER: ContextVar[str | None] = ContextVar("n3d_server", default=None)
+
+
+@contextmanager
+def server_scope(name: str) -> Iterator[None]:
+    """Within it, and in tasks started from it: log lines and metrics carry ``server``."""
+    token = _SERVER.set(name)
+    try:
+        with structlog.contextvars.bound_contextvars(server=name):
+            yield
+    finally:
+        _SERVER.reset(token)
+
+
+def _scoped(tags: dict[str, Any]) -> dict[str, Any]:
+    server = _SERVER.get()
+    if server is None or "server" in tags:
+        return tags
+    return {**tags, "server": server}
 
 
 def _text(value: Any) -> str:
@@ -435,6 +463,7 @@ def metrics(
 ) -> None:
     """Several metrics of one tag set, as :func:`metric` each (logged, aggregated); never raises."""
     try:
+        tags = _scoped(tags)
         REGISTRY.record_many(entries, tags)
         if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):
             emit = _metric_log.debug if log_level == "debug" else _metric_log.info
@@ -455,6 +484,7 @@ def tagged_metric(
 ) -> None:
     """:func:`metric` with its tags as one mapping, so any tag name works; never raises."""
     try:
+        tags = _scoped(tags)
         REGISTRY.record(name, float(value), unit, kind, tags)
         if _logs_at(_METRIC_LEVELS.get(log_level, logging.INFO)):
             emit = _metric_log.debug if log_level == "debug" else _metric_log.info

@@ -90,8 +90,7 @@ ERROR_DATA = {"kind", "model", "base_url", "suggestion"}
 def _table() -> MethodTable:
     """The daemon's method table; building it touches none of the parts it is given."""
     view = DaemonView(
-        supervisor=cast(Any, None),
-        models=cast(Any, None),
+        servers=[],
         socket_path=Path("/unused"),
         settings=cast(Any, None),
         reload=lambda: None,

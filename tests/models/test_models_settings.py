@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from n3d.api.models import default_result, ensure_result, warm_result
+from n3d.api.servers import ServerParts
 from n3d.config import load_settings
 from n3d.config.reload import plan_reload
 from n3d.daemon import Daemon
@@ -17,6 +18,7 @@ from n3d.models import Models
 from n3d.ollama.client import OllamaClient
 from n3d.ollama.names import same_model
 from n3d.ollama.types import LoadedModel
+from n3d.supervisor import Supervisor
 
 from .models_support import Events, MakeSettings, StartSim, running, wait_until
 
@@ -139,6 +141,10 @@ async def test_a_reload_reaches_the_model_clients_timeout_and_num_ctx(
         assert (client.timeout_s, client.num_ctx) == (0.25, 4096)
 
 
+async def _never_probed(timeout_s: float) -> float:
+    raise AssertionError("the supervisor is not run here")
+
+
 async def test_daemon_reload_hands_the_new_settings_to_the_model_service(
     tmp_path: Path,
 ) -> None:
@@ -149,7 +155,9 @@ async def test_daemon_reload_hands_the_new_settings_to_the_model_service(
     settings = load_settings(config, env)
     daemon = Daemon(settings, command=("ollama", "serve"), env=env)
     async with OllamaClient(DOWN) as client:
-        daemon.models = Models(client, settings, state_path=tmp_path / "w.json")
+        models = Models(client, settings, state_path=tmp_path / "w.json")
+        sup = Supervisor(settings, probe=_never_probed)
+        daemon.servers = [ServerParts("default", sup, models)]
         config.write_text(
             f'[ollama]\nbase_url = "{DOWN}"\ndefault_model = "mistral:7b"\n'
             'auto_pull_model = true\n[warm]\nmodels = ["llama3.2"]\n'

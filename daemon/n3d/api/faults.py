@@ -32,11 +32,12 @@ from n3d.errors import (
     ServerNotRunning,
     StateNotSaved,
     UnexpectedResponse,
+    UnknownServer,
 )
 
 __all__ = ["CODES", "Fault", "code_of", "fault_of"]
 
-Coded = OllamaError | StateNotSaved | RequestNotFound
+Coded = OllamaError | StateNotSaved | RequestNotFound | UnknownServer
 
 # Codes are part of the contract: never renumber one, add new ones at the end.
 CODES: Mapping[type[Coded], int] = {
@@ -51,6 +52,7 @@ CODES: Mapping[type[Coded], int] = {
     ServerNotRunning: 1009,
     UnexpectedResponse: 1010,
     OllamaError: 1010,  # any other Ollama failure: the same kind, `ollama_error`
+    UnknownServer: 1011,
     RequestNotFound: 1012,
     StateNotSaved: 1013,
 }
@@ -82,6 +84,10 @@ def _data(exc: Coded) -> ErrorData:
     data: ErrorData = {"kind": exc.kind}
     if isinstance(exc, StateNotSaved):
         data["path"] = exc.path
+        data["suggestion"] = exc.suggestion
+        return data
+    if isinstance(exc, UnknownServer):
+        data["server"] = exc.server
         data["suggestion"] = exc.suggestion
         return data
     if isinstance(exc, RequestNotFound):

@@ -4,14 +4,16 @@ Each handler reads a snapshot or sends a command to the supervisor or the model
 service and turns the typed answer into its JSON object (:mod:`n3d.api.shapes`).
 Errors are the parts' own exceptions; :mod:`n3d.api.faults` gives them their codes.
 Model and warm methods live in :mod:`n3d.api.models`; ``rpc.discover``
-is generated from this same table by :mod:`n3d.api.openrpc`.
+is generated from this same table by :mod:`n3d.api.openrpc`. Server-scoped
+methods take an optional ``server`` param (:mod:`n3d.api.servers`: default the
+first server, an unknown name is 1011 ``unknown_server``).
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,13 +26,12 @@ from n3d.api.health import checks_result, health_result
 from n3d.api.models import add_model_methods, counts_result
 from n3d.api.openrpc import openrpc_document
 from n3d.api.requests import RequestSource, add_request_methods
+from n3d.api.servers import SERVER, ServerParts, pick
 from n3d.config import Settings
 from n3d.jsonrpc.protocol import INVALID_PARAMS
-from n3d.metrics import REGISTRY, MetricsSnapshot
-from n3d.models.service import Models
+from n3d.metrics import REGISTRY, MetricsSnapshot, server_scope
 from n3d.rpc.dispatch import Context, MethodError, MethodTable, Param
 from n3d.state import Snapshot
-from n3d.supervisor import Supervisor
 from n3d.supervisor.health import HealthReport
 
 __all__ = ["EVENT_TOPICS", "DaemonView", "build_methods", "health_result", "server_result"]
@@ -49,10 +50,13 @@ EVENT_TOPICS = (
 
 @dataclass
 class DaemonView:
-    """What the methods may see and do; the daemon fills it in."""
+    """What the methods may see and do; the daemon fills it in.
 
-    supervisor: Supervisor
-    models: Models
+    ``servers``: one :class:`~n3d.api.servers.ServerParts` per server, in the
+    config's order (the first is every ``server`` param's default).
+    """
+
+    servers: Sequence[ServerParts]
     socket_path: Path
     settings: Callable[[], Settings]
     reload: Callable[[], str | None]  # None when reloaded, else why not
@@ -61,8 +65,8 @@ class DaemonView:
     proxy: Callable[[], RequestSource | None] = lambda: None  # None: [proxy] listen is off
 
 
-def server_result(snap: Snapshot) -> shapes.Server:
-    """The server's snapshot as `status.server` (and `server.*`) show it."""
+def server_result(snap: Snapshot, name: str = "default") -> shapes.Server:
+    """The server's snapshot as `status.server` (and `server.*`) show it; ``name`` is its name."""
     return {
         "state": snap.state.value,
         "mode": snap.mode,
@@ -77,35 +81,55 @@ def server_result(snap: Snapshot) -> shapes.Server:
         "last_error": snap.last_error,
         "port_holder": snap.port_holder,
         "next_start_in_s": snap.next_start_in_s,
+        "name": name,
     }
 
 
-def _checks(view: DaemonView, report: HealthReport | None) -> shapes.Checks:
-    sup = view.supervisor
+def _checks(view: DaemonView, parts: ServerParts, report: HealthReport | None) -> shapes.Checks:
+    sup = parts.supervisor
     probe = view.settings().liveness.inference_probe
     return checks_result(report, sup.liveness.report(), probe=probe, now=time.monotonic())
 
 
-def _last_health(view: DaemonView, version: str | None) -> shapes.Health:
+def _last_health(view: DaemonView, parts: ServerParts) -> shapes.Health:
     # The newest answers with their ages, never a new probe: status must answer at
     # once even while Ollama hangs (that is when people ask).
-    last = view.supervisor.health.last
+    last = parts.supervisor.health.last
     report = None
     if last is not None:
         report = HealthReport(last, max(0.0, time.monotonic() - last.at), cached=True)
-    return health_result(report, version, _checks(view, report))
+    version = parts.supervisor.snapshot.version
+    return health_result(report, version, _checks(view, parts, report))
+
+
+async def _server_status(view: DaemonView, parts: ServerParts) -> shapes.ServerStatus:
+    """One entry of ``status.servers``."""
+    usage = await parts.supervisor.resources_async()
+    block = server_result(parts.supervisor.snapshot, parts.name)
+    return {
+        **block,
+        "health": _last_health(view, parts),
+        "resources": {
+            "rss_bytes": usage.rss_bytes,
+            "cpu_percent": usage.cpu_percent,
+            "processes": usage.processes,
+        },
+        "models": counts_result(parts.models.counts()),
+    }
 
 
 def build_methods(view: DaemonView) -> MethodTable:
     """The full method table, ready for :class:`~n3d.rpc.server.RpcServer`."""
     table = MethodTable()
-    sup = view.supervisor
 
-    @table.method("status", summary="Daemon, server, health, resources and model counts.")
+    @table.method(
+        "status",
+        summary="Daemon, servers (each: state, health, resources, model counts); "
+        "`server`, `health`, `resources` and `models` are the first server's.",
+    )
     async def status(ctx: Context, params: dict[str, Any]) -> shapes.Status:
-        snap = sup.snapshot
-        health = _last_health(view, snap.version)
-        usage = await sup.resources_async()
+        blocks = [await _server_status(view, parts) for parts in view.servers]
+        first = blocks[0]
         return {
             "daemon": {
                 "version": __version__,
@@ -114,42 +138,52 @@ def build_methods(view: DaemonView) -> MethodTable:
                 "socket": str(view.socket_path),
                 "simulate": view.simulate,
             },
-            "server": server_result(snap),
-            "health": health,
-            "resources": {
-                "rss_bytes": usage.rss_bytes,
-                "cpu_percent": usage.cpu_percent,
-                "processes": usage.processes,
-            },
-            "models": counts_result(view.models.counts()),
+            "server": server_result(view.servers[0].supervisor.snapshot, view.servers[0].name),
+            "health": first["health"],
+            "resources": first["resources"],
+            "models": first["models"],
+            "servers": blocks,
         }
 
     @table.method(
         "health",
         Param("force", bool, description="send `HEAD /` now instead of reusing a recent answer"),
+        SERVER,
         summary="The newest health checks (http, scheduler, inference), shared by every caller.",
     )
     async def health(ctx: Context, params: dict[str, Any]) -> shapes.Health:
-        report = await sup.health.check(force=bool(params.get("force", False)))
-        return health_result(report, sup.snapshot.version, _checks(view, report))
+        parts = pick(view.servers, params)
+        sup = parts.supervisor
+        with server_scope(parts.name):
+            report = await sup.health.check(force=bool(params.get("force", False)))
+        result = health_result(report, sup.snapshot.version, _checks(view, parts, report))
+        result["server"] = parts.name
+        return result
 
-    def _command(done: Snapshot) -> shapes.ServerCommand:
+    def _command(parts: ServerParts, done: Snapshot) -> shapes.ServerCommand:
         # `state` as the command left it; `server` as it is now (it may have moved on).
-        return {"state": done.state.value, "server": server_result(sup.snapshot)}
+        snap = parts.supervisor.snapshot
+        return {"state": done.state.value, "server": server_result(snap, parts.name)}
 
-    @table.method("server.start", summary="Start the server (clears fatal).")
+    @table.method("server.start", SERVER, summary="Start the server (clears fatal).")
     async def server_start(ctx: Context, params: dict[str, Any]) -> shapes.ServerCommand:
-        return _command(await sup.start())
+        parts = pick(view.servers, params)
+        with server_scope(parts.name):
+            return _command(parts, await parts.supervisor.start())
 
-    @table.method("server.stop", summary="Stop the server and its runners.")
+    @table.method("server.stop", SERVER, summary="Stop the server and its runners.")
     async def server_stop(ctx: Context, params: dict[str, Any]) -> shapes.ServerCommand:
-        return _command(await sup.stop())
+        parts = pick(view.servers, params)
+        with server_scope(parts.name):
+            return _command(parts, await parts.supervisor.stop())
 
-    @table.method("server.restart", summary="Stop, then start the server.")
+    @table.method("server.restart", SERVER, summary="Stop, then start the server.")
     async def server_restart(ctx: Context, params: dict[str, Any]) -> shapes.ServerCommand:
-        return _command(await sup.restart())
+        parts = pick(view.servers, params)
+        with server_scope(parts.name):
+            return _command(parts, await parts.supervisor.restart())
 
-    add_model_methods(table, view.models, sup)
+    add_model_methods(table, view.servers)
 
     @table.method("capabilities", summary="What Ollama and this daemon can do.")
     async def capabilities(ctx: Context, params: dict[str, Any]) -> shapes.Capabilities:

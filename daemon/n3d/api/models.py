@@ -3,26 +3,39 @@
 Each turns the service's typed answer into its JSON (:mod:`n3d.api.shapes`) with
 one of the ``*_result`` functions below; sizes stay bytes, durations and ages are
 rounded to milliseconds, wall-clock times become ISO 8601 UTC.
+
+With several servers (:mod:`n3d.api.servers`): ``models.list`` without ``server``
+merges every server's models, each listed once with the ``servers`` that have it;
+``models.pull`` without ``server`` runs once per models directory (through a
+running server of it) and every server of that directory lists the model at once;
+``models.delete`` without ``server`` reaches every directory once. The other
+methods act on the server ``server`` names (default: the first); ``warm.add``
+without one goes to each server whose ``models`` names the model, else the first.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from n3d.api import shapes
-from n3d.errors import ServerNotRunning
-from n3d.jsonrpc.protocol import INVALID_PARAMS
+from n3d.api.servers import (
+    SERVER,
+    ServerParts,
+    one_per_directory,
+    pick,
+    reach,
+    require_running,
+    sharing,
+)
+from n3d.api.warm import add_warm_methods, warm_result
+from n3d.errors import OllamaError
+from n3d.metrics import server_scope
 from n3d.models.cache import Listing
 from n3d.models.job import PullResult
 from n3d.models.results import DeleteResult, EnsureResult, LoadedEntry, ModelCounts, Validation
-from n3d.models.service import Models
-from n3d.models.warm_state import WarmRow
-from n3d.ollama.duration import KeepAliveError
-from n3d.rpc.dispatch import Context, MethodError, MethodTable, Param
-from n3d.state import ServerState
-from n3d.supervisor import Supervisor
+from n3d.ollama.names import parse_model_name
+from n3d.rpc.dispatch import Context, MethodTable, Param
 
 __all__ = [
     "add_model_methods",
@@ -32,21 +45,13 @@ __all__ = [
     "ensure_result",
     "list_result",
     "loaded_result",
+    "merged_list_result",
     "pull_result",
     "validate_result",
     "warm_result",
 ]
 
-_DOWN = {ServerState.STOPPED, ServerState.FATAL, ServerState.STOPPING}
 _MODEL = Param("model", str, required=True, description="a model name, e.g. llama3:8b")
-
-
-def utc_iso(wall_s: float | None) -> str | None:
-    """Wall-clock seconds since the epoch as ISO 8601 UTC with `Z`, or None."""
-    if wall_s is None:
-        return None
-    stamp = datetime.fromtimestamp(wall_s, UTC).isoformat(timespec="milliseconds")
-    return stamp.replace("+00:00", "Z")
 
 
 def list_result(found: Listing) -> shapes.ModelList:
@@ -61,6 +66,21 @@ def list_result(found: Listing) -> shapes.ModelList:
         for m in found.models
     ]
     return {"models": rows, "cached": found.cached, "age_s": round(found.age_s, 3)}
+
+
+def merged_list_result(found: Sequence[tuple[Listing, Sequence[str]]]) -> shapes.ModelList:
+    """Several listings (each with the servers that see it) as one: each model once,
+    with ``servers``; ``cached`` when every one was, ``age_s`` the oldest."""
+    rows: dict[str, shapes.InstalledModel] = {}
+    for listing, servers in found:
+        for row in list_result(listing)["models"]:
+            known = rows.setdefault(row["name"], {**row, "servers": []})
+            known["servers"] += [s for s in servers if s not in known["servers"]]
+    return {
+        "models": list(rows.values()),
+        "cached": all(listing.cached for listing, _ in found),
+        "age_s": round(max((listing.age_s for listing, _ in found), default=0.0), 3),
+    }
 
 
 def loaded_result(entries: Sequence[LoadedEntry]) -> shapes.LoadedList:
@@ -105,102 +125,137 @@ def counts_result(counts: ModelCounts) -> shapes.ModelCounts:
     return {"installed": counts.installed, "loaded": counts.loaded, "warm": counts.warm}
 
 
-def warm_result(rows: Sequence[WarmRow]) -> shapes.WarmList:
-    models: list[shapes.WarmModel] = [
-        {
-            "name": r.name,
-            "keep_alive": r.keep_alive,
-            "loaded": r.loaded,
-            "expires_at": r.expires_at,
-            "last_warmed_at": utc_iso(r.last_warmed_at),
-            "last_error": r.last_error,
-            "source": r.source,
-        }
-        for r in rows
-    ]
-    return {"models": models}
-
-
-def add_model_methods(table: MethodTable, models: Models, sup: Supervisor) -> None:
+def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> None:
     """Register the model and warm methods on ``table``."""
-
-    def require_server(action: str) -> None:
-        snap = sup.snapshot
-        if snap.state in _DOWN:
-            raise ServerNotRunning(
-                f"Cannot {action}: the Ollama server is {snap.state.value}.",
-                base_url=snap.base_url,
-                suggestion="Start it with: n3ctl start",
-            )
 
     @table.method(
         "models.list",
         Param("refresh", bool, description="ask Ollama now instead of the cache"),
-        summary="Installed models (cached for model_cache_ttl).",
+        SERVER,
+        summary="Installed models (cached for model_cache_ttl); without `server`, "
+        "every server's, each once with the servers that have it.",
     )
     async def models_list(ctx: Context, params: dict[str, Any]) -> shapes.ModelList:
-        return list_result(await models.list(bool(params.get("refresh", False))))
+        refresh = bool(params.get("refresh", False))
+        named_one = params.get("server") is not None
+        chosen = [pick(servers, params)] if named_one else one_per_directory(servers)
+        found: list[tuple[Listing, list[str]]] = []
+        failed: OllamaError | None = None
+        for parts in chosen:
+            with server_scope(parts.name):
+                try:
+                    listing = await parts.models.list(refresh)
+                except OllamaError as exc:  # one server down: the others still list
+                    failed = failed or exc
+                    continue
+            found.append((listing, [p.name for p in sharing(servers, parts)]))
+        if not found:
+            assert failed is not None
+            raise failed
+        return merged_list_result(found)
 
-    @table.method("models.loaded", summary="Models in memory now, marking the warm ones.")
+    @table.method("models.loaded", SERVER, summary="Models in memory now, marking the warm ones.")
     async def models_loaded(ctx: Context, params: dict[str, Any]) -> shapes.LoadedList:
-        return loaded_result(await models.loaded())
+        parts = pick(servers, params)
+        with server_scope(parts.name):
+            result = loaded_result(await parts.models.loaded())
+        result["server"] = parts.name
+        return result
 
     @table.method(
         "models.pull",
         _MODEL,
-        summary="Download a model; one download however many callers. "
-        "With workDoneToken, $/progress reports follow.",
+        SERVER,
+        summary="Download a model; one download however many callers, once per models "
+        "directory. With workDoneToken, $/progress reports follow.",
     )
     async def models_pull(ctx: Context, params: dict[str, Any]) -> shapes.Pull:
-        require_server("pull a model")
-        return pull_result(await models.pull(params["model"], progress=ctx.progress))
+        through = reach(servers, params)
+        for parts in through:
+            require_running(parts, "pull a model")
+        pulled, seen = None, []
+        for i, parts in enumerate(through):
+            with server_scope(parts.name):
+                done = await parts.models.pull(
+                    params["model"], progress=ctx.progress if i == 0 else None
+                )
+            pulled = pulled or done
+            for other in sharing(servers, parts):
+                other.models.installed_changed()  # every server of the directory lists it
+                seen.append(other.name)
+        assert pulled is not None
+        result = pull_result(pulled)
+        result["servers"] = seen
+        return result
 
-    @table.method("models.delete", _MODEL, summary="Delete an installed model.")
+    @table.method(
+        "models.delete",
+        _MODEL,
+        SERVER,
+        summary="Delete an installed model (from every models directory without `server`).",
+    )
     async def models_delete(ctx: Context, params: dict[str, Any]) -> shapes.Delete:
-        require_server("delete a model")
-        return delete_result(await models.delete(params["model"]))
+        through = reach(servers, params)
+        for parts in through:
+            require_running(parts, "delete a model")
+        # A server sharing the directory that keeps the model warm would pull it
+        # straight back: it leaves that warm list first, as the deleting server's does.
+        key = parse_model_name(params["model"]).key
+        unwarmed = False
+        for parts in through:
+            for other in sharing(servers, parts):
+                if other is not parts and other.models.keeper.is_warm(key):
+                    with server_scope(other.name):
+                        await other.models.warm_remove(params["model"])
+                    unwarmed = True
+        deleted, gone, failed = None, [], None
+        for parts in through:
+            with server_scope(parts.name):
+                try:
+                    done = await parts.models.delete(params["model"])
+                except OllamaError as exc:  # not in this directory: the others may have it
+                    failed = failed or exc
+                    continue
+            deleted = deleted or done
+            for other in sharing(servers, parts):
+                other.models.installed_changed()
+                gone.append(other.name)
+        if deleted is None:
+            assert failed is not None
+            raise failed
+        result = delete_result(deleted)
+        if unwarmed:
+            result["warm_removed"] = True
+        result["servers"] = gone
+        return result
 
     @table.method(
         "models.ensure",
         _MODEL,
         Param("pull", bool, description="pull when missing (default: auto_pull_model)"),
+        SERVER,
         summary="Is the model installed? Optionally pull it when it is not. "
         "With workDoneToken, a pull's $/progress reports follow.",
     )
     async def models_ensure(ctx: Context, params: dict[str, Any]) -> shapes.Ensure:
-        ensured = await models.ensure(params["model"], params.get("pull"), progress=ctx.progress)
-        return ensure_result(ensured)
+        parts = pick(servers, params)
+        with server_scope(parts.name):
+            ensured = await parts.models.ensure(
+                params["model"], params.get("pull"), progress=ctx.progress
+            )
+        if ensured.pulled:
+            for other in sharing(servers, parts):
+                other.models.installed_changed()
+        result = ensure_result(ensured)
+        result["server"] = parts.name
+        return result
 
     @table.method("models.validate", _MODEL, summary="Check a name against Ollama's grammar.")
     async def models_validate(ctx: Context, params: dict[str, Any]) -> shapes.Validate:
-        return validate_result(models.validate(params["model"]))
+        return validate_result(servers[0].models.validate(params["model"]))
 
     @table.method("models.default", summary="The configured default model.")
     async def models_default(ctx: Context, params: dict[str, Any]) -> shapes.DefaultModel:
-        return default_result(models.default())
+        return default_result(servers[0].models.default())
 
-    @table.method("warm.list", summary="Models kept loaded, with their state.")
-    async def warm_list(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        return warm_result(await models.warm_list())
-
-    @table.method(
-        "warm.add",
-        _MODEL,
-        Param(
-            "keep_alive",
-            (str, int, float),
-            description='Go duration ("24h") or seconds; negative = forever',
-        ),
-        summary="Keep a model loaded from now on, across restarts.",
-    )
-    async def warm_add(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        try:
-            return warm_result(await models.warm_add(params["model"], params.get("keep_alive")))
-        except KeepAliveError as exc:
-            raise MethodError(
-                INVALID_PARAMS, f"Invalid params: keep_alive: {exc}", {"param": "keep_alive"}
-            ) from exc
-
-    @table.method("warm.remove", _MODEL, summary="Stop keeping a model loaded.")
-    async def warm_remove(ctx: Context, params: dict[str, Any]) -> shapes.WarmList:
-        return warm_result(await models.warm_remove(params["model"]))
+    add_warm_methods(table, servers)

@@ -84,6 +84,7 @@ class Server(TypedDict):
     last_error: str | None
     port_holder: str | None
     next_start_in_s: float | None
+    name: str  # the server's name ("default" without [[servers]])
 
 
 class HttpCheck(TypedDict):
@@ -146,6 +147,7 @@ class Health(TypedDict):
     error_kind: NotRequired[str | None]
     version: str | None
     checks: NotRequired[Checks]
+    server: NotRequired[str]  # `health`: the server's name
 
 
 class Resources(TypedDict):
@@ -160,12 +162,23 @@ class ModelCounts(TypedDict):
     warm: int
 
 
+class ServerStatus(Server):
+    """One entry of ``status.servers``: a server's snapshot, health, resources, counts."""
+
+    health: Health
+    resources: Resources
+    models: ModelCounts
+
+
 class Status(TypedDict):
+    """``server``, ``health``, ``resources`` and ``models`` are the first server's."""
+
     daemon: DaemonInfo
     server: Server
     health: Health
     resources: Resources
     models: ModelCounts
+    servers: list[ServerStatus]
 
 
 class ServerCommand(TypedDict):
@@ -184,6 +197,7 @@ class InstalledModel(TypedDict):
     digest: str
     modified_at: str
     details: dict[str, Any]
+    servers: NotRequired[list[str]]  # the servers that have it
 
 
 class ModelList(TypedDict):
@@ -203,24 +217,28 @@ class LoadedModel(TypedDict):
 
 class LoadedList(TypedDict):
     models: list[LoadedModel]
+    server: NotRequired[str]
 
 
 class Pull(TypedDict):
     model: str
     status: Literal["success"]
     duration_s: float
+    servers: NotRequired[list[str]]  # the servers that list it now
 
 
 class Delete(TypedDict):
     model: str
     deleted: Literal[True]
     warm_removed: NotRequired[Literal[True]]
+    servers: NotRequired[list[str]]  # the servers it was deleted from
 
 
 class Ensure(TypedDict):
     model: str
     available: Literal[True]
     pulled: bool
+    server: NotRequired[str]
 
 
 class Validate(TypedDict):
@@ -248,6 +266,7 @@ class WarmModel(TypedDict):
 
 class WarmList(TypedDict):
     models: list[WarmModel]
+    server: NotRequired[str]
 
 
 # -- capabilities, events.* ------------------------------------------------------------
@@ -337,4 +356,5 @@ class ErrorData(TypedDict):
     base_url: NotRequired[str]
     path: NotRequired[str]
     id: NotRequired[str]  # request_not_found: the id asked for
+    server: NotRequired[str]  # unknown_server: the name asked for
     suggestion: NotRequired[str]

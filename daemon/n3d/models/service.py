@@ -171,8 +171,13 @@ class Models:
         self.keeper.on_server_lost()
 
     def _pulled(self, model: str) -> None:
+        self.installed_changed()
+
+    def installed_changed(self) -> None:
+        """The models directory changed (a pull or delete here, or through another
+        server sharing it): list it again; a warm model that was missing may load."""
         self.cache.invalidate()
-        self.keeper.poke()  # a warm model that was missing can load now
+        self.keeper.poke()
         self._relist()
 
     def _relist(self) -> None:

@@ -90,6 +90,7 @@ class WarmKeeper:
         self._publish = publish
         self._states: dict[str, WarmState] = {}
         self._seen: dict[str, LoadedRow] = {}  # /api/ps at the last look, by key
+        self._names: tuple[dict[str, LoadedRow], frozenset[str]] = ({}, frozenset())
         self._server_gone = False  # /api/ps failed (or on_server_lost): next success = restart
         self._paused = False
         self._generation: int | None = None
@@ -171,6 +172,13 @@ class WarmKeeper:
     def last_seen(self) -> list[LoadedModel]:
         """Every model loaded at the last look at `/api/ps`."""
         return [row.model for row in self._seen.values()]
+
+    def loaded_names(self) -> frozenset[str]:
+        """The names in :meth:`last_seen`, the same object until the next look (the
+        proxy asks on every request and caches on identity)."""
+        if self._names[0] is not self._seen:
+            self._names = (self._seen, frozenset(row.model.name for row in self._seen.values()))
+        return self._names[1]
 
     def is_warm(self, key: str) -> bool:
         return any(entry.key == key for entry in self.entries())

@@ -9,8 +9,9 @@ and why a spawn failed), ``process`` (the running child: its exit, its resources
 the bounded stop of its group), ``output`` (the child's lines, rate-limited),
 ``groups`` (process groups, the instance marker), ``escape`` (a command that
 daemonized itself), ``health`` (throttled, single-flight probe), ``restart``
-(pure backoff policy), ``pidfile`` (ollama.pid), ``orphans`` (what a killed n3d
-left) and ``ports`` (who holds the port). sd_notify is :mod:`n3d.service.notify`.
+(pure backoff policy), ``pidfile`` (ollama.pid, one per server), ``orphans``
+(what a killed n3d left), ``models_dir`` (shared models directories and
+OLLAMA_NOPRUNE) and ``ports`` (who holds the port). sd_notify is :mod:`n3d.service.notify`.
 docs/behavior.md describes the behaviour they implement together.
 """
 

@@ -26,7 +26,9 @@ A fresh child is the only one n3d can fully own. Mode external never stops anyth
 the orphan is simply the server that answers (or not).
 
 The file itself (its format, and writing it so that nothing can end n3d) is
-:mod:`n3d.supervisor.pidfile`.
+:mod:`n3d.supervisor.pidfile`. With several servers each supervisor handles its
+own file; :func:`stop_stray_orphans` handles the files no server of the config
+claims (a server removed from the config while its serve outlived a killed n3d).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +46,13 @@ import psutil
 import structlog
 
 from n3d.supervisor.groups import VERIFY_S, group_members, instance_of
-from n3d.supervisor.pidfile import PidRecord, read_pid_file, remove_pid_file, write_pid_file
+from n3d.supervisor.pidfile import (
+    PidRecord,
+    pid_files,
+    read_pid_file,
+    remove_pid_file,
+    write_pid_file,
+)
 
 __all__ = [
     "OrphanOutcome",
@@ -53,6 +62,7 @@ __all__ = [
     "read_pid_file",
     "remove_pid_file",
     "stop_orphans",
+    "stop_stray_orphans",
     "write_pid_file",
 ]
 
@@ -192,6 +202,24 @@ async def stop_orphans(path: Path, *, stop_timeout_s: float) -> OrphanOutcome:
     remove_pid_file(path)
     log.warning("orphan.stopped", pid=record.pid, processes=len(proven))
     return OrphanOutcome("stopped", record.pid, len(proven))
+
+
+async def stop_stray_orphans(
+    directory: Path, *, claimed: Collection[Path], stop_timeout_s: float
+) -> list[OrphanOutcome]:
+    """:func:`stop_orphans` for every pid file in ``directory`` no server ``claimed``.
+
+    Each server's own file is its supervisor's to handle (at its start); this is
+    for the files of servers no longer in the config. Bounded like
+    :func:`stop_orphans`, one file after another.
+    """
+    mine = {p.name for p in claimed}
+    outcomes: list[OrphanOutcome] = []
+    for path in pid_files(directory):
+        if path.name not in mine:
+            log.info("orphan.stray_pid_file", path=str(path), detail="no server of the config")
+            outcomes.append(await stop_orphans(path, stop_timeout_s=stop_timeout_s))
+    return outcomes
 
 
 def _kill(proc: psutil.Process) -> bool:

@@ -10,6 +10,11 @@ start-up before each write, created again if it vanished while n3d ran (a
 ``/tmp`` cleaner, logind at logout), and anything else is logged; the server
 runs on either way. A record naming pid or group 0, 1 or a negative number is
 read as no record (``killpg(0)`` would reach n3d's own group).
+
+With several servers each has its own file (:func:`pid_file_name`): the first
+server's is ``ollama.pid`` as it always was, another's ``ollama-<name>.pid``;
+:func:`pid_files` finds them all, also those of servers since removed from the
+config, so a killed n3d's orphans are found whatever the config says now.
 """
 
 from __future__ import annotations
@@ -25,9 +30,34 @@ from n3d.errors import PathError
 from n3d.paths import ensure_private_dir
 from n3d.supervisor.process import OllamaProcess
 
-__all__ = ["PidRecord", "read_pid_file", "remove_pid_file", "write_pid_file"]
+__all__ = [
+    "PidRecord",
+    "pid_file_name",
+    "pid_files",
+    "read_pid_file",
+    "remove_pid_file",
+    "write_pid_file",
+]
 
 log = structlog.get_logger("n3d.supervisor.pidfile")
+
+
+def pid_file_name(server: str, *, first: bool) -> str:
+    """The pid file of a server: ``ollama.pid`` for the first (as with one server),
+    ``ollama-<name>.pid`` for the others (names are ``[a-z0-9-]+``)."""
+    return "ollama.pid" if first else f"ollama-{server}.pid"
+
+
+def pid_files(directory: Path) -> list[Path]:
+    """Every server's pid file in ``directory`` (``ollama.pid``, ``ollama-*.pid``), sorted.
+
+    Never raises: a directory that cannot be listed has none (nothing to act on).
+    """
+    try:
+        found = [p for p in directory.glob("ollama*.pid") if p.is_file()]
+    except OSError:
+        return []
+    return sorted(p for p in found if p.name == "ollama.pid" or p.name.startswith("ollama-"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,9 +57,10 @@ class Supervisor:
     fake probe and no version). ``ollama`` is what liveness asks Ollama (the
     probing client again; None: no liveness checks) and ``warm()`` names the models
     kept warm, the only ones it probes. ``command`` defaults to
-    ``settings.server.command``; ``runtime_dir`` is where ``ollama.pid`` lives (None:
-    no pid file, no orphan handling); ``environ`` is the base of the child's
-    environment.
+    ``settings.server.command``; ``runtime_dir`` is where the pid file lives (None:
+    no pid file, no orphan handling), named ``pid_file_name`` (``ollama.pid``; with
+    several servers, :func:`~n3d.supervisor.pidfile.pid_file_name`); ``environ`` is
+    the base of the child's environment.
     ``before_planned_stop`` is awaited before a planned stop or restart of a server
     that answers (the proxy's drain, which bounds itself); the supervisor knows
     nothing else of it.
@@ -76,12 +77,13 @@ class Supervisor:
         command: Sequence[str] | None = None,
         runtime_dir: Path | None = None,
         environ: Mapping[str, str] | None = None,
+        pid_file_name: str = "ollama.pid",
         before_planned_stop: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.before_planned_stop = before_planned_stop
         self.command = tuple(command or settings.server.command)
-        self.pid_file = runtime_dir / "ollama.pid" if runtime_dir else None
+        self.pid_file = runtime_dir / pid_file_name if runtime_dir else None
         self.store = StateStore(
             Snapshot(mode=settings.server.mode, base_url=settings.ollama.base_url)
         )
