@@ -20,4 +20,6 @@ def test_each_method_keeps_its_own_rpc_duration_series(daemon: Daemon) -> None:
     total = metrics["histograms"]["n3d.rpc.duration"]
     assert total["count"] == sum(s["count"] for s in rpc.values())
     started = [s for s in metrics["series"] if s["name"] == "ollama.server.started"]
-    assert [s["tags"] for s in started] == [{}]  # the pid is in the log, not a series
+    # The pid is in the log, not a series; the server's name is (issue 17: every
+    # server-scoped metric carries the tag `server`, "default" without [[servers]]).
+    assert [s["tags"] for s in started] == [{"server": "default"}]

@@ -58,11 +58,16 @@ def _num(value: Any) -> float | None:
 
 
 def status_exit_code(result: Mapping[str, Any]) -> int:
-    """0 when the server is up, 3 when it is not running, 4 when its state is unknown."""
-    state = _dict(result.get("server")).get("state")
-    if state in UP_STATES:
+    """0 when the server is up, 3 when it is not running, 4 when its state is unknown.
+
+    With several servers (``servers``), every one counts: 0 only when all are up, 3
+    when one is not running, else 4.
+    """
+    blocks = [_dict(b) for b in result.get("servers") or ()]
+    states = [b.get("state") for b in blocks] or [_dict(result.get("server")).get("state")]
+    if all(state in UP_STATES for state in states):
         return 0
-    if state in DOWN_STATES:
+    if any(state in DOWN_STATES for state in states):
         return 3
     return 4
 
@@ -115,14 +120,64 @@ def render_status(
     style: Style,
     clock: Callable[[float], time.struct_time] = time.localtime,
 ) -> str:
-    """``systemctl status``-like text: state dot, Active/since, pid, health, memory, models."""
+    """``systemctl status``-like text: state dot, Active/since, pid, health, memory, models.
+
+    With several servers, one such block per server (headed by its name), then the
+    daemon's line once.
+    """
     daemon = _dict(result.get("daemon"))
-    server = _dict(result.get("server"))
-    health = _dict(result.get("health"))
-    resources = _dict(result.get("resources"))
+    several = result.get("servers")
+    if not isinstance(several, list) or len(several) < 2:
+        lines = _server_lines(
+            _dict(result.get("server")),
+            _dict(result.get("health")),
+            _dict(result.get("resources")),
+            _dict(result.get("models")),
+            None,
+            now=now,
+            style=style,
+            clock=clock,
+        )
+    else:
+        from n3d.ctl.servers import server_blocks  # only with several: not on the hot path
+
+        lines = []
+        for block in server_blocks(result):
+            lines += _server_lines(
+                block,
+                _dict(block.get("health")),
+                _dict(block.get("resources")),
+                _dict(block.get("models")),
+                str(block.get("name") or "-"),
+                now=now,
+                style=style,
+                clock=clock,
+            )
+            lines.append("")
+    uptime = _num(daemon.get("uptime_s"))
+    lines.append(
+        f"     Daemon: n3d {daemon.get('version') or '-'}, pid {daemon.get('pid') or '-'}, "
+        f"up {human_duration(uptime)}, socket {daemon.get('socket') or '-'}"
+    )
+    return "\n".join(lines)
+
+
+def _server_lines(
+    server: dict[str, Any],
+    health: dict[str, Any],
+    resources: dict[str, Any],
+    models: dict[str, Any],
+    name: str | None,
+    *,
+    now: float,
+    style: Style,
+    clock: Callable[[float], time.struct_time],
+) -> list[str]:
+    """One server's block; ``name`` None: the only server (the heading as it always was)."""
     state = str(server.get("state") or "unknown")
     dot, colors = _DOTS.get(state, ("?", ("yellow",)))
-    lines = [f"{style(dot, *colors)} ollama - the Ollama server under n3d"]
+    heading = "ollama - the Ollama server under n3d" if name is None else f"ollama {name}"
+    lines = [f"{style(dot, *colors)} {heading}"]
 
     since = _num(server.get("since"))
     active = f"{style(state, *colors, 'bold')} ({server.get('mode') or '-'})"
@@ -157,14 +212,8 @@ def render_status(
     if cpu is not None:
         memory += f", CPU {cpu:.1f}%"
     lines.append(f"     Memory: {memory}")
-    lines.extend(_models_lines(_dict(result.get("models"))))
-
-    uptime = _num(daemon.get("uptime_s"))
-    lines.append(
-        f"     Daemon: n3d {daemon.get('version') or '-'}, pid {daemon.get('pid') or '-'}, "
-        f"up {human_duration(uptime)}, socket {daemon.get('socket') or '-'}"
-    )
-    return "\n".join(lines)
+    lines.extend(_models_lines(models))
+    return lines
 
 
 def render_health(result: Mapping[str, Any], *, now: float, style: Style) -> str:
