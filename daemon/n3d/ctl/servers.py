@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from n3d.ctl.fmt import as_dict
+
 # typing costs n3ctl status ~2 ms to import; the hints need it only for checking.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,19 +18,15 @@ if TYPE_CHECKING:
 __all__ = ["one_server", "server_blocks"]
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
 def server_blocks(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``status.servers`` (each a server with its health, resources and models); from a
     daemon older than several servers, the one server the result describes."""
-    blocks = [_dict(b) for b in result.get("servers") or () if isinstance(b, dict)]
+    blocks = [as_dict(b) for b in result.get("servers") or () if isinstance(b, dict)]
     if blocks:
         return blocks
-    one = dict(_dict(result.get("server")))
+    one = dict(as_dict(result.get("server")))
     for key in ("health", "resources", "models"):
-        one[key] = _dict(result.get(key))
+        one[key] = as_dict(result.get(key))
     return [one]
 
 
