@@ -28,6 +28,7 @@ from n3d.models.events import Publish
 from n3d.models.service import Models
 from n3d.models.warm_store import FILE_NAME
 from n3d.ollama.client import OllamaClient
+from n3d.ollama.wire import Warned
 from n3d.paths import state_dir
 from n3d.supervisor import Supervisor
 from n3d.supervisor.models_dir import models_dir, shared_models_dirs, with_noprune
@@ -70,14 +71,15 @@ async def open_server(
 ) -> ServerParts:
     """One server's parts from its settings ``view``; its clients close with ``stack``."""
     o, s = view.ollama, view.server
+    warned = Warned()  # one pace for this server's unusable answers, both clients
     client = await stack.enter_async_context(
-        OllamaClient(o.base_url, timeout_s=s.health_timeout_s, num_ctx=o.num_ctx)
+        OllamaClient(o.base_url, timeout_s=s.health_timeout_s, num_ctx=o.num_ctx, warned=warned)
     )
     # The supervisor's heartbeat has a client (and a connection pool) of its own: a
     # `HEAD /` never waits for a connection behind pulls and warm-ups, which would
     # read as a hung server.
     probing = await stack.enter_async_context(
-        OllamaClient(o.base_url, timeout_s=s.health_timeout_s)
+        OllamaClient(o.base_url, timeout_s=s.health_timeout_s, warned=warned)
     )
     models = Models(client, view, publish=publish, state_path=warm_file(name, first=first))
     sup = Supervisor(

@@ -149,7 +149,8 @@ REFUSALS: list[tuple[str, str, int, str]] = [
         '[[servers]]\nname = "GPU 0"\nport = 11435\n',
         "servers.name",
         2,
-        r'#1: expected a name of lowercase letters, digits and "-" like "gpu0", got the string "GPU 0"',
+        r'#1: expected a name of lowercase letters, digits and "-" like "gpu0", '
+        'got the string "GPU 0"',
     ),
     ("[[servers]]\nname = 7\nport = 1\n", "servers.name", 2, "got the integer 7"),
     (
@@ -190,6 +191,12 @@ REFUSALS: list[tuple[str, str, int, str]] = [
         6,
         r"#2 \(gpu1\): http://localhost:11435 is the address of \[\[servers\]\] #1 \(gpu0\) "
         "too: each server needs its own port",
+    ),
+    (
+        ONE + '[[servers]]\nname = "gpu1"\nport = 11435\n',
+        "servers.port",
+        6,
+        r"#2 \(gpu1\): http://127.0.0.1:11435 is the address of \[\[servers\]\] #1",
     ),
     (
         ONE + "env = { A = 1 }\n",

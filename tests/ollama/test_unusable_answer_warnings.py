@@ -16,7 +16,7 @@ from structlog.testing import capture_logs
 from n3d.api.faults import code_of
 from n3d.errors import UnexpectedResponse
 from n3d.ollama.client import OllamaClient
-from n3d.ollama.wire import UNUSABLE_SUMMARY_EVERY_S, Translator
+from n3d.ollama.wire import UNUSABLE_SUMMARY_EVERY_S, Translator, Warned
 
 from .ollama_fakes import BASE_URL, FakeOllama
 
@@ -69,6 +69,24 @@ def test_each_request_and_kind_of_unusable_answer_is_warned_about_at_once() -> N
         ("GET /api/tags", False),
         ("GET /api/ps", False),
     ]
+
+
+def test_the_clients_of_one_server_share_one_pace() -> None:
+    # n3d asks one server through two clients (its calls, and liveness's heartbeat
+    # and /api/ps): one poisoned server is one warning, not one per client.
+    clock = Clock()
+    shared = Warned(clock)
+    calls, heartbeat = Translator(BASE_URL, warned=shared), Translator(BASE_URL, warned=shared)
+    with capture_logs() as logs:
+        for _ in range(30):
+            poisoned(calls)
+            poisoned(heartbeat)
+            clock.now += 1.0
+    assert len(warnings(logs)) == 1
+    with capture_logs() as logs:  # apart, each would warn
+        poisoned(Translator(BASE_URL, clock=clock))
+        poisoned(Translator(BASE_URL, clock=clock))
+    assert len(warnings(logs)) == 2
 
 
 async def test_repeated_poison_is_still_an_error_each_time_but_one_warning(

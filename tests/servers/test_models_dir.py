@@ -52,8 +52,9 @@ def _listed_everywhere(d: FleetProcess, model: str) -> None:
         assert model in [m["name"] for m in through_n3d], (name, through_n3d)
         tags = httpx.get(f"{d.url_of(name)}/api/tags", timeout=10).json()["models"]
         assert model in [m["name"] for m in tags], (name, tags)
-    merged = [m["name"] for m in d.call("models.list", {"refresh": True})["models"]]
-    assert merged.count(model) == 1, merged
+    merged = [m for m in d.call("models.list", {"refresh": True})["models"] if m["name"] == model]
+    assert len(merged) == 1, merged  # once, with every server that has it
+    assert sorted(merged[0]["servers"]) == sorted(d.names), merged
 
 
 def test_servers_sharing_a_models_directory_get_noprune_and_one_pull(fleet: MakeFleet) -> None:

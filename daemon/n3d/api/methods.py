@@ -129,6 +129,8 @@ def build_methods(view: DaemonView) -> MethodTable:
         "`server`, `health`, `resources` and `models` are the first server's.",
     )
     async def status(ctx: Context, params: dict[str, Any]) -> shapes.Status:
+        # In turn, not in a task group: measured (bench/servers.py, 4 servers, 16
+        # clients) 371 against 553 µs a call; each block is mostly a cache hit.
         blocks = [await _server_status(view, parts) for parts in view.servers]
         first = blocks[0]
         return {

@@ -34,6 +34,7 @@ from n3d.metrics import server_scope
 from n3d.models.cache import Listing
 from n3d.models.job import PullResult
 from n3d.models.results import DeleteResult, EnsureResult, LoadedEntry, ModelCounts, Validation
+from n3d.ollama.names import parse_model_name
 from n3d.rpc.dispatch import Context, MethodTable, Param
 
 __all__ = [
@@ -197,6 +198,16 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
         through = reach(servers, params)
         for parts in through:
             require_running(parts, "delete a model")
+        # A server sharing the directory that keeps the model warm would pull it
+        # straight back: it leaves that warm list first, as the deleting server's does.
+        key = parse_model_name(params["model"]).key
+        unwarmed = False
+        for parts in through:
+            for other in sharing(servers, parts):
+                if other is not parts and other.models.keeper.is_warm(key):
+                    with server_scope(other.name):
+                        await other.models.warm_remove(params["model"])
+                    unwarmed = True
         deleted, gone, failed = None, [], None
         for parts in through:
             with server_scope(parts.name):
@@ -213,6 +224,8 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
             assert failed is not None
             raise failed
         result = delete_result(deleted)
+        if unwarmed:
+            result["warm_removed"] = True
         result["servers"] = gone
         return result
 

@@ -1,4 +1,4 @@
-"""`[[servers]]`: several Ollama servers on one host, and which of them warms what.
+"""`[[servers]]`: several Ollama servers on one host, each as a :class:`ServerSpec`.
 
 Each ``[[servers]]`` entry is one ``ollama serve`` (one per GPU, usually): a ``name``,
 an address (``base_url``, or ``port`` for ``http://127.0.0.1:PORT``), an ``env``
@@ -7,9 +7,7 @@ there). Every other ``[server]``, ``[restart]``, ``[liveness]`` and ``[warm]`` k
 applies to each server. Without ``[[servers]]`` there is one server, ``default``,
 from ``[ollama]`` and ``[server]`` as before (:func:`default_server`).
 
-``[warm] models`` entries are strings or inline tables ``{ model = "m", server =
-"gpu1" }``; not ``"gpu1/m"``, since model names contain ``/`` (namespaces). Which
-server warms an entry is decided here once (:func:`warm_here`).
+Which server warms a ``[warm] models`` entry is :mod:`n3d.config.warm`'s.
 
 Checks raise :class:`~n3d.config.checks.Invalid` with the entry's key in ``subkey``;
 the loader adds the file, the line and the entry's label (:func:`label`).
@@ -25,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from n3d.config.checks import (
+    Check,
     Invalid,
     check_url,
     closest,
@@ -130,20 +129,21 @@ def check_entry(number: int, entry: object, server_env: Mapping[str, str]) -> Se
             f"got {both}",
             subkey="base_url" if "base_url" in entry else None,
         )
-    try:
-        if "port" in entry:
-            url = f"http://127.0.0.1:{_PORT(entry['port'])}"
-        else:
-            url = check_url(text(entry["base_url"]))
-    except Invalid as exc:
-        raise Invalid(str(exc), subkey="port" if "port" in entry else "base_url") from None
+    if "port" in entry:
+        url = f"http://127.0.0.1:{_sub(_PORT, entry['port'], 'port')}"
+    else:
+        url = _sub(_url, entry["base_url"], "base_url")
     env = _sub(env_table, entry.get("env", {}), "env")
     models = _sub(model_list, entry.get("models", []), "models")
     merged = MappingProxyType({**server_env, **env})
     return ServerSpec(name, url, merged, models, label(number, entry))
 
 
-def _sub(check: Any, value: object, key: str) -> Any:
+def _url(value: object) -> str:
+    return check_url(text(value))
+
+
+def _sub(check: Check, value: object, key: str) -> Any:
     """``check(value)``, its Invalid naming ``key`` (and the table entry, for env)."""
     try:
         return check(value)
@@ -151,7 +151,7 @@ def _sub(check: Any, value: object, key: str) -> Any:
         raise Invalid(str(exc), subkey=f"{key}.{exc.subkey}" if exc.subkey else key) from None
 
 
-def address(url: str) -> tuple[str, int]:
+def _address(url: str) -> tuple[str, int]:
     """(host, port) of a base URL, loopback spellings made one, for "same address"."""
     parts = urlsplit(url)
     host = (parts.hostname or "").lower()
@@ -159,17 +159,18 @@ def address(url: str) -> tuple[str, int]:
     return _LOOPBACK.get(host, "127.0.0.1" if host.startswith("127.") else host), port
 
 
-def _check_unique(servers: tuple[ServerSpec, ...]) -> tuple[int, str, str] | None:
+def _check_unique(servers: tuple[ServerSpec, ...], raw: list[Any]) -> tuple[int, str, str] | None:
     """The first entry that repeats an earlier one's name or address, as
-    (its index, its key at fault, the message); None when all differ."""
+    (its index, its key at fault, the message); None when all differ. `raw` are
+    the entries as written (whether the address was a port or a base_url)."""
     for i, spec in enumerate(servers):
         for earlier in servers[:i]:
             if spec.name == earlier.name:
                 return i, "name", f'the name "{spec.name}" is already used by {earlier.source}'
-            if address(spec.base_url) == address(earlier.base_url):
+            if _address(spec.base_url) == _address(earlier.base_url):
                 return (
                     i,
-                    "base_url",
+                    "port" if "port" in raw[i] else "base_url",
                     f"{redact_url(spec.base_url)} is the address of {earlier.source} too: "
                     "each server needs its own port",
                 )
@@ -191,7 +192,7 @@ def show_servers(servers: tuple[ServerSpec, ...]) -> list[dict[str, Any]]:
 
 # Written in the file, these would name a second address for the first server.
 _OLLAMA_ADDRESS = ("ollama.base_url", "ollama.host", "ollama.port")
-# Read by Ollama's own tools too: with [[servers]] they would say where "the" server is.
+# Each names the address of the one server; with [[servers]] every entry names its own.
 _ADDRESS_VARIABLES = ("NAMEL3SS_OLLAMA_BASE_URL", "OLLAMA_HOST")
 
 
@@ -243,7 +244,7 @@ def load_servers(
             key = f"servers.{exc.subkey}" if exc.subkey else "servers"
             raise error(key, f"{label(number, entry)}: {exc}", number) from None
     servers = tuple(specs)
-    if clash := _check_unique(servers):
+    if clash := _check_unique(servers, raw):
         i, key, message = clash
         raise error(f"servers.{key}", f"{servers[i].source}: {message}", i + 1)
     warnings = tuple(

@@ -8,7 +8,7 @@ entry is warmed is decided in one place, :func:`warm_here`.
 
 from __future__ import annotations
 
-from n3d.config.checks import Invalid, closest, describe, model_name
+from n3d.config.checks import Invalid, describe, model_name
 from n3d.config.servers import NAME, ServerSpec
 from n3d.ollama.names import same_model
 
@@ -65,9 +65,8 @@ def warm_servers(placed: tuple[Placed, ...], servers: tuple[ServerSpec, ...]) ->
     names = [spec.name for spec in servers]
     for i, (model, server) in enumerate(placed, start=1):
         if server is not None and server not in names:
-            near = closest(server, names)
-            hint = f'did you mean "{near}"?' if near else "the servers are: " + ", ".join(names)
-            return f'entry {i} ({model}): there is no server named "{server}"; {hint}'
+            listed = ", ".join(names)  # a few names: all of them help more than a guess
+            return f'entry {i} ({model}): no server named "{server}"; the servers are: {listed}'
     return None
 
 

@@ -7,7 +7,7 @@ Missing or oddly typed fields render as ``-``, as everywhere in n3ctl.
 
 from __future__ import annotations
 
-from n3d.ctl.fmt import Style, human_duration
+from n3d.ctl.fmt import Style, as_dict, as_number, human_duration
 
 # typing costs n3ctl status ~2 ms to import; the hints need it only for checking.
 TYPE_CHECKING = False
@@ -24,16 +24,6 @@ _STATE_WORDS = {
 }
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def _verdict(ok: Any, style: Style) -> str:
     if ok is True:
         return style("ok", "green")
@@ -44,7 +34,7 @@ def _verdict(ok: Any, style: Style) -> str:
 
 def model_rate(model: dict[str, Any]) -> str:
     """``48.1 tok/s (baseline 50.0)``, or ``-`` without a rate (an embedding model)."""
-    tps, baseline = _num(model.get("tokens_per_second")), _num(model.get("baseline_tps"))
+    tps, baseline = as_number(model.get("tokens_per_second")), as_number(model.get("baseline_tps"))
     if tps is None:
         return "-"
     text = f"{tps:.1f} tok/s"
@@ -54,7 +44,7 @@ def model_rate(model: dict[str, Any]) -> str:
 
 
 def _evidence(model: dict[str, Any]) -> str:
-    age, source = _num(model.get("age_s")), model.get("source")
+    age, source = as_number(model.get("age_s")), model.get("source")
     if age is None:
         return "no output seen"
     return f"output {human_duration(age)} ago" + (f" ({source})" if source else "")
@@ -73,17 +63,17 @@ def _model_line(model: dict[str, Any], style: Style) -> str:
 
 def check_lines(checks: Any, *, style: Style) -> list[str]:
     """`n3ctl health`'s lines under the summary: one per check, one per loaded model."""
-    checks = _dict(checks)
+    checks = as_dict(checks)
     if not checks:
         return []
-    http, sched, inference = (_dict(checks.get(k)) for k in ("http", "scheduler", "inference"))
-    latency = _num(http.get("latency_ms"))
+    http, sched, inference = (as_dict(checks.get(k)) for k in ("http", "scheduler", "inference"))
+    latency = as_number(http.get("latency_ms"))
     lines = [
         f"  http       {_verdict(http.get('ok'), style)}"
         + (f", HEAD / in {latency:.0f} ms" if latency is not None else "")
     ]
     sched_text = f"  scheduler  {_verdict(sched.get('ok'), style)}"
-    sched_ms = _num(sched.get("latency_ms"))
+    sched_ms = as_number(sched.get("latency_ms"))
     if sched_ms is not None:
         sched_text += f", /api/ps in {sched_ms:.0f} ms"
     wedged = [str(m) for m in sched.get("wedged") or [] if isinstance(m, str)]
@@ -94,7 +84,7 @@ def check_lines(checks: Any, *, style: Style) -> list[str]:
     lines.append(sched_text)
     probing = "" if inference.get("probe", True) else " (probes off: traffic only)"
     lines.append(f"  inference  {_verdict(inference.get('ok'), style)}{probing}")
-    models = [_dict(m) for m in inference.get("models") or []]
+    models = [as_dict(m) for m in inference.get("models") or []]
     lines.extend(f"    {_model_line(m, style)}" for m in models)
     if not models:
         lines.append("    no model loaded")
@@ -103,10 +93,10 @@ def check_lines(checks: Any, *, style: Style) -> list[str]:
 
 def inference_lines(health: dict[str, Any], *, style: Style) -> list[str]:
     """`n3ctl status`'s ``Inference:`` line(s): model, tok/s vs baseline, last evidence."""
-    checks = _dict(health.get("checks"))
+    checks = as_dict(health.get("checks"))
     if not checks:
         return []
-    models = [_dict(m) for m in _dict(checks.get("inference")).get("models") or []]
+    models = [as_dict(m) for m in as_dict(checks.get("inference")).get("models") or []]
     if not models:
         return ["  Inference: no model loaded"]
     lines = []

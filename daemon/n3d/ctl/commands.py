@@ -32,6 +32,16 @@ def status(ctx: Context) -> int:
     from n3d.ctl.render import render_status, status_exit_code
 
     result = ctx.call("status")
+    name = getattr(ctx.args, "server", None)  # the fast path has no --server
+    if name is not None and isinstance(result, dict):
+        from n3d.ctl.servers import one_server, server_blocks
+
+        picked = one_server(result, name)
+        if picked is None:
+            known = ", ".join(str(b.get("name")) for b in server_blocks(result))
+            ctx.say(f"no server named {name!r} (servers: {known})")
+            return 1
+        result = picked
     ctx.emit(result, lambda: render_status(result, now=ctx.now(), style=ctx.style))
     return status_exit_code(result if isinstance(result, dict) else {})
 
@@ -39,7 +49,10 @@ def status(ctx: Context) -> int:
 def health(ctx: Context) -> int:
     from n3d.ctl.render import render_health
 
-    result = ctx.call("health", {"force": True} if ctx.args.force else {})
+    params: dict[str, Any] = {"force": True} if ctx.args.force else {}
+    if getattr(ctx.args, "server", None) is not None:
+        params["server"] = ctx.args.server
+    result = ctx.call("health", params)
     ctx.emit(result, lambda: render_health(result, now=ctx.now(), style=ctx.style))
     return 0 if isinstance(result, dict) and result.get("ok") else 1
 
@@ -133,11 +146,13 @@ def server(ctx: Context) -> int:
     120 s for restart) has passed since the command began.
     """
     from n3d.ctl.render import UP_STATES
+    from n3d.ctl.servers import one_server
 
     command = ctx.args.command
+    name = getattr(ctx.args, "server", None)
     deadline = time.monotonic() + ctx.timeout if ctx.timeout else float("inf")
     with ctx.connect() as conn:
-        result = conn.call(f"server.{command}")
+        result = conn.call(f"server.{command}", {"server": name} if name is not None else None)
         while (
             command != "stop"
             and _state_of(result) in _SETTLING
@@ -145,12 +160,15 @@ def server(ctx: Context) -> int:
         ):
             time.sleep(_POLL_S)
             found = conn.call("status")
+            if name is not None and isinstance(found, dict):
+                found = one_server(found, name)
             server = found.get("server") if isinstance(found, dict) else None
             if isinstance(server, dict):
                 result = {"state": server.get("state"), "server": server}
     shown = ctx.shown(result)
     state = _state_of(shown)
-    ctx.emit(result, lambda: f"ollama: {state or 'unknown'}")
+    label = "ollama" if name is None else f"ollama {name}"
+    ctx.emit(result, lambda: f"{label}: {state or 'unknown'}")
     if command == "stop" or state in UP_STATES:
         return 0
     if not ctx.args.json:

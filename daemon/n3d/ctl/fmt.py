@@ -18,6 +18,8 @@ if TYPE_CHECKING:
     from typing import Any, TextIO
 
 __all__ = [
+    "as_dict",
+    "as_number",
     "Style",
     "ago",
     "color_enabled",
@@ -49,6 +51,18 @@ _UNPRINTABLE = {
     if code not in (0x09, 0x0A)
 }
 _CODES = {"green": "32", "yellow": "33", "red": "31", "dim": "2", "bold": "1", "cyan": "36"}
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if the daemon sent an object there, else ``{}`` (n3ctl never trusts a shape)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_number(value: Any) -> float | None:
+    """``value`` as a float if it is a JSON number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def printable(text: str) -> str:

@@ -65,8 +65,16 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=help, description=help)
 
-    command("status", "the server's state, health, memory and models (exit 3: not running)")
-    command("health", "Ollama's health (exit 1: failing)").add_argument(
+    def server_option(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument(
+            "--server", metavar="NAME", default=None, help="this server (default: the first)"
+        )
+        return parser
+
+    server_option(
+        command("status", "the server's state, health, memory and models (exit 3: not running)")
+    )
+    server_option(command("health", "Ollama's health (exit 1: failing)")).add_argument(
         "--force", action="store_true", help="probe now instead of using the cached answer"
     )
     models = command("models", "installed models (or the loaded ones)")
@@ -94,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("rm", parents=[common], help="stop keeping a model loaded").add_argument(
         "model", metavar="MODEL"
     )
-    command("start", "start the Ollama server (clears fatal)")
-    command("stop", "stop the Ollama server")
-    command("restart", "restart the Ollama server")
+    server_option(command("start", "start the Ollama server (clears fatal)"))
+    server_option(command("stop", "stop the Ollama server"))
+    server_option(command("restart", "restart the Ollama server"))
     command("metrics", "counters, gauges and histograms").add_argument(
         "--prometheus", action="store_true", help="Prometheus text exposition format"
     )

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from n3d.ctl.checks import check_lines, inference_lines
-from n3d.ctl.fmt import Style, human_bytes, human_duration, local_time, names
+from n3d.ctl.fmt import Style, as_dict, as_number, human_bytes, human_duration, local_time, names
 
 # typing costs n3ctl status ~2 ms to import; the hints need it only for checking.
 TYPE_CHECKING = False
@@ -47,22 +47,17 @@ _DOTS: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _num(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
 def status_exit_code(result: Mapping[str, Any]) -> int:
-    """0 when the server is up, 3 when it is not running, 4 when its state is unknown."""
-    state = _dict(result.get("server")).get("state")
-    if state in UP_STATES:
+    """0 when the server is up, 3 when it is not running, 4 when its state is unknown.
+
+    With several servers (``servers``), every one counts: 0 only when all are up, 3
+    when one is not running, else 4.
+    """
+    blocks = [as_dict(b) for b in result.get("servers") or ()]
+    states = [b.get("state") for b in blocks] or [as_dict(result.get("server")).get("state")]
+    if all(state in UP_STATES for state in states):
         return 0
-    if state in DOWN_STATES:
+    if any(state in DOWN_STATES for state in states):
         return 3
     return 4
 
@@ -72,7 +67,7 @@ def _count_and_names(value: Any) -> tuple[int | None, list[str]]:
     if isinstance(value, list):
         found = names(value)
         return len(value), found
-    number = _num(value)
+    number = as_number(value)
     return (int(number) if number is not None else None), []
 
 
@@ -97,9 +92,9 @@ def _models_lines(models: dict[str, Any]) -> list[str]:
 def _health_summary(health: dict[str, Any], now: float) -> str:
     if not health or health.get("ok") is None:
         return "not checked yet"
-    latency = _num(health.get("latency_ms"))
-    age = _num(health.get("age_s"))
-    if age is None and _num(health.get("checked_at")) is not None:
+    latency = as_number(health.get("latency_ms"))
+    age = as_number(health.get("age_s"))
+    if age is None and as_number(health.get("checked_at")) is not None:
         age = now - float(health["checked_at"])
     checked = f"checked {human_duration(age)} ago" if age is not None else "checked -"
     if health.get("ok"):
@@ -115,20 +110,70 @@ def render_status(
     style: Style,
     clock: Callable[[float], time.struct_time] = time.localtime,
 ) -> str:
-    """``systemctl status``-like text: state dot, Active/since, pid, health, memory, models."""
-    daemon = _dict(result.get("daemon"))
-    server = _dict(result.get("server"))
-    health = _dict(result.get("health"))
-    resources = _dict(result.get("resources"))
+    """``systemctl status``-like text: state dot, Active/since, pid, health, memory, models.
+
+    With several servers, one such block per server (headed by its name), then the
+    daemon's line once.
+    """
+    daemon = as_dict(result.get("daemon"))
+    several = result.get("servers")
+    if not isinstance(several, list) or len(several) < 2:
+        lines = _server_lines(
+            as_dict(result.get("server")),
+            as_dict(result.get("health")),
+            as_dict(result.get("resources")),
+            as_dict(result.get("models")),
+            None,
+            now=now,
+            style=style,
+            clock=clock,
+        )
+    else:
+        from n3d.ctl.servers import server_blocks  # only with several: not on the hot path
+
+        lines = []
+        for block in server_blocks(result):
+            lines += _server_lines(
+                block,
+                as_dict(block.get("health")),
+                as_dict(block.get("resources")),
+                as_dict(block.get("models")),
+                str(block.get("name") or "-"),
+                now=now,
+                style=style,
+                clock=clock,
+            )
+            lines.append("")
+    uptime = as_number(daemon.get("uptime_s"))
+    lines.append(
+        f"     Daemon: n3d {daemon.get('version') or '-'}, pid {daemon.get('pid') or '-'}, "
+        f"up {human_duration(uptime)}, socket {daemon.get('socket') or '-'}"
+    )
+    return "\n".join(lines)
+
+
+def _server_lines(
+    server: dict[str, Any],
+    health: dict[str, Any],
+    resources: dict[str, Any],
+    models: dict[str, Any],
+    name: str | None,
+    *,
+    now: float,
+    style: Style,
+    clock: Callable[[float], time.struct_time],
+) -> list[str]:
+    """One server's block; ``name`` None: the only server (the heading as it always was)."""
     state = str(server.get("state") or "unknown")
     dot, colors = _DOTS.get(state, ("?", ("yellow",)))
-    lines = [f"{style(dot, *colors)} ollama - the Ollama server under n3d"]
+    heading = "ollama - the Ollama server under n3d" if name is None else f"ollama {name}"
+    lines = [f"{style(dot, *colors)} {heading}"]
 
-    since = _num(server.get("since"))
+    since = as_number(server.get("since"))
     active = f"{style(state, *colors, 'bold')} ({server.get('mode') or '-'})"
     if since is not None:
         active += f" since {local_time(since, clock)}; {human_duration(now - since)} ago"
-    backoff = _num(server.get("next_start_in_s"))
+    backoff = as_number(server.get("next_start_in_s"))
     if state == "backoff" and backoff is not None:
         active += f" (next start in {human_duration(backoff)})"
     lines.append(f"     Active: {active}")
@@ -137,7 +182,7 @@ def render_status(
     ):
         lines.append(f"     Reason: {server.get('last_error') or server.get('reason')}")
 
-    restarts = _num(server.get("restarts"))
+    restarts = as_number(server.get("restarts"))
     pid_line = f"        PID: {server.get('pid') or '-'}"
     if restarts is not None:
         pid_line += f", {int(restarts)} restart{'' if restarts == 1 else 's'}"
@@ -149,22 +194,16 @@ def render_status(
     lines.append(f"     Health: {_health_summary(health, now)}")
     lines.extend(inference_lines(health, style=style))
 
-    rss, procs = _num(resources.get("rss_bytes")), _num(resources.get("processes"))
+    rss, procs = as_number(resources.get("rss_bytes")), as_number(resources.get("processes"))
     memory = human_bytes(rss) if rss is not None else "-"
     if procs:
         memory += f" in {int(procs)} process{'' if procs == 1 else 'es'}"
-    cpu = _num(resources.get("cpu_percent"))
+    cpu = as_number(resources.get("cpu_percent"))
     if cpu is not None:
         memory += f", CPU {cpu:.1f}%"
     lines.append(f"     Memory: {memory}")
-    lines.extend(_models_lines(_dict(result.get("models"))))
-
-    uptime = _num(daemon.get("uptime_s"))
-    lines.append(
-        f"     Daemon: n3d {daemon.get('version') or '-'}, pid {daemon.get('pid') or '-'}, "
-        f"up {human_duration(uptime)}, socket {daemon.get('socket') or '-'}"
-    )
-    return "\n".join(lines)
+    lines.extend(_models_lines(models))
+    return lines
 
 
 def render_health(result: Mapping[str, Any], *, now: float, style: Style) -> str:
@@ -176,8 +215,8 @@ def render_health(result: Mapping[str, Any], *, now: float, style: Style) -> str
 
 def _health_line(result: Mapping[str, Any], *, style: Style) -> str:
     health = dict(result)
-    latency = _num(health.get("latency_ms"))
-    age = _num(health.get("age_s"))
+    latency = as_number(health.get("latency_ms"))
+    age = as_number(health.get("age_s"))
     fresh = "cached" if health.get("cached") else "fresh"
     when = f"checked {human_duration(age)} ago, {fresh}" if age is not None else fresh
     if health.get("ok"):
@@ -216,7 +255,7 @@ def render_event(
     clock: Callable[[float], time.struct_time] = time.localtime,
 ) -> str:
     """``14:38:31 server.state from=starting to=running reason="first health check"``."""
-    stamp = _num(params.get("at")) or _num(params.get("timestamp")) or now
+    stamp = as_number(params.get("at")) or as_number(params.get("timestamp")) or now
     topic = str(params.get("topic") or "event")
     fields = " ".join(
         f"{key}={_field(value)}"

@@ -42,6 +42,7 @@ from n3d.ollama.types import (
     parse_loaded,
     parse_version,
 )
+from n3d.ollama.wire import Warned
 
 __all__ = ["OllamaClient", "find_model", "has_model"]
 
@@ -57,8 +58,9 @@ class OllamaClient:
     ``transport`` replaces the network (tests pass ``httpx.MockTransport``);
     ``timeout_s`` bounds quick calls and every connect; ``num_ctx`` is the context
     size n3d configures (0 = Ollama's default), quoted in context-overflow errors
-    and used by generations that do not set ``options.num_ctx``. Use it as an async
-    context manager or call :meth:`aclose`.
+    and used by generations that do not set ``options.num_ctx``. ``warned`` is shared
+    by the clients of one server (its warnings about unusable answers are paced
+    together). Use it as an async context manager or call :meth:`aclose`.
     """
 
     def __init__(
@@ -68,9 +70,10 @@ class OllamaClient:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = 5.0,
         num_ctx: int = 0,
+        warned: Warned | None = None,
     ) -> None:
         self._session = OllamaSession(
-            base_url, transport=transport, timeout_s=timeout_s, num_ctx=num_ctx
+            base_url, transport=transport, timeout_s=timeout_s, num_ctx=num_ctx, warned=warned
         )
 
     @property

@@ -28,7 +28,7 @@ from n3d import __version__
 from n3d.errors import OllamaError
 from n3d.ollama.bodies import aiter_objects, read_body
 from n3d.ollama.decoding import error_text, parse_final_object
-from n3d.ollama.wire import Translator
+from n3d.ollama.wire import Translator, Warned
 
 __all__ = ["Failure", "OllamaSession"]
 
@@ -62,9 +62,10 @@ class OllamaSession:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = 5.0,
         num_ctx: int = 0,
+        warned: Warned | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.errors = Translator(self.base_url, num_ctx)
+        self.errors = Translator(self.base_url, num_ctx, warned=warned)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             transport=transport,

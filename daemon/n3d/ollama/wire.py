@@ -11,7 +11,9 @@ nesting past ``MAX_DEPTH``); whatever decoding or shaping an answer raises
 :meth:`Translator.entering`, logged as a warning ``ollama.unusable_answer``. A server
 that keeps poisoning would make one per keep-warm poll, forever: the first of each
 kind (request and exception type) is logged at once, the repeats are counted and
-summed up in the same warning (``repeats``) at most once a minute.
+summed up in the same warning (``repeats``) at most once a minute. The clients n3d
+keeps for one server (its calls and its heartbeat) share one :class:`Warned`, so
+one poisoned server is one warning, however many of n3d's clients it answers.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from n3d.errors import OllamaError, OllamaTimeout, OllamaUnreachable, PullFailed
 from n3d.ollama.decoding import SHAPE_ERRORS
 from n3d.ratelimit import TokenBucket
 
-__all__ = ["UNUSABLE_SUMMARY_EVERY_S", "Translator", "is_context_overflow"]
+__all__ = ["UNUSABLE_SUMMARY_EVERY_S", "Translator", "Warned", "is_context_overflow"]
 
 log = structlog.get_logger(__name__)
 
@@ -72,23 +74,48 @@ def _with_status(err: _E, status: int | None) -> _E:
     return err
 
 
+class Warned:
+    """The pacing of ``ollama.unusable_answer`` warnings about one server.
+
+    One bucket per (request, exception type): a handful of routes n3d calls times
+    SHAPE_ERRORS, so the set cannot grow with what a server sends. ``clock``
+    (monotonic seconds) paces them.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], TokenBucket] = {}
+
+    def bucket(self, request: str, kind: str) -> TokenBucket:
+        """The bucket of this kind of answer (a new one lets its first warning through)."""
+        bucket = self._buckets.get((request, kind))
+        if bucket is None:
+            bucket = self._buckets[(request, kind)] = TokenBucket(
+                0.0, 1, summary_every_s=UNUSABLE_SUMMARY_EVERY_S, clock=self._clock
+            )
+        return bucket
+
+
 class Translator:
     """Turns foreign failures into :class:`OllamaError` for one server.
 
     ``num_ctx`` is the context size n3d asked for (0 = Ollama's default); it only
-    makes the context-overflow suggestion precise. ``clock`` (monotonic seconds)
-    paces the warnings about unusable answers.
+    makes the context-overflow suggestion precise. ``warned`` paces the warnings
+    about unusable answers (a new one per translator unless shared; ``clock`` is its
+    clock then).
     """
 
     def __init__(
-        self, base_url: str, num_ctx: int = 0, *, clock: Callable[[], float] = time.monotonic
+        self,
+        base_url: str,
+        num_ctx: int = 0,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        warned: Warned | None = None,
     ) -> None:
         self.base_url = base_url
         self.num_ctx = num_ctx
-        self._clock = clock
-        # One bucket per (request, exception type): a handful of routes n3d calls
-        # times SHAPE_ERRORS, so the set cannot grow with what a server sends.
-        self._warned: dict[tuple[str, str], TokenBucket] = {}
+        self._warned = warned if warned is not None else Warned(clock)
 
     def status_error(
         self, status: int | None, text: str, *, model: str | None, num_ctx: int | None = None
@@ -215,11 +242,7 @@ class Translator:
             raise err from exc
 
     def _warn_unusable(self, request: str, model: str | None, err: OllamaError, kind: str) -> None:
-        bucket = self._warned.get((request, kind))
-        if bucket is None:  # the first of its kind: logged now, the repeats paced
-            bucket = self._warned[(request, kind)] = TokenBucket(
-                0.0, 1, summary_every_s=UNUSABLE_SUMMARY_EVERY_S, clock=self._clock
-            )
+        bucket = self._warned.bucket(request, kind)  # the first of a kind: logged now
         fields = {"base_url": self.base_url, "request": request, "model": model}
         if bucket.take(1):
             log.warning("ollama.unusable_answer", **fields, error=err.message)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -53,7 +54,18 @@ class Loaded:
 
     @property
     def alive(self) -> bool:
-        return self.process is not None and self.process.returncode is None
+        """The runner has not exited. Ollama pings a runner before reusing it
+        (`needsReload`), so a runner that died is reloaded by the next request;
+        asyncio learns of an exit a moment late (its child watcher), so the process
+        is looked at directly too, without reaping it (WNOWAIT)."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return False
+        try:
+            flags = os.WEXITED | os.WNOHANG | os.WNOWAIT
+            return os.waitid(os.P_PID, process.pid, flags) is None
+        except ChildProcessError:  # already reaped: asyncio is about to say so
+            return False
 
 
 def deadline(now_ns: int, session_s: float) -> int:
