@@ -99,7 +99,11 @@ class Connection(asyncio.Protocol):
         self.state = State.CONNECTING
         self._sock = sock
         self._limits = limits
-        self._flow: FlowControl  # made by connection_made: used only once not CONNECTING
+        self._flow: FlowControl  # made by connection_made (see _made)
+        # connection_made has run: the transport owns the socket. Not the same as
+        # leaving CONNECTING: an abort or a drain may come first, and uvloop never
+        # calls connection_made for a transport whose accept was cancelled.
+        self._made = False
         self._clock = FrameClock(limits.frame_timeout_s, self._on_frame_timeout)
         self._runner = Runner(self, table, limits.max_inflight, self, self._slot_is_free)
         self._on_subscribe, self._on_unsubscribe = on_subscribe, on_unsubscribe
@@ -209,8 +213,8 @@ class Connection(asyncio.Protocol):
                         await self._linger()
         finally:
             self._clock.stop()
-            connected, self.state = self.state is not State.CONNECTING, State.CLOSED
-            if connected:
+            self.state = State.CLOSED
+            if self._made:
                 self._flow.abort()
             else:
                 self._sock.close()
@@ -251,6 +255,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self._flow = FlowControl(transport, self._limits.max_outgoing_bytes)
+        self._made = True
         self._flow.pause_reading()  # until serve has its worker (and not at all if drained)
         if self.state is State.CONNECTING:
             self.state = State.OPEN
