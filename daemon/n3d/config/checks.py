@@ -12,11 +12,13 @@ import ipaddress
 import re
 from collections.abc import Callable, Iterable
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from n3d.errors import InvalidModelName
 from n3d.ollama.names import parse_model_name
+
+T = TypeVar("T")
 
 __all__ = [
     "Check",
@@ -32,6 +34,7 @@ __all__ = [
     "factor",
     "host",
     "integer",
+    "model_entries",
     "model_list",
     "model_name",
     "text",
@@ -137,16 +140,21 @@ def model_name(value: object) -> str:
     return value
 
 
-def model_list(value: object) -> tuple[str, ...]:
+def model_entries(value: object, entry: Callable[[object], T]) -> tuple[T, ...]:
+    """An array of model entries, each checked by ``entry``; a bad one is named by number."""
     if not isinstance(value, list):
         raise Invalid(f'expected an array of model names like ["llama3:8b"], got {describe(value)}')
     out = []
     for i, item in enumerate(value, start=1):
         try:
-            out.append(model_name(item))
+            out.append(entry(item))
         except Invalid as exc:
             raise Invalid(f"entry {i}: {exc}") from None
     return tuple(out)
+
+
+def model_list(value: object) -> tuple[str, ...]:
+    return model_entries(value, model_name)
 
 
 def command(value: object) -> tuple[str, ...]:

@@ -8,7 +8,7 @@ entry is warmed is decided in one place, :func:`warm_here`.
 
 from __future__ import annotations
 
-from n3d.config.checks import Invalid, describe, model_name
+from n3d.config.checks import Invalid, describe, model_entries, model_name
 from n3d.config.servers import NAME, ServerSpec
 from n3d.ollama.names import same_model
 
@@ -37,15 +37,7 @@ def _warm_entry(value: object) -> Placed:
 
 def warm_list(value: object) -> tuple[Placed, ...]:
     """`[warm] models`: model names, or tables ``{ model = "m", server = "gpu1" }``."""
-    if not isinstance(value, list):
-        raise Invalid(f'expected an array of model names like ["llama3:8b"], got {describe(value)}')
-    out = []
-    for i, item in enumerate(value, start=1):
-        try:
-            out.append(_warm_entry(item))
-        except Invalid as exc:
-            raise Invalid(f"entry {i}: {exc}") from None
-    return tuple(out)
+    return model_entries(value, _warm_entry)
 
 
 def warm_names(placed: tuple[Placed, ...]) -> tuple[str, ...]:
