@@ -204,6 +204,7 @@ class ModelList(TypedDict):
     models: list[InstalledModel]
     cached: bool
     age_s: float
+    servers: NotRequired[list[str]]  # the servers whose models it lists
 
 
 class LoadedModel(TypedDict):
@@ -213,11 +214,13 @@ class LoadedModel(TypedDict):
     expires_at: str
     warm: bool
     context_length: int | None
+    server: NotRequired[str]  # where it is loaded
 
 
 class LoadedList(TypedDict):
     models: list[LoadedModel]
-    server: NotRequired[str]
+    server: NotRequired[str]  # the server named, else the first
+    servers: NotRequired[list[str]]  # the servers whose models it lists
 
 
 class Pull(TypedDict):
@@ -262,11 +265,13 @@ class WarmModel(TypedDict):
     last_warmed_at: str | None  # ISO 8601 UTC with `Z`
     last_error: str | None
     source: Literal["config", "runtime"]
+    server: NotRequired[str]  # whose warm list it is on
 
 
 class WarmList(TypedDict):
     models: list[WarmModel]
-    server: NotRequired[str]
+    server: NotRequired[str]  # the server named, else the first
+    servers: NotRequired[list[str]]  # the servers whose warm lists it shows
 
 
 # -- capabilities, events.* ------------------------------------------------------------
