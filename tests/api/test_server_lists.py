@@ -17,6 +17,8 @@ from n3d.api.servers import ServerParts
 from n3d.errors import OllamaUnreachable
 from n3d.models.cache import Listing
 from n3d.models.results import LoadedEntry
+from n3d.models.warm_state import WarmRow
+from n3d.ollama.names import parse_model_name
 from n3d.ollama.types import InstalledModel, LoadedModel
 from n3d.rpc.dispatch import MethodTable
 from n3d.state import ServerState, Snapshot
@@ -102,3 +104,90 @@ async def test_the_merged_listing_names_the_servers_it_covers() -> None:
         "phi3:latest": ["c"],
     }
     assert (await call(fleet(), "models.list", server="c"))["servers"] == ["c"]
+
+
+class FakeKeeper:
+    """One server's warm list, as the warm handlers see it."""
+
+    def __init__(self, warm: Sequence[str]) -> None:
+        self.warm = list(warm)
+
+    def is_warm(self, key: str) -> bool:
+        return any(parse_model_name(name).key == key for name in self.warm)
+
+
+class FakeWarm(FakeModels):
+    def __init__(self, warm: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.keeper = FakeKeeper(warm)
+        self.removed: list[str] = []
+        self.listed = 0
+
+    async def warm_list(self) -> list[WarmRow]:
+        self.listed += 1
+        return [WarmRow(name, -1, False, None, None, None, "config") for name in self.keeper.warm]
+
+    async def warm_remove(self, model: str) -> list[WarmRow]:
+        self.removed.append(model)
+        key = parse_model_name(model).key
+        self.keeper.warm = [n for n in self.keeper.warm if parse_model_name(n).key != key]
+        return await self.warm_list()
+
+
+def warm_fleet() -> list[ServerParts]:
+    sup = SimpleNamespace(snapshot=Snapshot(state=ServerState.RUNNING))
+    lists = {"a": ["llama3:latest"], "b": ["qwen2:latest", "phi3:latest"], "c": ["phi3:latest"]}
+    return [
+        ServerParts(name, cast(Any, sup), cast(Any, FakeWarm(warm)), "/m")
+        for name, warm in lists.items()
+    ]
+
+
+def warm_of(servers: Sequence[ServerParts], name: str) -> FakeWarm:
+    return cast(FakeWarm, next(p for p in servers if p.name == name).models)
+
+
+async def test_warm_list_without_server_shows_every_servers_entries_with_their_server() -> None:
+    result = await call(warm_fleet(), "warm.list")
+    assert [(m["server"], m["name"]) for m in result["models"]] == [
+        ("a", "llama3:latest"),
+        ("b", "qwen2:latest"),
+        ("b", "phi3:latest"),
+        ("c", "phi3:latest"),
+    ]
+    assert result["servers"] == ["a", "b", "c"] and result["server"] == "a"
+
+
+async def test_warm_list_of_one_server_keeps_its_shape_plus_server() -> None:
+    result = await call(warm_fleet(), "warm.list", server="b")
+    assert result["server"] == "b" and result["servers"] == ["b"]
+    assert [(m["server"], m["name"]) for m in result["models"]] == [
+        ("b", "qwen2:latest"),
+        ("b", "phi3:latest"),
+    ]
+
+
+async def test_warm_remove_without_server_removes_it_wherever_it_is_warm() -> None:
+    servers = warm_fleet()
+    result = await call(servers, "warm.remove", model="Phi3")
+    assert [warm_of(servers, n).removed for n in "abc"] == [[], ["Phi3"], ["Phi3"]]
+    assert [(m["server"], m["name"]) for m in result["models"]] == [
+        ("a", "llama3:latest"),
+        ("b", "qwen2:latest"),
+    ]
+    assert warm_of(servers, "b").listed == 1  # the list a removal returned is not asked again
+
+
+async def test_warm_remove_with_server_leaves_the_others_alone() -> None:
+    servers = warm_fleet()
+    result = await call(servers, "warm.remove", model="phi3", server="c")
+    assert [warm_of(servers, n).removed for n in "abc"] == [[], [], ["phi3"]]
+    assert result["servers"] == ["c"] and result["models"] == []
+    assert warm_of(servers, "b").keeper.warm == ["qwen2:latest", "phi3:latest"]
+
+
+async def test_warm_remove_of_a_model_warm_nowhere_is_the_first_servers_no_op() -> None:
+    servers = warm_fleet()
+    result = await call(servers, "warm.remove", model="mistral")
+    assert [warm_of(servers, n).removed for n in "abc"] == [["mistral"], [], []]
+    assert result["servers"] == ["a", "b", "c"]

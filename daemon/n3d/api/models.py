@@ -11,8 +11,8 @@ and ``models.loaded`` without ``server`` lists every server's, each with its ``s
 ``models.pull`` without ``server`` runs once per models directory (through a
 running server of it) and every server of that directory lists the model at once;
 ``models.delete`` without ``server`` reaches every directory once. The other
-methods act on the server ``server`` names (default: the first); ``warm.add``
-without one goes to each server whose ``models`` names the model, else the first.
+methods act on the server ``server`` names (default: the first); the warm methods
+are :mod:`n3d.api.warm`'s.
 """
 
 from __future__ import annotations
