@@ -53,6 +53,15 @@ def test_several_servers_show_a_block_each_then_the_daemon_once() -> None:
     assert text.count("Daemon: n3d") == 1 and text.count("Health: ok") == 2
 
 
+def test_each_server_block_names_its_own_few_models() -> None:
+    result = two_servers()
+    names = {"loaded_names": ["phi3:latest"], "warm_names": ["phi3:latest", "qwen2:0.5b"]}
+    result["servers"][1]["models"] = {"installed": 2, "loaded": 1, "warm": 2, **names}
+    b = render(result).split("● ollama b\n")[1]
+    assert "     Models: 2 installed; 1 loaded: phi3:latest\n" in b
+    assert "       Warm: phi3:latest (loaded), qwen2:0.5b\n" in b
+
+
 def test_server_picks_one_block_and_renders_it_as_the_only_server() -> None:
     picked = one_server(two_servers(), "b")
     assert picked is not None and picked["server"]["base_url"] == "http://127.0.0.1:11435"

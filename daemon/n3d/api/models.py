@@ -124,7 +124,13 @@ def default_result(model: str) -> shapes.DefaultModel:
 
 
 def counts_result(counts: ModelCounts) -> shapes.ModelCounts:
-    return {"installed": counts.installed, "loaded": counts.loaded, "warm": counts.warm}
+    return {
+        "installed": counts.installed,
+        "loaded": counts.loaded,
+        "warm": counts.warm,
+        "loaded_names": list(counts.loaded_names),
+        "warm_names": list(counts.warm_names),
+    }
 
 
 def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> None:

@@ -160,6 +160,8 @@ class ModelCounts(TypedDict):
     installed: int | None
     loaded: int
     warm: int
+    loaded_names: list[str]  # the loaded models (as last seen), for `n3ctl status`
+    warm_names: list[str]  # the warm list
 
 
 class ServerStatus(Server):
