@@ -62,7 +62,7 @@ from n3d.paths import ensure_private_dir, runtime_dir
 from n3d.redact import redact_url
 from n3d.rpc.server import RpcServer
 from n3d.runtime_dir import RuntimeFiles, keep_runtime_dir
-from n3d.servers import open_server, scoped_publish, server_settings, summary
+from n3d.servers import Pins, open_server, scoped_publish, server_settings, summary
 from n3d.service.notify import Notifier
 from n3d.supervisor import Supervisor
 from n3d.supervisor.orphans import stop_stray_orphans
@@ -106,6 +106,7 @@ class Daemon:
         self.files: RuntimeFiles | None = None  # n3d.lock and n3d.pid, while running
         self.last_reload_error: str | None = None
         self._shutdown: anyio.Event | None = None
+        self.pins = Pins(settings)  # each server's `models`, as reloads change them
 
     @property
     def supervisor(self) -> Supervisor | None:
@@ -164,7 +165,7 @@ class Daemon:
                     runtime_dir=directory,
                     environ=self.env,
                     publish=scoped_publish(self._publish, spec.name),
-                    pinned=spec.models,
+                    pinned=self.pins.of(spec.name),
                 )
                 for index, spec in enumerate(settings.servers)
             ]
@@ -216,7 +217,7 @@ class Daemon:
             wait_for=sup.wait_for,
             on_output=sup.liveness.saw_output,  # traffic is liveness's evidence
             loaded=parts.models.keeper.loaded_names,
-            pinned=frozenset(parts.pinned),
+            pinned=parts.pinned,
         )
 
     def _drain_of(self, name: str) -> Callable[[], Awaitable[None]]:
@@ -365,6 +366,7 @@ class Daemon:
         """Hand a reload plan's settings to every part; none keeps values of its own."""
         self.settings = settings
         reconfigure_logging(settings.log.format, settings.log.level)
+        self.pins.update(settings)  # routing and warm.add: at once
         # Each server its own view again (env, warm models); [[servers]] itself waits
         # for a restart of n3d (the reload plan keeps the running list).
         views = server_settings(settings, self.env)

@@ -12,7 +12,8 @@ another.
 
 The one rule that spans servers is here too (:func:`server_settings`): managed
 servers whose models directory is shared get ``OLLAMA_NOPRUNE=1``
-(:mod:`n3d.supervisor.models_dir`).
+(:mod:`n3d.supervisor.models_dir`). :class:`Pins` holds each server's ``models`` as
+the running settings name them, for the proxy's routing and ``warm.add``.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from n3d.supervisor import Supervisor
 from n3d.supervisor.models_dir import models_dir, shared_models_dirs, with_noprune
 from n3d.supervisor.pidfile import pid_file_name
 
-__all__ = ["open_server", "server_settings", "summary", "warm_file"]
+__all__ = ["Pins", "open_server", "server_settings", "summary", "warm_file"]
+
+_NO_PINS: frozenset[str] = frozenset()  # one object: the proxy caches on identity
 
 
 def server_settings(settings: Settings, base_env: Mapping[str, str]) -> dict[str, Settings]:
@@ -67,9 +70,12 @@ async def open_server(
     runtime_dir: Path,
     environ: Mapping[str, str],
     publish: Publish,
-    pinned: Sequence[str] = (),
+    pinned: Callable[[], frozenset[str]] = lambda: _NO_PINS,
 ) -> ServerParts:
-    """One server's parts from its settings ``view``; its clients close with ``stack``."""
+    """One server's parts from its settings ``view``; its clients close with ``stack``.
+
+    ``pinned`` reads the models its ``[[servers]]`` entry names now (:meth:`Pins.of`),
+    so a reload that changes them reaches routing and ``warm.add`` at once."""
     o, s = view.ollama, view.server
     warned = Warned()  # one pace for this server's unusable answers, both clients
     client = await stack.enter_async_context(
@@ -94,7 +100,32 @@ async def open_server(
         pid_file_name=pid_file_name(name, first=first),
     )
     place = "" if s.mode == "external" else str(models_dir(environ, s.env))
-    return ServerParts(name, sup, models, models_dir=place, pinned=tuple(pinned))
+    return ServerParts(name, sup, models, models_dir=place, pinned=pinned)
+
+
+class Pins:
+    """Each server's ``models`` (as written) in the running settings, by name.
+
+    :meth:`of` gives one server's as a callable, read per request by the proxy, which
+    caches what it derives on the identity of the answer: :meth:`update` (a reload)
+    replaces the sets only when some server's ``models`` changed.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self._by_name = self._of(settings)
+
+    @staticmethod
+    def _of(settings: Settings) -> dict[str, frozenset[str]]:
+        return {spec.name: frozenset(spec.models) for spec in settings.servers}
+
+    def update(self, settings: Settings) -> None:
+        new = self._of(settings)
+        if new != self._by_name:
+            self._by_name = new
+
+    def of(self, name: str) -> Callable[[], frozenset[str]]:
+        """Server ``name``'s models now (empty for a name the settings no longer have)."""
+        return lambda: self._by_name.get(name, _NO_PINS)
 
 
 def summary(servers: Sequence[ServerParts]) -> str:

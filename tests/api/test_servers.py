@@ -18,7 +18,7 @@ from n3d.state import ServerState, Snapshot
 
 def parts(name: str, state: str = "running", models_dir: str = "/m", *pinned: str) -> ServerParts:
     sup = SimpleNamespace(snapshot=Snapshot(state=ServerState(state)))
-    return ServerParts(name, cast(Any, sup), cast(Any, None), models_dir, tuple(pinned))
+    return ServerParts(name, cast(Any, sup), cast(Any, None), models_dir, lambda: frozenset(pinned))
 
 
 A, B, C = parts("a"), parts("b", "stopped"), parts("c", "running", "/other", "llama3.1:70b")
@@ -76,3 +76,14 @@ def test_merged_listing_names_each_model_once_with_the_servers_that_have_it() ->
     rows = {row["name"]: row["servers"] for row in merged["models"]}
     assert rows == {"a:latest": ["a", "b"], "b:latest": ["a", "b", "c"]}
     assert merged["cached"] is True and merged["age_s"] == 3.0
+
+
+def test_warm_add_follows_pins_that_a_reload_changed() -> None:
+    pins = {"a": frozenset[str](), "b": frozenset({"phi3"})}
+    sup = SimpleNamespace(snapshot=Snapshot(state=ServerState.RUNNING))
+    servers = [
+        ServerParts(n, cast(Any, sup), cast(Any, None), "/m", lambda n=n: pins[n]) for n in pins
+    ]
+    assert [p.name for p in warm_targets(servers, {"model": "phi3"})] == ["b"]
+    pins["a"], pins["b"] = frozenset({"phi3"}), frozenset()  # what Pins.update does
+    assert [p.name for p in warm_targets(servers, {"model": "phi3"})] == ["a"]

@@ -89,6 +89,31 @@ def test_status_accepts_model_counts_instead_of_lists() -> None:
     assert "     Models: 5 installed; 0 loaded\n       Warm: 2" in text
 
 
+def _with_models(**models: object) -> str:
+    return render_status({**samples.STATUS, "models": models}, now=samples.NOW, style=PLAIN)
+
+
+def test_status_names_a_few_models_as_the_daemon_sends_them() -> None:
+    text = _with_models(
+        installed=3,
+        loaded=1,
+        warm=2,
+        loaded_names=["llama3:8b"],
+        warm_names=["llama3:8b", "qwen2:0.5b"],
+    )
+    assert (
+        "     Models: 3 installed; 1 loaded: llama3:8b\n"
+        "       Warm: llama3:8b (loaded), qwen2:0.5b\n"
+    ) in text
+    assert text == render_status(samples.STATUS, now=samples.NOW, style=PLAIN)  # the docs' form
+
+
+def test_status_counts_many_models_instead_of_naming_them() -> None:
+    many = [f"m{i}:latest" for i in range(6)]
+    text = _with_models(installed=9, loaded=5, warm=6, loaded_names=many[:5], warm_names=many)
+    assert "     Models: 9 installed; 5 loaded\n       Warm: 6, 5 loaded\n" in text
+
+
 def test_status_shows_a_failing_health_check() -> None:
     health = {"ok": False, "error": "connection refused", "age_s": 65.0}
     text = render_status({**samples.STATUS, "health": health}, now=samples.NOW, style=PLAIN)

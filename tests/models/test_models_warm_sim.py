@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from n3d.api.models import loaded_result, warm_result
+from n3d.api.models import counts_result, loaded_result, warm_result
 from n3d.metrics import REGISTRY
 from n3d.models import Models
 from n3d.ollama.client import OllamaClient
@@ -54,6 +54,11 @@ async def test_warm_model_is_loaded_after_start_and_after_an_unload_behind_our_b
             assert REGISTRY.snapshot()["histograms"]["ollama.model.warm_duration"]["count"] == 1
             loaded = loaded_result(await models.loaded())["models"]
             assert [(m["name"], m["warm"]) for m in loaded] == [("llama3.2:latest", True)]
+            counts = counts_result(models.counts())  # `status`: names for n3ctl's few
+            assert (counts["loaded_names"], counts["warm_names"]) == (
+                ["llama3.2:latest"],
+                ["llama3.2:latest"],
+            )
 
             # Someone unloads it straight at Ollama, as `ollama stop` does.
             async with httpx.AsyncClient(base_url=sim.url) as raw:

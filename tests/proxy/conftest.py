@@ -244,6 +244,7 @@ async def fleet() -> AsyncIterator[Callable[..., Any]]:
             ollamas = {name: FakeOllama(name) for name in names}
             servers, views = {}, []
             loaded: dict[str, frozenset[str] | None] = dict.fromkeys(names)
+            pins = {name: frozenset((pinned or {}).get(name, ())) for name in names}
             for name, ollama in ollamas.items():
                 runner = web.AppRunner(ollama.app)
                 runners.append(runner)
@@ -260,7 +261,7 @@ async def fleet() -> AsyncIterator[Callable[..., Any]]:
                         wait_for=server.wait_for,
                         on_output=lambda model, name=name: f.outputs.append((name, model)),
                         loaded=lambda name=name: loaded[name],
-                        pinned=frozenset((pinned or {}).get(name, ())),
+                        pinned=lambda name=name: pins[name],
                     )
                 )
             options = {"hold_timeout_s": 5.0, "drain_timeout_s": 5.0, "retry": True}

@@ -134,3 +134,29 @@ async def test_a_model_loaded_on_two_servers_spreads_32_clients_by_in_flight(
     print(f"\n32 clients x {rounds}, llama3.2 loaded on a and b: split {split}; events {events}")
     assert sum(split.values()) == total and split["c"] == 0, split
     assert min(split["a"], split["b"]) >= total // 4, split  # spread, not all on the first
+
+
+async def test_a_reload_that_pins_a_model_on_b_routes_it_there_at_once(fleet: MakeFleet) -> None:
+    """Before the reload, a model pinned nowhere and loaded nowhere goes to the least busy
+    server, ``a`` (ties go to the first); once a reload pins it on ``b``, its next request
+    goes to ``b`` while ``b`` is still loading it for its warm list (3 s, so nothing is
+    loaded yet: the pin alone decides)."""
+    proxy = {"listen": f"127.0.0.1:{free_port()}", "hold_timeout": 30, "drain_timeout": 10}
+    d = await anyio.to_thread.run_sync(
+        lambda: fleet(
+            ["a", "b"],
+            config={"proxy": proxy},
+            models=["tinyllama"],
+            server_env={"b": {"OLLAMA_SIM_LOAD_SECONDS": "3"}},
+        )
+    )
+    d.pinned["b"] = ["tinyllama"]
+    d.write_config({"proxy": proxy})
+    reloaded = await anyio.to_thread.run_sync(lambda: d.call("config.reload", timeout=10))
+    assert reloaded["reloaded"] is True and "servers" not in reloaded["pending_restart"]
+    async with httpx.AsyncClient(base_url=f"http://{proxy['listen']}") as client:
+        body = {"model": "tinyllama", "prompt": "moved 0", "stream": False}
+        reply = await client.post("/api/generate", json=body, timeout=30)
+        assert reply.status_code == 200, reply.text
+    split = await anyio.to_thread.run_sync(lambda: _logged(d, "moved ", 1))
+    assert split == {"a": 0, "b": 1}, split

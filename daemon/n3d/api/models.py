@@ -5,12 +5,14 @@ one of the ``*_result`` functions below; sizes stay bytes, durations and ages ar
 rounded to milliseconds, wall-clock times become ISO 8601 UTC.
 
 With several servers (:mod:`n3d.api.servers`): ``models.list`` without ``server``
-merges every server's models, each listed once with the ``servers`` that have it;
+merges every server's models, each listed once with the ``servers`` that have it,
+and ``models.loaded`` without ``server`` lists every server's, each with its ``server``
+(a server that does not answer is left out while another does);
 ``models.pull`` without ``server`` runs once per models directory (through a
 running server of it) and every server of that directory lists the model at once;
 ``models.delete`` without ``server`` reaches every directory once. The other
-methods act on the server ``server`` names (default: the first); ``warm.add``
-without one goes to each server whose ``models`` names the model, else the first.
+methods act on the server ``server`` names (default: the first); the warm methods
+are :mod:`n3d.api.warm`'s.
 """
 
 from __future__ import annotations
@@ -122,7 +124,13 @@ def default_result(model: str) -> shapes.DefaultModel:
 
 
 def counts_result(counts: ModelCounts) -> shapes.ModelCounts:
-    return {"installed": counts.installed, "loaded": counts.loaded, "warm": counts.warm}
+    return {
+        "installed": counts.installed,
+        "loaded": counts.loaded,
+        "warm": counts.warm,
+        "loaded_names": list(counts.loaded_names),
+        "warm_names": list(counts.warm_names),
+    }
 
 
 def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> None:
@@ -152,15 +160,37 @@ def add_model_methods(table: MethodTable, servers: Sequence[ServerParts]) -> Non
         if not found:
             assert failed is not None
             raise failed
-        return merged_list_result(found)
-
-    @table.method("models.loaded", SERVER, summary="Models in memory now, marking the warm ones.")
-    async def models_loaded(ctx: Context, params: dict[str, Any]) -> shapes.LoadedList:
-        parts = pick(servers, params)
-        with server_scope(parts.name):
-            result = loaded_result(await parts.models.loaded())
-        result["server"] = parts.name
+        result = merged_list_result(found)
+        covered = {name for _, names in found for name in names}
+        result["servers"] = [p.name for p in servers if p.name in covered]
         return result
+
+    @table.method(
+        "models.loaded",
+        SERVER,
+        summary="Models in memory now, marking the warm ones; without `server`, "
+        "every server's, each with its server.",
+    )
+    async def models_loaded(ctx: Context, params: dict[str, Any]) -> shapes.LoadedList:
+        chosen = [pick(servers, params)] if params.get("server") is not None else servers
+        rows: list[shapes.LoadedModel] = []
+        answered: list[str] = []
+        failed: OllamaError | None = None
+        for parts in chosen:
+            with server_scope(parts.name):
+                try:
+                    entries = await parts.models.loaded()
+                except OllamaError as exc:  # one server down: the others still answer
+                    if len(chosen) == 1:
+                        raise
+                    failed = failed or exc
+                    continue
+            rows += [{**row, "server": parts.name} for row in loaded_result(entries)["models"]]
+            answered.append(parts.name)
+        if not answered:
+            assert failed is not None
+            raise failed
+        return {"models": rows, "server": chosen[0].name, "servers": answered}
 
     @table.method(
         "models.pull",

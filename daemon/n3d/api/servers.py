@@ -12,7 +12,7 @@ pull or a delete goes once per directory (:func:`one_per_directory`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,7 @@ __all__ = [
 SERVER = Param("server", str, description="a server's name (see status.servers); default the first")
 _UP = (ServerState.RUNNING, ServerState.DEGRADED, ServerState.EXTERNAL)
 _DOWN = {ServerState.STOPPED, ServerState.FATAL, ServerState.STOPPING}
+_NO_PINS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,14 +47,15 @@ class ServerParts:
 
     ``models_dir`` names where its models live (servers with the same one share
     their models; "" means a place of its own, e.g. a server n3d did not start);
-    ``pinned`` the models its config entry names (``warm.add`` places them there).
+    ``pinned()`` the models its config entry names now (a reload may change them:
+    ``warm.add`` places them there, the proxy routes them there).
     """
 
     name: str
     supervisor: Supervisor
     models: Models
     models_dir: str = ""
-    pinned: tuple[str, ...] = ()
+    pinned: Callable[[], frozenset[str]] = lambda: _NO_PINS
 
 
 def named(servers: Sequence[ServerParts], name: str) -> ServerParts:
@@ -116,5 +118,5 @@ def warm_targets(servers: Sequence[ServerParts], params: dict[str, Any]) -> list
     if params.get("server") is not None:
         return [named(servers, params["server"])]
     model = params["model"]
-    pinned = [p for p in servers if any(same_model(model, m) for m in p.pinned)]
+    pinned = [p for p in servers if any(same_model(model, m) for m in p.pinned())]
     return pinned or [servers[0]]

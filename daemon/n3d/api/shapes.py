@@ -160,6 +160,8 @@ class ModelCounts(TypedDict):
     installed: int | None
     loaded: int
     warm: int
+    loaded_names: list[str]  # the loaded models (as last seen), for `n3ctl status`
+    warm_names: list[str]  # the warm list
 
 
 class ServerStatus(Server):
@@ -204,6 +206,7 @@ class ModelList(TypedDict):
     models: list[InstalledModel]
     cached: bool
     age_s: float
+    servers: NotRequired[list[str]]  # the servers whose models it lists
 
 
 class LoadedModel(TypedDict):
@@ -213,11 +216,13 @@ class LoadedModel(TypedDict):
     expires_at: str
     warm: bool
     context_length: int | None
+    server: NotRequired[str]  # where it is loaded
 
 
 class LoadedList(TypedDict):
     models: list[LoadedModel]
-    server: NotRequired[str]
+    server: NotRequired[str]  # the server named, else the first
+    servers: NotRequired[list[str]]  # the servers whose models it lists
 
 
 class Pull(TypedDict):
@@ -262,11 +267,13 @@ class WarmModel(TypedDict):
     last_warmed_at: str | None  # ISO 8601 UTC with `Z`
     last_error: str | None
     source: Literal["config", "runtime"]
+    server: NotRequired[str]  # whose warm list it is on
 
 
 class WarmList(TypedDict):
     models: list[WarmModel]
-    server: NotRequired[str]
+    server: NotRequired[str]  # the server named, else the first
+    servers: NotRequired[list[str]]  # the servers whose warm lists it shows
 
 
 # -- capabilities, events.* ------------------------------------------------------------

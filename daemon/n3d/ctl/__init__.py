@@ -6,6 +6,8 @@ Commands: status, health [--force], models [--loaded] [--refresh], pull MODEL,
 rm MODEL, ensure MODEL [--pull], validate MODEL, warm [list|add MODEL
 [--keep-alive D]|rm MODEL], start, stop, restart, metrics [--prometheus],
 requests [--cancel ID], events [--topic T]..., version. Global options may also follow the command.
+With several servers, `--server NAME` picks one for status, health, models, pull, rm,
+warm, start, stop and restart.
 
 Exit codes (docs/cli.md): 0 ok; 1 the daemon answered with an error (printed
 with its suggestion), or a check failed (health not ok, model invalid or not
@@ -138,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(argv)
         except SystemExit as exc:  # usage errors (2), --help and --version (0)
             return exc.code if isinstance(exc.code, int) else 2
-    for name, default in (("socket", None), ("json", False), ("timeout", None)):
+    for name, default in (("socket", None), ("json", False), ("timeout", None), ("server", None)):
         # Not parser.set_defaults: it would also reset the actions the subcommands
         # share, and `n3ctl --json status` would lose its --json.
         if not hasattr(args, name):

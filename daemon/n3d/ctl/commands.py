@@ -49,28 +49,27 @@ def status(ctx: Context) -> int:
 def health(ctx: Context) -> int:
     from n3d.ctl.render import render_health
 
-    params: dict[str, Any] = {"force": True} if ctx.args.force else {}
-    if getattr(ctx.args, "server", None) is not None:
-        params["server"] = ctx.args.server
-    result = ctx.call("health", params)
+    result = ctx.call("health", ctx.on_server({"force": True} if ctx.args.force else {}))
     ctx.emit(result, lambda: render_health(result, now=ctx.now(), style=ctx.style))
     return 0 if isinstance(result, dict) and result.get("ok") else 1
 
 
 def models(ctx: Context) -> int:
+    """Every server's models (a SERVER column when there are several), or ``--server``'s."""
     from n3d.ctl.tables import render_loaded, render_models
 
     if ctx.args.loaded:
-        result = ctx.call("models.loaded")
+        result = ctx.call("models.loaded", ctx.on_server({}))
         ctx.emit(result, lambda: render_loaded(result, now=ctx.now(), style=ctx.style))
     else:
-        result = ctx.call("models.list", {"refresh": True} if ctx.args.refresh else {})
+        params = ctx.on_server({"refresh": True} if ctx.args.refresh else {})
+        result = ctx.call("models.list", params)
         ctx.emit(result, lambda: render_models(result, now=ctx.now(), style=ctx.style))
     return 0
 
 
 def rm(ctx: Context) -> int:
-    result = ctx.call("models.delete", {"model": ctx.args.model})
+    result = ctx.call("models.delete", ctx.on_server({"model": ctx.args.model}))
     deleted = isinstance(result, dict) and bool(result.get("deleted"))
     ctx.emit(result, lambda: f"deleted {printable(ctx.args.model)}" if deleted else "")
     if not deleted and not ctx.args.json:
@@ -121,6 +120,8 @@ def _keep_alive_value(text: str) -> str | int | float:
 
 
 def warm(ctx: Context) -> int:
+    """The warm list after the action: every server's (a SERVER column when there are
+    several), or ``--server``'s; `add` answers with the list of the server it went to."""
     from n3d.ctl.tables import render_warm
 
     action = ctx.args.warm_action or "list"
@@ -128,11 +129,11 @@ def warm(ctx: Context) -> int:
         params: dict[str, Any] = {"model": ctx.args.model}
         if ctx.args.keep_alive is not None:
             params["keep_alive"] = _keep_alive_value(ctx.args.keep_alive)
-        result = ctx.call("warm.add", params)
+        result = ctx.call("warm.add", ctx.on_server(params))
     elif action == "rm":
-        result = ctx.call("warm.remove", {"model": ctx.args.model})
+        result = ctx.call("warm.remove", ctx.on_server({"model": ctx.args.model}))
     else:
-        result = ctx.call("warm.list")
+        result = ctx.call("warm.list", ctx.on_server({}))
     ctx.emit(result, lambda: render_warm(result, now=ctx.now(), style=ctx.style))
     return 0
 

@@ -47,6 +47,11 @@ class Context:
         with self.connect() as conn:
             return self.shown(conn.call(method, params))
 
+    def on_server(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` with ``server`` when ``--server`` was given (else the daemon's default)."""
+        name = getattr(self.args, "server", None)
+        return params if name is None else {**params, "server": name}
+
     def shown(self, result: Any) -> Any:
         """``result`` for printing: exact with ``--json``, else every string made printable.
 

@@ -77,21 +77,41 @@ def build_parser() -> argparse.ArgumentParser:
     server_option(command("health", "Ollama's health (exit 1: failing)")).add_argument(
         "--force", action="store_true", help="probe now instead of using the cached answer"
     )
-    models = command("models", "installed models (or the loaded ones)")
+    models = command("models", "installed models (or the loaded ones), every server's")
     models.add_argument("--loaded", action="store_true", help="models loaded in memory")
     models.add_argument("--refresh", action="store_true", help="bypass the daemon's cache")
-    command("pull", "download a model, with progress").add_argument("model", metavar="MODEL")
-    command("rm", "delete a model").add_argument("model", metavar="MODEL")
+    models.add_argument("--server", metavar="NAME", default=None, help="this server's only")
+    pull = command("pull", "download a model, with progress")
+    pull.add_argument("model", metavar="MODEL")
+    pull.add_argument(
+        "--server", metavar="NAME", default=None, help="into this server's models directory"
+    )
+    rm = command("rm", "delete a model")
+    rm.add_argument("model", metavar="MODEL")
+    rm.add_argument("--server", metavar="NAME", default=None, help="from this server's only")
     ensure = command("ensure", "check a model is available (exit 1: it is not)")
     ensure.add_argument("model", metavar="MODEL")
     ensure.add_argument("--pull", action="store_true", help="pull it if it is missing")
     command("validate", "check a model name (exit 1: invalid)").add_argument(
         "model", metavar="MODEL"
     )
-    warm = command("warm", "the models kept loaded: list (default), add, rm")
+    # On `warm` and on each action, SUPPRESS like the global options: an action's
+    # copy must not reset `warm --server b list` (main() defaults it to None).
+    on_server = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    on_server.add_argument(
+        "--server",
+        metavar="NAME",
+        help="this server's warm list (default: every server's; add: where it is pinned)",
+    )
+    warm = sub.add_parser(
+        "warm",
+        parents=[common, on_server],
+        help="the models kept loaded: list (default), add, rm",
+        description="the models kept loaded: list (default), add, rm",
+    )
     actions = warm.add_subparsers(dest="warm_action", metavar="ACTION")
-    actions.add_parser("list", parents=[common], help="the warm list")
-    add = actions.add_parser("add", parents=[common], help="keep a model loaded")
+    actions.add_parser("list", parents=[common, on_server], help="the warm list")
+    add = actions.add_parser("add", parents=[common, on_server], help="keep a model loaded")
     add.add_argument("model", metavar="MODEL")
     add.add_argument(
         "--keep-alive",
@@ -99,9 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="keep_alive for its warm-up loads (Go duration or seconds; -1 forever)",
     )
-    actions.add_parser("rm", parents=[common], help="stop keeping a model loaded").add_argument(
-        "model", metavar="MODEL"
-    )
+    actions.add_parser(
+        "rm", parents=[common, on_server], help="stop keeping a model loaded"
+    ).add_argument("model", metavar="MODEL")
     server_option(command("start", "start the Ollama server (clears fatal)"))
     server_option(command("stop", "stop the Ollama server"))
     server_option(command("restart", "restart the Ollama server"))

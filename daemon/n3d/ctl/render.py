@@ -71,19 +71,31 @@ def _count_and_names(value: Any) -> tuple[int | None, list[str]]:
     return (int(number) if number is not None else None), []
 
 
+# Up to this many models are named on the Models and Warm lines (as `systemctl
+# status` names a unit's few processes); more are counted.
+_FEW = 4
+
+
 def _models_lines(models: dict[str, Any]) -> list[str]:
+    """``Models: 3 installed; 1 loaded: llama3:8b`` and ``Warm: llama3:8b (loaded), qwen2``:
+    names when there are few (``loaded_names``, ``warm_names``; an older daemon sent
+    the names in place of the counts, or counts alone), else counts."""
     installed, _ = _count_and_names(models.get("installed"))
     loaded_n, loaded = _count_and_names(models.get("loaded"))
     warm_n, warm = _count_and_names(models.get("warm"))
+    loaded = names(models.get("loaded_names")) or loaded
+    warm = names(models.get("warm_names")) or warm
     parts = [f"{installed if installed is not None else '-'} installed"]
     loaded_text = f"{loaded_n if loaded_n is not None else '-'} loaded"
-    if loaded:
+    if loaded and len(loaded) <= _FEW:
         loaded_text += ": " + ", ".join(loaded)
     parts.append(loaded_text)
     lines = [f"     Models: {'; '.join(parts)}"]
-    if warm:
+    if warm and len(warm) <= _FEW:
         marked = [f"{name} (loaded)" if name in loaded else name for name in warm]
         lines.append(f"       Warm: {', '.join(marked)}")
+    elif warm:
+        lines.append(f"       Warm: {len(warm)}, {sum(n in loaded for n in warm)} loaded")
     else:
         lines.append(f"       Warm: {warm_n if warm_n else 'none'}")
     return lines

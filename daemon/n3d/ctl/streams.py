@@ -68,7 +68,7 @@ def _terminal_width(stream: TextIO) -> int:
 
 def pull(ctx: Context) -> int:
     model = ctx.args.model
-    result = with_progress(ctx, "models.pull", {"model": model}, model)
+    result = with_progress(ctx, "models.pull", ctx.on_server({"model": model}), model)
     if ctx.args.json:
         ctx.json_line(result)
     else:

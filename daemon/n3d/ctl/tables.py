@@ -4,6 +4,11 @@
 Pure functions of the RPC result, ``now`` (epoch seconds) and a
 :class:`~n3d.ctl.fmt.Style`; columns as ``ollama list``/``ollama ps`` name them
 where an equivalent exists, so the tables read like what users already know.
+
+A list that covers several servers (the result's ``servers``, else the servers its
+rows name) gets a first column, SERVER, as ``kubectl get -A`` adds NAMESPACE: the
+server of the row, or, for an installed model, every server that has it. A list of
+one server's models is the table it always was.
 """
 
 from __future__ import annotations
@@ -27,6 +32,32 @@ def _rows(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     if not isinstance(models, list):
         return []
     return [m if isinstance(m, dict) else {"name": str(m)} for m in models]
+
+
+def _row_servers(row: Mapping[str, Any]) -> list[str]:
+    """The servers a row names: ``server`` (loaded, warm), or ``servers`` (installed)."""
+    found = row.get("servers")
+    if isinstance(found, list):
+        return [str(name) for name in found]
+    return [str(row["server"])] if row.get("server") is not None else []
+
+
+def _servers_table(
+    headers: tuple[str, ...],
+    cells: list[list[str]],
+    result: Mapping[str, Any],
+    rows: list[dict[str, Any]],
+    style: Style,
+) -> str:
+    """``table``, with a SERVER column first when the list covers several servers."""
+    found = result.get("servers")
+    covered = {str(n) for n in found} if isinstance(found, list) else set()
+    for row in rows:
+        covered.update(_row_servers(row))
+    if len(covered) < 2:
+        return table(headers, cells, style)
+    where = [",".join(_row_servers(row)) or "-" for row in rows]
+    return table(("SERVER", *headers), [[w, *c] for w, c in zip(where, cells, strict=True)], style)
 
 
 def _size(value: Any) -> str:
@@ -53,8 +84,8 @@ def _short_digest(digest: Any) -> str:
 
 def render_models(result: Mapping[str, Any], *, now: float, style: Style) -> str:
     """``NAME  ID  SIZE  PARAMS  QUANT  MODIFIED`` (header alone when nothing is installed)."""
-    rows = []
-    for m in _rows(result):
+    listed, rows = _rows(result), []
+    for m in listed:
         found = m.get("details")
         details: dict[str, Any] = found if isinstance(found, dict) else {}
         rows.append(
@@ -67,11 +98,13 @@ def render_models(result: Mapping[str, Any], *, now: float, style: Style) -> str
                 ago(epoch(m.get("modified_at")), now),
             ]
         )
-    return table(("NAME", "ID", "SIZE", "PARAMS", "QUANT", "MODIFIED"), rows, style)
+    headers = ("NAME", "ID", "SIZE", "PARAMS", "QUANT", "MODIFIED")
+    return _servers_table(headers, rows, result, listed, style)
 
 
 def render_loaded(result: Mapping[str, Any], *, now: float, style: Style) -> str:
     """``NAME  SIZE  VRAM  UNTIL  WARM``: what ``ollama ps`` shows, plus n3d's warm flag."""
+    listed = _rows(result)
     rows = [
         [
             str(m.get("name", "-")),
@@ -80,15 +113,15 @@ def render_loaded(result: Mapping[str, Any], *, now: float, style: Style) -> str
             _until(m.get("expires_at"), now),
             "yes" if m.get("warm") else "no",
         ]
-        for m in _rows(result)
+        for m in listed
     ]
-    return table(("NAME", "SIZE", "VRAM", "UNTIL", "WARM"), rows, style)
+    return _servers_table(("NAME", "SIZE", "VRAM", "UNTIL", "WARM"), rows, result, listed, style)
 
 
 def render_warm(result: Mapping[str, Any], *, now: float, style: Style) -> str:
     """``NAME  KEEP ALIVE  LOADED  UNTIL  LAST WARMED``."""
-    rows = []
-    for m in _rows(result):
+    listed, rows = _rows(result), []
+    for m in listed:
         keep = m.get("keep_alive")
         rows.append(
             [
@@ -99,7 +132,8 @@ def render_warm(result: Mapping[str, Any], *, now: float, style: Style) -> str:
                 ago(epoch(m.get("last_warmed_at")), now),
             ]
         )
-    return table(("NAME", "KEEP ALIVE", "LOADED", "UNTIL", "LAST WARMED"), rows, style)
+    headers = ("NAME", "KEEP ALIVE", "LOADED", "UNTIL", "LAST WARMED")
+    return _servers_table(headers, rows, result, listed, style)
 
 
 def _value(value: Any, unit: str) -> str:

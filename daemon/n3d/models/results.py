@@ -50,8 +50,11 @@ class Validation:
 
 @dataclass(frozen=True, slots=True)
 class ModelCounts:
-    """For `status`: installed as last listed (None before any listing), loaded, warm."""
+    """For `status`: installed as last listed (None before any listing), loaded, warm;
+    the names of the loaded models (as last seen) and of the warm list's."""
 
     installed: int | None
     loaded: int
     warm: int
+    loaded_names: tuple[str, ...] = ()
+    warm_names: tuple[str, ...] = ()

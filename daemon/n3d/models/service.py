@@ -275,12 +275,16 @@ class Models:
         return self.settings.ollama.default_model
 
     def counts(self) -> ModelCounts:
-        """For `status`: installed (as last listed; None before that), loaded, warm."""
+        """For `status`: installed (as last listed; None before that), loaded, warm,
+        and the names of the loaded and the warm models."""
         listing = self.cache.newest()
+        loaded, warm = self.keeper.last_seen(), self.keeper.entries()
         return ModelCounts(
             installed=len(listing.models) if listing is not None else None,
-            loaded=len(self.keeper.last_seen()),
-            warm=len(self.keeper.entries()),
+            loaded=len(loaded),
+            warm=len(warm),
+            loaded_names=tuple(m.name for m in loaded),
+            warm_names=tuple(e.name for e in warm),
         )
 
     # -- warm.* -----------------------------------------------------------------------

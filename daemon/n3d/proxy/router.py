@@ -52,7 +52,7 @@ class Lane:
 
     def pins(self, key: str) -> bool:
         """Whether this server's ``models`` names the model ``key`` (a reload may change them)."""
-        pinned = self.view.pinned
+        pinned = self.view.pinned()
         if pinned is not self._pinned:
             self._pinned, self._pinned_keys = pinned, keys_of(pinned)
         return key in self._pinned_keys

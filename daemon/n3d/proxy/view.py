@@ -1,13 +1,19 @@
 """The proxy's only window on a server: :class:`ServerView`, and what the proxy learns itself.
 
-The daemon gives the proxy one view per server (its name, address and pinned
-models, the supervisor's ``snapshot`` and ``wait_for``, the loaded models as last
-seen, liveness's ``on_output``), never the supervisor. :class:`ServerLink` builds
-one from callables: daemon.py makes one per ``[[servers]]`` entry::
+The daemon gives the proxy one view per server (its name and address, the
+supervisor's ``snapshot`` and ``wait_for``, the loaded models as last seen, the
+pinned models as the config names them now, liveness's ``on_output``), never the
+supervisor. :class:`ServerLink` builds one from callables: daemon.py makes one per
+``[[servers]]`` entry::
 
-    ServerLink(name=spec.name, base_url=spec.base_url, pinned=frozenset(spec.models),
+    ServerLink(name=spec.name, base_url=spec.base_url, pinned=lambda: ...,
                snapshot=lambda: sup.snapshot, wait_for=sup.wait_for,
                loaded=lambda: ..., on_output=...)
+
+``loaded()`` and ``pinned()`` are read on every request: each returns the same
+object until what it describes changes (a look at ``/api/ps``, a reload that
+changes the server's ``models``), and the proxy caches what it derives from them
+on that identity.
 
 :class:`Seen` is what the proxy itself saw of a server's models: the models it
 forwarded answers for (Ollama loads a model to answer it), the models a proxied
@@ -34,10 +40,11 @@ __all__ = ["SEEN_TTL_S", "Seen", "ServerLink", "ServerView", "keys_of", "model_k
 # Ollama's default keep_alive: a model the proxy saw answer is taken as loaded this
 # long (a warm model is in the view's own `loaded()` for as long as it stays).
 SEEN_TTL_S = 300.0
+_NO_PINS: frozenset[str] = frozenset()  # one object: the proxy caches on identity
 
 
 class ServerView(Protocol):
-    """One server as the proxy sees it (module docstring). ``pinned`` holds normalized names."""
+    """One server as the proxy sees it (module docstring); ``pinned()``: its ``models``."""
 
     @property
     def name(self) -> str: ...
@@ -45,14 +52,13 @@ class ServerView(Protocol):
     @property
     def base_url(self) -> str: ...
 
-    @property
-    def pinned(self) -> frozenset[str]: ...
-
     def snapshot(self) -> Snapshot: ...
 
     def wait_for(self, predicate: Callable[[Snapshot], bool]) -> Awaitable[Snapshot]: ...
 
     def loaded(self) -> frozenset[str] | None: ...
+
+    def pinned(self) -> frozenset[str]: ...
 
     def on_output(self, model: str) -> None: ...
 
@@ -67,7 +73,7 @@ class ServerLink:
     wait_for: Callable[[Callable[[Snapshot], bool]], Awaitable[Snapshot]]
     on_output: Callable[[str], None]
     loaded: Callable[[], frozenset[str] | None] = lambda: None
-    pinned: frozenset[str] = frozenset()
+    pinned: Callable[[], frozenset[str]] = lambda: _NO_PINS
 
 
 @functools.lru_cache(maxsize=4096)
