@@ -109,6 +109,33 @@ async def test_each_ndjson_line_arrives_before_the_next_is_written(harness: Harn
     assert event["ttft_s"] is not None and event["ttft_s"] <= event["duration_s"]
     assert event["retried"] is False and event["held_s"] == 0.0
     assert harness.outputs and set(harness.outputs) == {"llama3.2"}  # liveness evidence
+    assert harness.rates == []  # three tokens: too few for liveness to judge a rate by
+
+
+async def test_a_finished_generation_tells_liveness_its_decode_rate(harness: Harness) -> None:
+    answers = [
+        {**FINAL, "eval_count": 16, "eval_duration": 200_000_000},  # 80 tok/s
+        {**FINAL, "eval_count": 7, "eval_duration": 10_000_000},  # too few tokens
+        {**FINAL, "eval_count": 16, "eval_duration": 0},  # no duration
+        {"error": "model runner has unexpectedly stopped"},  # not a good end
+    ]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await reply.prepare(request)
+        await reply.write(_chunk("Hello"))
+        await reply.write(json.dumps(answers.pop(0)).encode() + b"\n")
+        await reply.write_eof()
+        return reply
+
+    harness.upstream.router.add_post("/api/generate", handler)
+    await harness.begin()  # type: ignore[attr-defined]
+    async with harness.client() as client:
+        for _ in range(4):
+            reply = await client.post("/api/generate", json={"model": "llama3.2", "prompt": "hi"})
+            assert reply.status_code == 200
+    assert harness.rates == [("llama3.2", 80.0)]
+    assert len(harness.requests()) == 4
 
 
 async def test_a_large_upload_streams_through_and_is_never_held_whole(harness: Harness) -> None:

@@ -2,12 +2,13 @@
 
 The daemon gives the proxy one view per server (its name, address and pinned
 models, the supervisor's ``snapshot`` and ``wait_for``, the loaded models as last
-seen, liveness's ``on_output``), never the supervisor. :class:`ServerLink` builds
-one from callables: daemon.py makes one per ``[[servers]]`` entry::
+seen, liveness's ``on_output`` and ``saw_rate``), never the supervisor.
+:class:`ServerLink` builds one from callables: daemon.py makes one per
+``[[servers]]`` entry::
 
     ServerLink(name=spec.name, base_url=spec.base_url, pinned=frozenset(spec.models),
                snapshot=lambda: sup.snapshot, wait_for=sup.wait_for,
-               loaded=lambda: ..., on_output=...)
+               loaded=lambda: ..., on_output=..., saw_rate=...)
 
 :class:`Seen` is what the proxy itself saw of a server's models: the models it
 forwarded answers for (Ollama loads a model to answer it), the models a proxied
@@ -56,6 +57,8 @@ class ServerView(Protocol):
 
     def on_output(self, model: str) -> None: ...
 
+    def saw_rate(self, model: str, tokens_per_second: float) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ServerLink:
@@ -67,6 +70,8 @@ class ServerLink:
     wait_for: Callable[[Callable[[Snapshot], bool]], Awaitable[Snapshot]]
     on_output: Callable[[str], None]
     loaded: Callable[[], frozenset[str] | None] = lambda: None
+    # A finished generation's decode rate (ReplyMeter.decode_rate), for liveness.
+    saw_rate: Callable[[str, float], None] = lambda model, tokens_per_second: None
     pinned: frozenset[str] = frozenset()
 
 
