@@ -210,6 +210,73 @@ def test_a_slow_restart_drains_the_proxy_first_so_a_stream_in_flight_completes(
 
 
 @pytest.mark.timeout(180)
+def test_a_server_slowed_while_clients_stream_through_the_proxy_is_found_by_traffic(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    # Clients keep the warm model busy all along, so traffic is its evidence and no
+    # probe is sent: the proxy's decode rates of the finished generations are what
+    # find it slow (against their own baseline), restart serve once (drained: no
+    # request fails), then leave it degraded with both rates.
+    listen = f"127.0.0.1:{free_port()}"
+    d = start(
+        {"probe_interval": 2, "probe_timeout": 5},
+        proxy={"listen": listen, "drain_timeout": 60},
+        OLLAMA_NUM_PARALLEL="4",
+    )
+    stop = threading.Event()
+    ended: list[tuple[int, dict[str, Any]]] = []
+    broken: list[str] = []
+
+    def client(n: int) -> None:
+        while not stop.is_set():
+            body = json.dumps({"model": WARM, "prompt": f"client {n} story {len(ended)}"})
+            request = urllib.request.Request(f"http://{listen}/api/generate", data=body.encode())
+            try:
+                with urllib.request.urlopen(request, timeout=60) as response:
+                    lines = [json.loads(line) for line in response if line.strip()]
+                    ended.append((response.status, lines[-1]))
+            except Exception as exc:  # every way a proxied request can fail
+                broken.append(f"{type(exc).__name__}: {exc}")
+
+    clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(3)]
+    for thread in clients:
+        thread.start()
+
+    def traffic() -> dict[str, Any] | None:
+        for check in _inference(d):
+            if check["model"] == WARM_NAME and check["source"] == "traffic":
+                return check if check["baseline_tps"] else None
+        return None
+
+    try:
+        base = wait_until(traffic, 30, "a traffic baseline")["baseline_tps"]
+        d.set_control(slow=20)
+        wait_until(lambda: [e for e in repairs(d) if e["stage"] == "serve"], 60, "a slow restart")
+        step = repairs(d)[0]
+        assert step["reason"].startswith("inference slow: "), step
+        assert step["reason"].endswith(f"baseline {base:.1f} ({WARM_NAME}, from traffic)"), step
+
+        def degraded() -> dict[str, Any] | None:
+            server = d.call("status")["server"]
+            return server if server["state"] == "degraded" and "slow" in server["reason"] else None
+
+        server = wait_until(degraded, 60, "degraded, still slow")
+        assert "from traffic" in server["reason"] and "docs/troubleshooting.md" in server["reason"]
+        check = traffic()
+        assert check is not None and check["slow"] and check["state"] == "slow"
+        assert check["tokens_per_second"] < base / 5 and check["baseline_tps"] == base
+    finally:
+        stop.set()
+        for thread in clients:
+            thread.join(70)
+    assert broken == [], broken
+    assert len(ended) >= 10, len(ended)
+    assert all(status == 200 and last.get("done") is True for status, last in ended), ended
+    assert [e["stage"] for e in repairs(d)] == ["serve"]
+    assert d.call("status")["server"]["restarts"] == 1
+
+
+@pytest.mark.timeout(180)
 def test_a_busy_server_is_never_repaired(start: Callable[..., DaemonProcess]) -> None:
     # OLLAMA_NUM_PARALLEL=1 (the simulator's default, as Ollama's): a probe waits behind
     # the generation in front of it, 2-6 s (8-24 tokens of 0.25 s) against a 2 s
