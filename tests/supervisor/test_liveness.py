@@ -403,3 +403,42 @@ async def test_probe_and_traffic_rates_are_judged_against_their_own_baselines(
     r.ollama.rates["m:latest"] = 2.5
     step = await r.liveness.round(SERVE, r.problem)
     assert step.stage == "serve" and step.reason.endswith("baseline 50.0 (m:latest)")
+
+
+async def test_a_busy_server_whose_requests_each_decode_slower_is_not_slow(
+    tmp_path: Path,
+) -> None:
+    # Ollama batches OLLAMA_NUM_PARALLEL sequences: eight at once each decode at a
+    # fraction of one alone, and the server is no slower. Traffic is judged as
+    # rate × concurrency, so only a server slower at any concurrency is slow.
+    r = rig(tmp_path, probe_interval=30)
+    r.ollama.models = [loaded("m:latest")]
+    for rate in (98.0, 102.0, 100.0):  # one client alone
+        r.liveness.saw_rate("m", rate, 1)
+        r.clock.advance(1)
+    assert r.liveness.traffic_baselines.get("m") == 100.0
+    for _ in range(3):  # then eight at once: 15 tok/s each, 120 together
+        r.liveness.saw_rate("m", 15.0, 8)
+        r.clock.advance(1)
+    assert (await r.liveness.round(SERVE, r.problem)).stage == "clear"
+    (check,) = r.liveness.report().models
+    assert (check.state, check.source, check.tokens_per_second, check.slow) == (
+        "ok",
+        "traffic",
+        120.0,
+        False,
+    )
+    assert r.events == [] and r.ollama.probes == []
+    for _ in range(3):  # a lost GPU: 4 tok/s alone
+        r.liveness.saw_rate("m", 4.0, 1)
+        r.clock.advance(1)
+    step = await r.liveness.round(SERVE, r.problem)
+    assert step.stage == "serve"
+    assert step.reason == "inference slow: 4.0 tok/s, baseline 100.0 (m:latest, from traffic)"
+    await _new_serve(r)
+    for _ in range(3):  # and 0.5 tok/s each of eight at once: still 4 together
+        r.liveness.saw_rate("m", 0.5, 8)
+        r.clock.advance(1)
+    step = await r.liveness.round(SERVE + 1, r.problem)
+    assert step.stage == "degrade" and step.reason.startswith("inference slow: 4.0 tok/s")
+    assert [e.stage for e in r.events] == ["serve"]

@@ -275,7 +275,8 @@ class Forwarder:
             record.ttft_s = record.content_at - record.started
         self._output(record, meter, lane)
         if (rate := meter.decode_rate()) is not None and (model := record.model or meter.model):
-            lane.view.saw_rate(model, rate)  # liveness judges it as a probe's (meter.py)
+            # With the generations beside it: each decodes slower when several share a batch.
+            lane.view.saw_rate(model, rate, self.table.concurrency(record))
         if meter.error is not None:
             record.error, record.error_kind = meter.error, "ollama_error"
         await reply.write_eof()

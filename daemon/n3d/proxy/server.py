@@ -73,7 +73,7 @@ class Proxy:
         server_state: Callable[[], Snapshot] | None = None,
         wait_state: WaitState | None = None,
         on_output: Callable[[str], None] | None = None,
-        saw_rate: Callable[[str, float], None] = lambda model, tokens_per_second: None,
+        saw_rate: Callable[[str, float, int], None] = lambda model, tokens_per_second, n: None,
         server: str = "default",
     ) -> None:
         """``servers``: the views, in the config's order; or one server's ``base_url``,

@@ -57,7 +57,7 @@ class ServerView(Protocol):
 
     def on_output(self, model: str) -> None: ...
 
-    def saw_rate(self, model: str, tokens_per_second: float) -> None: ...
+    def saw_rate(self, model: str, tokens_per_second: float, concurrency: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,8 +70,9 @@ class ServerLink:
     wait_for: Callable[[Callable[[Snapshot], bool]], Awaitable[Snapshot]]
     on_output: Callable[[str], None]
     loaded: Callable[[], frozenset[str] | None] = lambda: None
-    # A finished generation's decode rate (ReplyMeter.decode_rate), for liveness.
-    saw_rate: Callable[[str, float], None] = lambda model, tokens_per_second: None
+    # A finished generation's decode rate (ReplyMeter.decode_rate) and the generations in
+    # flight to this server beside it, itself included (RequestTable.concurrency).
+    saw_rate: Callable[[str, float, int], None] = lambda model, tokens_per_second, n: None
     pinned: frozenset[str] = frozenset()
 
 

@@ -16,7 +16,11 @@ requests) are not comparable, so each is judged against its own kind.
 
 Traffic is judged by the median of the model's last :data:`TRAFFIC_WINDOW` rates of
 the current serve (:meth:`ModelBook.traffic_rate`): one request with a long prompt
-or a long context decodes slower, and must not restart serve alone.
+or a long context decodes slower, and must not restart serve alone. A traffic rate
+is a throughput estimate, a request's decode rate times the generations that ran on
+its server at once (:meth:`~n3d.supervisor.liveness.Liveness.saw_rate`): eight
+requests batched together each decode at a fraction of one alone, and the server
+is no slower.
 """
 
 from __future__ import annotations
@@ -49,11 +53,12 @@ Source = Literal["probe", "traffic"]
 
 class TrafficEvidence(Protocol):
     """What the request path tells liveness: ``model`` delivered output, and a finished
-    generation's decode rate (tokens per second of Ollama's ``eval_duration``)."""
+    generation's decode rate (tokens per second of Ollama's ``eval_duration``) with its
+    ``concurrency``, the generations in flight to that server beside it, itself too."""
 
     def saw_output(self, model: str) -> None: ...
 
-    def saw_rate(self, model: str, tokens_per_second: float) -> None: ...
+    def saw_rate(self, model: str, tokens_per_second: float, concurrency: int) -> None: ...
 
 
 def model_key(name: str) -> str:
@@ -123,7 +128,8 @@ class Baselines:
 class ModelBook:
     """The newest check, output and probe of each model (keyed as Ollama matches).
 
-    Also the :class:`TrafficEvidence` the proxy will call. ``clock`` is monotonic.
+    Traffic reaches it through :class:`~n3d.supervisor.liveness.Liveness`, the
+    :class:`TrafficEvidence` the proxy calls. ``clock`` is monotonic.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -139,8 +145,9 @@ class ModelBook:
         self._output_at(model, self._clock() if at is None else at, "traffic")
 
     def saw_rate(self, model: str, tokens_per_second: float, at: float | None = None) -> None:
-        """A generation of ``model`` finished at ``at`` (default now) at this decode rate:
-        output too, and one of the last :data:`TRAFFIC_WINDOW` rates it is judged by."""
+        """A generation of ``model`` finished at ``at`` (default now) at this rate (the
+        throughput estimate, module docstring): output too, and one of the last
+        :data:`TRAFFIC_WINDOW` rates it is judged by."""
         at = self._clock() if at is None else at
         self._output_at(model, at, "traffic")
         rates = self._rates.setdefault(model_key(model), deque(maxlen=TRAFFIC_WINDOW))

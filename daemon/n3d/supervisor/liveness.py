@@ -151,11 +151,23 @@ class Liveness:
         """Traffic evidence (the proxy): ``model`` delivered output at ``at`` (monotonic)."""
         self.book.saw_output(model, at)
 
-    def saw_rate(self, model: str, tokens_per_second: float, at: float | None = None) -> None:
+    def saw_rate(
+        self, model: str, tokens_per_second: float, concurrency: int = 1, at: float | None = None
+    ) -> None:
         """Traffic evidence (the proxy): a generation of ``model`` finished at ``at``
-        (monotonic) at this decode rate; the first ones set the traffic baseline."""
-        self.book.saw_rate(model, tokens_per_second, at)
-        self.traffic_baselines.learn(model, tokens_per_second)
+        (monotonic) at this decode rate, with ``concurrency`` generations in flight to
+        this server beside it (itself included). Learnt and judged as the throughput
+        ``tokens_per_second × concurrency``; the first ones set the traffic baseline."""
+        # Ollama batches up to OLLAMA_NUM_PARALLEL sequences, and each one's rate falls as
+        # more share a batch: a baseline learnt from one client would call a busy,
+        # healthy server slow. The concurrency is the most in flight when the request
+        # was sent and when it ended, so the estimate is low only when others that ran
+        # beside it ended just before it did (and were not yet sent when it was): the
+        # median of TRAFFIC_WINDOW rates and slow_factor's margin absorb that. A lost
+        # GPU is ~20 times slower at any concurrency, its throughput as far below.
+        throughput = tokens_per_second * max(1, concurrency)
+        self.book.saw_rate(model, throughput, at)
+        self.traffic_baselines.learn(model, throughput)
 
     def report(self) -> LivenessReport:
         return LivenessReport(self._scheduler, tuple(self.book.checks(self._loaded)))
