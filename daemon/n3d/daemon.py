@@ -216,6 +216,7 @@ class Daemon:
             snapshot=lambda: sup.snapshot,
             wait_for=sup.wait_for,
             on_output=sup.liveness.saw_output,  # traffic is liveness's evidence
+            saw_rate=sup.liveness.saw_rate,  # and its decode rates × concurrency
             loaded=parts.models.keeper.loaded_names,
             pinned=parts.pinned,
         )

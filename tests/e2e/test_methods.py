@@ -30,7 +30,9 @@ def test_status_has_every_section_of_the_design(daemon: Daemon) -> None:
     assert server["base_url"] == f"http://127.0.0.1:{daemon.port}"
     assert {"pid", "version", "restarts", "since", "last_exit"} <= set(server)
     assert status["resources"]["processes"] >= 1 and status["resources"]["rss_bytes"] > 0
-    assert set(status["models"]) == {"installed", "loaded", "warm"}
+    # DESIGN.md's counts, and (added for n3ctl status) the names of the loaded and warm.
+    assert set(status["models"]) == {"installed", "loaded", "warm", "loaded_names", "warm_names"}
+    assert isinstance(status["models"]["loaded_names"], list)
 
 
 def test_socket_is_private(daemon: Daemon) -> None:

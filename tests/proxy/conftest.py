@@ -72,6 +72,7 @@ class Harness:
     url: str
     events: list[dict[str, Any]] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    rates: list[tuple[str, float, int]] = field(default_factory=list)  # liveness's saw_rate
     options: dict[str, Any] = field(default_factory=dict)
 
     def client(self, **kw: Any) -> httpx.AsyncClient:
@@ -112,6 +113,7 @@ async def harness() -> AsyncIterator[Harness]:
                 server_state=server.snapshot,
                 wait_state=server.wait_for,
                 on_output=h.outputs.append,
+                saw_rate=lambda model, tps, n: h.rates.append((model, tps, n)),
                 publish=lambda topic, payload: h.events.append({"topic": topic, **payload}),
                 render_metrics=lambda: "n3d_test 1.0\n",
             )

@@ -109,6 +109,87 @@ async def test_each_ndjson_line_arrives_before_the_next_is_written(harness: Harn
     assert event["ttft_s"] is not None and event["ttft_s"] <= event["duration_s"]
     assert event["retried"] is False and event["held_s"] == 0.0
     assert harness.outputs and set(harness.outputs) == {"llama3.2"}  # liveness evidence
+    assert harness.rates == []  # three tokens: too few for liveness to judge a rate by
+
+
+async def test_a_finished_generation_tells_liveness_its_decode_rate(harness: Harness) -> None:
+    answers = [
+        {**FINAL, "eval_count": 16, "eval_duration": 200_000_000},  # 80 tok/s
+        {**FINAL, "eval_count": 7, "eval_duration": 10_000_000},  # too few tokens
+        {**FINAL, "eval_count": 16, "eval_duration": 0},  # no duration
+        {"error": "model runner has unexpectedly stopped"},  # not a good end
+    ]
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        reply = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await reply.prepare(request)
+        await reply.write(_chunk("Hello"))
+        await reply.write(json.dumps(answers.pop(0)).encode() + b"\n")
+        await reply.write_eof()
+        return reply
+
+    harness.upstream.router.add_post("/api/generate", handler)
+    await harness.begin()  # type: ignore[attr-defined]
+    async with harness.client() as client:
+        for _ in range(4):
+            reply = await client.post("/api/generate", json={"model": "llama3.2", "prompt": "hi"})
+            assert reply.status_code == 200
+    assert harness.rates == [("llama3.2", 80.0, 1)]  # alone
+    assert len(harness.requests()) == 4
+
+
+async def test_a_generation_reports_the_generations_that_ran_beside_it(harness: Harness) -> None:
+    # Liveness judges rate × concurrency: the most generations in flight to the server
+    # when the request was sent and when it ended, itself included; other routes not.
+    arrived = {name: anyio.Event() for name in ("a", "b", "c", "d", "tags")}
+    release = {name: anyio.Event() for name in arrived}
+    ended = {name: anyio.Event() for name in arrived}
+    ms = {"a": 200, "b": 400, "c": 800, "d": 100}  # 16 tokens: 80, 40, 20, 160 tok/s
+
+    async def generate(request: web.Request) -> web.StreamResponse:
+        name = (await request.json())["prompt"]
+        arrived[name].set()
+        await release[name].wait()
+        reply = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+        await reply.prepare(request)
+        final = {**FINAL, "eval_count": 16, "eval_duration": ms[name] * 1_000_000}
+        await reply.write(_chunk("Hello") + json.dumps(final).encode() + b"\n")
+        await reply.write_eof()
+        return reply
+
+    async def tags(request: web.Request) -> web.Response:
+        arrived["tags"].set()
+        await release["tags"].wait()
+        return web.json_response({"models": []})
+
+    harness.upstream.router.add_post("/api/generate", generate)
+    harness.upstream.router.add_get("/api/tags", tags)
+    await harness.begin()  # type: ignore[attr-defined]
+
+    async def send(client: httpx.AsyncClient, name: str) -> None:
+        if name == "tags":
+            assert (await client.get("/api/tags")).status_code == 200
+        else:
+            body = {"model": "llama3.2", "prompt": name}
+            assert (await client.post("/api/generate", json=body)).status_code == 200
+        ended[name].set()
+
+    async with harness.client() as client, anyio.create_task_group() as tg:
+        for name in ("a", "tags", "b", "c"):  # a alone; b and c sent while it runs
+            tg.start_soon(send, client, name)
+            await arrived[name].wait()
+        for name in ("a", "c", "b", "tags"):
+            release[name].set()
+            await ended[name].wait()
+        tg.start_soon(send, client, "d")  # alone again
+        release["d"].set()
+        await ended["d"].wait()
+    assert harness.rates == [
+        ("llama3.2", 80.0, 3),  # sent alone, ended beside b and c (the tags request is none)
+        ("llama3.2", 20.0, 3),  # sent beside a and b, ended beside b
+        ("llama3.2", 40.0, 2),  # sent beside a, ended alone
+        ("llama3.2", 160.0, 1),
+    ]
 
 
 async def test_a_large_upload_streams_through_and_is_never_held_whole(harness: Harness) -> None:

@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from n3d.proxy.meter import MAX_LINE_BYTES, ReplyMeter
+from n3d.proxy.meter import MAX_LINE_BYTES, RATE_MIN_TOKENS, ReplyMeter
 
 LINES = [
     {"model": "llama3.2", "response": "", "done": False},
@@ -86,3 +86,21 @@ def test_a_line_longer_than_the_cap_is_counted_never_held() -> None:
 def test_non_json_bodies_are_counted_and_left_alone() -> None:
     meter = _fed(b"Ollama is running", [], "text/plain; charset=utf-8")
     assert meter.chunks == 1 and meter.tokens(None) is None and meter.model is None
+
+
+def test_a_decode_rate_for_liveness_needs_a_good_end_and_enough_tokens() -> None:
+    final = {**LINES[3], "eval_count": RATE_MIN_TOKENS, "eval_duration": 160_000_000}
+    body = b"".join(json.dumps(line).encode() + b"\n" for line in [*LINES[:3], final])
+    assert _fed(body, []).decode_rate() == 50.0
+    assert _fed(BODY, []).decode_rate() is None  # two tokens: one or two decode steps
+    no_time = json.dumps({**final, "eval_duration": 0}).encode() + b"\n"
+    assert _fed(BODY[:40] + b"\n" + no_time, []).decode_rate() is None
+    broken = body + b'{"error":"model runner has unexpectedly stopped"}\n'
+    assert _fed(broken, []).decode_rate() is None
+    assert _fed(body, [], "application/json").tokens(None) is not None
+    embed = ReplyMeter("application/json", inference=False)  # /api/embed, /api/show…
+    embed.feed(body)
+    embed.close()
+    assert embed.decode_rate() is None
+    usage = b'data: {"choices":[{"delta":{"content":"hi"}}],"usage":{"completion_tokens":9}}\n'
+    assert _fed(usage, [], "text/event-stream").decode_rate() is None  # /v1: no duration

@@ -317,3 +317,128 @@ async def test_a_round_woken_late_still_probes_every_interval(tmp_path: Path) ->
         await r.liveness.round(SERVE, r.problem, at=due)
         assert len(r.ollama.probes) == n
         due += 30.0
+
+
+# -- traffic's decode rates (the proxy's saw_rate) ---------------------------------------
+
+
+async def test_traffic_rates_set_their_own_baseline_and_a_slow_median_restarts_serve_once(
+    tmp_path: Path,
+) -> None:
+    r = rig(tmp_path, probe_interval=30)
+    r.ollama.models = [loaded("m:latest")]
+    for rate in (40.0, 60.0, 50.0):  # clients stream all along: never a probe
+        r.liveness.saw_rate("m", rate)
+        r.clock.advance(1)
+    assert (await r.liveness.round(SERVE, r.problem)).stage == "clear"
+    assert r.liveness.traffic_baselines.get("m") == 50.0 and r.liveness.baselines.get("m") is None
+    (check,) = r.liveness.report().models
+    assert (check.state, check.source, check.tokens_per_second, check.baseline_tps) == (
+        "ok",
+        "traffic",
+        50.0,
+        50.0,
+    )
+    # One slow request (a long prompt, a long context) is not a verdict: the median is.
+    r.liveness.saw_rate("m", 2.5)
+    r.clock.advance(1)
+    assert (await r.liveness.round(SERVE, r.problem)).stage == "clear"
+    for _ in range(2):  # ~20 times slower, request after request: CPU fallback
+        r.liveness.saw_rate("m", 2.5)
+        r.clock.advance(1)
+    step = await r.liveness.round(SERVE, r.problem)
+    assert step.stage == "serve" and step.slow
+    assert step.reason == "inference slow: 2.5 tok/s, baseline 50.0 (m:latest, from traffic)"
+    (check,) = r.liveness.report().models
+    assert (check.state, check.source, check.slow) == ("slow", "traffic", True)
+    assert r.ollama.probes == []
+    # The new serve is just as slow: its own three requests say so; degraded, not restarted.
+    await _new_serve(r)
+    for _ in range(3):
+        r.liveness.saw_rate("m", 2.5)
+        r.clock.advance(1)
+    step = await r.liveness.round(SERVE + 1, r.problem)
+    assert step.stage == "degrade" and step.reason.startswith("inference slow: 2.5 tok/s")
+    assert "baseline 50.0" in step.reason and r.problems[-1] == step.reason
+    assert [e.stage for e in r.events] == ["serve"]
+
+
+async def test_a_new_serve_is_not_judged_by_the_old_serves_traffic(tmp_path: Path) -> None:
+    r = rig(tmp_path, probe_interval=30)
+    r.ollama.models = [loaded("m:latest")]
+    for rate in (50.0, 50.0, 50.0, 2.5, 2.5):
+        r.liveness.saw_rate("m", rate)
+    await _new_serve(r)
+    r.liveness.saw_rate("m", 2.5)  # one request of the new serve: nothing to judge yet
+    step = await r.liveness.round(SERVE + 1, r.problem)
+    assert step.stage == "clear" and r.ollama.probes == []
+    (check,) = r.liveness.report().models
+    assert (check.state, check.source, check.tokens_per_second) == ("ok", "traffic", None)
+
+
+async def test_probe_and_traffic_rates_are_judged_against_their_own_baselines(
+    tmp_path: Path,
+) -> None:
+    r = rig(tmp_path, probe_interval=30)
+    r.ollama.models = [loaded("m:latest")]
+    for _ in range(3):  # one-token probes: a fast rate
+        assert (await r.liveness.round(SERVE, r.problem)).stage == "clear"
+        r.clock.advance(30)
+    assert r.liveness.baselines.get("m") == 50.0
+    # Long generations decode slower per token than a one-token probe, and are healthy:
+    # below the probe baseline / 5, but not below their own.
+    for _ in range(3):
+        r.liveness.saw_rate("m", 8.0)
+    assert (await r.liveness.round(SERVE, r.problem)).stage == "clear"
+    (check,) = r.liveness.report().models
+    assert (check.state, check.source, check.tokens_per_second, check.baseline_tps) == (
+        "ok",
+        "traffic",
+        8.0,
+        8.0,
+    )
+    assert r.liveness.baselines.get("m") == 50.0 and r.events == []
+    # Once traffic stops, a probe is judged against the probe baseline again.
+    r.clock.advance(31)
+    r.ollama.rates["m:latest"] = 2.5
+    step = await r.liveness.round(SERVE, r.problem)
+    assert step.stage == "serve" and step.reason.endswith("baseline 50.0 (m:latest)")
+
+
+async def test_a_busy_server_whose_requests_each_decode_slower_is_not_slow(
+    tmp_path: Path,
+) -> None:
+    # Ollama batches OLLAMA_NUM_PARALLEL sequences: eight at once each decode at a
+    # fraction of one alone, and the server is no slower. Traffic is judged as
+    # rate × concurrency, so only a server slower at any concurrency is slow.
+    r = rig(tmp_path, probe_interval=30)
+    r.ollama.models = [loaded("m:latest")]
+    for rate in (98.0, 102.0, 100.0):  # one client alone
+        r.liveness.saw_rate("m", rate, 1)
+        r.clock.advance(1)
+    assert r.liveness.traffic_baselines.get("m") == 100.0
+    for _ in range(3):  # then eight at once: 15 tok/s each, 120 together
+        r.liveness.saw_rate("m", 15.0, 8)
+        r.clock.advance(1)
+    assert (await r.liveness.round(SERVE, r.problem)).stage == "clear"
+    (check,) = r.liveness.report().models
+    assert (check.state, check.source, check.tokens_per_second, check.slow) == (
+        "ok",
+        "traffic",
+        120.0,
+        False,
+    )
+    assert r.events == [] and r.ollama.probes == []
+    for _ in range(3):  # a lost GPU: 4 tok/s alone
+        r.liveness.saw_rate("m", 4.0, 1)
+        r.clock.advance(1)
+    step = await r.liveness.round(SERVE, r.problem)
+    assert step.stage == "serve"
+    assert step.reason == "inference slow: 4.0 tok/s, baseline 100.0 (m:latest, from traffic)"
+    await _new_serve(r)
+    for _ in range(3):  # and 0.5 tok/s each of eight at once: still 4 together
+        r.liveness.saw_rate("m", 0.5, 8)
+        r.clock.advance(1)
+    step = await r.liveness.round(SERVE + 1, r.problem)
+    assert step.stage == "degrade" and step.reason.startswith("inference slow: 4.0 tok/s")
+    assert [e.stage for e in r.events] == ["serve"]

@@ -233,3 +233,17 @@ def test_unknown_is_reported_and_never_repaired() -> None:
     for _ in range(5):
         step = p.decide(f, 0, can_repair=True)
         assert step.stage == "degrade" and "its runner was not found" in step.reason
+
+
+def test_traffic_rates_are_judged_by_the_median_of_the_last_three_of_this_serve() -> None:
+    book = ModelBook(clock=lambda: 100.0)
+    book.saw_rate("m", 50.0, 10.0)
+    book.saw_rate("m:latest", 40.0, 11.0)
+    assert book.traffic_rate("m") is None  # two requests: not judged yet
+    book.saw_rate("M", 2.0, 12.0)
+    assert book.traffic_rate("m") == (40.0, 12.0)
+    book.saw_rate("m", 3.0)  # the window slides: 40, 2, 3
+    assert book.traffic_rate("m") == (3.0, 100.0)
+    assert book.last_output("m") == (100.0, "traffic")  # a finished request is output too
+    book.forget_checks()
+    assert book.traffic_rate("m") is None

@@ -274,6 +274,9 @@ class Forwarder:
             record.content_at = time.monotonic()
             record.ttft_s = record.content_at - record.started
         self._output(record, meter, lane)
+        if (rate := meter.decode_rate()) is not None and (model := record.model or meter.model):
+            # With the generations beside it: each decodes slower when several share a batch.
+            lane.view.saw_rate(model, rate, self.table.concurrency(record))
         if meter.error is not None:
             record.error, record.error_kind = meter.error, "ollama_error"
         await reply.write_eof()

@@ -12,6 +12,11 @@ one is counted but not read). Shapes (research/ollama.md §1, DESIGN.md Records)
 - SSE (``text/event-stream``, the ``/v1`` routes): each ``data:`` line with a JSON
   object is a chunk (``[DONE]`` is not); the chunk with ``usage`` has the tokens.
 
+:meth:`ReplyMeter.decode_rate` is what liveness is told of a finished generation:
+Ollama's own rate (``eval_count`` / ``eval_duration``), only from its final object
+(``/v1``'s ``usage`` has no duration, and wall time includes the queue and the
+prompt) and only for at least :data:`RATE_MIN_TOKENS` tokens.
+
 Only the lines that can matter are decoded: every line until the first one that
 carries content (its arrival is the TTFT), then only those that contain the bytes
 of a final object, ``usage`` or ``error`` (a few microseconds saved per token).
@@ -24,9 +29,15 @@ from typing import Any
 
 from n3d.ollama.chunks import InferenceStats
 
-__all__ = ["MAX_LINE_BYTES", "ReplyMeter", "Tokens"]
+__all__ = ["MAX_LINE_BYTES", "RATE_MIN_TOKENS", "ReplyMeter", "Tokens"]
 
 MAX_LINE_BYTES = 1 << 20
+# A rate from fewer tokens is no evidence: Ollama samples the first token at the end
+# of the prompt's evaluation, so a one-token answer ("yes", a probe-like ping) times a
+# step or two, and a few microseconds of timer or scheduling noise swing it widely.
+# Eight amortise that over seven decode steps, and still count short real answers
+# (a sentence is 15-30 tokens) and the drill's 8-token streams.
+RATE_MIN_TOKENS = 8
 _FINAL_MARKS = (b'"done":true', b'"done": true', b'"prompt_eval_count"')
 _DONE_SSE = b"[DONE]"
 
@@ -175,6 +186,16 @@ class ReplyMeter:
         except (ValueError, RecursionError):  # not ours to judge: it is forwarded as it is
             return None
         return obj if isinstance(obj, dict) else None
+
+    def decode_rate(self) -> float | None:
+        """Ollama's decode rate (tokens/s) of a generation that ended well with at least
+        :data:`RATE_MIN_TOKENS` tokens; None otherwise (module docstring)."""
+        if self.final is None or self.error is not None or not self.inference:
+            return None
+        stats = InferenceStats.from_json(self.final)
+        if stats.eval_count < RATE_MIN_TOKENS or (stats.eval_duration_ns or 0) <= 0:
+            return None
+        return stats.tokens_per_second
 
     def tokens(self, generation_s: float | None) -> Tokens | None:
         """The reply's token counts: Ollama's final object, else ``/v1``'s ``usage``.

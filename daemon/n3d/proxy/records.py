@@ -21,6 +21,7 @@ import anyio
 
 from n3d.metrics import Entry, metric, metrics, tagged_metric
 from n3d.proxy.meter import ReplyMeter, Tokens
+from n3d.proxy.routes import is_inference
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -55,6 +56,8 @@ class RequestRecord:
     cancel_scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
     cancelled: bool = False
     reply: web.StreamResponse | None = None  # the client's reply, once begun
+    inference: bool = False  # a generation (routes.is_inference): counted in concurrency
+    concurrency: int = 0  # inference requests in flight to its server when sent, itself too
 
     @property
     def chunks(self) -> int:
@@ -78,7 +81,8 @@ class RequestTable:
 
     Counts are kept per server (a record's ``server`` is the one it was sent to,
     or waits for): the router's "fewest in flight", a drain's wait and the
-    ``ollama.requests.in_flight`` gauge read them.
+    ``ollama.requests.in_flight`` gauge read them; the generations among those sent
+    are each finished generation's :meth:`concurrency`.
     """
 
     def __init__(self, publish: Publish, *, server: str = "default") -> None:
@@ -88,6 +92,7 @@ class RequestTable:
         self._ids = itertools.count(1)
         self._open: dict[str, int] = {}  # records per server (held ones included): the gauge
         self._sent: dict[str, int] = {}  # records past the gate: what a drain waits for
+        self._generating: dict[str, int] = {}  # the inference records among those sent
         self._idle: dict[str, anyio.Event] = {}
 
     def open(
@@ -101,6 +106,7 @@ class RequestTable:
             server=self.server if server is None else server,
             started=time.monotonic(),
             started_at=time.time(),
+            inference=is_inference(route),
         )
         self.records[record.id] = record
         self._count_open(record.server, +1)
@@ -119,16 +125,30 @@ class RequestTable:
         sent = self._sent[record.server] = self._sent.get(record.server, 0) + 1
         if sent == 1:
             self._idle[record.server] = anyio.Event()
+        if record.inference:
+            count = self._generating.get(record.server, 0) + 1
+            self._generating[record.server] = record.concurrency = count
 
     def unsent(self, record: RequestRecord) -> None:
         """``record`` is held again (a retry waits for a server): drains stop waiting for it."""
         record.state = "held"
-        self._done(record.server)
+        self._done(record)
 
-    def _done(self, server: str) -> None:
+    def _done(self, record: RequestRecord) -> None:
+        server = record.server
         sent = self._sent[server] = self._sent[server] - 1
         if not sent:
             self._idle[server].set()
+        if record.inference:
+            self._generating[server] -= 1
+
+    def concurrency(self, record: RequestRecord) -> int:
+        """How many generations ran on ``record``'s server beside it, itself included: the
+        most of those in flight when it was sent and now (a sent inference record).
+
+        Ollama decodes up to ``OLLAMA_NUM_PARALLEL`` sequences in one batch, so each one's
+        rate falls as more run at once; liveness judges ``rate × concurrency``."""
+        return max(record.concurrency, self._generating.get(record.server, 0), 1)
 
     def in_flight(self, server: str | None = None) -> int:
         """Requests sent to ``server`` (to any, when None) and not finished; held ones are not."""
@@ -156,7 +176,7 @@ class RequestTable:
         if self.records.pop(record.id, None) is None:
             return
         if was_sent:
-            self._done(record.server)
+            self._done(record)
         self._count_open(record.server, -1)
         now = time.monotonic()
         duration_s = now - record.started

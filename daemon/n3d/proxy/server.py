@@ -4,7 +4,7 @@
 ready once the port is bound). It is given narrow things, never a supervisor: one
 :class:`~n3d.proxy.view.ServerView` per server (name, address, pinned models, the
 supervisor's ``snapshot`` and ``wait_for``, the loaded models, liveness's
-``on_output``), ``publish(topic, payload)`` (the ``request`` event) and
+``on_output`` and ``saw_rate``), ``publish(topic, payload)`` (the ``request`` event) and
 ``render_metrics()`` (the Prometheus text of ``GET /metrics``). Each supervisor
 reaches it through one hook, :meth:`Proxy.drain` of its server, awaited before a
 planned stop or restart.
@@ -73,13 +73,17 @@ class Proxy:
         server_state: Callable[[], Snapshot] | None = None,
         wait_state: WaitState | None = None,
         on_output: Callable[[str], None] | None = None,
+        saw_rate: Callable[[str, float, int], None] = lambda model, tokens_per_second, n: None,
         server: str = "default",
     ) -> None:
         """``servers``: the views, in the config's order; or one server's ``base_url``,
-        with its ``server_state``, ``wait_state`` and ``on_output`` (named ``server``)."""
+        with its ``server_state``, ``wait_state``, ``on_output`` and ``saw_rate``
+        (named ``server``)."""
         if isinstance(servers, str):
             assert server_state is not None and wait_state is not None and on_output is not None
-            servers = [ServerLink(server, servers, server_state, wait_state, on_output)]
+            servers = [
+                ServerLink(server, servers, server_state, wait_state, on_output, saw_rate=saw_rate)
+            ]
         self.listen = listen
         self.options = options
         self.render_metrics = render_metrics

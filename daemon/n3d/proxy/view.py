@@ -2,13 +2,13 @@
 
 The daemon gives the proxy one view per server (its name and address, the
 supervisor's ``snapshot`` and ``wait_for``, the loaded models as last seen, the
-pinned models as the config names them now, liveness's ``on_output``), never the
-supervisor. :class:`ServerLink` builds one from callables: daemon.py makes one per
-``[[servers]]`` entry::
+pinned models as the config names them now, liveness's ``on_output`` and
+``saw_rate``), never the supervisor. :class:`ServerLink` builds one from
+callables: daemon.py makes one per ``[[servers]]`` entry::
 
     ServerLink(name=spec.name, base_url=spec.base_url, pinned=lambda: ...,
                snapshot=lambda: sup.snapshot, wait_for=sup.wait_for,
-               loaded=lambda: ..., on_output=...)
+               loaded=lambda: ..., on_output=..., saw_rate=...)
 
 ``loaded()`` and ``pinned()`` are read on every request: each returns the same
 object until what it describes changes (a look at ``/api/ps``, a reload that
@@ -62,6 +62,8 @@ class ServerView(Protocol):
 
     def on_output(self, model: str) -> None: ...
 
+    def saw_rate(self, model: str, tokens_per_second: float, concurrency: int) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ServerLink:
@@ -74,6 +76,9 @@ class ServerLink:
     on_output: Callable[[str], None]
     loaded: Callable[[], frozenset[str] | None] = lambda: None
     pinned: Callable[[], frozenset[str]] = lambda: _NO_PINS
+    # A finished generation's decode rate (ReplyMeter.decode_rate) and the generations in
+    # flight to this server beside it, itself included (RequestTable.concurrency).
+    saw_rate: Callable[[str, float, int], None] = lambda model, tokens_per_second, n: None
 
 
 @functools.lru_cache(maxsize=4096)

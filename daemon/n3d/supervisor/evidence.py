@@ -1,20 +1,33 @@
 """What n3d knows of each model's inference: evidence of output, the last check, baselines.
 
-Evidence that a model produces output comes from two places: traffic (the proxy,
-when it exists, calls :meth:`ModelBook.saw_output` when a response from that model
-delivered bytes; it sees only the :class:`TrafficEvidence` protocol) and probes.
-A model with output younger than ``probe_interval`` is not probed at all.
+Evidence that a model produces output comes from two places: traffic (the proxy
+calls ``saw_output`` when a response from that model delivered bytes, and
+``saw_rate`` with Ollama's decode rate when a generation of at least a few tokens
+finished; it sees only the :class:`TrafficEvidence` protocol) and probes. A model
+with output younger than ``probe_interval`` is not probed at all.
 
 Baselines are n3d's memory of a healthy decode rate, per model, for the life of the
 daemon (so across serve restarts): the median of the first :data:`BASELINE_SAMPLES`
-good probe rates. A one-token probe's rate is noisy; a median of three is not, and
-a first probe that paid for a cold cache does not set it alone.
+good rates. A one-token probe's rate is noisy; a median of three is not, and a
+first probe that paid for a cold cache does not set it alone. Probes and traffic
+keep **separate** baselines: a one-token probe's rate (one decode step after the
+prompt) and a long generation's (many steps, a growing context, batched with other
+requests) are not comparable, so each is judged against its own kind.
+
+Traffic is judged by the median of the model's last :data:`TRAFFIC_WINDOW` rates of
+the current serve (:meth:`ModelBook.traffic_rate`): one request with a long prompt
+or a long context decodes slower, and must not restart serve alone. A traffic rate
+is a throughput estimate, a request's decode rate times the generations that ran on
+its server at once (:meth:`~n3d.supervisor.liveness.Liveness.saw_rate`): eight
+requests batched together each decode at a fraction of one alone, and the server
+is no slower.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
@@ -27,20 +40,25 @@ __all__ = [
     "Baselines",
     "ModelBook",
     "ModelCheck",
+    "TRAFFIC_WINDOW",
     "Source",
     "TrafficEvidence",
     "model_key",
 ]
 
 BASELINE_SAMPLES = 3
+TRAFFIC_WINDOW = 3  # a traffic verdict is the median of this many requests' rates
 Source = Literal["probe", "traffic"]
 
 
 class TrafficEvidence(Protocol):
-    """What the request path tells liveness: ``model`` delivered output at ``at``
-    (monotonic seconds)."""
+    """What the request path tells liveness: ``model`` delivered output, and a finished
+    generation's decode rate (tokens per second of Ollama's ``eval_duration``) with its
+    ``concurrency``, the generations in flight to that server beside it, itself too."""
 
-    def saw_output(self, model: str, at: float) -> None: ...
+    def saw_output(self, model: str) -> None: ...
+
+    def saw_rate(self, model: str, tokens_per_second: float, concurrency: int) -> None: ...
 
 
 def model_key(name: str) -> str:
@@ -62,7 +80,10 @@ class ModelCheck:
     ``unknown`` (no answer and no runner to look at), ``failed`` (Ollama answered
     an error), ``unchecked`` (not warm and no traffic: never probed) or
     ``pending`` (warm, not checked yet). ``ok`` is None for the last two.
-    ``output_at``/``checked_at`` are monotonic seconds.
+    ``output_at``/``checked_at`` are monotonic seconds. ``source`` says where the
+    evidence, and so ``tokens_per_second`` and ``baseline_tps``, came from: a
+    probe's rate against the probe baseline, or traffic's (the median of the last
+    :data:`TRAFFIC_WINDOW` requests) against the traffic baseline.
     """
 
     model: str
@@ -80,7 +101,8 @@ class ModelCheck:
 
 
 class Baselines:
-    """Each model's healthy decode rate (tokens/s), learnt from its first good probes."""
+    """Each model's healthy decode rate (tokens/s), learnt from its first good rates
+    of one kind (probes, or traffic: one instance each)."""
 
     def __init__(self, samples: int = BASELINE_SAMPLES) -> None:
         self._samples = samples
@@ -106,7 +128,8 @@ class Baselines:
 class ModelBook:
     """The newest check, output and probe of each model (keyed as Ollama matches).
 
-    Also the :class:`TrafficEvidence` the proxy will call. ``clock`` is monotonic.
+    Traffic reaches it through :class:`~n3d.supervisor.liveness.Liveness`, the
+    :class:`TrafficEvidence` the proxy calls. ``clock`` is monotonic.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -114,11 +137,29 @@ class ModelBook:
         self._checks: dict[str, ModelCheck] = {}
         self._output: dict[str, tuple[float, Source]] = {}
         self._probe_started: dict[str, float] = {}
+        self._rates: dict[str, deque[tuple[float, float]]] = {}  # key → (at, tokens/s)
 
     def saw_output(self, model: str, at: float | None = None) -> None:
         """Output from ``model`` at ``at`` (default now): it is alive, and not probed
         while this is younger than ``probe_interval``."""
         self._output_at(model, self._clock() if at is None else at, "traffic")
+
+    def saw_rate(self, model: str, tokens_per_second: float, at: float | None = None) -> None:
+        """A generation of ``model`` finished at ``at`` (default now) at this rate (the
+        throughput estimate, module docstring): output too, and one of the last
+        :data:`TRAFFIC_WINDOW` rates it is judged by."""
+        at = self._clock() if at is None else at
+        self._output_at(model, at, "traffic")
+        rates = self._rates.setdefault(model_key(model), deque(maxlen=TRAFFIC_WINDOW))
+        rates.append((at, tokens_per_second))
+
+    def traffic_rate(self, model: str) -> tuple[float, float] | None:
+        """The median of this serve's last :data:`TRAFFIC_WINDOW` traffic rates and when
+        the newest came; None until that many came (fewer are not judged)."""
+        rates = self._rates.get(model_key(model))
+        if rates is None or len(rates) < TRAFFIC_WINDOW:
+            return None
+        return statistics.median(r for _, r in rates), rates[-1][0]
 
     def probed(self, model: str, at: float) -> None:
         """A probe of ``model`` that started at ``at`` answered."""
@@ -161,3 +202,4 @@ class ModelBook:
         self._checks.clear()
         self._output.clear()
         self._probe_started.clear()
+        self._rates.clear()

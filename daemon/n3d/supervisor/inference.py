@@ -4,7 +4,10 @@ For each model `/api/ps` lists (:meth:`InferenceCheck.check`):
 
 - output younger than ``probe_interval`` (traffic, or a probe that answered), or a
   probe sent less than ``probe_interval`` ago: nothing is sent, the newest check
-  stands (at most one probe per warm model per interval);
+  stands (at most one probe per warm model per interval); traffic newer than it
+  makes a ``traffic`` check, its rate (the median of the last requests' rates,
+  :meth:`~n3d.supervisor.evidence.ModelBook.traffic_rate`) judged against the
+  traffic baseline as a probe's is against the probe baseline;
 - a model n3d does not keep warm: ``unchecked`` (a probe would restart its
   keep-alive timer and keep it loaded for good);
 - ``[liveness] inference_probe = false``: ``unchecked``;
@@ -40,12 +43,13 @@ Runners = Callable[[], Awaitable[dict[str, Runner] | None]]
 @dataclass(frozen=True, slots=True)
 class Parts:
     """What the inference checks and runner repairs may use: Ollama, the model book,
-    the baselines, the facts cache, a look at our server's runners (None: not ours),
-    which models are warm, and the monotonic clock."""
+    the probe and traffic baselines, the facts cache, a look at our server's runners
+    (None: not ours), which models are warm, and the monotonic clock."""
 
     api: OllamaView
     book: ModelBook
     baselines: Baselines
+    traffic_baselines: Baselines
     facts: FactsCache
     runners: Runners
     is_warm: Callable[[str], bool]
@@ -92,11 +96,7 @@ class InferenceCheck:
             and now - output[0] < live.probe_interval_s
         ):
             if previous is None or previous.checked_at is None or output[0] > previous.checked_at:
-                baseline = p.baselines.get(name)
-                check = ModelCheck(
-                    name, "ok", True, "traffic", baseline_tps=baseline, warm=warm, checked_at=now
-                )
-                p.book.record(check)
+                p.book.record(self._traffic(name, warm, now))
             return  # alive recently: no probe
         # Probes are stamped with the round's start: rounds come at a fixed rate, so a
         # model is probed every probe_interval exactly, never more often.
@@ -109,6 +109,25 @@ class InferenceCheck:
             return
         await self._probe(model)
 
+    def _traffic(self, name: str, warm: bool, now: float) -> ModelCheck:
+        """The check traffic makes: alive, and slow when its rate is (none yet: ok)."""
+        p = self.parts
+        rate = p.book.traffic_rate(name)
+        tps = rate[0] if rate is not None else None
+        baseline = p.traffic_baselines.get(name)
+        verdict = judge_rate(tps, baseline, self.settings.liveness.slow_factor)
+        return ModelCheck(
+            name,
+            verdict,
+            True,
+            "traffic",
+            tokens_per_second=tps,
+            baseline_tps=baseline,
+            slow=verdict == "slow",
+            warm=warm,
+            checked_at=now,
+        )
+
     def standing(self, loaded: list[str]) -> tuple[dict[str, str], list[Slow]]:
         """Why each loaded model's newest check fails (by model), and the slow ones."""
         failing: dict[str, str] = {}
@@ -117,7 +136,8 @@ class InferenceCheck:
             if check.state in FAILING:
                 failing[check.model] = check.error or check.state
             if check.slow and check.tokens_per_second and check.baseline_tps:
-                slow.append(Slow(check.model, check.tokens_per_second, check.baseline_tps))
+                rates = (check.tokens_per_second, check.baseline_tps)
+                slow.append(Slow(check.model, *rates, check.source or "probe"))
         return failing, slow
 
     async def _probe(self, model: LoadedModel) -> None:

@@ -11,12 +11,13 @@ seconds (at least 1 s), and sooner after a failed one:
    ``expires_at`` by ``stuck_unload_after`` whose runner did no work since the
    previous look is wedged (:func:`~n3d.supervisor.verdicts.wedged`).
 2. **inference**, per loaded model: output younger than ``probe_interval`` (traffic,
-   :class:`~n3d.supervisor.evidence.TrafficEvidence`, or the last probe) is enough;
+   :class:`~n3d.supervisor.evidence.TrafficEvidence`, or the last probe) is enough,
+   traffic's decode rates judged against the traffic baseline (``slow``);
    otherwise a **warm** model gets one probe (:mod:`~n3d.supervisor.probe`), one at
    a time; a model that is not warm is never probed (a probe would restart its
    keep-alive timer and pin it). A probe that times out is judged by its runner's
    CPU (:func:`~n3d.supervisor.verdicts.judge_timeout`); an answer's decode rate
-   against the model's baseline (``slow``).
+   against the model's probe baseline (``slow``).
 3. **repair** (:mod:`~n3d.supervisor.repair` decides): a ``runner`` step is carried
    out by :mod:`~n3d.supervisor.runner_repair`; a ``serve`` step ends
    :meth:`Liveness.watch` with its reason, and the lifecycle restarts serve.
@@ -131,7 +132,8 @@ class Liveness:
         self._settings = settings
         self._clock, self._wall = clock, wall
         self.book = ModelBook(clock)
-        self.baselines = Baselines()
+        self.baselines = Baselines()  # probes'
+        self.traffic_baselines = Baselines()  # traffic's: not comparable with a probe's
         server = settings().server
         self.policy = RepairPolicy(
             server.failures_before_restart, settings().liveness.restart_when_slow
@@ -148,6 +150,24 @@ class Liveness:
     def saw_output(self, model: str, at: float | None = None) -> None:
         """Traffic evidence (the proxy): ``model`` delivered output at ``at`` (monotonic)."""
         self.book.saw_output(model, at)
+
+    def saw_rate(
+        self, model: str, tokens_per_second: float, concurrency: int = 1, at: float | None = None
+    ) -> None:
+        """Traffic evidence (the proxy): a generation of ``model`` finished at ``at``
+        (monotonic) at this decode rate, with ``concurrency`` generations in flight to
+        this server beside it (itself included). Learnt and judged as the throughput
+        ``tokens_per_second × concurrency``; the first ones set the traffic baseline."""
+        # Ollama batches up to OLLAMA_NUM_PARALLEL sequences, and each one's rate falls as
+        # more share a batch: a baseline learnt from one client would call a busy,
+        # healthy server slow. The concurrency is the most in flight when the request
+        # was sent and when it ended, so the estimate is low only when others that ran
+        # beside it ended just before it did (and were not yet sent when it was): the
+        # median of TRAFFIC_WINDOW rates and slow_factor's margin absorb that. A lost
+        # GPU is ~20 times slower at any concurrency, its throughput as far below.
+        throughput = tokens_per_second * max(1, concurrency)
+        self.book.saw_rate(model, throughput, at)
+        self.traffic_baselines.learn(model, throughput)
 
     def report(self) -> LivenessReport:
         return LivenessReport(self._scheduler, tuple(self.book.checks(self._loaded)))
@@ -212,7 +232,14 @@ class Liveness:
             return await self.runners(serve_pid)
 
         return Parts(
-            self.api, self.book, self.baselines, self.facts, runners, self.is_warm, self._clock
+            self.api,
+            self.book,
+            self.baselines,
+            self.traffic_baselines,
+            self.facts,
+            runners,
+            self.is_warm,
+            self._clock,
         )
 
     async def check(self, serve_pid: int | None, *, at: float | None = None) -> Step:

@@ -15,9 +15,10 @@ calls for which step, first match wins:
    in a row.
 3. After a runner step, if the model is not back within ``probe_timeout``
    (:meth:`RepairPolicy.runner_outcome`), serve is restarted.
-4. A model ``slow``: serve is restarted once when ``restart_when_slow``, never twice
-   within :data:`SLOW_RESTART_EVERY_S`; otherwise (or if still slow) the server
-   stays degraded with the rates and a suggestion.
+4. A model ``slow`` (by its probe's rate, or by traffic's: the same rule):
+   serve is restarted once when ``restart_when_slow``, never twice within
+   :data:`SLOW_RESTART_EVERY_S`; otherwise (or if still slow) the server stays
+   degraded with the rates and a suggestion.
 5. ``unknown`` (no answer, no runner to look at) is reported, never repaired.
 
 A server n3d does not own is never repaired (``can_repair`` False): the same
@@ -41,12 +42,19 @@ SLOW_SUGGESTION = (
 
 @dataclass(frozen=True, slots=True)
 class Slow:
+    """A model's slow rate and the baseline of its kind (``source``: probe or traffic)."""
+
     model: str
     tokens_per_second: float
     baseline_tps: float
+    source: str = "probe"
 
     def describe(self) -> str:
         return f"{self.tokens_per_second:.1f} tok/s, baseline {self.baseline_tps:.1f}"
+
+    def whose(self) -> str:
+        """``(model)``, or ``(model, from traffic)`` for proxied requests' rates."""
+        return f"({self.model})" if self.source == "probe" else f"({self.model}, from traffic)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +155,7 @@ class RepairPolicy:
         if not f.slow:
             return None
         slowest = min(f.slow, key=lambda s: s.tokens_per_second / s.baseline_tps)
-        why = f"inference slow: {slowest.describe()} ({slowest.model})"
+        why = f"inference slow: {slowest.describe()} {slowest.whose()}"
         last = self._slow_restart_at
         if (
             can_repair

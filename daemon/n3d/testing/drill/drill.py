@@ -113,7 +113,6 @@ class Drill:
         self.phase = "warmup"
         self.kill_offsets: list[int] = []  # log size when n3d was SIGKILLed
         self.stop = threading.Event()
-        self.quiet = threading.Event()  # the stream clients pause (streams.QUIET_FOR)
         self.threads: list[threading.Thread] = []
         self.late_checks: list[threading.Thread] = []
         self.t0 = time.monotonic()

@@ -20,7 +20,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from n3d.client import DaemonUnreachable, RpcError
-from n3d.supervisor.evidence import BASELINE_SAMPLES
 from n3d.testing.drill.bounds import (
     FRAME_TIMEOUT_S,
     RECOVERY_BOUND_S,
@@ -34,7 +33,6 @@ from n3d.testing.drill.drill import Drill
 from n3d.testing.drill.faults import FAULTS
 from n3d.testing.drill.load import start_load
 from n3d.testing.drill.records import DrillResult, FaultRecord
-from n3d.testing.drill.streams import QUIET_FOR
 
 __all__ = ["run_drill"]
 
@@ -80,8 +78,6 @@ def inject(drill: Drill, kind: str) -> None:
     if drill.fleet is not None:
         drill.target = drill.rng.choice(drill.names)
         rec.detail["server"] = drill.target
-    if kind in QUIET_FOR and drill.proxy_clients:
-        quiet(drill)
     try:
         if kind not in ("burst", "bad_frames") and not drill.settled():
             rec.fail(f"not settled before the fault: {drill.describe_state()}")
@@ -92,16 +88,6 @@ def inject(drill: Drill, kind: str) -> None:
         rec.fail(f"drill step failed: {exc!r}")
     finally:
         rec.ended_s = round(drill.now(), 2)
-        drill.quiet.clear()
-
-
-def quiet(drill: Drill) -> None:
-    """Pause the stream clients until liveness has probed the warm model enough times to
-    know its usual rate: while traffic shows a model alive it is not probed, so a drill
-    that streams all along leaves liveness no baseline to call a rate slow against."""
-    drill.quiet.set()
-    probe_interval_s = float(drill.config["liveness"]["probe_interval"])
-    time.sleep((BASELINE_SAMPLES + 1.5) * probe_interval_s)
 
 
 def run_schedule(drill: Drill, duration_s: float) -> None:

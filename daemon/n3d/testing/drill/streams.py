@@ -2,7 +2,9 @@
 
 With ``proxy_clients`` set, the drill starts n3d with ``[proxy] listen`` on a free port and
 :func:`stream_client` threads that send ``POST /api/generate`` (streamed, a few tokens)
-through it back to back. Every request ends in one outcome (:class:`StreamTally`):
+through it back to back, through every fault (``slow`` included: the proxy tells liveness
+each finished generation's decode rate, so a model slowed while they stream is found by
+their traffic). Every request ends in one outcome (:class:`StreamTally`):
 
 - ``ok``: 200 and Ollama's final object;
 - ``runner_killed``: Ollama's 500 with a runner-death text before anything began
@@ -43,11 +45,6 @@ KILLS_SERVE = frozenset(
 )
 # Faults after which n3d kills a runner that requests wait on before they began.
 KILLS_RUNNER = frozenset({"hang_inference", "hang_runner"})
-# Faults the clients pause for: traffic proves a model alive, so while clients stream,
-# liveness sends no probe, never measures a slowed rate (the proxy's evidence has no
-# rate) and learns no baseline to compare one with. The clients stop before and during
-# ``slow`` (schedule.quiet) so that the fault is judged as without them.
-QUIET_FOR = frozenset({"slow"})
 # Ollama's 500 texts for a request whose runner died under it (n3d.sim.llm has both):
 # mid-answer, and while it was starting or before it answered.
 RUNNER_DIED = (
@@ -113,7 +110,6 @@ class StreamingDrill(Protocol):
     module for :class:`StreamTally`: named here, not imported back)."""
 
     stop: threading.Event
-    quiet: threading.Event  # set while a fault in QUIET_FOR runs: no new request
     down: DownWindows
     streams: StreamTally
     proxy_address: tuple[str, int]
@@ -130,8 +126,6 @@ def stream_client(drill: StreamingDrill, n: int) -> None:
         drill.streams.add(outcome)
         if outcome.kind == "unavailable":
             drill.stop.wait(0.2)
-        while drill.quiet.is_set() and not drill.stop.wait(0.1):
-            pass
 
 
 def _one(drill: StreamingDrill, prompt: str) -> StreamOutcome:

@@ -13,7 +13,8 @@ wedged unload, to the wedged model leaving `/api/ps`):
 - ``wedge_unload``: a model that is not warm is loaded with a 1 s keep-alive and its
   unload never completes. It must show in ``health.checks.scheduler.wedged`` and
   leave once n3d stops its runner; serve's pid must not change.
-- ``slow``: tokens 20 times slower. Reported slow with both rates, then serve is
+- ``slow``: tokens 20 times slower. Reported slow with both rates (the probe's, or
+  with the proxy's clients streaming, their traffic's), then serve is
   restarted once (the first time: once an hour at most) and the server goes
   ``degraded`` with the reason; recovered (from the switch lifted) once the state
   is ``running`` again, the probes back at the usual rate.
@@ -150,6 +151,7 @@ def slow(drill: Drill, rec: FaultRecord) -> None:
             rec.fail(f"never reported slow: {drill.describe_state()}")
         else:
             rec.detail["rates"] = [check["tokens_per_second"], check["baseline_tps"]]
+            rec.detail["source"] = check.get("source")  # traffic while clients stream
         rec.detail["detected_s"] = round(time.monotonic() - t, 3)
         rec.detail["variant"] = "restart" if restarted else "degraded"
         if not poll(degraded, RECOVERY_BOUND_S, 0.2):
