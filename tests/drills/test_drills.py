@@ -16,9 +16,14 @@ from n3d.testing.drill.bounds import FAULT_KINDS
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.timeout(240)
-def test_short_drill_keeps_every_invariant() -> None:
-    result = run_drill(short=True, seed=20251125)
+@pytest.mark.timeout(300)
+def test_short_drill_keeps_every_invariant_with_the_proxy_on() -> None:
+    """Every fault kind once against one server while socket clients call and four
+    clients stream generates through n3d's proxy: every invariant holds; no proxied
+    request fails, except streams that had begun when serve (or a runner) was killed,
+    and those end with Ollama's in-stream ``{"error": ...}`` line (``cut``), never a
+    hang. (One run for both: the drill is the suite's longest test.)"""
+    result = run_drill(short=True, seed=20251207, proxy_clients=4)
 
     report = render(result)
     failed = [inv.name for inv in result.invariants if not inv.ok]
@@ -32,21 +37,8 @@ def test_short_drill_keeps_every_invariant() -> None:
         assert served[method]["failed"] == 0, report
     assert result.events_received.get("server.state", 0) > 0, report
     assert json.loads(json.dumps(result.to_json()))["ok"] is True  # what --json prints
-
-
-@pytest.mark.timeout(300)
-def test_short_drill_with_the_proxy_on_fails_no_proxied_request() -> None:
-    """Four clients stream generates through n3d's proxy while every fault kind runs:
-    none fails, except streams that had begun when serve (or a runner) was killed, and
-    those end with Ollama's in-stream ``{"error": ...}`` line (``cut``), never a hang."""
-    result = run_drill(short=True, seed=20251207, proxy_clients=4)
-
-    report = render(result)
-    failed = [inv.name for inv in result.invariants if not inv.ok]
-    assert not failed, report
     names = {inv.name for inv in result.invariants}
     assert "no proxied request fails, except streams begun when serve was killed" in names
-    assert set(FAULT_KINDS) <= {fault.kind for fault in result.faults}, report
     streams = result.streams
     assert streams["failed"] == 0 and streams["ok"] > 100, report
     assert streams["sent"] == sum(
