@@ -53,6 +53,17 @@ class _Translator:
         return []
 
 
+def _with_end(chunk: dict[str, Any], reply: dict[str, Any], include_usage: bool) -> list[Any]:
+    """A stream's chunk, and after the last one the usage chunk (when asked) and
+    `[DONE]`, as both of Ollama's OpenAI writers end a stream."""
+    out: list[Any] = [chunk]
+    if reply.get("done"):
+        if include_usage:
+            out.append(chunk | {"choices": [], "usage": replies.usage(reply)})
+        out.append(b"[DONE]")
+    return out
+
+
 class _Translating(Response):
     """The wrapped writer: the native handler writes here, the client gets OpenAI's shapes."""
 
@@ -106,12 +117,7 @@ class _Chat(_Translator):
         self.tool_call_sent = self.tool_call_sent or bool(
             chunk["choices"][0]["delta"].get("tool_calls")
         )
-        out: list[Any] = [chunk]
-        if reply.get("done"):
-            if self.include_usage:
-                out.append(chunk | {"choices": [], "usage": replies.usage(reply)})
-            out.append(b"[DONE]")
-        return out
+        return _with_end(chunk, reply, self.include_usage)
 
 
 class _Completion(_Translator):
@@ -126,12 +132,7 @@ class _Completion(_Translator):
         chunk = replies.completion_chunk(self.ident, reply)
         if self.include_usage:  # CompleteWriter: every chunk carries a zero usage
             chunk["usage"] = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        out: list[Any] = [chunk]
-        if reply.get("done"):
-            if self.include_usage:
-                out.append(chunk | {"choices": [], "usage": replies.usage(reply)})
-            out.append(b"[DONE]")
-        return out
+        return _with_end(chunk, reply, self.include_usage)
 
 
 class _Whole(_Translator):
