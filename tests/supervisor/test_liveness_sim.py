@@ -15,6 +15,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,15 @@ def _model_ok(d: DaemonProcess, model: str = WARM_NAME) -> dict[str, Any] | None
     for check in _inference(d):
         if check["model"] == model and check["state"] == "ok" and check["source"] == "probe":
             return check
+    return None
+
+
+def _traffic(d: DaemonProcess) -> dict[str, Any] | None:
+    """The warm model's inference check while traffic is its evidence, once it has
+    a traffic baseline."""
+    for check in _inference(d):
+        if check["model"] == WARM_NAME and check["source"] == "traffic":
+            return check if check["baseline_tps"] else None
     return None
 
 
@@ -224,30 +234,9 @@ def test_a_server_slowed_while_clients_stream_through_the_proxy_is_found_by_traf
         proxy={"listen": listen, "drain_timeout": 60},
         OLLAMA_NUM_PARALLEL="4",
     )
-    stop = threading.Event()
-    ended: list[tuple[int, dict[str, Any]]] = []
-    broken: list[str] = []
-
-    def client(n: int) -> None:
-        while not stop.is_set():
-            body = json.dumps({"model": WARM, "prompt": f"client {n} story {len(ended)}"})
-            request = urllib.request.Request(f"http://{listen}/api/generate", data=body.encode())
-            try:
-                with urllib.request.urlopen(request, timeout=60) as response:
-                    lines = [json.loads(line) for line in response if line.strip()]
-                    ended.append((response.status, lines[-1]))
-            except Exception as exc:  # every way a proxied request can fail
-                broken.append(f"{type(exc).__name__}: {exc}")
-
-    clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(3)]
-    for thread in clients:
-        thread.start()
-
-    def traffic() -> dict[str, Any] | None:
-        for check in _inference(d):
-            if check["model"] == WARM_NAME and check["source"] == "traffic":
-                return check if check["baseline_tps"] else None
-        return None
+    streams = _Streams(listen)
+    streams.add(3)
+    traffic = partial(_traffic, d)
 
     try:
         base = wait_until(traffic, 30, "a traffic baseline")["baseline_tps"]
@@ -267,12 +256,11 @@ def test_a_server_slowed_while_clients_stream_through_the_proxy_is_found_by_traf
         assert check is not None and check["slow"] and check["state"] == "slow"
         assert check["tokens_per_second"] < base / 5 and check["baseline_tps"] == base
     finally:
-        stop.set()
-        for thread in clients:
-            thread.join(70)
-    assert broken == [], broken
-    assert len(ended) >= 10, len(ended)
-    assert all(status == 200 and last.get("done") is True for status, last in ended), ended
+        streams.join()
+    assert streams.broken == [], streams.broken
+    assert len(streams.ended) >= 10, len(streams.ended)
+    ended = streams.ended
+    assert all(status == 200 and last.get("done") is True for _, status, last in ended), ended
     assert [e["stage"] for e in repairs(d)] == ["serve"]
     assert d.call("status")["server"]["restarts"] == 1
 
@@ -340,13 +328,7 @@ def test_twelve_clients_at_once_on_a_healthy_server_are_not_slow_and_a_slow_one_
     )
     serve = _serve_pid(d)
     streams = _Streams(listen)
-
-    def traffic() -> dict[str, Any] | None:
-        for check in _inference(d):
-            if check["model"] == WARM_NAME and check["source"] == "traffic":
-                return check if check["baseline_tps"] else None
-        return None
-
+    traffic = partial(_traffic, d)
     try:
         streams.add(1)
         base = wait_until(traffic, 30, "a traffic baseline from one client")["baseline_tps"]
