@@ -176,6 +176,9 @@ class Forwarder:
                 upstream = await self._send(lane, request, body)
                 head, died = await read_error(upstream)
             except _UPSTREAM_ERRORS as exc:
+                if upstream is not None:  # its error body broke off while read
+                    upstream.close()
+                    upstream = None
                 if record.retried or not self._may_retry(record, body, options):
                     return self._unreachable(record, lane, exc)
                 died, failed = True, Failed(lane, admission.snap)  # wait for another serve
