@@ -132,6 +132,61 @@ def test_a_hung_runner_is_replaced_alone_and_serve_keeps_running(
     assert d.call("status")["server"]["restarts"] == 0
 
 
+@pytest.mark.timeout(240)
+def test_requests_queued_on_a_hung_runner_are_sent_again_after_its_repair_and_all_succeed(
+    start: Callable[..., DaemonProcess],
+) -> None:
+    # n3d kills the hung runner and serve stays: Ollama answers each request queued
+    # on it with a 500 before any content, and the proxy sends it once more. The
+    # probe's long timeout leaves the clients time to queue before the repair.
+    listen = f"127.0.0.1:{free_port()}"
+    d = start({"probe_interval": 2, "probe_timeout": 10}, proxy={"listen": listen})
+    serve = _serve_pid(d)
+    d.set_control(hang_runner=WARM)
+
+    def hung() -> bool:
+        return any("runner stops answering" in e["line"] for e in d.events("ollama.output"))
+
+    wait_until(hung, 30, "the warm model's runner hung")  # no stream can begin from here
+    results: list[tuple[bool, int, list[dict[str, Any]]]] = []
+    failed: list[str] = []
+
+    def client(n: int) -> None:
+        stream = n % 2 == 0
+        body = json.dumps({"model": WARM, "prompt": f"client {n}", "stream": stream}).encode()
+        request = urllib.request.Request(f"http://{listen}/api/generate", body)
+        try:
+            with urllib.request.urlopen(request, timeout=150) as response:
+                lines = [json.loads(line) for line in response if line.strip()]
+                results.append((stream, response.status, lines))
+        except Exception as exc:  # every way a proxied request can fail
+            failed.append(f"client {n}: {type(exc).__name__}: {exc}")
+
+    clients = [threading.Thread(target=client, args=(n,), daemon=True) for n in range(4)]
+    for thread in clients:
+        thread.start()
+    wait_until(lambda: repairs(d), 90, "a repair")
+    for thread in clients:
+        thread.join(160)
+    assert failed == [], failed
+    assert len(results) == 4, results
+    for stream, status, lines in results:
+        assert status == 200 and lines[-1].get("done") is True, (stream, status, lines[-1:])
+        assert not [line for line in lines if "error" in line], lines
+
+    def four() -> list[dict[str, Any]] | None:  # each is logged once its reply has ended
+        found = [e for e in d.events("request") if e["route"] == "/api/generate"]
+        return found if len(found) == 4 else None
+
+    records = wait_until(four, 30, "the four request records")
+    assert all(e["status"] == 200 and "error" not in e for e in records), records
+    retried = [e for e in records if e["retried"]]
+    assert retried, records  # they waited on the runner n3d replaced
+    print(f"\n{len(retried)} of 4 requests were sent again after the runner's repair")
+    assert [(e["stage"], e["model"]) for e in repairs(d)] == [("runner", WARM_NAME)]
+    assert _serve_pid(d) == serve and d.call("status")["server"]["restarts"] == 0
+
+
 def test_a_model_stuck_unloading_is_reported_wedged_and_repaired(
     start: Callable[..., DaemonProcess],
 ) -> None:

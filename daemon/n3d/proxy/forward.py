@@ -12,7 +12,9 @@
 3. it is sent. A connection that fails before the first byte of the answer is
    held and sent once more (``retry``), to the server the router chooses with the
    failed one counted as on its way back; never on routes with side effects or
-   for bodies too large to replay: then 502;
+   for bodies too large to replay: then 502. A 500 saying the runner died
+   (:mod:`n3d.proxy.deaths`: n3d replaced it, serve still runs) is sent once more
+   the same way, without waiting; when it may not be, it goes back as it came;
 4. status and headers (hop-by-hop aside) go back as they came, and every read of
    the answer is written at once: NDJSON lines and SSE events are flushed as they
    come. The meter reads each piece after it is written;
@@ -21,6 +23,10 @@
    length that breaks is cut with its connection, never completed silently.
 
 Foreign errors (aiohttp's, OSError) are translated here, where they enter.
+
+Long because one request's path (admission, the once-only resend, the relay and
+its broken end) is one sequence whose steps share the record and its in-flight
+count; each judgement lives apart (routes, gate, pick, deaths, meter).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from aiohttp import web
 from yarl import URL
 
 from n3d.proxy.bodies import Body, forwardable, read_body
+from n3d.proxy.deaths import read_error
 from n3d.proxy.gate import Verdict, refusal
 from n3d.proxy.merge import merged_answer
 from n3d.proxy.meter import ReplyMeter
@@ -164,22 +171,32 @@ class Forwarder:
         sent[0] = True
         upstream: aiohttp.ClientResponse | None = None
         while upstream is None:
+            failed: Failed | None = None  # a runner died: serve still answers, no wait
             try:
                 upstream = await self._send(lane, request, body)
+                head, died = await read_error(upstream)
             except _UPSTREAM_ERRORS as exc:
+                if upstream is not None:  # its error body broke off while read
+                    upstream.close()
+                    upstream = None
                 if record.retried or not self._may_retry(record, body, options):
                     return self._unreachable(record, lane, exc)
+                died, failed = True, Failed(lane, admission.snap)  # wait for another serve
+            if died and not record.retried and self._may_retry(record, body, options):
+                if upstream is not None:
+                    upstream.close()
+                    upstream = None
                 record.retried = True
                 self.table.unsent(record)
                 sent[0] = False
-                admission = await self._admit(record, key, Failed(lane, admission.snap))
+                admission = await self._admit(record, key, failed)
                 if admission.verdict is Verdict.REFUSE:
                     return self._refused(record, refusal(admission.snap))
                 lane = admission.lane
                 self.table.sent(record)
                 sent[0] = True
-        try:
-            return await self._relay(request, record, upstream, lane, key)
+        try:  # a 500 not sent again goes back as it came: its bytes read so far first
+            return await self._relay(request, record, upstream, lane, key, head)
         finally:
             upstream.close()  # a finished body went back to the pool already
 
@@ -230,6 +247,7 @@ class Forwarder:
         upstream: aiohttp.ClientResponse,
         lane: Lane,
         key: str | None,
+        head: bytes,
     ) -> web.StreamResponse:
         record.status = upstream.status
         if key is not None and upstream.status == 200 and record.route in LOADS_MODEL:
@@ -243,6 +261,9 @@ class Forwarder:
         await reply.prepare(request)
         record.reply = reply
         record.state = "streaming"
+        if head:  # what was read of a 500 to judge it (deaths.read_error) goes first
+            await reply.write(head)
+            meter.feed(head)
         last_output = 0.0
         chunks = upstream.content.iter_any().__aiter__()
         while True:
