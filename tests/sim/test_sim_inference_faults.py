@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from n3d.testing.simulator import SimulatorProcess, cpu_seconds
@@ -66,6 +67,20 @@ def _eventually(check: Callable[[], bool], within: float = 5.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "never happened"
         time.sleep(0.02)
+
+
+def _settled(lines: list[float], quiet: float = 0.3) -> bool:
+    """Whether no line came for ``quiet`` seconds (after a wait of that long)."""
+    count = len(lines)
+    time.sleep(quiet)
+    return len(lines) == count
+
+
+def _requests_at(runner: int) -> int:
+    """Connections the server holds open to ``runner`` now: its requests under way
+    (the runner answers with `Connection: close`, one connection per request)."""
+    conns = psutil.Process(runner).net_connections("tcp")
+    return sum(1 for conn in conns if conn.status == psutil.CONN_ESTABLISHED)
 
 
 def _epoch(stamp: str) -> float:
@@ -155,13 +170,15 @@ def test_hang_runner_hangs_one_model_until_its_runner_dies(start_sim: StartSim) 
         assert cpu_seconds(hung) - before < 0.02  # accepted, and no work done
         assert c.post("/api/generate", json={**GENERATE, "model": "tinyllama"}).status_code == 200
         assert c.get("/").status_code == 200
-        # A request in flight when the runner dies gets Ollama's error.
+        # A request in flight when the runner dies gets Ollama's error. (Killed once it
+        # has reached the runner: killed sooner, it would load a new runner, which hangs.)
         answers: list[httpx.Response] = []
         waiter = threading.Thread(
             target=lambda: answers.append(c.post("/api/generate", json=GENERATE))
         )
+        under_way = _requests_at(hung)
         waiter.start()
-        time.sleep(0.3)
+        _eventually(lambda: _requests_at(hung) > under_way)
         os.kill(hung, signal.SIGTERM)
         waiter.join(10)
         assert answers[0].status_code == 500
@@ -181,7 +198,7 @@ def test_hang_runner_by_control_file_stops_a_stream_and_lifting_it_resumes(
         {
             "OLLAMA_SIM_MODELS_PRELOAD": "llama3.2",
             "OLLAMA_SIM_CONTROL": str(control),
-            "OLLAMA_SIM_TOKEN_SECONDS": "0.03",
+            "OLLAMA_SIM_TOKEN_SECONDS": "0.1",
         }
     )
     httpx.post(sim.url + "/api/generate", json={"model": "llama3.2"}, timeout=10)
@@ -189,18 +206,23 @@ def test_hang_runner_by_control_file_stops_a_stream_and_lifting_it_resumes(
     lines: list[float] = []
 
     def stream() -> None:
-        body = {"model": "llama3.2", "prompt": "hello there"}  # 22 tokens, about 0.7 s
+        body = {"model": "llama3.2", "prompt": "hello there"}  # 22 tokens, about 2.2 s
         with httpx.stream("POST", sim.url + "/api/generate", json=body, timeout=20) as reply:
             lines.extend(time.monotonic() for _ in reply.iter_lines())
 
     reader = threading.Thread(target=stream)
     reader.start()
-    time.sleep(0.3)
+    _eventually(lambda: len(lines) >= 2)  # under way (a fixed sleep raced the stream's end)
     _control(control, {"hang_runner": "llama3.2:latest"})
+    # The switch reaches the runner within the watcher's 0.1 s; the token it was
+    # computing may still come, then nothing.
+    _eventually(lambda: "runner stops answering" in sim.stderr())
     stopped_at = time.monotonic()
+    _eventually(lambda: _settled(lines))
+    stalled = len(lines)
     before = cpu_seconds(runner)
     time.sleep(0.8)
-    assert reader.is_alive()  # the stream stalled mid-way
+    assert reader.is_alive() and len(lines) == stalled < 23  # the stream stalled mid-way
     assert cpu_seconds(runner) - before < 0.02
     _control(control, {"hang_runner": False})
     reader.join(10)
