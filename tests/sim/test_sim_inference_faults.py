@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from n3d.supervisor.runners import progressed
 from n3d.testing.simulator import SimulatorProcess, cpu_seconds
 
 pytestmark = pytest.mark.slow
@@ -280,7 +281,8 @@ def test_slow_stretches_tokens_keeps_cpu_busy_and_ps_shows_all_in_vram(
             "OLLAMA_SIM_CONTROL": str(control),
         }
     )
-    probe = {**GENERATE, "options": {"num_predict": 5}}
+    # Ten tokens: a rate over more steps is less moved by one late wake-up at the end.
+    probe = {**GENERATE, "options": {"num_predict": 10}}
 
     def rate(c: httpx.Client) -> float:
         body = c.post("/api/generate", json=probe).json()
@@ -289,9 +291,13 @@ def test_slow_stretches_tokens_keeps_cpu_busy_and_ps_shows_all_in_vram(
     with httpx.Client(base_url=sim.url, timeout=10) as c:
         c.post("/api/generate", json={"model": "llama3.2"})
         runner = _runner_of(sim, "llama3.2")
-        before = cpu_seconds(runner)
+        before, began = cpu_seconds(runner), time.monotonic()
         slow = rate(c)
-        assert cpu_seconds(runner) - before >= 0.04  # 5 tokens of 0.1 s, a quarter computed
+        worked, window = cpu_seconds(runner) - before, time.monotonic() - began
+        # Tokens of 0.1 s, a quarter of each computed: about 0.25 s of CPU alone, less
+        # when other processes share the core (a loaded run met 0.04 for five). What
+        # matters is that n3d's own rule sees work, which a hung runner never shows.
+        assert progressed(worked, window), (worked, window)
         (row,) = c.get("/api/ps").json()["models"]
         assert row["size_vram"] == row["size"]  # `ollama ps` says 100% GPU
         _control(control, {"slow": 1})

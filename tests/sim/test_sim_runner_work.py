@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from n3d.supervisor.runners import progressed
 from n3d.testing.simulator import SimulatorProcess, cpu_seconds
 
 pytestmark = pytest.mark.slow
@@ -85,7 +86,9 @@ def test_a_generating_runner_spends_cpu_and_an_idle_one_does_not(start_sim: Star
         busy = cpu_seconds(pid) - before - idle
     assert body["eval_count"] == 22 and took >= 22 * 0.05
     assert idle < 0.02  # blocked in accept: no CPU at all
-    assert busy >= 0.05  # a quarter of each 50 ms token is computed: ~0.27 s of CPU
+    # A quarter of each 50 ms token is computed: ~0.27 s of CPU alone, a fraction of it
+    # when other processes share the core; work by n3d's own rule either way.
+    assert progressed(busy, took), (busy, took)
     rate = body["eval_count"] / body["eval_duration"] * 1e9
     assert 10 < rate <= 21  # about 20 tokens a second, measured by the runner
 
@@ -181,10 +184,12 @@ def test_embedding_runner_spends_cpu_per_text(start_sim: StartSim) -> None:
     with httpx.Client(base_url=sim.url, timeout=30) as c:
         c.post("/api/embed", json={"model": "nomic-embed-text"})
         pid = _runner(sim)
-        before = cpu_seconds(pid)
-        body = c.post("/api/embed", json={"model": "nomic-embed-text", "input": ["a"] * 8}).json()
-    assert len(body["embeddings"]) == 8 and body["prompt_eval_count"] == 8
-    assert cpu_seconds(pid) - before >= 0.03  # 8 texts, a quarter of 50 ms computed each
+        before, began = cpu_seconds(pid), time.monotonic()
+        body = c.post("/api/embed", json={"model": "nomic-embed-text", "input": ["a"] * 16}).json()
+        worked, window = cpu_seconds(pid) - before, time.monotonic() - began
+    assert len(body["embeddings"]) == 16 and body["prompt_eval_count"] == 16
+    # 16 texts, a quarter of 50 ms computed each (~0.2 s alone, less on a shared core).
+    assert progressed(worked, window), (worked, window)
 
 
 def test_request_log_records_each_body(start_sim: StartSim, tmp_path: Path) -> None:
