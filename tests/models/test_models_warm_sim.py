@@ -30,6 +30,12 @@ async def is_loaded(client: OllamaClient, model: str) -> bool:
     return any(same_model(m.name, model) for m in await client.ps())
 
 
+def warmed(events: Events) -> int:
+    """Warm-ups n3d has finished. `/api/ps` lists a model a moment before n3d has its
+    answer to the load (and so its metric, event and state): wait for this, not that."""
+    return len(events.of("warm", action="warmed"))
+
+
 def warm_loads(sim: SimulatorProcess) -> list[float]:
     """Times (s) at which `/api/generate` answered: every one here is a warm-up."""
     return [r["ts"] for r in sim.request_log() if r["path"] == "/api/generate"]
@@ -47,6 +53,12 @@ async def test_warm_model_is_loaded_after_start_and_after_an_unload_behind_our_b
         )
         async with running(models):
             await wait_until(lambda: is_loaded(client, "llama3.2"), 5, "the first warm-up")
+
+            def seen_done() -> bool:  # by n3d: the answer, and its own poll of /api/ps
+                names = counts_result(models.counts())["loaded_names"]
+                return warmed(events) == 1 and names == ["llama3.2:latest"]
+
+            await wait_until(seen_done, 5, "n3d to see its warm-up done")
             (row,) = warm_result(await models.warm_list())["models"]
             assert row["name"] == "llama3.2:latest" and row["loaded"] is True
             assert row["expires_at"].startswith("23")  # forever: about year 2318
@@ -66,8 +78,9 @@ async def test_warm_model_is_loaded_after_start_and_after_an_unload_behind_our_b
             assert reply.json()["done_reason"] == "unload"
             await wait_until(lambda: counter("ollama.model.evicted") == 1, 5, "the eviction")
             await wait_until(lambda: is_loaded(client, "llama3.2"), 5, "the re-warm")
+            await wait_until(lambda: warmed(events) >= 2, 5, "n3d to see its re-warm done")
     assert events.of("model.unloaded", model="llama3.2:latest", reason="evicted", warm=True)
-    assert len(events.of("warm", action="warmed")) == 2
+    assert warmed(events) == 2
     assert events.of("model.loaded", model="llama3.2:latest", warm=True)
 
 
@@ -87,6 +100,9 @@ async def test_warm_model_comes_back_after_the_server_restarts(
             second = start_sim({**PRELOAD, **log}, port=first.port, workdir=tmp_path / "sim")
             models.on_server_ready(2)  # ... and restarts it
             await wait_until(lambda: is_loaded(client, "llama3.2"), 5, "the warm-up after restart")
+            # The simulator logs a request once it has answered, a moment after /api/ps
+            # lists the model: wait for the line, then count.
+            await wait_until(lambda: bool(warm_loads(second)), 5, "the warm-up's log line")
     assert len(warm_loads(second)) == 1  # n3d's warm-up, nobody else's request
     assert counter("ollama.model.evicted") == 0  # a restart is not an eviction
 
@@ -173,6 +189,7 @@ async def test_warm_embedding_model_becomes_loaded(
         )
         async with running(models):
             await wait_until(lambda: is_loaded(client, "nomic-embed-text"), 5, "the warm-up")
+            await wait_until(lambda: warmed(events) >= 1, 5, "n3d to see its warm-up done")
             (row,) = warm_result(await models.warm_list())["models"]
             assert row["loaded"] is True and row["last_error"] is None
             assert row["expires_at"].startswith("23")  # the warm keep_alive, -1: forever

@@ -85,7 +85,7 @@ def test_a_proxied_stream_is_liveness_evidence_and_no_probe_is_sent(short_dir: P
         streamer.start()
         seen = wait_until(
             lambda: (c := _check(d)) and c["source"] == "traffic" and c,
-            3 * PROBE_INTERVAL_S,
+            30,  # a round every interval sees it; generous for a loaded machine
             "health to show the stream as the model's evidence",
         )
         assert seen["state"] == "ok" and seen["ok"] is True
@@ -107,7 +107,7 @@ def test_a_proxied_stream_is_liveness_evidence_and_no_probe_is_sent(short_dir: P
         # Without traffic the warm model is probed again.
         wait_until(
             lambda: any(start > ended for start, _ in _probe_spans(d)),
-            4 * PROBE_INTERVAL_S,
+            30,
             "a probe once the stream was over",
         )
     finally:

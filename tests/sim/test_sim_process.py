@@ -3,6 +3,7 @@ runner children and logs (research/ollama.md §3)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -113,16 +114,18 @@ def test_sigterm_cuts_open_streams_at_once(start_sim: StartSim) -> None:
         lines = reply.iter_lines()
         next(lines)
         next(lines)
-        started = time.monotonic()
         os.kill(sim.pid, signal.SIGTERM)
+        last: dict[str, int] = {}
         try:
-            for _ in lines:
-                pass
+            for line in lines:
+                last = json.loads(line) if line.strip() else last
             cut = False
         except httpx.HTTPError:
             cut = True
     assert cut, "the stream must be cut, not finished"
-    assert time.monotonic() - started < 10  # at once: the pull had some 28 s to go
+    # At once: the pull had some 28 s to go. Judged by how far the simulator's own
+    # progress got (its clock, which stops with it), not by the test's wall clock.
+    assert last.get("completed", 0) < last.get("total", 1) / 2, last
     assert sim.proc is not None and sim.proc.wait(5) == 0
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from n3d.supervisor.runners import progressed
 from n3d.testing.simulator import SimulatorProcess, cpu_seconds
 
 pytestmark = pytest.mark.slow
@@ -62,6 +63,14 @@ class Timed:
         self._thread.join(60)
         return self
 
+    def wait_begun(self, within: float = 10.0) -> Timed:
+        """Return once the first line came (a fixed head start raced a loaded machine)."""
+        deadline = time.monotonic() + within
+        while self.first is None and self.error is None:
+            assert time.monotonic() < deadline, "the stream never began"
+            time.sleep(0.01)
+        return self
+
 
 def test_a_generating_runner_spends_cpu_and_an_idle_one_does_not(start_sim: StartSim) -> None:
     sim = start_sim({"OLLAMA_SIM_MODELS_PRELOAD": "llama3.2", "OLLAMA_SIM_TOKEN_SECONDS": "0.05"})
@@ -77,7 +86,9 @@ def test_a_generating_runner_spends_cpu_and_an_idle_one_does_not(start_sim: Star
         busy = cpu_seconds(pid) - before - idle
     assert body["eval_count"] == 22 and took >= 22 * 0.05
     assert idle < 0.02  # blocked in accept: no CPU at all
-    assert busy >= 0.05  # a quarter of each 50 ms token is computed: ~0.27 s of CPU
+    # A quarter of each 50 ms token is computed: ~0.27 s of CPU alone, a fraction of it
+    # when other processes share the core; work by n3d's own rule either way.
+    assert progressed(busy, took), (busy, took)
     rate = body["eval_count"] / body["eval_duration"] * 1e9
     assert 10 < rate <= 21  # about 20 tokens a second, measured by the runner
 
@@ -89,8 +100,7 @@ def test_num_parallel_1_queues_the_second_request_and_expires_at_stays_frozen(
     with httpx.Client(base_url=sim.url, timeout=30) as c:
         c.post("/api/generate", json={"model": "llama3.2"})
         idle_since = _expires_at(c)
-        first = Timed(sim.url, {**LONG, "prompt": "first"})
-        time.sleep(0.15)
+        first = Timed(sim.url, {**LONG, "prompt": "first"}).wait_begun()
         second = Timed(sim.url, {**LONG, "prompt": "second"})
         seen = set()
         while first.end is None:
@@ -113,8 +123,7 @@ def test_num_parallel_2_serves_two_at_once(start_sim: StartSim) -> None:
         }
     )
     httpx.post(sim.url + "/api/generate", json={"model": "llama3.2"}, timeout=30)
-    first = Timed(sim.url, {**LONG, "prompt": "first"})
-    time.sleep(0.15)
+    first = Timed(sim.url, {**LONG, "prompt": "first"}).wait_begun()
     second = Timed(sim.url, {**LONG, "prompt": "second"}).join()
     first.join()
     assert first.end is not None and second.first is not None and second.first < first.end
@@ -132,18 +141,25 @@ def test_a_queued_request_whose_client_leaves_is_dropped_with_499(
         }
     )
     httpx.post(sim.url + "/api/generate", json={"model": "llama3.2"}, timeout=30)
-    first = Timed(sim.url, {**LONG, "prompt": "first"})
-    time.sleep(0.15)
+    first = Timed(sim.url, {**LONG, "prompt": "first"}).wait_begun()
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(sim.url + "/api/generate", json={**LONG, "stream": False}, timeout=0.3)
     first.join()
     assert first.end is not None
-    # Had the abandoned request kept its place, this one would wait a whole generation.
-    started = time.monotonic()
-    after = Timed(sim.url, {**LONG, "prompt": "after"}).join()
-    assert after.first is not None and after.first - started < 0.5
-    statuses = [r["status"] for r in sim.request_log() if r["path"] == "/api/generate"]
-    assert statuses.count(499) == 1
+    # Had the abandoned request kept its place, this one would wait a whole generation:
+    # its wait (all but its load and its decoding, the simulator's own figures) is
+    # compared with its own generation's length, not with a wall-clock bound.
+    after = httpx.post(
+        sim.url + "/api/generate", json={**LONG, "prompt": "after", "stream": False}, timeout=30
+    ).json()
+    waited = after["total_duration"] - after["load_duration"] - after["eval_duration"]
+    assert waited < after["eval_duration"] / 2, after
+    generates = [r for r in sim.request_log() if r["path"] == "/api/generate"]
+    assert [r["status"] for r in generates].count(499) == 1
+    # Dropped when its client left, while the first still ran (`ts` is when each ended).
+    (dropped,) = [r for r in generates if r["status"] == 499]
+    (ran,) = [r for r in generates if r["body"] == {**LONG, "prompt": "first"}]
+    assert dropped["ts"] < ran["ts"], (dropped, ran)
 
 
 def test_show_from_names_the_blob_the_runner_has_as_model(start_sim: StartSim) -> None:
@@ -168,10 +184,12 @@ def test_embedding_runner_spends_cpu_per_text(start_sim: StartSim) -> None:
     with httpx.Client(base_url=sim.url, timeout=30) as c:
         c.post("/api/embed", json={"model": "nomic-embed-text"})
         pid = _runner(sim)
-        before = cpu_seconds(pid)
-        body = c.post("/api/embed", json={"model": "nomic-embed-text", "input": ["a"] * 8}).json()
-    assert len(body["embeddings"]) == 8 and body["prompt_eval_count"] == 8
-    assert cpu_seconds(pid) - before >= 0.03  # 8 texts, a quarter of 50 ms computed each
+        before, began = cpu_seconds(pid), time.monotonic()
+        body = c.post("/api/embed", json={"model": "nomic-embed-text", "input": ["a"] * 16}).json()
+        worked, window = cpu_seconds(pid) - before, time.monotonic() - began
+    assert len(body["embeddings"]) == 16 and body["prompt_eval_count"] == 16
+    # 16 texts, a quarter of 50 ms computed each (~0.2 s alone, less on a shared core).
+    assert progressed(worked, window), (worked, window)
 
 
 def test_request_log_records_each_body(start_sim: StartSim, tmp_path: Path) -> None:

@@ -57,6 +57,38 @@ async def test_child_runs_in_its_own_process_group(pgids: list[int]) -> None:
 
 
 @pytest.mark.slow
+async def test_a_signal_to_a_serve_that_just_died_leaves_its_reaping_to_the_exit_watcher(
+    pgids: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # stop() sends SIGTERM, then SIGCONT: serve may die in between. The exit watcher
+    # (asyncio's waitpid thread) is held here until the SIGCONT is sent, as a loaded
+    # machine may hold it; a signal that reaps on its way (Popen.send_signal polls)
+    # would leave it no child, and the exit would read "exit code 255".
+    gate, held = threading.Event(), threading.Event()
+    real_waitpid = os.waitpid
+
+    def waitpid(pid: int, options: int) -> tuple[int, int]:
+        if options == 0 and threading.current_thread().name.startswith("asyncio-waitpid"):
+            held.set()
+            gate.wait(30)
+        return real_waitpid(pid, options)
+
+    monkeypatch.setattr(os, "waitpid", waitpid)
+    async with open_ollama(py("import time; time.sleep(30)"), os.environ, stop_timeout_s=2) as p:
+        pgids.append(p.pgid)
+        try:
+            if not await anyio.to_thread.run_sync(held.wait, 10):
+                pytest.skip("this asyncio reaps children without a waitpid thread")
+            os.kill(p.pid, signal.SIGTERM)
+            await eventually(lambda: psutil.Process(p.pid).status() == psutil.STATUS_ZOMBIE)
+            p.send_signal(signal.SIGCONT)
+        finally:
+            gate.set()
+        status = await p.wait()
+    assert status.signal_name == "SIGTERM", status
+
+
+@pytest.mark.slow
 async def test_output_is_drained_continuously_and_logged_as_ollama(
     json_logs: JsonLogs, pgids: list[int]
 ) -> None:

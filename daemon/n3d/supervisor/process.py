@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 import time
@@ -144,10 +145,19 @@ class OllamaProcess:
         return self.exit_status
 
     def send_signal(self, signum: signal.Signals) -> None:
-        """Signal serve alone (not its group); a no-op once it has exited."""
+        """Signal serve alone (not its group); a no-op once it has exited.
+
+        ``os.kill``, not the process object's ``send_signal``: that one first polls
+        (a ``waitpid``), and a serve that died a moment before (between stop()'s
+        SIGTERM and SIGCONT) would be reaped there, in place of the exit watcher,
+        whose own wait then finds no child and reports exit code 255 instead of
+        how serve ended. Only the exit watcher reaps, so the pid stays serve's (a
+        zombie at worst, which ignores signals) until ``exited`` is set, bar the
+        instant between its reaping and that.
+        """
         if not self.exited.is_set():
             with suppress(ProcessLookupError):
-                self._process.send_signal(signum)
+                os.kill(self.pid, signum)
 
     async def stop(self, timeout_s: float) -> StopReport:
         """SIGTERM (then SIGCONT) serve, wait ``timeout_s``, SIGKILL the group, verify it is empty.
